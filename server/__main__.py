@@ -1,0 +1,68 @@
+"""`python -m server`: start one telerounds instance with embedded defaults.
+
+Without REDIS_URL it starts its own redis-server child process; without DATABASE_URL it keeps
+records in SQLite under var/. It brings the schema up to date and adds the demo data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from aiohttp import web
+
+from server import demo, logs, migrate
+from server.app import create_app
+from server.logs import AccessLogger
+from server.records import Database
+from server.redis_process import RedisProcess
+from server.services import connect
+from server.settings import Settings, SettingsError, load_settings
+
+
+def main() -> int:
+    logs.configure()
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        print(f"telerounds: cannot start: {error}", file=sys.stderr)
+        return 2
+    embedded: RedisProcess | None = None
+    redis_url = settings.redis_url
+    if redis_url is None:
+        embedded = RedisProcess(settings.var_dir / "redis")
+        embedded.start()
+        redis_url = embedded.url
+    try:
+        users = asyncio.run(_prepare(settings))
+        if users:
+            print(f"telerounds demo logins (password: {settings.demo_password}):", flush=True)
+            for user in users:
+                print(f"  {user.username:20} {user.role:10} {user.hospital_id}", flush=True)
+        url = f"http://{settings.host}:{settings.port}"
+        print(f"telerounds is running at {url}  (Redis: {'embedded' if embedded else 'REDIS_URL'})", flush=True)
+        web.run_app(
+            create_app(connect(settings, redis_url), redis_url),
+            host=settings.host,
+            port=settings.port,
+            access_log_class=AccessLogger,
+            print=None,
+        )
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+async def _prepare(settings: Settings) -> list[demo.DemoUser]:
+    """Migrate and seed on a database connection of its own: `run_app` starts a new event loop."""
+    db = Database(settings.database_url)
+    try:
+        await migrate.upgrade(db)
+        return await demo.seed(db, settings.demo_password) if settings.demo_data else []
+    finally:
+        await db.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

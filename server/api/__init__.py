@@ -1,0 +1,13 @@
+"""HTTP handlers, thin: parse, authenticate, call the domain, answer JSON."""
+
+from aiohttp import web
+
+from server.api import accounts, consults, health, precall, roster
+
+
+def add_routes(app: web.Application) -> None:
+    app.add_routes(health.routes)
+    app.add_routes(accounts.routes)
+    app.add_routes(roster.routes)
+    app.add_routes(precall.routes)
+    app.add_routes(consults.routes)

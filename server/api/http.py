@@ -1,0 +1,101 @@
+"""What every HTTP handler shares: the error middleware, JSON bodies, the caller's account."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from server.auth import read_token
+from server.errors import AppError
+from server.services import Services
+from server.users import Account, load_account
+from server.validation import Payload, parse
+
+log = logging.getLogger("telerounds.http")
+
+SERVICES = web.AppKey("services", Services)
+MAX_JSON_BYTES = 256 * 1024
+
+P = TypeVar("P", bound=Payload)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def services_of(request: web.Request) -> Services:
+    return request.app[SERVICES]
+
+
+def error_response(error: AppError) -> web.Response:
+    body = {"error": {"code": error.code, "message": error.message}}
+    return web.json_response(body, status=error.http_status)
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """AppError → its status and JSON; HTTP errors → JSON; anything else → 500, logged, no details."""
+    try:
+        response = await handler(request)
+    except AppError as error:
+        response = error_response(error)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        body = {"error": {"code": _code_for(exc.status), "message": exc.reason}}
+        response = web.json_response(body, status=exc.status)
+    except Exception:
+        log.exception("unhandled error", extra={"path": request.path})
+        body = {"error": {"code": "unavailable", "message": "internal error; it has been logged"}}
+        response = web.json_response(body, status=500)
+    route = request.match_info.route.resource
+    services_of(request).metrics.http_requests.labels(
+        request.method, route.canonical if route is not None else "unmatched", str(response.status)
+    ).inc()
+    return response
+
+
+_CODES = {
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    409: "conflict",
+    413: "too_large",
+    429: "rate_limited",
+}
+
+
+def _code_for(status: int) -> str:
+    return _CODES.get(status, "invalid" if status < 500 else "unavailable")
+
+
+async def read_json(request: web.Request, model: type[P]) -> P:
+    """The request body parsed as JSON and validated against `model`."""
+    if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
+        raise AppError("too_large", f"the body must be at most {MAX_JSON_BYTES} bytes")
+    raw = await request.content.read(MAX_JSON_BYTES + 1)
+    if len(raw) > MAX_JSON_BYTES:
+        raise AppError("too_large", f"the body must be at most {MAX_JSON_BYTES} bytes")
+    try:
+        data: Any = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise AppError("invalid", "the body must be valid JSON") from None
+    return parse(model, data)
+
+
+def bearer_token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+async def require_account(request: web.Request) -> Account:
+    """The signed-in caller; `unauthorized` without a valid bearer token."""
+    services = services_of(request)
+    user_id = read_token(services.settings.secret_key, bearer_token(request))
+    return await load_account(services, user_id)
+
+
+def client_address(request: web.Request) -> str:
+    return request.remote or ""

@@ -1,0 +1,27 @@
+"""The audit log: who did or read what, when, from where. Never the clinical text itself."""
+
+from __future__ import annotations
+
+from server.records import AuditEntry, Database
+
+
+async def record(
+    db: Database,
+    actor_id: str | None,
+    action: str,
+    target_type: str,
+    target_id: str,
+    address: str = "",
+    detail: str = "",
+) -> None:
+    async with db.session() as session, session.begin():
+        session.add(
+            AuditEntry(
+                actor_id=actor_id,
+                action=action,
+                target_type=target_type,
+                target_id=target_id,
+                address=address[:100],
+                detail=detail[:500],
+            )
+        )

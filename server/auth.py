@@ -1,0 +1,60 @@
+"""Passwords (argon2) and access tokens (JWT, HS256 pinned, `iss`/`aud`/`exp` checked)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from server.errors import AppError
+
+ISSUER = "telerounds"
+AUDIENCE = "telerounds"
+ALGORITHM = "HS256"
+
+_hasher = PasswordHasher()
+# Verified when the username is unknown, so a wrong username costs as much time as a wrong password.
+_DUMMY_HASH = _hasher.hash("telerounds-no-such-user")
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def issue_token(secret: str, user_id: str, ttl_s: int, now: float | None = None) -> str:
+    issued = int(time.time() if now is None else now)
+    claims = {"sub": user_id, "iss": ISSUER, "aud": AUDIENCE, "iat": issued, "exp": issued + ttl_s}
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def read_token(secret: str, token: Any) -> str:
+    """The user id a valid token names; `AppError("unauthorized")` for anything else."""
+    if not isinstance(token, str) or not token:
+        raise AppError("unauthorized", "a valid token is required")
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            audience=AUDIENCE,
+            issuer=ISSUER,
+            options={"require": ["exp", "sub", "iss", "aud"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise AppError("unauthorized", "the token has expired; log in again") from None
+    except jwt.InvalidTokenError:
+        raise AppError("unauthorized", "the token is not valid") from None
+    subject = claims.get("sub")
+    if not isinstance(subject, str):
+        raise AppError("unauthorized", "the token is not valid")
+    return subject

@@ -1,0 +1,106 @@
+"""The pre-call check: a server-side aiortc peer that echoes the caller's camera and microphone.
+
+A clinician tests camera, microphone and network before a consult: the browser sends its media
+here and sees and hears it come back, with connection figures on a data channel. Each check is
+closed after `PRECALL_SECONDS`; at most `PRECALL_MAX` run at once on an instance. ICE servers come
+from settings only, so the peer never reaches anywhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc.contrib.media import MediaRelay
+
+from server.errors import AppError
+from server.ice import ice_servers
+from server.settings import Settings
+
+log = logging.getLogger("telerounds.precall")
+
+
+class PrecallPeers:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.active: set[RTCPeerConnection] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def _configuration(self, user_id: str) -> RTCConfiguration:
+        servers = [
+            RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
+            for s in ice_servers(self.settings, user_id)
+        ]
+        return RTCConfiguration(iceServers=servers)
+
+    async def answer(self, user_id: str, sdp: str) -> RTCSessionDescription:
+        """Answer a browser's offer with an echoing peer."""
+        if "m=audio" not in sdp and "m=video" not in sdp:
+            raise AppError("invalid", "the offer carries no camera or microphone to check")
+        if len(self.active) >= self.settings.precall_max:
+            raise AppError("rate_limited", "too many pre-call checks are running; try again in a minute")
+        pc = RTCPeerConnection(self._configuration(user_id))
+        self.active.add(pc)
+        relay = MediaRelay()
+
+        @pc.on("track")
+        def echo(track: Any) -> None:
+            pc.addTrack(relay.subscribe(track))
+
+        @pc.on("datachannel")
+        def figures(channel: Any) -> None:
+            self._spawn(self._send_figures(pc, channel))
+
+        @pc.on("connectionstatechange")
+        async def state() -> None:
+            if pc.connectionState in ("failed", "closed"):
+                await self._close(pc)
+
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            await pc.setLocalDescription(await pc.createAnswer())
+        except Exception as error:
+            await self._close(pc)
+            raise AppError("invalid", f"the offer could not be used: {type(error).__name__}") from None
+        self._spawn(self._close_later(pc))
+        return pc.localDescription
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.ensure_future(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _send_figures(self, pc: RTCPeerConnection, channel: Any) -> None:
+        while pc in self.active and channel.readyState != "closed":
+            await asyncio.sleep(1)
+            if channel.readyState != "open":
+                continue
+            figures: dict[str, Any] = {"connection": pc.connectionState}
+            for report in (await pc.getStats()).values():
+                if report.type == "inbound-rtp":
+                    figures[f"{report.kind}_packets_received"] = report.packetsReceived
+                    figures[f"{report.kind}_packets_lost"] = report.packetsLost
+                    figures[f"{report.kind}_jitter"] = report.jitter
+                elif report.type == "remote-inbound-rtp" and report.roundTripTime is not None:
+                    figures["rtt_ms"] = round(report.roundTripTime * 1000, 1)
+            with contextlib.suppress(Exception):
+                channel.send(json.dumps(figures))
+
+    async def _close_later(self, pc: RTCPeerConnection) -> None:
+        await asyncio.sleep(self.settings.precall_seconds)
+        await self._close(pc)
+
+    async def _close(self, pc: RTCPeerConnection) -> None:
+        if pc in self.active:
+            self.active.discard(pc)
+            await pc.close()
+
+    async def close_all(self) -> None:
+        for pc in list(self.active):
+            await self._close(pc)
+        for task in list(self.tasks):
+            task.cancel()

@@ -1,0 +1,102 @@
+"""Presence: the status a user sets, and whether any of their devices is connected.
+
+Redis keys (all rebuildable: clients set them again when they reconnect):
+- `presence:<user_id>` hash: `status` (available/busy/away), `chosen` (the status the user
+  picked, restored after an automatic busy), `changed_at`.
+- `presence:conns:<user_id>` sorted set: socket ids scored by when their heartbeat lapses.
+  A user is online while one score lies in the future, so the users of a crashed
+  instance go offline once its heartbeats stop.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import redis.asyncio as aioredis
+
+Status = Literal["available", "busy", "away"]
+STATUSES: tuple[str, ...] = ("available", "busy", "away")
+
+
+def _key(user_id: str) -> str:
+    return f"presence:{user_id}"
+
+
+def _conns(user_id: str) -> str:
+    return f"presence:conns:{user_id}"
+
+
+async def set_status(redis: aioredis.Redis, user_id: str, status: Status, *, chosen: bool = True) -> None:
+    """Record a status; `chosen=False` for automatic changes that should not replace the user's pick."""
+    fields: dict[Any, str] = {"status": status, "changed_at": datetime.now(UTC).isoformat()}
+    if chosen:
+        fields["chosen"] = status
+    await redis.hset(_key(user_id), mapping=fields)
+
+
+async def connect(redis: aioredis.Redis, user_id: str, sid: str, ttl_s: int, default: Status) -> None:
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.zadd(_conns(user_id), {sid: time.time() + ttl_s})
+        pipe.hsetnx(_key(user_id), "status", default)
+        pipe.hsetnx(_key(user_id), "chosen", default)
+        pipe.hsetnx(_key(user_id), "changed_at", datetime.now(UTC).isoformat())
+        await pipe.execute()
+
+
+async def disconnect(redis: aioredis.Redis, user_id: str, sid: str) -> None:
+    await redis.zrem(_conns(user_id), sid)
+
+
+async def heartbeat(redis: aioredis.Redis, sids_by_user: dict[str, list[str]], ttl_s: int) -> None:
+    """Push forward the lapse time of this instance's live sockets."""
+    expires = time.time() + ttl_s
+    async with redis.pipeline(transaction=False) as pipe:
+        for user_id, sids in sids_by_user.items():
+            pipe.zadd(_conns(user_id), {sid: expires for sid in sids}, xx=True)
+        await pipe.execute()
+
+
+async def online(redis: aioredis.Redis, user_id: str) -> bool:
+    return bool(await redis.zcount(_conns(user_id), time.time(), "+inf"))
+
+
+async def of(redis: aioredis.Redis, user_id: str) -> dict[str, Any]:
+    """`{status, online, changed_at}` for one user; `away` for a user never seen."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.hgetall(_key(user_id))
+        pipe.zcount(_conns(user_id), time.time(), "+inf")
+        stored, live = await pipe.execute()
+    return {
+        "status": stored.get("status", "away"),
+        "online": bool(live),
+        "changed_at": stored.get("changed_at"),
+    }
+
+
+async def many(redis: aioredis.Redis, user_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """`of()` for several users in one round trip."""
+    if not user_ids:
+        return {}
+    now = time.time()
+    async with redis.pipeline(transaction=False) as pipe:
+        for user_id in user_ids:
+            pipe.hgetall(_key(user_id))
+            pipe.zcount(_conns(user_id), now, "+inf")
+        answers = await pipe.execute()
+    return {
+        user_id: {
+            "status": answers[2 * i].get("status", "away"),
+            "online": bool(answers[2 * i + 1]),
+            "changed_at": answers[2 * i].get("changed_at"),
+        }
+        for i, user_id in enumerate(user_ids)
+    }
+
+
+async def restore_chosen(redis: aioredis.Redis, user_id: str) -> None:
+    """Back to the status the user picked, after an automatic one (busy in a consult)."""
+    chosen = await redis.hget(_key(user_id), "chosen")
+    status: Status = chosen if chosen in STATUSES else "available"  # type: ignore[assignment]
+    await set_status(redis, user_id, status, chosen=False)

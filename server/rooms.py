@@ -1,0 +1,198 @@
+"""Call rooms in Redis: who is in a consult's (or a round's) call, from which socket.
+
+A room is named `consult:<id>` or `round:<id>`. Each joined connection is a peer with its own
+`peer_id`. A peer whose socket drops is kept, marked dropped, for the reconnect grace period;
+if the same user joins again in time they take the peer back (same peer_id, same role), else
+the peer is removed and the others are told.
+
+Keys:
+- `room:<room>:peers` hash peer_id → JSON `{peer_id, user, role, sid, dropped_at}`.
+- `room:<room>:quality` hash peer_id → JSON of the latest `rtc:stats` sample.
+- `room:<room>:invited` set of user ids invited by a participant.
+- `sid:<sid>:peers` set of `<room>|<peer_id>` a socket has joined (for disconnect).
+- `rooms:dropped` sorted set of `<room>|<peer_id>` by when their grace period ends.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+
+MAX_PEERS = 6  # a mesh call: each peer sends to every other
+DROPPED = "rooms:dropped"
+
+# Join atomically: take back this user's dropped peer, or add a new one while there is room.
+# Returns [status, peer_json]: status 'new', 'rejoined', 'same' (this socket already joined), 'full'.
+_JOIN = """
+local peers = redis.call('HGETALL', KEYS[1])
+for i = 1, #peers, 2 do
+  local peer = cjson.decode(peers[i + 1])
+  if peer['sid'] == ARGV[2] then return {'same', peers[i + 1]} end
+end
+for i = 1, #peers, 2 do
+  local peer = cjson.decode(peers[i + 1])
+  if peer['user']['id'] == ARGV[1] and peer['dropped_at'] ~= nil and peer['dropped_at'] ~= cjson.null then
+    peer['sid'] = ARGV[2]
+    peer['dropped_at'] = cjson.null
+    local encoded = cjson.encode(peer)
+    redis.call('HSET', KEYS[1], peer['peer_id'], encoded)
+    redis.call('ZREM', KEYS[2], ARGV[5] .. '|' .. peer['peer_id'])
+    redis.call('SADD', KEYS[3], ARGV[5] .. '|' .. peer['peer_id'])
+    return {'rejoined', encoded}
+  end
+end
+if #peers / 2 >= tonumber(ARGV[4]) then return {'full', ''} end
+local peer = cjson.decode(ARGV[3])
+redis.call('HSET', KEYS[1], peer['peer_id'], ARGV[3])
+redis.call('SADD', KEYS[3], ARGV[5] .. '|' .. peer['peer_id'])
+return {'new', ARGV[3]}
+"""
+
+# Remove a dropped peer whose grace period ended, unless it was taken back meanwhile.
+_REMOVE_IF_DROPPED = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return 0 end
+local peer = cjson.decode(raw)
+if peer['dropped_at'] == nil or peer['dropped_at'] == cjson.null then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+return raw
+"""
+
+
+@dataclass(frozen=True)
+class Peer:
+    peer_id: str
+    user: dict[str, Any]
+    role: str
+    sid: str
+    dropped_at: float | None = None
+
+    @staticmethod
+    def decode(raw: str | bytes) -> Peer:
+        data = json.loads(raw)
+        return Peer(data["peer_id"], data["user"], data["role"], data["sid"], data.get("dropped_at"))
+
+    def encode(self) -> str:
+        return json.dumps(
+            {
+                "peer_id": self.peer_id,
+                "user": self.user,
+                "role": self.role,
+                "sid": self.sid,
+                "dropped_at": self.dropped_at,
+            }
+        )
+
+    def public(self) -> dict[str, Any]:
+        return {"peer_id": self.peer_id, "user": self.user, "role": self.role}
+
+
+def _peers(room: str) -> str:
+    return f"room:{room}:peers"
+
+
+def _sid(sid: str) -> str:
+    return f"sid:{sid}:peers"
+
+
+class Rooms:
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self.redis = redis
+        self._join = redis.register_script(_JOIN)
+        self._remove_if_dropped = redis.register_script(_REMOVE_IF_DROPPED)
+
+    async def join(self, room: str, user: dict[str, Any], role: str, sid: str) -> tuple[str, Peer | None]:
+        """`(status, peer)`: status `new`, `rejoined`, `same` or `full` (peer None)."""
+        fresh = Peer(secrets.token_urlsafe(9), user, role, sid)
+        status, raw = await self._join(
+            keys=[_peers(room), DROPPED, _sid(sid)],
+            args=[user["id"], sid, fresh.encode(), MAX_PEERS, room],
+        )
+        status = status.decode() if isinstance(status, bytes) else str(status)
+        if status == "full":
+            return status, None
+        return status, Peer.decode(raw)
+
+    async def peers(self, room: str) -> list[Peer]:
+        raw = await self.redis.hgetall(_peers(room))
+        return sorted((Peer.decode(v) for v in raw.values()), key=lambda p: p.peer_id)
+
+    async def peer(self, room: str, peer_id: str) -> Peer | None:
+        raw = await self.redis.hget(_peers(room), peer_id)
+        return Peer.decode(raw) if raw else None
+
+    async def peer_of_sid(self, room: str, sid: str) -> Peer | None:
+        for entry in await self.redis.smembers(_sid(sid)):
+            entry_room, _, peer_id = str(entry).rpartition("|")
+            if entry_room == room:
+                return await self.peer(room, peer_id)
+        return None
+
+    async def leave(self, room: str, peer_id: str) -> bool:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(_peers(room), peer_id)
+            pipe.hdel(f"room:{room}:quality", peer_id)
+            pipe.zrem(DROPPED, f"{room}|{peer_id}")
+            removed, _, _ = await pipe.execute()
+        return bool(removed)
+
+    async def forget_sid(self, sid: str, room: str, peer_id: str) -> None:
+        await self.redis.srem(_sid(sid), f"{room}|{peer_id}")
+
+    async def drop_sid(self, sid: str, grace_s: float) -> list[tuple[str, Peer]]:
+        """A socket is gone: mark its peers dropped until `now + grace_s`. Returns them."""
+        entries = [str(e) for e in await self.redis.smembers(_sid(sid))]
+        await self.redis.delete(_sid(sid))
+        dropped: list[tuple[str, Peer]] = []
+        moment = time.time()
+        for entry in entries:
+            room, _, peer_id = entry.rpartition("|")
+            peer = await self.peer(room, peer_id)
+            if peer is None or peer.sid != sid:
+                continue  # already taken back by a new connection
+            marked = Peer(peer.peer_id, peer.user, peer.role, peer.sid, moment)
+            await self.redis.hset(_peers(room), peer_id, marked.encode())
+            await self.redis.zadd(DROPPED, {entry: moment + grace_s})
+            dropped.append((room, marked))
+        return dropped
+
+    async def due_removals(self, now: float) -> list[tuple[str, Peer]]:
+        """Dropped peers whose grace ended, each removed by exactly one caller."""
+        removed = []
+        for entry in [str(e) for e in await self.redis.zrangebyscore(DROPPED, "-inf", now, start=0, num=100)]:
+            if await self.redis.zrem(DROPPED, entry):
+                room, _, peer_id = entry.rpartition("|")
+                raw = await self._remove_if_dropped(keys=[_peers(room), f"room:{room}:quality"], args=[peer_id])
+                if raw:
+                    removed.append((room, Peer.decode(raw)))
+        return removed
+
+    async def invite(self, room: str, user_id: str) -> None:
+        await self.redis.sadd(f"room:{room}:invited", user_id)
+
+    async def invited(self, room: str, user_id: str) -> bool:
+        return bool(await self.redis.sismember(f"room:{room}:invited", user_id))
+
+    async def report_quality(self, room: str, peer_id: str, sample: dict[str, Any]) -> None:
+        await self.redis.hset(f"room:{room}:quality", peer_id, json.dumps({**sample, "at": time.time()}))
+
+    async def quality(self, room: str) -> dict[str, dict[str, Any]]:
+        raw = await self.redis.hgetall(f"room:{room}:quality")
+        return {str(k): json.loads(v) for k, v in raw.items()}
+
+    async def close(self, room: str) -> list[Peer]:
+        """The call is over (consult ended): forget the room."""
+        peers = await self.peers(room)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(_peers(room), f"room:{room}:quality", f"room:{room}:invited")
+            for peer in peers:
+                pipe.srem(_sid(peer.sid), f"{room}|{peer.peer_id}")
+                pipe.zrem(DROPPED, f"{room}|{peer.peer_id}")
+            await pipe.execute()
+        return peers

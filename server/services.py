@@ -1,0 +1,51 @@
+"""What one running instance holds: settings, the database, Redis, the Socket.IO server, metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import redis.asyncio as aioredis
+
+from server.metrics import Metrics
+from server.offers import LiveState
+from server.precall import PrecallPeers
+from server.records import Database
+from server.rooms import Rooms
+from server.settings import Settings
+
+if TYPE_CHECKING:
+    import socketio
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    redis: aioredis.Redis
+    metrics: Metrics = field(default_factory=Metrics)
+    live: LiveState = field(init=False)
+    rooms: Rooms = field(init=False)
+    precall: PrecallPeers = field(init=False)
+    sio: socketio.AsyncServer | None = None
+    # Loops that run while the app runs (heartbeats, offer expiry); started and cancelled by the app.
+    background: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.live = LiveState(self.redis)
+        self.rooms = Rooms(self.redis)
+        self.precall = PrecallPeers(self.settings)
+
+    async def close(self) -> None:
+        await self.precall.close_all()
+        await self.redis.aclose()
+        await self.db.close()
+
+
+def connect(settings: Settings, redis_url: str) -> Services:
+    return Services(
+        settings=settings,
+        db=Database(settings.database_url),
+        redis=aioredis.Redis.from_url(redis_url, decode_responses=True),
+    )

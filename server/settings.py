@@ -1,0 +1,167 @@
+"""The one settings object, read from the environment.
+
+A bad value stops the start with a `SettingsError` that names the variable.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class SettingsError(ValueError):
+    """A setting has a value the service cannot run with."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    redis_url: str | None = None  # None: start an embedded redis-server child process
+    database_url: str = ""  # filled in from var_dir when empty
+    secret_key: str = ""
+    demo_password: str = "demo"
+    allowed_origins: tuple[str, ...] = ()  # empty: same origin only
+    var_dir: Path = Path("var")
+    token_ttl_s: int = 12 * 3600
+    login_attempts_per_minute: int = 10
+    demo_data: bool = True
+    stun_urls: tuple[str, ...] = ()
+    turn_urls: tuple[str, ...] = ()
+    turn_secret: str = ""
+    turn_ttl_s: int = 3600
+    offer_timeout_routine_s: float = 30.0
+    offer_timeout_urgent_s: float = 15.0
+    offer_timeout_emergency_s: float = 30.0
+    reconnect_grace_s: float = 20.0
+    presence_ttl_s: int = 30
+    precall_max: int = 4
+    precall_seconds: float = 60.0
+
+    @property
+    def embedded_redis(self) -> bool:
+        return self.redis_url is None
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def normalize_database_url(url: str) -> str:
+    """Map plain `postgresql://` and `sqlite://` URLs to their async drivers."""
+    for prefix, driver in (
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("postgres://", "postgresql+asyncpg://"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+    ):
+        if url.startswith(prefix):
+            return driver + url[len(prefix) :]
+    if url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+        return url
+    raise SettingsError(f"DATABASE_URL must start with postgresql:// or sqlite://, got {url.split(':', 1)[0]!r}")
+
+
+def _secret_key(env: Mapping[str, str], var_dir: Path) -> str:
+    """SECRET_KEY, or one generated once and kept under var/ so restarts keep tokens valid."""
+    given = env.get("SECRET_KEY", "")
+    if given:
+        if len(given) < 16:
+            raise SettingsError("SECRET_KEY must be at least 16 characters")
+        return given
+    path = var_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    var_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    # O_EXCL: when two instances start at once, the first key written wins for both.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as f:
+        f.write(key)
+    return key
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read settings from `env` (the process environment by default)."""
+    env = os.environ if env is None else env
+    var_dir = Path(env.get("TELEROUNDS_VAR_DIR", "var"))
+    port = _int(env, "PORT", 8080, 0, 65535)
+    redis_url = env.get("REDIS_URL") or None
+    if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise SettingsError(f"REDIS_URL must start with redis://, rediss:// or unix://, got {redis_url!r}")
+    database_url = normalize_database_url(
+        env.get("DATABASE_URL") or f"sqlite:///{(var_dir / 'telerounds.db').as_posix()}"
+    )
+    origins = _list(env, "ALLOWED_ORIGINS")
+    for origin in origins:
+        if origin != "*" and not origin.startswith(("http://", "https://")):
+            raise SettingsError(f"ALLOWED_ORIGINS entries must start with http:// or https://, got {origin!r}")
+    demo_password = env.get("TELEROUNDS_DEMO_PASSWORD", "demo")
+    if not demo_password:
+        raise SettingsError("TELEROUNDS_DEMO_PASSWORD must not be empty")
+    return Settings(
+        host=env.get("HOST", "127.0.0.1") or "127.0.0.1",
+        port=port,
+        redis_url=redis_url,
+        database_url=database_url,
+        secret_key=_secret_key(env, var_dir),
+        demo_password=demo_password,
+        allowed_origins=origins,
+        var_dir=var_dir,
+        token_ttl_s=_int(env, "TOKEN_TTL_S", 12 * 3600, 60, 12 * 3600),
+        login_attempts_per_minute=_int(env, "LOGIN_ATTEMPTS_PER_MINUTE", 10, 1, 10000),
+        demo_data=_bool(env, "TELEROUNDS_DEMO_DATA", True),
+        stun_urls=_list(env, "STUN_URLS"),
+        turn_urls=_list(env, "TURN_URLS"),
+        turn_secret=env.get("TURN_SECRET", ""),
+        turn_ttl_s=_int(env, "TURN_TTL_S", 3600, 60, 7 * 24 * 3600),
+        offer_timeout_routine_s=_float(env, "OFFER_TIMEOUT_ROUTINE_S", 30.0, 0.1, 3600),
+        offer_timeout_urgent_s=_float(env, "OFFER_TIMEOUT_URGENT_S", 15.0, 0.1, 3600),
+        offer_timeout_emergency_s=_float(env, "OFFER_TIMEOUT_EMERGENCY_S", 30.0, 0.1, 3600),
+        reconnect_grace_s=_float(env, "RECONNECT_GRACE_S", 20.0, 0.0, 600),
+        presence_ttl_s=_int(env, "PRESENCE_TTL_S", 30, 2, 3600),
+        precall_max=_int(env, "PRECALL_MAX", 4, 0, 1000),
+        precall_seconds=_float(env, "PRECALL_SECONDS", 60.0, 1.0, 3600),
+    )

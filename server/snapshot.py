@@ -1,0 +1,31 @@
+"""Snapshots: everything one screen needs, so a (re)connecting client rebuilds its view."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from server import dispatch, presence
+from server.services import Services
+from server.users import Account
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+async def session_state(services: Services, account: Account) -> dict[str, Any]:
+    """`session:state`: `{user, presence, consults, offers, server_time}`."""
+    open_consults, offers = await dispatch.open_for(services, account)
+    return {
+        "user": account.public(),
+        "presence": await presence.of(services.redis, account.id),
+        "consults": open_consults,
+        "offers": offers,
+        "server_time": now_iso(),
+    }
+
+
+async def monitor_snapshot(services: Services, account: Account) -> dict[str, Any]:
+    """`monitor:snapshot`: `{presence, queue, sessions, stats}`."""
+    return {"presence": [], "queue": [], "sessions": [], "stats": {}, "server_time": now_iso()}

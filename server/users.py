@@ -1,0 +1,76 @@
+"""Users as the rest of the service sees them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from server.errors import AppError
+from server.records import Hospital, User
+from server.services import Services
+
+ROLES = ("specialist", "clinician", "supervisor", "admin")
+
+
+@dataclass(frozen=True)
+class Account:
+    """A signed-in user with their hospital: what authorization decisions look at."""
+
+    id: str
+    username: str
+    name: str
+    role: str
+    hospital_id: str
+    hospital_name: str
+    hospital_level: str
+    specialties: tuple[str, ...]
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "role": self.role,
+            "hospital": {"id": self.hospital_id, "name": self.hospital_name, "level": self.hospital_level},
+            "specialties": list(self.specialties),
+        }
+
+
+def _account(user: User, hospital: Hospital) -> Account:
+    return Account(
+        id=user.id,
+        username=user.username,
+        name=user.name,
+        role=user.role,
+        hospital_id=hospital.id,
+        hospital_name=hospital.name,
+        hospital_level=hospital.level,
+        specialties=tuple(user.specialties or ()),
+    )
+
+
+async def load_account(services: Services, user_id: str) -> Account:
+    """The active account with this id; `unauthorized` when it is gone or deactivated."""
+    async with services.db.session() as session:
+        row = (
+            await session.execute(
+                select(User, Hospital).join(Hospital, User.hospital_id == Hospital.id).where(User.id == user_id)
+            )
+        ).first()
+    if row is None or not row[0].active:
+        raise AppError("unauthorized", "this account is not active; log in again")
+    return _account(row[0], row[1])
+
+
+async def find_for_login(services: Services, username: str) -> tuple[Account | None, str | None]:
+    """The account and password hash for a username, or (None, None)."""
+    async with services.db.session() as session:
+        row = (
+            await session.execute(
+                select(User, Hospital).join(Hospital, User.hospital_id == Hospital.id).where(User.username == username)
+            )
+        ).first()
+    if row is None or not row[0].active:
+        return None, None
+    return _account(row[0], row[1]), row[0].password_hash

@@ -1,0 +1,1 @@
+"""Socket.IO: the real-time side of telerounds, one module per concern."""

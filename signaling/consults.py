@@ -1,0 +1,97 @@
+"""`consult:request`, `consult:cancel`, `consult:accept`, `consult:decline`, `consult:widen`, `consult:end`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StringConstraints, field_validator
+
+from server import dispatch, matching
+from server.validation import Payload
+from signaling.router import Caller, Router
+
+router = Router("/")
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+OpId = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+
+
+class Patient(Payload):
+    ref: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    summary: Annotated[str, StringConstraints(max_length=2000)] = ""
+    age: Annotated[int, Field(ge=0, le=130)] | None = None
+    sex: Literal["male", "female", "other"] | None = None
+
+
+class ConsultRequest(Payload):
+    op_id: OpId
+    specialty: str
+    urgency: matching.Urgency
+    patient: Patient
+    specialist_id: Id | None = None
+
+    @field_validator("specialty")
+    @classmethod
+    def known_specialty(cls, value: str) -> str:
+        if value not in matching.SPECIALTIES:
+            raise ValueError(f"unknown specialty; one of {', '.join(matching.SPECIALTIES)}")
+        return value
+
+
+class ConsultRef(Payload):
+    consult_id: Id
+
+
+class ConsultDecline(Payload):
+    consult_id: Id
+    reason: Annotated[str, StringConstraints(max_length=500)] | None = None
+
+
+class ConsultEnd(Payload):
+    consult_id: Id
+    outcome: Literal["treated_locally", "transfer", "follow_up", "onsite_support"]
+    summary: Annotated[str, StringConstraints(max_length=20000)] | None = None
+
+
+@router.on("consult:request", ConsultRequest)
+async def consult_request(caller: Caller, payload: ConsultRequest) -> dict[str, Any]:
+    consult = await dispatch.request(
+        caller.services,
+        caller.account,
+        op_id=payload.op_id,
+        specialty=payload.specialty,
+        urgency=payload.urgency,
+        patient=payload.patient.model_dump(),
+        specialist_id=payload.specialist_id,
+    )
+    return {"consult": await dispatch.describe(caller.services, consult)}
+
+
+@router.on("consult:cancel", ConsultRef)
+async def consult_cancel(caller: Caller, payload: ConsultRef) -> dict[str, Any]:
+    consult = await dispatch.cancel(caller.services, caller.account, payload.consult_id)
+    return {"consult": await dispatch.describe(caller.services, consult)}
+
+
+@router.on("consult:accept", ConsultRef)
+async def consult_accept(caller: Caller, payload: ConsultRef) -> dict[str, Any]:
+    consult = await dispatch.accept(caller.services, caller.account, payload.consult_id)
+    return {"consult": await dispatch.describe(caller.services, consult)}
+
+
+@router.on("consult:decline", ConsultDecline)
+async def consult_decline(caller: Caller, payload: ConsultDecline) -> dict[str, Any]:
+    await dispatch.decline(caller.services, caller.account, payload.consult_id, payload.reason)
+    return {}
+
+
+@router.on("consult:widen", ConsultRef)
+async def consult_widen(caller: Caller, payload: ConsultRef) -> dict[str, Any]:
+    consult = await dispatch.widen(caller.services, caller.account, payload.consult_id)
+    return {"consult": await dispatch.describe(caller.services, consult)}
+
+
+@router.on("consult:end", ConsultEnd)
+async def consult_end(caller: Caller, payload: ConsultEnd) -> dict[str, Any]:
+    consult = await dispatch.end(caller.services, caller.account, payload.consult_id, payload.outcome, payload.summary)
+    return {"consult": await dispatch.describe(caller.services, consult)}

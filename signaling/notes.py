@@ -1,0 +1,109 @@
+"""`note:add`, `note:amend`, `note:list`: the shared case notes of a consult."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field, StringConstraints
+
+from server import audit, consults, dispatch, notes
+from server.access import consult_for
+from server.errors import AppError
+from server.records import Consult, Note
+from server.validation import Payload
+from signaling.router import Caller, Router
+
+router = Router("/")
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+OpId = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+Text = Annotated[str, StringConstraints(min_length=1)]
+
+
+class NoteAdd(Payload):
+    consult_id: Id
+    op_id: OpId
+    section: notes.Section
+    text: Text
+
+
+class NoteAmend(Payload):
+    consult_id: Id
+    op_id: OpId
+    note_id: Id
+    text: Text
+
+
+class NoteList(Payload):
+    consult_id: Id
+    after_seq: Annotated[int, Field(ge=0)] = 0
+
+
+def _check_text(text: str) -> None:
+    if len(text) > notes.MAX_TEXT:
+        raise AppError("too_large", f"a note is at most {notes.MAX_TEXT} characters")
+
+
+async def _writable(caller: Caller, consult_id: str) -> Consult:
+    consult = await consult_for(caller.services, caller.account, consult_id, write=True)
+    if consult.status not in ("active", "ended"):
+        raise AppError("conflict", f"notes are written once the consult is accepted; it is {consult.status}")
+    return consult
+
+
+async def _publish(caller: Caller, consult: Consult, note: Note, created: bool) -> dict[str, Any]:
+    who = await consults.people(caller.services.db, [note.author_id])
+    view = notes.view(note, who)
+    if created:
+        caller.services.metrics.note_writes.inc()
+        in_call = {p.user["id"] for p in await caller.services.rooms.peers(f"consult:{consult.id}")}
+        await dispatch.emit(
+            caller.services,
+            "note:added",
+            {"consult_id": consult.id, "note": view},
+            consults.involved(consult) | in_call,
+        )
+    return {"note": view}
+
+
+@router.on("note:add", NoteAdd)
+async def note_add(caller: Caller, payload: NoteAdd) -> dict[str, Any]:
+    _check_text(payload.text)
+    consult = await _writable(caller, payload.consult_id)
+    note, created = await notes.add(
+        caller.services.db,
+        consult_id=consult.id,
+        op_id=payload.op_id,
+        section=payload.section,
+        text=payload.text,
+        author_id=caller.account.id,
+    )
+    return await _publish(caller, consult, note, created)
+
+
+@router.on("note:amend", NoteAmend)
+async def note_amend(caller: Caller, payload: NoteAmend) -> dict[str, Any]:
+    _check_text(payload.text)
+    consult = await _writable(caller, payload.consult_id)
+    note, created = await notes.add(
+        caller.services.db,
+        consult_id=consult.id,
+        op_id=payload.op_id,
+        section="",
+        text=payload.text,
+        author_id=caller.account.id,
+        amends=payload.note_id,
+    )
+    return await _publish(caller, consult, note, created)
+
+
+@router.on("note:list", NoteList)
+async def note_list(caller: Caller, payload: NoteList) -> dict[str, Any]:
+    consult = await consult_for(caller.services, caller.account, payload.consult_id, write=False)
+    found = await notes.after(caller.services.db, consult.id, payload.after_seq)
+    await audit.record(
+        caller.services.db, caller.account.id, "notes.list", "consult", consult.id, caller.address,
+        f"after_seq={payload.after_seq}",
+    )  # fmt: skip
+    who = await consults.people(caller.services.db, [n.author_id for n in found])
+    return {"notes": [notes.view(n, who) for n in found]}

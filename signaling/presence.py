@@ -1,0 +1,26 @@
+"""`presence:set`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from server import dispatch, presence
+from server.errors import AppError
+from server.validation import Payload
+from signaling.router import Caller, Router
+
+router = Router("/")
+
+
+class PresenceSet(Payload):
+    status: presence.Status
+
+
+@router.on("presence:set", PresenceSet)
+async def presence_set(caller: Caller, payload: PresenceSet) -> dict[str, Any]:
+    if caller.account.role not in ("specialist", "clinician"):
+        raise AppError("forbidden", "only specialists and clinicians have a presence")
+    await presence.set_status(caller.services.redis, caller.account.id, payload.status)
+    if payload.status == "available" and caller.account.role == "specialist":
+        await dispatch.offer_waiting(caller.services, caller.account.id)
+    return {"presence": await presence.of(caller.services.redis, caller.account.id)}

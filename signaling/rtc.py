@@ -1,0 +1,244 @@
+"""The call of a consult: `consult:join`, `consult:leave`, `consult:invite`, `rtc:signal`, `rtc:stats`.
+
+The server relays WebRTC signaling between the peers of one call and nothing else: media flows
+browser to browser (or through TURN). A newcomer sends the offers: every peer listed in its
+join ack gets an offer from it, and answers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StringConstraints
+
+from server import audit, consults, dispatch, loops, notes
+from server.errors import AppError
+from server.ice import ice_servers
+from server.records import Consult
+from server.rooms import MAX_PEERS, Peer
+from server.services import Services
+from server.validation import Payload
+from signaling.router import Caller, Router
+
+log = logging.getLogger("telerounds.rtc")
+
+router = Router("/")
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+MAX_SDP_CHARS = 64 * 1024
+
+
+class ConsultRef(Payload):
+    consult_id: Id
+
+
+class Invite(Payload):
+    consult_id: Id
+    user_id: Id
+
+
+class SessionDescription(Payload):
+    type: Literal["offer", "answer"]
+    sdp: str
+
+
+class IceCandidateInit(Payload):
+    candidate: Annotated[str, StringConstraints(max_length=2048)]
+    sdpMid: Annotated[str, StringConstraints(max_length=64)] | None = None
+    sdpMLineIndex: Annotated[int, Field(ge=0, le=1024)] | None = None
+    usernameFragment: Annotated[str, StringConstraints(max_length=256)] | None = None
+
+
+class IceCandidate(Payload):
+    candidate: IceCandidateInit
+
+
+class Signal(Payload):
+    consult_id: Id | None = None
+    round_id: Id | None = None
+    to: Id
+    data: SessionDescription | IceCandidate
+
+
+class Stats(Payload):
+    consult_id: Id | None = None
+    round_id: Id | None = None
+    rtt_ms: Annotated[float, Field(ge=0, le=600_000)] | None = None
+    loss_pct: Annotated[float, Field(ge=0, le=100)] | None = None
+    bitrate_kbps: Annotated[float, Field(ge=0, le=1_000_000)] | None = None
+    width: Annotated[int, Field(ge=0, le=10_000)] | None = None
+    height: Annotated[int, Field(ge=0, le=10_000)] | None = None
+    fps: Annotated[float, Field(ge=0, le=1000)] | None = None
+    audio_only: bool | None = None
+
+
+def room_name(consult_id: str | None, round_id: str | None) -> str:
+    """The room an `rtc:*` event is about: a consult's or a round's, exactly one of them."""
+    if (consult_id is None) == (round_id is None):
+        raise AppError("invalid", "give exactly one of consult_id or round_id")
+    return f"consult:{consult_id}" if consult_id is not None else f"round:{round_id}"
+
+
+async def join_room(
+    caller: Caller, room: str, role: str, sio_room: str | None = None
+) -> tuple[Peer, list[dict[str, Any]]]:
+    """Join (or take back) a peer in `room`; tells the others. Returns the peer and the others."""
+    services = caller.services
+    status, peer = await services.rooms.join(room, _user(caller), role, caller.sid)
+    if peer is None:
+        raise AppError("conflict", f"this call is full: at most {MAX_PEERS} people can be in one call")
+    assert services.sio is not None
+    await services.sio.enter_room(caller.sid, sio_room or room)
+    others = [p.public() for p in await services.rooms.peers(room) if p.peer_id != peer.peer_id]
+    if status != "same":
+        key, ref = room.split(":", 1)
+        await services.sio.emit(
+            f"{key}:peer-joined",
+            {f"{key}_id": ref, **peer.public(), "rejoined": status == "rejoined"},
+            room=sio_room or room,
+            skip_sid=caller.sid,
+        )
+    return peer, others
+
+
+async def leave_room(services: Services, room: str, peer: Peer) -> None:
+    await services.rooms.leave(room, peer.peer_id)
+    await services.rooms.forget_sid(peer.sid, room, peer.peer_id)
+    assert services.sio is not None
+    await services.sio.leave_room(peer.sid, room)
+    await announce_left(services, room, peer.peer_id, peer.user)
+
+
+async def announce_left(services: Services, room: str, peer_id: str, user: dict[str, Any] | None) -> None:
+    key, ref = room.split(":", 1)
+    assert services.sio is not None
+    await services.sio.emit(f"{key}:peer-left", {f"{key}_id": ref, "peer_id": peer_id, "user": user}, room=room)
+
+
+def _user(caller: Caller) -> dict[str, Any]:
+    account = caller.account
+    return {
+        "id": account.id,
+        "name": account.name,
+        "role": account.role,
+        "hospital": {"id": account.hospital_id, "name": account.hospital_name, "level": account.hospital_level},
+    }
+
+
+async def _active_consult(caller: Caller, consult_id: str) -> Consult:
+    consult = await consults.get(caller.services.db, consult_id)
+    if consult is None:
+        raise AppError("not_found", "no such consult")
+    invited = await caller.services.rooms.invited(f"consult:{consult_id}", caller.account.id)
+    account = caller.account
+    if not consults.may_join(consult, account.id, account.role, account.hospital_id, invited):
+        raise AppError("forbidden", "you are not a participant of this consult")
+    if consult.status != "active":
+        raise AppError("conflict", f"the consult is {consult.status}, not in progress")
+    return consult
+
+
+@router.on("consult:join", ConsultRef)
+async def consult_join(caller: Caller, payload: ConsultRef) -> dict[str, Any]:
+    consult = await _active_consult(caller, payload.consult_id)
+    role = "specialist" if caller.account.id == consult.specialist_id else caller.account.role
+    peer, others = await join_room(caller, f"consult:{consult.id}", role)
+    return {
+        "consult": await dispatch.describe(caller.services, consult),
+        "peer_id": peer.peer_id,
+        "peers": others,
+        "ice_servers": ice_servers(caller.services.settings, caller.account.id),
+        "notes": await _notes(caller, consult),
+    }
+
+
+async def _notes(caller: Caller, consult: Consult) -> list[dict[str, Any]]:
+    """Every note so far, so a joining screen shows the record at once (the read is audited)."""
+    found = await notes.after(caller.services.db, consult.id)
+    await audit.record(caller.services.db, caller.account.id, "notes.list", "consult", consult.id, caller.address)
+    who = await consults.people(caller.services.db, [n.author_id for n in found])
+    return [notes.view(n, who) for n in found]
+
+
+@router.on("consult:leave", ConsultRef)
+async def consult_leave(caller: Caller, payload: ConsultRef) -> dict[str, Any]:
+    room = f"consult:{payload.consult_id}"
+    peer = await caller.services.rooms.peer_of_sid(room, caller.sid)
+    if peer is not None:
+        await leave_room(caller.services, room, peer)
+    return {}
+
+
+@router.on("consult:invite", Invite)
+async def consult_invite(caller: Caller, payload: Invite) -> dict[str, Any]:
+    consult = await _active_consult(caller, payload.consult_id)
+    who = await consults.people(caller.services.db, [payload.user_id])
+    invitee = who.get(payload.user_id)
+    if invitee is None or invitee["role"] not in ("specialist", "clinician"):
+        raise AppError("not_found", "no such specialist or clinician")
+    await caller.services.rooms.invite(f"consult:{consult.id}", payload.user_id)
+    await consults.add_event(caller.services.db, consult.id, "invited", caller.account.id, {"user_id": payload.user_id})
+    view = await dispatch.describe(caller.services, consult)
+    await dispatch.emit(caller.services, "consult:invited", {"consult": view, "by": _user(caller)}, [payload.user_id])
+    return {}
+
+
+@router.on("rtc:signal", Signal)
+async def rtc_signal(caller: Caller, payload: Signal) -> dict[str, Any]:
+    room = room_name(payload.consult_id, payload.round_id)
+    if isinstance(payload.data, SessionDescription) and len(payload.data.sdp) > MAX_SDP_CHARS:
+        raise AppError("too_large", f"sdp must be at most {MAX_SDP_CHARS} characters")
+    rooms = caller.services.rooms
+    sender = await rooms.peer_of_sid(room, caller.sid)
+    if sender is None:
+        raise AppError("forbidden", "join the call before signaling")
+    target = await rooms.peer(room, payload.to)
+    if target is None or target.peer_id == sender.peer_id:
+        raise AppError("not_found", "no such peer in this call")
+    if target.dropped_at is not None:
+        raise AppError("conflict", "that peer is reconnecting; it will send a new offer when back")
+    key, ref = room.split(":", 1)
+    assert caller.services.sio is not None
+    await caller.services.sio.emit(
+        "rtc:signal",
+        {f"{key}_id": ref, "from": sender.peer_id, "data": payload.data.model_dump(exclude_none=True)},
+        to=target.sid,
+    )
+    caller.services.metrics.relayed.inc()
+    return {}
+
+
+@router.on("rtc:stats", Stats)
+async def rtc_stats(caller: Caller, payload: Stats) -> dict[str, Any]:
+    room = room_name(payload.consult_id, payload.round_id)
+    peer = await caller.services.rooms.peer_of_sid(room, caller.sid)
+    if peer is None:
+        raise AppError("forbidden", "join the call before reporting its quality")
+    sample = payload.model_dump(exclude={"consult_id", "round_id"}, exclude_none=True)
+    await caller.services.rooms.report_quality(room, peer.peer_id, sample)
+    return {}
+
+
+async def socket_gone(services: Services, sid: str) -> None:
+    """A socket disconnected: its peers wait out the grace period before they leave their calls."""
+    dropped = await services.rooms.drop_sid(sid, services.settings.reconnect_grace_s)
+    assert services.sio is not None
+    for room, peer in dropped:
+        key, ref = room.split(":", 1)
+        await services.sio.emit(
+            f"{key}:peer-reconnecting", {f"{key}_id": ref, "peer_id": peer.peer_id, "user": peer.user}, room=room
+        )
+    if dropped and services.settings.reconnect_grace_s <= 0:
+        await remove_lapsed(services)
+
+
+async def remove_lapsed(services: Services) -> None:
+    for room, peer in await services.rooms.due_removals(time.time()):
+        await announce_left(services, room, peer.peer_id, peer.user)
+
+
+async def grace_clock(services: Services, interval_s: float = 0.2) -> None:
+    """Runs on every instance; each lapsed peer is removed by one of them."""
+    await loops.every(interval_s, lambda: remove_lapsed(services), "removing lapsed peers")

@@ -1,0 +1,104 @@
+"""The Socket.IO server: authentication at connect, `session:state`, the handlers of each concern."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import socketio
+
+from server import dispatch, loops, presence
+from server.services import Services
+from server.snapshot import session_state
+from server.users import Account
+from signaling import consults as consult_events
+from signaling import monitor, rtc
+from signaling import notes as note_events
+from signaling import presence as presence_events
+from signaling.redis_manager import RedisManager
+from signaling.router import Router, authenticate
+
+log = logging.getLogger("telerounds.signaling")
+
+# An SDP may be up to 64 KB (refused with `too_large` beyond); larger messages close the socket.
+MAX_MESSAGE_BYTES = 128 * 1024
+
+# The event handlers of namespace "/", one router per concern.
+ROUTERS: list[Router] = [presence_events.router, consult_events.router, rtc.router, note_events.router]
+
+
+def create_sio(services: Services, redis_url: str) -> socketio.AsyncServer:
+    settings = services.settings
+    sio = socketio.AsyncServer(
+        async_mode="aiohttp",
+        # Always through Redis, so one instance and many behave alike.
+        client_manager=RedisManager(redis_url),
+        cors_allowed_origins=list(settings.allowed_origins) or None,  # None: same origin only
+        max_http_buffer_size=MAX_MESSAGE_BYTES,
+        # One event at a time per socket, in the order sent: a sender's signals stay in order.
+        async_handlers=False,
+        logger=False,
+        engineio_logger=False,
+    )
+    services.sio = sio
+    # This instance's live sockets by user, whose presence heartbeats it keeps alive.
+    local: dict[str, str] = {}
+
+    async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        account = await authenticate(services, auth)
+        address = _address(environ)
+        await sio.save_session(sid, {"account": account, "address": address})
+        await sio.enter_room(sid, f"user:{account.id}")
+        default: presence.Status = "available" if account.role == "specialist" else "away"
+        await presence.connect(services.redis, account.id, sid, settings.presence_ttl_s, default)
+        local[sid] = account.id
+        services.metrics.sockets.labels("/").inc()
+        # After the handler returns the CONNECT packet goes out; state must follow it, not precede it.
+        sio.start_background_task(_send_state, sio, services, sid, account)
+
+    async def disconnect(sid: str, reason: Any = None) -> None:
+        session = await sio.get_session(sid)
+        account: Account | None = session.get("account")
+        local.pop(sid, None)
+        await rtc.socket_gone(services, sid)
+        if account is not None:
+            await presence.disconnect(services.redis, account.id, sid)
+            services.metrics.sockets.labels("/").dec()
+            if account.role == "specialist" and not await presence.online(services.redis, account.id):
+                await dispatch.specialist_offline(services, account.id)
+
+    sio.on("connect", connect)
+    sio.on("disconnect", disconnect)
+    for router in ROUTERS:
+        router.attach(sio, services)
+    monitor.attach(sio, services)
+    services.background.append(lambda: _heartbeat(services, local))
+    services.background.append(lambda: dispatch.offer_clock(services))
+    services.background.append(lambda: rtc.grace_clock(services))
+    return sio
+
+
+async def _heartbeat(services: Services, local: dict[str, str]) -> None:
+    """Keep this instance's sockets online; if the process dies they lapse after PRESENCE_TTL_S."""
+
+    async def beat() -> None:
+        by_user: dict[str, list[str]] = {}
+        for sid, user_id in list(local.items()):
+            by_user.setdefault(user_id, []).append(sid)
+        await presence.heartbeat(services.redis, by_user, services.settings.presence_ttl_s)
+
+    await loops.every(services.settings.presence_ttl_s / 3, beat, "presence heartbeat")
+
+
+async def _send_state(sio: socketio.AsyncServer, services: Services, sid: str, account: Account) -> None:
+    try:
+        await sio.emit("session:state", await session_state(services, account), to=sid)
+        if account.role == "specialist":
+            await dispatch.specialist_back(services, account.id)
+    except Exception:
+        log.exception("session:state failed", extra={"sid": sid})
+
+
+def _address(environ: dict[str, Any]) -> str:
+    request = environ.get("aiohttp.request")
+    return str(getattr(request, "remote", "") or "")

@@ -1,0 +1,147 @@
+"""The browser app in real Chromium (Debian's), with fake camera and microphone: two pages on two
+instances go from request to a connected WebRTC call with shared notes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright
+
+from tests.conftest import PASSWORD, Instance
+
+TIMEOUT_MS = 20_000
+
+
+def chromium_path() -> str:
+    path = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    assert path, "the browser tests need Chromium: `make test` installs it (scripts/ensure-chromium)"
+    return path
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=chromium_path(),
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                "--autoplay-policy=no-user-gesture-required",
+            ],
+        )
+        yield browser
+        await browser.close()
+
+
+async def signed_in(browser: Browser, instance: Instance, username: str) -> Page:
+    context = await browser.new_context(permissions=["camera", "microphone"])
+    page = await context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    await page.goto(instance.url)
+    await page.fill("input[name=username]", username)
+    await page.fill("input[name=password]", PASSWORD)
+    await page.click("button[type=submit]")
+    await page.wait_for_selector("#logout:not([hidden])")
+    page.errors = errors  # type: ignore[attr-defined]
+    return page
+
+
+REMOTE_VIDEO_PLAYS = """() => [...document.querySelectorAll('.tile:not([data-peer="self"]) video')]
+    .some(v => v.videoWidth > 0 && v.readyState >= 2)"""
+
+
+async def test_request_accept_call_and_notes_across_two_instances(two_instances, browser: Browser) -> None:
+    a, b = two_instances
+    clinician = await signed_in(browser, a, "bavi.clinician")
+    specialist = await signed_in(browser, b, "xanhpon.surgeon")
+    await clinician.wait_for_selector("text=Đề nghị hội chẩn")  # Vietnamese by default
+
+    await clinician.fill("input[name=ref]", "BV-2026-117")
+    await clinician.fill("textarea[name=summary]", "Nam 45 tuổi, đau bụng hố chậu phải")
+    await clinician.click("form button[type=submit]")
+    await clinician.wait_for_selector(".card [data-status]")
+
+    offer = await specialist.wait_for_selector(".card.offer")
+    assert "BV-2026-117" in await offer.inner_text()
+    await specialist.click(".card.offer button.accept")
+    await clinician.click(".card button.join")
+
+    await clinician.wait_for_function(REMOTE_VIDEO_PLAYS)
+    await specialist.wait_for_function(REMOTE_VIDEO_PLAYS)
+
+    await clinician.select_option("select[name=section]", "examination")
+    await clinician.fill("textarea[name=note]", "<b>Mạch 90</b>, HA 120/80")
+    await clinician.click(".notes + form button[type=submit]")
+    seen = await specialist.wait_for_selector('.note[data-section="examination"]')
+    assert "<b>Mạch 90</b>, HA 120/80" in await seen.inner_text()  # shown as text, not markup
+    assert await specialist.query_selector(".note b") is None
+
+    await specialist.select_option("select[name=outcome]", "treated_locally")
+    await specialist.click("form:has(select[name=outcome]) button[type=submit]")
+    await specialist.wait_for_selector("select[name=presence]")
+    await clinician.wait_for_selector("text=Chưa có ca nào đang mở")
+    assert clinician.errors == [] and specialist.errors == []  # type: ignore[attr-defined]
+
+
+async def test_english_toggle_and_the_supervisor_home(instance: Instance, browser: Browser) -> None:
+    page = await signed_in(browser, instance, "soyte.supervisor")
+    await page.wait_for_selector("text=Giám sát mạng lưới")
+    await page.click("#language")
+    await page.wait_for_selector("text=Network supervision")
+    await page.click("#logout")
+    await page.wait_for_selector("input[name=username]")
+
+
+async def test_a_dropped_clinician_is_back_in_the_call_with_the_notes_written_meanwhile(
+    start_instance, browser: Browser
+) -> None:
+    a = await start_instance()
+    b = await start_instance()
+    clinician = await signed_in(browser, a, "bavi.clinician")
+    specialist = await signed_in(browser, b, "xanhpon.surgeon")
+    await clinician.fill("input[name=ref]", "BV-2026-118")
+    await clinician.click("form button[type=submit]")
+    await specialist.click(".card.offer button.accept")
+    await clinician.click(".card button.join")
+    await clinician.wait_for_function(REMOTE_VIDEO_PLAYS)
+
+    mark_old = """() => document.querySelectorAll('.tile:not([data-peer="self"])').forEach(t => t.dataset.old = '1')"""
+    await clinician.evaluate(mark_old)
+    await specialist.evaluate(mark_old)
+    port = int(a.url.rsplit(":", 1)[1])
+    await a.stop()  # the clinician's instance goes away: their network is down
+    await clinician.wait_for_selector("#banner:has-text('đang kết nối lại')")
+    await specialist.select_option("select[name=section]", "plan")
+    await specialist.fill("textarea[name=note]", "Truyền dịch, theo dõi sát")
+    await specialist.click(".notes + form button[type=submit]")
+
+    await start_instance(port=port)  # back, with no action from the user
+    await clinician.wait_for_selector("#banner:has-text('Đã kết nối lại')")
+    await clinician.wait_for_selector('.note[data-section="plan"]:has-text("Truyền dịch, theo dõi sát")')
+    # A new connection was negotiated on both sides (new tiles), and its video plays.
+    renegotiated = REMOTE_VIDEO_PLAYS.replace(
+        '.tile:not([data-peer="self"])', '.tile:not([data-peer="self"]):not([data-old])'
+    )
+    await clinician.wait_for_function(renegotiated)
+    await specialist.wait_for_function(renegotiated)
+
+
+async def test_the_precall_check_shows_the_camera_coming_back(instance: Instance, browser: Browser) -> None:
+    page = await signed_in(browser, instance, "bavi.clinician")
+    await page.click("a.precall")
+    await page.click("#start")
+    await page.wait_for_selector("#status[data-state=connected]")
+    await page.wait_for_function("() => document.getElementById('echo').videoWidth > 0")
+    await page.wait_for_selector("#figures:has-text('connected')")

@@ -1,0 +1,33 @@
+"""The browser app's files: translations complete in both languages, vendored code recorded."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+
+
+def test_both_languages_have_every_string_the_app_uses() -> None:
+    vi = json.loads((STATIC / "i18n" / "vi.json").read_text())
+    en = json.loads((STATIC / "i18n" / "en.json").read_text())
+    assert set(vi) == set(en)
+    used = set()
+    for path in STATIC.glob("*.js"):
+        used |= set(re.findall(r"""\bt\(\s*["']([a-z_.]+)["']""", path.read_text()))
+    for path in STATIC.glob("*.html"):
+        used |= set(re.findall(r'data-t="([a-z_.]+)"', path.read_text()))
+    missing = sorted(key for key in used if key not in vi)
+    assert not missing, f"add to static/i18n/*.json: {missing}"
+
+
+def test_no_html_is_ever_built_from_strings() -> None:
+    for path in STATIC.glob("*.js"):
+        assert "innerHTML" not in path.read_text(), path.name
+
+
+def test_vendored_files_are_recorded_with_version_and_licence() -> None:
+    readme = (STATIC / "vendor" / "README.md").read_text()
+    for path in (STATIC / "vendor").glob("*.js"):
+        assert f"`{path.name}`" in readme and "MIT" in readme
