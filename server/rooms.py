@@ -27,12 +27,21 @@ MAX_PEERS = 6  # a mesh call: each peer sends to every other
 DROPPED = "rooms:dropped"
 
 # Join atomically: take back this user's dropped peer, or add a new one while there is room.
-# Returns [status, peer_json]: status 'new', 'rejoined', 'same' (this socket already joined), 'full'.
+# Returns [status, peer_json, other peers' json...]: status 'new', 'rejoined', 'same' (this
+# socket already joined), 'full'. The others are read in the same step, so of two peers joining
+# at once exactly one sees the other and offers: never both (glare), never neither.
 _JOIN = """
 local peers = redis.call('HGETALL', KEYS[1])
+local function answer(status, encoded, own_id)
+  local out = {status, encoded}
+  for i = 1, #peers, 2 do
+    if peers[i] ~= own_id then table.insert(out, peers[i + 1]) end
+  end
+  return out
+end
 for i = 1, #peers, 2 do
   local peer = cjson.decode(peers[i + 1])
-  if peer['sid'] == ARGV[2] then return {'same', peers[i + 1]} end
+  if peer['sid'] == ARGV[2] then return answer('same', peers[i + 1], peers[i]) end
 end
 for i = 1, #peers, 2 do
   local peer = cjson.decode(peers[i + 1])
@@ -43,14 +52,14 @@ for i = 1, #peers, 2 do
     redis.call('HSET', KEYS[1], peer['peer_id'], encoded)
     redis.call('ZREM', KEYS[2], ARGV[5] .. '|' .. peer['peer_id'])
     redis.call('SADD', KEYS[3], ARGV[5] .. '|' .. peer['peer_id'])
-    return {'rejoined', encoded}
+    return answer('rejoined', encoded, peers[i])
   end
 end
 if #peers / 2 >= tonumber(ARGV[4]) then return {'full', ''} end
 local peer = cjson.decode(ARGV[3])
 redis.call('HSET', KEYS[1], peer['peer_id'], ARGV[3])
 redis.call('SADD', KEYS[3], ARGV[5] .. '|' .. peer['peer_id'])
-return {'new', ARGV[3]}
+return answer('new', ARGV[3], peer['peer_id'])
 """
 
 # Remove a dropped peer whose grace period ended, unless it was taken back meanwhile.
@@ -107,17 +116,18 @@ class Rooms:
         self._join = redis.register_script(_JOIN)
         self._remove_if_dropped = redis.register_script(_REMOVE_IF_DROPPED)
 
-    async def join(self, room: str, user: dict[str, Any], role: str, sid: str) -> tuple[str, Peer | None]:
-        """`(status, peer)`: status `new`, `rejoined`, `same` or `full` (peer None)."""
+    async def join(self, room: str, user: dict[str, Any], role: str, sid: str) -> tuple[str, Peer | None, list[Peer]]:
+        """`(status, peer, others)`: status `new`, `rejoined`, `same` or `full` (peer None);
+        `others` are the peers already in the call at that instant."""
         fresh = Peer(secrets.token_urlsafe(9), user, role, sid)
-        status, raw = await self._join(
+        status, raw, *others = await self._join(
             keys=[_peers(room), DROPPED, _sid(sid)],
             args=[user["id"], sid, fresh.encode(), MAX_PEERS, room],
         )
         status = status.decode() if isinstance(status, bytes) else str(status)
         if status == "full":
-            return status, None
-        return status, Peer.decode(raw)
+            return status, None, []
+        return status, Peer.decode(raw), sorted((Peer.decode(o) for o in others), key=lambda p: p.peer_id)
 
     async def peers(self, room: str) -> list[Peer]:
         raw = await self.redis.hgetall(_peers(room))

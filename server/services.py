@@ -31,11 +31,16 @@ class Services:
     sio: socketio.AsyncServer | None = None
     # Loops that run while the app runs (heartbeats, offer expiry); started and cancelled by the app.
     background: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # Something the supervisor board shows changed here; /monitor sends the board again soon.
+    board_dirty: bool = False
 
     def __post_init__(self) -> None:
         self.live = LiveState(self.redis)
         self.rooms = Rooms(self.redis)
         self.precall = PrecallPeers(self.settings)
+
+    def board_changed(self) -> None:
+        self.board_dirty = True
 
     async def close(self) -> None:
         await self.precall.close_all()

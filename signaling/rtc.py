@@ -86,12 +86,13 @@ async def join_room(
 ) -> tuple[Peer, list[dict[str, Any]]]:
     """Join (or take back) a peer in `room`; tells the others. Returns the peer and the others."""
     services = caller.services
-    status, peer = await services.rooms.join(room, _user(caller), role, caller.sid)
+    status, peer, already = await services.rooms.join(room, _user(caller), role, caller.sid)
+    services.board_changed()
     if peer is None:
         raise AppError("conflict", f"this call is full: at most {MAX_PEERS} people can be in one call")
     assert services.sio is not None
     await services.sio.enter_room(caller.sid, sio_room or room)
-    others = [p.public() for p in await services.rooms.peers(room) if p.peer_id != peer.peer_id]
+    others = [p.public() for p in already]
     if status != "same":
         key, ref = room.split(":", 1)
         await services.sio.emit(
@@ -113,6 +114,7 @@ async def leave_room(services: Services, room: str, peer: Peer) -> None:
 
 async def announce_left(services: Services, room: str, peer_id: str, user: dict[str, Any] | None) -> None:
     key, ref = room.split(":", 1)
+    services.board_changed()
     assert services.sio is not None
     await services.sio.emit(f"{key}:peer-left", {f"{key}_id": ref, "peer_id": peer_id, "user": user}, room=room)
 
@@ -218,6 +220,7 @@ async def rtc_stats(caller: Caller, payload: Stats) -> dict[str, Any]:
         raise AppError("forbidden", "join the call before reporting its quality")
     sample = payload.model_dump(exclude={"consult_id", "round_id"}, exclude_none=True)
     await caller.services.rooms.report_quality(room, peer.peer_id, sample)
+    caller.services.board_changed()
     return {}
 
 

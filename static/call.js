@@ -20,6 +20,8 @@ export class Call {
       if (e.candidate) this.signal(peerId, { candidate: e.candidate.toJSON() });
     };
     pc.ontrack = (e) => this.onTrack(peerId, e.streams[0] || new MediaStream([e.track]));
+    // For whoever has to find out why a call did not come up (support, the browser tests).
+    pc.onconnectionstatechange = () => console.info(`call ${peerId}: ${pc.connectionState}`);
     this.peers.set(peerId, pc);
     return pc;
   }
@@ -30,6 +32,7 @@ export class Call {
 
   // As the newcomer: offer to everyone already in the call.
   async offerTo(peerId) {
+    console.info(`call ${peerId}: offering`);
     this.drop(peerId);
     const pc = this.connection(peerId);
     await pc.setLocalDescription(await pc.createOffer());
@@ -37,14 +40,20 @@ export class Call {
   }
 
   async receive(from, data) {
+    console.info(`call ${from}: received ${data.type || "candidate"}`);
     if (data.type === "offer") {
+      // The server tells only one of two peers to offer; should both offer anyway (glare), the
+      // offer of the peer with the smaller peer_id stands and the other answers it.
+      const mine = this.peers.get(from);
+      if (mine?.signalingState === "have-local-offer" && this.selfId && this.selfId < from) return;
       this.drop(from); // a (re)joined peer starts afresh
       const pc = this.connection(from);
       await pc.setRemoteDescription(data);
       await pc.setLocalDescription(await pc.createAnswer());
       await this.signal(from, { type: "answer", sdp: pc.localDescription.sdp });
     } else if (data.type === "answer") {
-      await this.peers.get(from)?.setRemoteDescription(data);
+      const pc = this.peers.get(from);
+      if (pc?.signalingState === "have-local-offer") await pc.setRemoteDescription(data);
     } else if (data.candidate) {
       try { await this.peers.get(from)?.addIceCandidate(data.candidate); } catch (e) { /* late candidate */ }
     }

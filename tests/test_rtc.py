@@ -12,8 +12,10 @@ from typing import Any
 import av
 import numpy
 import pytest
+import redis.asyncio as aioredis
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 
+from server.rooms import Rooms
 from tests.conftest import Client, Instance, StartInstance, until
 from tests.test_consults import ask
 
@@ -279,3 +281,22 @@ async def test_call_quality_is_kept_per_peer(instance: Instance, clients, payloa
     assert {k: quality[peer][k] for k in payload} == payload
     bad = await clinician.call("rtc:stats", {"consult_id": consult["id"], "loss_pct": 250})
     assert bad["error"]["code"] == "invalid"
+
+
+async def test_of_two_peers_joining_at_once_exactly_one_is_told_to_offer(redis_url: str) -> None:
+    # The list of peers already in the call comes from the same atomic step as the join: if
+    # both saw each other both would offer (glare); if neither did, nobody would.
+    redis = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    rooms = Rooms(redis)
+    try:
+        for n in range(30):
+            room = f"consult:glare-{n}"
+            clinician = {"id": "clinician-bavi", "name": "a clinician at Ba Vì"}
+            specialist = {"id": "specialist-xanhpon", "name": "a specialist at Xanh Pôn"}
+            joined = await asyncio.gather(
+                rooms.join(room, clinician, "clinician", f"sid-a-{n}"),
+                rooms.join(room, specialist, "specialist", f"sid-b-{n}"),
+            )
+            assert sorted(len(others) for _, _, others in joined) == [0, 1]
+    finally:
+        await redis.aclose()
