@@ -1,7 +1,8 @@
 """`python -m server`: start one telerounds instance with embedded defaults.
 
 Without REDIS_URL it starts its own redis-server child process; without DATABASE_URL it keeps
-records in SQLite under var/. It brings the schema up to date and adds the demo data.
+records in SQLite under var/. It brings the schema up to date and adds the demo data (on the
+first start, with about three months of closed demo consults for the statistics).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ async def _prepare(settings: Settings) -> list[demo.DemoUser]:
     db = Database(settings.database_url)
     try:
         await migrate.upgrade(db)
-        return await demo.seed(db, settings.demo_password) if settings.demo_data else []
+        return await demo.seed(db, settings.demo_password, history=True) if settings.demo_data else []
     finally:
         await db.close()
 

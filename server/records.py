@@ -128,6 +128,7 @@ class Consult(Base):
         Index("ux_consult_op", "requester_id", "op_id", unique=True),
         Index("ix_consult_status", "status"),
         Index("ix_consult_specialist", "specialist_id"),
+        Index("ix_consult_created", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
@@ -149,6 +150,7 @@ class Consult(Base):
     summary: Mapped[str | None] = mapped_column(Text)
     version: Mapped[int] = mapped_column(default=1)
     note_seq: Mapped[int] = mapped_column(default=0)  # the last note's seq
+    demo: Mapped[bool] = mapped_column(Boolean, default=False)  # generated demo history, never a real patient
 
 
 class ConsultEvent(Base):

@@ -58,7 +58,7 @@ def seeded_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     async def build() -> None:
         db = Database(normalize_database_url(f"sqlite:///{path}"))
         await migrate.upgrade(db)
-        await demo.seed(db, PASSWORD)
+        await demo.seed(db, PASSWORD, history=False)
         await db.close()
 
     asyncio.run(build())
@@ -105,7 +105,7 @@ async def any_database_url(request: pytest.FixtureRequest, database_url: str) ->
     url, drop = await fresh_postgres_database(os.environ["TEST_DATABASE_URL"])
     db = Database(url)
     await migrate.upgrade(db)
-    await demo.seed(db, PASSWORD)
+    await demo.seed(db, PASSWORD, history=False)
     await db.close()
     yield url
     await drop()
