@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import socketio
 
+from server import revocation
 from server.auth import read_token
 from server.errors import AppError
 from server.services import Services
@@ -59,11 +60,20 @@ class Router:
         sio.on("*", namespace=self.namespace)(_unknown_handler(services))
 
 
+class Revoked(AppError):
+    """The caller's account was deactivated after they connected."""
+
+
 async def caller_of(sio: socketio.AsyncServer, services: Services, sid: str, namespace: str) -> Caller:
     session = await sio.get_session(sid, namespace=namespace)
     account = session.get("account")
     if account is None:
         raise AppError("unauthorized", "connect with a valid token first")
+    # A deactivated account is refused here, on every event: the disconnect an admin's
+    # deactivation sends to every instance may be lost, and the session's account was
+    # read at connect. One Redis round trip; see server/revocation.py.
+    if await revocation.is_revoked(services.redis, account.id):
+        raise Revoked("unauthorized", "this account is not active; log in again")
     return Caller(services, sid, namespace, account, session.get("address", ""))
 
 
@@ -88,11 +98,18 @@ def _ack_handler(
     async def handle(sid: str, data: Any = None, *extra: Any) -> dict[str, Any]:
         result = "ok"
         try:
+            # Who first, so a deactivated account is refused whatever it sends.
+            caller = await caller_of(sio, services, sid, namespace)
             if extra:
                 raise AppError("invalid", "send one payload object per event")
             payload = parse(model, data)
-            caller = await caller_of(sio, services, sid, namespace)
             answer = {"ok": True, **await fn(caller, payload)}
+        except Revoked as error:
+            result = error.code
+            answer = error.as_ack()
+            # The refusal is acked first (the ack is queued before this task runs), then the
+            # socket is closed here, on the instance that holds it.
+            sio.start_background_task(sio.disconnect, sid, namespace)
         except AppError as error:
             result = error.code
             answer = error.as_ack()

@@ -7,7 +7,7 @@ from typing import Any
 
 import socketio
 
-from server import dispatch, loops, presence
+from server import dispatch, loops, presence, revocation
 from server.services import Services
 from server.snapshot import session_state
 from server.users import Account
@@ -53,6 +53,7 @@ def create_sio(services: Services, redis_url: str) -> socketio.AsyncServer:
         await presence.connect(services.redis, account.id, sid, settings.presence_ttl_s, default)
         local[sid] = account.id
         services.metrics.sockets.labels("/").inc()
+        services.board_changed()
         # After the handler returns the CONNECT packet goes out; state must follow it, not precede it.
         sio.start_background_task(_send_state, sio, services, sid, account)
 
@@ -64,6 +65,7 @@ def create_sio(services: Services, redis_url: str) -> socketio.AsyncServer:
         if account is not None:
             await presence.disconnect(services.redis, account.id, sid)
             services.metrics.sockets.labels("/").dec()
+            services.board_changed()
             if account.role == "specialist" and not await presence.online(services.redis, account.id):
                 await dispatch.specialist_offline(services, account.id)
 
@@ -85,6 +87,13 @@ async def _heartbeat(services: Services, local: dict[str, str]) -> None:
         by_user: dict[str, list[str]] = {}
         for sid, user_id in list(local.items()):
             by_user.setdefault(user_id, []).append(sid)
+        # A deactivated user whose disconnect message was lost and who sends nothing would
+        # still receive pushes (notes among them): close such sockets here too.
+        revoked = await revocation.revoked_among(services.redis, set(by_user))
+        for user_id in revoked:
+            for sid in by_user.pop(user_id):
+                assert services.sio is not None
+                await services.sio.disconnect(sid)
         await presence.heartbeat(services.redis, by_user, services.settings.presence_ttl_s)
 
     await loops.every(services.settings.presence_ttl_s / 3, beat, "presence heartbeat")

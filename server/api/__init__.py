@@ -2,7 +2,7 @@
 
 from aiohttp import web
 
-from server.api import accounts, consults, health, precall, roster
+from server.api import accounts, admin, consults, health, precall, roster, stats
 
 
 def add_routes(app: web.Application) -> None:
@@ -11,3 +11,5 @@ def add_routes(app: web.Application) -> None:
     app.add_routes(roster.routes)
     app.add_routes(precall.routes)
     app.add_routes(consults.routes)
+    app.add_routes(stats.routes)
+    app.add_routes(admin.routes)

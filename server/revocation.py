@@ -1,0 +1,37 @@
+"""Revoked accounts: a deactivated user is refused at once, on every instance.
+
+Redis key `revoked:<user_id>` (no expiry: a socket may outlive any token) is set when an admin
+deactivates the user and deleted when they are activated again. Signaling checks it on every
+event, one `EXISTS`; connects and HTTP requests check the database's `active` flag instead
+(`server.users.load_account`), which stays the truth should Redis lose the key.
+"""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+
+
+def _key(user_id: str) -> str:
+    return f"revoked:{user_id}"
+
+
+async def revoke(redis: aioredis.Redis, user_id: str) -> None:
+    await redis.set(_key(user_id), "1")
+
+
+async def restore(redis: aioredis.Redis, user_id: str) -> None:
+    await redis.delete(_key(user_id))
+
+
+async def is_revoked(redis: aioredis.Redis, user_id: str) -> bool:
+    return bool(await redis.exists(_key(user_id)))
+
+
+async def revoked_among(redis: aioredis.Redis, user_ids: set[str]) -> set[str]:
+    """Which of these users are revoked, in one round trip."""
+    ordered = sorted(user_ids)
+    async with redis.pipeline(transaction=False) as pipe:
+        for user_id in ordered:
+            pipe.exists(_key(user_id))
+        found = await pipe.execute()
+    return {user_id for user_id, revoked in zip(ordered, found, strict=True) if revoked}

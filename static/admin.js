@@ -1,0 +1,198 @@
+// Administration in the browser: accounts, hospitals, sister links and the audit log.
+// Built from data with h() only: whatever users typed is always textContent, never HTML.
+const ROLES = ["specialist", "clinician", "supervisor", "admin"];
+const LEVELS = ["central", "city", "provincial", "district", "commune", "authority"];
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+// `h`, `t`, `api`, `when` as defined in app.js. Returns the admin's home screen.
+export function adminHome({ h, t, api, when }) {
+  const data = { hospitals: [], users: [], specialties: [] };
+  const status = h("p", { class: "muted", role: "status" });
+  const say = (text, error = false) => { status.textContent = text || ""; status.className = error ? "error" : "muted"; };
+  const send = (method, path, body) => api(path, body === undefined ? { method }
+    : { method, headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+  // An action whose failure shows the server's message instead of being lost.
+  const run = (action, doneText) => async (event) => {
+    event?.preventDefault();
+    try {
+      await action(event);
+      say(doneText || "");
+    } catch (error) {
+      say(t("admin.error", { message: error.message }), true);
+    }
+  };
+  const id = (value) => encodeURIComponent(value);
+  const table = (heads, body) => h("table", { class: "admin-table" }, h("thead", {}, h("tr", {}, heads.map((x) => h("th", {}, x)))), body);
+  const options = (items, value, label, selected) => items.map((item) => h("option", { value: value(item), selected: value(item) === selected }, label(item)));
+  const specialtyName = (code) => data.specialties.find((s) => s.code === code)?.name || code;
+  const hospitalOptions = (select) => {
+    const chosen = select.value;
+    select.replaceChildren(...options(data.hospitals, (x) => x.id, (x) => `${x.name} (${x.province})`, chosen));
+  };
+
+  // Accounts.
+  const usersBody = h("tbody");
+  const roleFilter = h("select", { name: "role_filter", onchange: run(() => loadUsers()) },
+    h("option", { value: "" }, t("admin.users.all_roles")), ROLES.map((r) => h("option", { value: r }, t(`admin.role.${r}`))));
+
+  function userRow(u) {
+    const password = h("input", { type: "password", name: "new_password", minlength: 8, maxlength: 200, required: true,
+      autocomplete: "new-password", placeholder: t("admin.users.new_password") });
+    // A <details>, so the form opens and closes without depending on the stylesheet.
+    const reset = h("details", { class: "reset-password" }, h("summary", {}, t("admin.users.reset_password")),
+      h("form", { class: "row", onsubmit: run(async () => {
+        await send("POST", `/api/admin/users/${id(u.id)}/password`, { password: password.value });
+        password.value = "";
+        reset.open = false;
+      }, t("admin.users.password_saved")) }, password, h("button", { type: "submit" }, t("admin.users.save_password"))));
+    const toggle = u.active
+      ? h("button", { class: "secondary", onclick: run(async () => {
+        if (!confirm(t("admin.users.confirm_deactivate", { name: u.name }))) return;
+        await send("POST", `/api/admin/users/${id(u.id)}/deactivate`);
+        await loadUsers();
+      }) }, t("admin.users.deactivate"))
+      : h("button", { onclick: run(async () => {
+        await send("POST", `/api/admin/users/${id(u.id)}/activate`);
+        await loadUsers();
+      }) }, t("admin.users.activate"));
+    return h("tr", { "data-user": u.id, class: u.active ? null : "inactive" },
+      h("td", {}, u.username), h("td", {}, u.name), h("td", {}, t(`admin.role.${u.role}`)), h("td", {}, u.hospital.name),
+      h("td", {}, u.specialties.map(specialtyName).join(", ")),
+      h("td", {}, t(u.active ? "admin.users.active" : "admin.users.inactive")),
+      h("td", {}, toggle, reset));
+  }
+
+  async function loadUsers() {
+    const query = new URLSearchParams();
+    if (roleFilter.value) query.set("role", roleFilter.value);
+    const { users } = await api(`/api/admin/users?${query}`);
+    if (!roleFilter.value) { data.users = users; fillAuditUsers(); }
+    usersBody.replaceChildren(...(users.length ? users.map(userRow) : [h("tr", {}, h("td", { colspan: 7 }, t("admin.users.none")))]));
+  }
+
+  const newUsername = h("input", { name: "username", required: true, maxlength: 100, autocomplete: "off" });
+  const newName = h("input", { name: "name", required: true, maxlength: 200 });
+  const newRole = h("select", { name: "role" }, ROLES.map((r) => h("option", { value: r, selected: r === "clinician" }, t(`admin.role.${r}`))));
+  const newHospital = h("select", { name: "hospital_id", required: true });
+  const newSpecialties = h("fieldset", { class: "specialties", hidden: true }, h("legend", {}, t("admin.users.specialties")));
+  const newPassword = h("input", { name: "password", type: "password", required: true, minlength: 8, maxlength: 200, autocomplete: "new-password" });
+  newRole.addEventListener("change", () => { newSpecialties.hidden = newRole.value !== "specialist"; });
+  const userForm = h("form", { class: "admin-form", onsubmit: run(async () => {
+    const specialties = newRole.value === "specialist"
+      ? [...newSpecialties.querySelectorAll("input:checked")].map((box) => box.value) : [];
+    await send("POST", "/api/admin/users", { username: newUsername.value, name: newName.value, role: newRole.value,
+      hospital_id: newHospital.value, specialties, password: newPassword.value });
+    userForm.reset();
+    newSpecialties.hidden = true;
+    await loadUsers();
+  }, t("admin.users.created")) },
+  h("h3", {}, t("admin.users.create")),
+  h("label", {}, t("admin.users.username"), newUsername), h("label", {}, t("admin.users.name"), newName),
+  h("label", {}, t("admin.users.role"), newRole), h("label", {}, t("admin.users.hospital"), newHospital),
+  newSpecialties, h("label", {}, t("admin.users.password"), newPassword),
+  h("button", { type: "submit" }, t("admin.users.create")));
+
+  const usersSection = h("section", { class: "admin-users" }, h("h2", {}, t("admin.users.title")),
+    h("label", {}, t("admin.users.filter_role"), roleFilter),
+    table([t("admin.users.username"), t("admin.users.name"), t("admin.users.role"), t("admin.users.hospital"),
+      t("admin.users.specialties"), t("admin.users.state"), ""], usersBody), userForm);
+
+  // Hospitals.
+  const hospitalsBody = h("tbody");
+  async function loadHospitals() {
+    data.hospitals = (await api("/api/admin/hospitals")).hospitals;
+    hospitalsBody.replaceChildren(...data.hospitals.map((x) => h("tr", { "data-hospital": x.id },
+      h("td", {}, x.id), h("td", {}, x.name), h("td", {}, t(`admin.level.${x.level}`)), h("td", {}, x.province))));
+    for (const select of [newHospital, upper, lower]) hospitalOptions(select);
+  }
+  const hospitalId = h("input", { name: "id", maxlength: 64, pattern: "[a-z0-9][a-z0-9\\-]*", placeholder: t("admin.hospitals.id_hint") });
+  const hospitalName = h("input", { name: "name", required: true, maxlength: 200 });
+  const hospitalLevel = h("select", { name: "level" }, LEVELS.map((l) => h("option", { value: l }, t(`admin.level.${l}`))));
+  const hospitalProvince = h("input", { name: "province", required: true, maxlength: 100 });
+  const hospitalForm = h("form", { class: "admin-form", onsubmit: run(async () => {
+    const body = { name: hospitalName.value, level: hospitalLevel.value, province: hospitalProvince.value };
+    if (hospitalId.value) body.id = hospitalId.value;
+    await send("POST", "/api/admin/hospitals", body);
+    hospitalForm.reset();
+    await loadHospitals();
+  }, t("admin.hospitals.created")) },
+  h("h3", {}, t("admin.hospitals.create")),
+  h("label", {}, t("admin.hospitals.id"), hospitalId), h("label", {}, t("admin.hospitals.name"), hospitalName),
+  h("label", {}, t("admin.hospitals.level"), hospitalLevel), h("label", {}, t("admin.hospitals.province"), hospitalProvince),
+  h("button", { type: "submit" }, t("admin.hospitals.create")));
+  const hospitalsSection = h("section", { class: "admin-hospitals" }, h("h2", {}, t("admin.hospitals.title")),
+    table([t("admin.hospitals.id"), t("admin.hospitals.name"), t("admin.hospitals.level"), t("admin.hospitals.province")], hospitalsBody),
+    hospitalForm);
+
+  // Sister links.
+  const linksBody = h("tbody");
+  const upper = h("select", { name: "upper_id", required: true });
+  const lower = h("select", { name: "lower_id", required: true });
+  async function loadLinks() {
+    const { links } = await api("/api/admin/sister-links");
+    linksBody.replaceChildren(...(links.length ? links.map((x) => h("tr", { "data-link": `${x.upper.id}/${x.lower.id}` },
+      h("td", {}, x.upper.name), h("td", {}, x.lower.name),
+      h("td", {}, h("button", { class: "secondary", onclick: run(async () => {
+        await send("DELETE", `/api/admin/sister-links/${id(x.upper.id)}/${id(x.lower.id)}`);
+        await loadLinks();
+      }) }, t("admin.links.remove"))))) : [h("tr", {}, h("td", { colspan: 3 }, t("admin.links.none")))]));
+  }
+  const linkForm = h("form", { class: "row", onsubmit: run(async () => {
+    await send("POST", "/api/admin/sister-links", { upper_id: upper.value, lower_id: lower.value });
+    await loadLinks();
+  }) }, h("label", {}, t("admin.links.upper"), upper), h("label", {}, t("admin.links.lower"), lower),
+  h("button", { type: "submit" }, t("admin.links.add")));
+  const linksSection = h("section", { class: "admin-links" }, h("h2", {}, t("admin.links.title")),
+    table([t("admin.links.upper"), t("admin.links.lower"), ""], linksBody), linkForm);
+
+  // The audit log, newest first, a page at a time.
+  const auditBody = h("tbody");
+  const auditUser = h("select", { name: "user_id" });
+  const auditConsult = h("input", { name: "consult_id", maxlength: 64 });
+  const auditFrom = h("input", { name: "from", type: "date" });
+  const auditTo = h("input", { name: "to", type: "date" });
+  const older = h("button", { type: "button", class: "secondary", hidden: true, onclick: run(() => loadAudit(older.dataset.before)) }, t("admin.audit.more"));
+  function fillAuditUsers() {
+    const chosen = auditUser.value;
+    auditUser.replaceChildren(h("option", { value: "" }, t("admin.audit.anyone")),
+      ...options(data.users, (u) => u.id, (u) => `${u.name} (${u.username})`, chosen));
+  }
+  // Dates are days in Vietnam time; "to" includes its whole day.
+  const vietnamDay = (value, plusDays = 0) => new Date(Date.parse(`${value}T00:00:00+07:00`) + plusDays * DAY_MS).toISOString();
+  async function loadAudit(before) {
+    const query = new URLSearchParams({ limit: "50" });
+    if (auditUser.value) query.set("user_id", auditUser.value);
+    if (auditConsult.value.trim()) query.set("consult_id", auditConsult.value.trim());
+    if (auditFrom.value) query.set("from", vietnamDay(auditFrom.value));
+    if (auditTo.value) query.set("to", vietnamDay(auditTo.value, 1));
+    if (before) query.set("before", before);
+    const page = await api(`/api/admin/audit?${query}`);
+    const rows = page.entries.map((e) => h("tr", { "data-entry": e.id },
+      h("td", {}, when(e.at)), h("td", {}, e.actor ? `${e.actor.name} (${e.actor.username})` : e.actor_id || "—"),
+      h("td", {}, e.action), h("td", {}, `${e.target_type} ${e.target_id}`.trim()), h("td", {}, e.address), h("td", {}, e.detail)));
+    if (before) auditBody.append(...rows);
+    else auditBody.replaceChildren(...(rows.length ? rows : [h("tr", {}, h("td", { colspan: 6 }, t("admin.audit.none")))]));
+    older.hidden = !page.next_before;
+    older.dataset.before = page.next_before || "";
+  }
+  const auditForm = h("form", { class: "row", onsubmit: run(() => loadAudit()) },
+    h("label", {}, t("admin.audit.user"), auditUser), h("label", {}, t("admin.audit.consult"), auditConsult),
+    h("label", {}, t("admin.audit.from"), auditFrom), h("label", {}, t("admin.audit.to"), auditTo),
+    h("button", { type: "submit" }, t("admin.audit.search")));
+  const auditSection = h("section", { class: "admin-audit" }, h("h2", {}, t("admin.audit.title")), auditForm,
+    table([t("admin.audit.at"), t("admin.audit.actor"), t("admin.audit.action"), t("admin.audit.target"),
+      t("admin.audit.address"), t("admin.audit.detail")], auditBody), older);
+
+  const refresh = run(async () => {
+    data.specialties = (await api("/api/specialties")).specialties;
+    newSpecialties.replaceChildren(h("legend", {}, t("admin.users.specialties")), ...data.specialties.map((s) =>
+      h("label", { class: "check" }, h("input", { type: "checkbox", name: "specialties", value: s.code }), s.name)));
+    await loadHospitals();
+    await Promise.all([loadUsers(), loadLinks()]);
+    await loadAudit();
+  });
+  refresh();
+
+  return h("section", { class: "admin" }, h("h2", {}, t("admin.title")), status,
+    usersSection, hospitalsSection, linksSection, auditSection);
+}
