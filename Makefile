@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install browser lint bench clean
+.PHONY: run test install browser lint bench screenshots clean
 
 run: $(STAMP)
 	$(BIN)/python -m server
@@ -28,6 +28,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check server signaling tests bench
 	$(BIN)/ruff format --check server signaling tests bench
 	$(BIN)/mypy
+
+# Refresh the README's pictures from the browser tests.
+screenshots: $(STAMP) browser
+	SCREENSHOTS_DIR=docs/screenshots $(BIN)/python -m pytest -q tests/test_browser.py
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)

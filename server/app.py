@@ -15,10 +15,28 @@ from signaling.server import create_sio
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
+# The browser app runs only its own scripts and styles: no inline script or style, no framing.
+# Media and downloads are blob: URLs; signaling is a WebSocket to this same service.
+APP_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+    "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    if response.content_type == "text/html":
+        # Pages that set their own policy (the printable minutes, the report) keep it.
+        response.headers.setdefault("Content-Security-Policy", APP_CSP)
+        response.headers.setdefault("X-Frame-Options", "DENY")
+
 
 def create_app(services: Services, redis_url: str) -> web.Application:
     app = web.Application(middlewares=[errors_middleware], client_max_size=12 * 1024 * 1024)
     app[SERVICES] = services
+    app.on_response_prepare.append(_security_headers)
     api.add_routes(app)
     sio = create_sio(services, redis_url)
     sio.attach(app)

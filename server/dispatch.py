@@ -65,6 +65,7 @@ async def describe(services: Services, consult: Consult) -> dict[str, Any]:
 
 async def announce(services: Services, consult: Consult, also: set[str] | None = None) -> dict[str, Any]:
     """`consult:updated` to everyone whose screens show the consult."""
+    services.board_changed()
     view = await describe(services, consult)
     in_call = {peer.user["id"] for peer in await services.rooms.peers(room_of(consult.id))}
     await emit(services, "consult:updated", {"consult": view}, consults.involved(consult) | in_call | (also or set()))
@@ -80,6 +81,7 @@ async def announce_queue(services: Services, key: str) -> None:
 
 
 async def presence_changed(services: Services, user_id: str) -> None:
+    services.board_changed()
     await emit(services, "presence:changed", {"presence": await presence.of(services.redis, user_id)}, [user_id])
 
 

@@ -36,6 +36,21 @@ class Metrics:
         self.relayed = Counter("telerounds_relayed_signals", "rtc:signal messages relayed", registry=self.registry)
 
         self.note_writes = Counter("telerounds_note_writes", "Case notes stored", registry=self.registry)
+        self.reconnects = Counter(
+            "telerounds_call_reconnects",
+            "Peers that took their place in a call back after a drop",
+            registry=self.registry,
+        )
+        # The service's state, the same on every instance: read from Redis when scraped.
+        self.queue_length = Gauge(
+            "telerounds_queue_length", "Consult requests waiting, by specialty", ["specialty"], registry=self.registry
+        )
+        self.active_consults = Gauge(
+            "telerounds_active_consults", "Specialists in a consult now (one consult each)", registry=self.registry
+        )
+        self.board_updates = Counter(
+            "telerounds_board_updates", "Supervisor board updates sent by this instance", registry=self.registry
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

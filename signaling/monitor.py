@@ -1,22 +1,40 @@
-"""The `/monitor` namespace: supervisors get `monitor:snapshot`, then `monitor:update`."""
+"""The `/monitor` namespace: supervisors get `monitor:snapshot`, then `monitor:update`.
+
+Every update is the whole board again, not a difference: boards are small, and a lost
+update (the Redis manager delivers at most once) is healed by the next one. Updates are
+coalesced: changes only mark the board dirty, and each instance sends at most
+`1 / UPDATE_INTERVAL_S` updates a second, plus one every `REFRESH_S` for what changes
+without an event (durations, a crashed instance's users going offline).
+"""
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import socketio
+from sqlalchemy import select
 
+from server import board
 from server.errors import AppError
+from server.loops import every
+from server.records import Hospital, User
+from server.scope import hospital_scope, scope_for
 from server.services import Services
-from server.snapshot import monitor_snapshot
 from server.users import Account
 from signaling.router import Router, authenticate
 
 log = logging.getLogger("telerounds.monitor")
 
 NAMESPACE = "/monitor"
+UPDATE_INTERVAL_S = 0.5
+REFRESH_S = 15.0
 router = Router(NAMESPACE)
+
+
+def board_room(scope: str | None) -> str:
+    return "monitor:network" if scope is None else f"monitor:hospital:{scope}"
 
 
 def attach(sio: socketio.AsyncServer, services: Services) -> None:
@@ -27,7 +45,7 @@ def attach(sio: socketio.AsyncServer, services: Services) -> None:
                 AppError("forbidden", "the monitor is for supervisors").as_ack()["error"]
             )
         await sio.save_session(sid, {"account": account}, namespace=NAMESPACE)
-        await sio.enter_room(sid, "monitor", namespace=NAMESPACE)
+        await sio.enter_room(sid, board_room(hospital_scope(account)), namespace=NAMESPACE)
         services.metrics.sockets.labels(NAMESPACE).inc()
         sio.start_background_task(_send_snapshot, sio, services, sid, account)
 
@@ -37,10 +55,41 @@ def attach(sio: socketio.AsyncServer, services: Services) -> None:
     sio.on("connect", connect, namespace=NAMESPACE)
     sio.on("disconnect", disconnect, namespace=NAMESPACE)
     router.attach(sio, services)
+    services.background.append(lambda: _updates(sio, services))
 
 
 async def _send_snapshot(sio: socketio.AsyncServer, services: Services, sid: str, account: Account) -> None:
     try:
-        await sio.emit("monitor:snapshot", await monitor_snapshot(services, account), to=sid, namespace=NAMESPACE)
+        snapshot = await board.build(services, hospital_scope(account))
+        await sio.emit("monitor:snapshot", snapshot, to=sid, namespace=NAMESPACE)
     except Exception:
         log.exception("monitor:snapshot failed", extra={"sid": sid})
+
+
+async def _scopes(services: Services) -> set[str | None]:
+    """The scopes some supervisor may be watching: the network and each supervisor's hospital."""
+    async with services.db.session() as session:
+        rows = await session.execute(
+            select(User, Hospital)
+            .join(Hospital, User.hospital_id == Hospital.id)
+            .where(User.role == "supervisor", User.active.is_(True))
+        )
+        return {None} | {scope_for(user.role, hospital.id, hospital.level) for user, hospital in rows}
+
+
+async def _updates(sio: socketio.AsyncServer, services: Services) -> None:
+    last = time.monotonic()
+
+    async def send() -> None:
+        nonlocal last
+        if not services.board_dirty and time.monotonic() - last < REFRESH_S:
+            return
+        services.board_dirty = False
+        last = time.monotonic()
+        for scope in await _scopes(services):
+            await sio.emit(
+                "monitor:update", await board.build(services, scope), room=board_room(scope), namespace=NAMESPACE
+            )
+        services.metrics.board_updates.inc()
+
+    await every(UPDATE_INTERVAL_S, send, "monitor:update")

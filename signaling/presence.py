@@ -21,6 +21,7 @@ async def presence_set(caller: Caller, payload: PresenceSet) -> dict[str, Any]:
     if caller.account.role not in ("specialist", "clinician"):
         raise AppError("forbidden", "only specialists and clinicians have a presence")
     await presence.set_status(caller.services.redis, caller.account.id, payload.status)
+    caller.services.board_changed()
     if payload.status == "available" and caller.account.role == "specialist":
         await dispatch.offer_waiting(caller.services, caller.account.id)
     return {"presence": await presence.of(caller.services.redis, caller.account.id)}

@@ -88,6 +88,8 @@ async def join_room(
     services = caller.services
     status, peer, already = await services.rooms.join(room, _user(caller), role, caller.sid)
     services.board_changed()
+    if status == "rejoined":
+        services.metrics.reconnects.inc()
     if peer is None:
         raise AppError("conflict", f"this call is full: at most {MAX_PEERS} people can be in one call")
     assert services.sio is not None

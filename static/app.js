@@ -1,6 +1,8 @@
 // telerounds in the browser: login, a home per role, the consult room. Snapshot + events:
 // every screen is rebuilt from `session:state`, then kept current by events.
 import { io } from "/static/vendor/socket.io.esm.min.js";
+import { adminHome } from "/static/admin.js";
+import { Board } from "/static/board.js";
 import { Call } from "/static/call.js";
 import { language, load, t, when } from "/static/i18n.js";
 
@@ -8,7 +10,7 @@ const SECTIONS = ["history", "examination", "investigations", "assessment", "pla
 const app = document.getElementById("app");
 const banner = document.getElementById("banner");
 const state = { token: sessionStorage.getItem("telerounds.token"), user: null, socket: null, session: null,
-  consults: new Map(), offers: new Map(), specialties: [], room: null };
+  consults: new Map(), offers: new Map(), knocks: new Map(), specialties: [], room: null, board: null };
 
 // Elements from data only: text is always textContent, never HTML.
 function h(tag, attrs = {}, ...children) {
@@ -123,7 +125,27 @@ function render() {
   const precall = h("p", {}, h("a", { href: "/static/precall.html", class: "precall" }, t("precall.link")));
   if (role === "clinician") app.replaceChildren(requestForm(), myConsults(), precall);
   else if (role === "specialist") app.replaceChildren(presenceSwitch(), offersList(), myConsults(), precall);
-  else app.replaceChildren(h("section", {}, h("h2", {}, t("supervisor.title")), h("p", { class: "muted" }, state.user.hospital.name)));
+  else if (role === "supervisor") app.replaceChildren(supervisorBoard().element);
+  else if (role === "admin") app.replaceChildren(administration());
+}
+
+// Admin: the screen keeps what is being typed across renders; rebuilt on a language change.
+function administration() {
+  if (!state.admin || state.admin.language !== language) {
+    state.admin = { language, element: adminHome({ h, t, api, when }) };
+  }
+  return state.admin.element;
+}
+
+// Supervisor: one board per sign-in, kept across renders; redrawn on a language change.
+function supervisorBoard() {
+  if (!state.board || state.board.language !== language) {
+    state.board?.stop();
+    state.board = new Board({ h, t, when, api, token: state.token, specialtyName });
+    state.board.language = language;
+    state.board.start();
+  }
+  return state.board;
 }
 
 // Clinician.
@@ -194,7 +216,8 @@ function offersList() {
     tick();
     const timer = setInterval(() => (countdown.isConnected ? tick() : clearInterval(timer)), 1000);
     const reason = h("input", { placeholder: t("offer.reason"), maxlength: 500 });
-    return h("div", { class: `card offer ${c.urgency}`, "data-consult": c.id },
+    const knocking = (state.knocks.get(c.id) || 0) > Date.now() ? " knocking" : "";
+    return h("div", { class: `card offer ${c.urgency}${knocking}`, "data-consult": c.id },
       h("strong", {}, `${t(`urgency.${c.urgency}`)} — ${specialtyName(c.specialty)}`),
       h("div", {}, `${c.requester.name} — ${c.requester.hospital.name}`),
       h("div", {}, `${c.patient.ref}${c.patient.age != null ? `, ${c.patient.age}` : ""}`),
@@ -207,7 +230,11 @@ function offersList() {
   return h("section", {}, h("h2", {}, t("offers.title")), cards.length ? cards : h("p", { class: "muted" }, t("offers.none")));
 }
 
+// The knock: a sound, a browser notification, and the card shaking for a few seconds so it is
+// seen on a muted laptop too.
 function knock(consult) {
+  state.knocks.set(consult.id, Date.now() + 5000);
+  setTimeout(render, 5100);
   try {
     const audio = new AudioContext(); const osc = audio.createOscillator(); osc.frequency.value = 660;
     osc.connect(audio.destination); osc.start(); osc.stop(audio.currentTime + 0.25);
@@ -252,6 +279,7 @@ class Room {
     this.peerNames = new Map(ack.peers.map((p) => [p.peer_id, p.user.name]));
     this.call = new Call(state.socket, "consult_id", this.consult.id, ack.ice_servers, this.stream,
       (peerId, stream) => this.showPeer(peerId, stream), (peerId) => this.tiles.querySelector(`[data-peer="${peerId}"]`)?.remove());
+    this.call.selfId = ack.peer_id;
     for (const note of ack.notes) this.addNote(note);
     for (const m of this.pending.splice(0)) await this.call.receive(m.from, m.data);
     for (const peer of ack.peers) if (!this.call.peers.has(peer.peer_id)) await this.call.offerTo(peer.peer_id);
@@ -392,7 +420,7 @@ async function enterRoom(consult) {
 }
 
 document.getElementById("language").addEventListener("click", async () => { await load(language === "vi" ? "en" : "vi"); if (state.user) render(); });
-document.getElementById("logout").addEventListener("click", () => { sessionStorage.removeItem("telerounds.token"); state.socket?.disconnect(); state.session = null; state.room?.close(); showLogin(); });
+document.getElementById("logout").addEventListener("click", () => { sessionStorage.removeItem("telerounds.token"); state.socket?.disconnect(); state.board?.stop(); state.board = null; state.admin = null; state.session = null; state.room?.close(); showLogin(); });
 
 await load();
 if (state.token) start(); else showLogin();

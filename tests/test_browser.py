@@ -6,13 +6,24 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from tests.conftest import PASSWORD, Instance
 
 TIMEOUT_MS = 20_000
+ROOT = Path(__file__).resolve().parent.parent
+# Screenshots of each screen go with the test output; `make screenshots` points this at
+# docs/screenshots/ to refresh the README's pictures.
+SCREENSHOTS = Path(os.environ.get("SCREENSHOTS_DIR") or ROOT / "var" / "test-output" / "screenshots")
+
+
+async def shot(page: Page, name: str) -> None:
+    os.makedirs(SCREENSHOTS, exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
 def chromium_path() -> str:
@@ -48,13 +59,16 @@ async def signed_in(browser: Browser, instance: Instance, username: str) -> Page
     page = await context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     errors: list[str] = []
+    console: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
     await page.goto(instance.url)
     await page.fill("input[name=username]", username)
     await page.fill("input[name=password]", PASSWORD)
     await page.click("button[type=submit]")
     await page.wait_for_selector("#logout:not([hidden])")
     page.errors = errors  # type: ignore[attr-defined]
+    page.console = console  # type: ignore[attr-defined]
     return page
 
 
@@ -62,24 +76,45 @@ REMOTE_VIDEO_PLAYS = """() => [...document.querySelectorAll('.tile:not([data-pee
     .some(v => v.videoWidth > 0 && v.readyState >= 2)"""
 
 
+async def video_plays(pages: list[Page], condition: str = REMOTE_VIDEO_PLAYS) -> None:
+    """Wait until each page shows a playing remote video; on a timeout, fail with what the calls logged."""
+    for page in pages:
+        try:
+            await page.wait_for_function(condition)
+        except PlaywrightTimeout:
+            logs = "\n\n".join(
+                f"{p.url}:\n" + "\n".join(p.console[-40:])  # type: ignore[attr-defined]
+                for p in pages
+            )
+            raise AssertionError(f"no remote video within {TIMEOUT_MS} ms; the pages logged:\n{logs}") from None
+
+
 async def test_request_accept_call_and_notes_across_two_instances(two_instances, browser: Browser) -> None:
     a, b = two_instances
     clinician = await signed_in(browser, a, "bavi.clinician")
     specialist = await signed_in(browser, b, "xanhpon.surgeon")
+    supervisor = await signed_in(browser, b, "soyte.supervisor")
+    await supervisor.wait_for_selector('[data-empty="sessions"]')
     await clinician.wait_for_selector("text=Đề nghị hội chẩn")  # Vietnamese by default
 
     await clinician.fill("input[name=ref]", "BV-2026-117")
     await clinician.fill("textarea[name=summary]", "Nam 45 tuổi, đau bụng hố chậu phải")
+    await shot(clinician, "clinician-request")
     await clinician.click("form button[type=submit]")
     await clinician.wait_for_selector(".card [data-status]")
 
-    offer = await specialist.wait_for_selector(".card.offer")
+    offer = await specialist.wait_for_selector(".card.offer.knocking")  # the knock is seen, not only heard
     assert "BV-2026-117" in await offer.inner_text()
+    await shot(specialist, "specialist-offer")
     await specialist.click(".card.offer button.accept")
     await clinician.click(".card button.join")
 
-    await clinician.wait_for_function(REMOTE_VIDEO_PLAYS)
-    await specialist.wait_for_function(REMOTE_VIDEO_PLAYS)
+    await video_plays([clinician, specialist])
+    # The supervisor's board shows the live session with both people in it, and no clinical text.
+    row = await supervisor.wait_for_selector("[data-table=sessions] tr[data-session]:has-text('BS. Nguyễn Văn Hùng')")
+    assert "BS. Lê Minh Đức" in await row.inner_text()
+    await shot(supervisor, "supervisor-board")
+    assert "BV-2026-117" not in await supervisor.inner_text("main")
 
     await clinician.select_option("select[name=section]", "examination")
     await clinician.fill("textarea[name=note]", "<b>Mạch 90</b>, HA 120/80")
@@ -87,12 +122,19 @@ async def test_request_accept_call_and_notes_across_two_instances(two_instances,
     seen = await specialist.wait_for_selector('.note[data-section="examination"]')
     assert "<b>Mạch 90</b>, HA 120/80" in await seen.inner_text()  # shown as text, not markup
     assert await specialist.query_selector(".note b") is None
+    await shot(clinician, "consult-room")
 
     await specialist.select_option("select[name=outcome]", "treated_locally")
     await specialist.click("form:has(select[name=outcome]) button[type=submit]")
     await specialist.wait_for_selector("select[name=presence]")
     await clinician.wait_for_selector("text=Chưa có ca nào đang mở")
-    assert clinician.errors == [] and specialist.errors == []  # type: ignore[attr-defined]
+    # Afterwards the board counts it: one request, one ended, one referral avoided today.
+    await supervisor.wait_for_selector('[data-empty="sessions"]')
+    await supervisor.wait_for_selector('[data-figure="referrals_avoided"] strong:text-is("1")')
+    for page in (clinician, specialist, supervisor):
+        assert page.errors == [], page.errors  # type: ignore[attr-defined]
+        # No console errors either: a script or style refused by the CSP would show here.
+        assert [m for m in page.console if m.startswith("error")] == [], page.console  # type: ignore[attr-defined]
 
 
 async def test_english_toggle_and_the_supervisor_home(instance: Instance, browser: Browser) -> None:
@@ -115,7 +157,7 @@ async def test_a_dropped_clinician_is_back_in_the_call_with_the_notes_written_me
     await clinician.click("form button[type=submit]")
     await specialist.click(".card.offer button.accept")
     await clinician.click(".card button.join")
-    await clinician.wait_for_function(REMOTE_VIDEO_PLAYS)
+    await video_plays([clinician, specialist])
 
     mark_old = """() => document.querySelectorAll('.tile:not([data-peer="self"])').forEach(t => t.dataset.old = '1')"""
     await clinician.evaluate(mark_old)
@@ -123,6 +165,7 @@ async def test_a_dropped_clinician_is_back_in_the_call_with_the_notes_written_me
     port = int(a.url.rsplit(":", 1)[1])
     await a.stop()  # the clinician's instance goes away: their network is down
     await clinician.wait_for_selector("#banner:has-text('đang kết nối lại')")
+    await shot(clinician, "reconnecting")
     await specialist.select_option("select[name=section]", "plan")
     await specialist.fill("textarea[name=note]", "Truyền dịch, theo dõi sát")
     await specialist.click(".notes + form button[type=submit]")
@@ -134,8 +177,7 @@ async def test_a_dropped_clinician_is_back_in_the_call_with_the_notes_written_me
     renegotiated = REMOTE_VIDEO_PLAYS.replace(
         '.tile:not([data-peer="self"])', '.tile:not([data-peer="self"]):not([data-old])'
     )
-    await clinician.wait_for_function(renegotiated)
-    await specialist.wait_for_function(renegotiated)
+    await video_plays([clinician, specialist], renegotiated)
 
 
 async def test_the_precall_check_shows_the_camera_coming_back(instance: Instance, browser: Browser) -> None:
@@ -145,3 +187,28 @@ async def test_the_precall_check_shows_the_camera_coming_back(instance: Instance
     await page.wait_for_selector("#status[data-state=connected]")
     await page.wait_for_function("() => document.getElementById('echo').videoWidth > 0")
     await page.wait_for_selector("#figures:has-text('connected')")
+    await shot(page, "precall-check")
+
+
+async def test_an_admin_creates_a_clinician_who_can_then_sign_in(instance: Instance, browser: Browser) -> None:
+    admin = await signed_in(browser, instance, "admin")
+    await admin.wait_for_selector('tr[data-hospital="bavi-dgh"]')
+    await admin.fill(".admin-users input[name=username]", "bavi.resident")
+    await admin.fill(".admin-users input[name=name]", "BS. Đặng Văn Khoa")
+    await admin.select_option(".admin-users select[name=hospital_id]", "bavi-dgh")
+    await admin.fill(".admin-users input[name=password]", "mat-khau-moi-2026")
+    await admin.click(".admin-users form.admin-form button[type=submit]")
+    await admin.wait_for_selector("tr[data-user]:has-text('bavi.resident')")
+    await admin.click(".admin-audit form button[type=submit]")  # the creation is in the audit log
+    await admin.wait_for_selector(".admin-audit tr[data-entry]")
+    await shot(admin, "admin")
+    assert admin.errors == [], admin.errors  # type: ignore[attr-defined]
+
+    context = await browser.new_context()
+    page = await context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    await page.goto(instance.url)
+    await page.fill("input[name=username]", "bavi.resident")
+    await page.fill("input[name=password]", "mat-khau-moi-2026")
+    await page.click("button[type=submit]")
+    await page.wait_for_selector("text=Đề nghị hội chẩn")

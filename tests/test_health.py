@@ -5,6 +5,8 @@ from __future__ import annotations
 import aiohttp
 
 from tests.conftest import Instance, StartInstance
+from tests.test_notes import note
+from tests.test_rtc import active_consult, join
 
 
 async def test_health_ready_and_metrics(instance: Instance) -> None:
@@ -36,3 +38,23 @@ async def test_static_app_is_served(instance: Instance) -> None:
         async with http.get(f"{instance.url}/") as resp:
             assert resp.status == 200
             assert "telerounds" in (await resp.text()).lower()
+
+
+async def scrape(instance: Instance) -> str:
+    async with aiohttp.ClientSession() as http, http.get(f"{instance.url}/metrics") as resp:
+        return await resp.text()
+
+
+async def test_metrics_count_a_consult_across_instances(two_instances, clients) -> None:
+    a, b = two_instances
+    clinician, _surgeon, consult = await active_consult(clients, a, b)
+    await join(clinician, consult["id"])
+    assert (await clinician.call("note:add", note(consult["id"])))["ok"]
+    for text in (await scrape(a), await scrape(b)):  # state read from Redis: the same on each instance
+        assert "telerounds_active_consults 1.0" in text
+        assert 'telerounds_queue_length{specialty="surgery"} 0.0' in text
+    accepted_on_b = await scrape(b)
+    assert "telerounds_consult_wait_seconds_count 1.0" in accepted_on_b
+    assert 'telerounds_consult_offers_total{urgency="routine"} 1.0' in await scrape(a)
+    assert "telerounds_note_writes_total 1.0" in await scrape(a)
+    assert "telerounds_call_reconnects_total" in accepted_on_b

@@ -6,6 +6,10 @@ import json
 import re
 from pathlib import Path
 
+import aiohttp
+
+from tests.conftest import Instance
+
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
 
@@ -31,3 +35,16 @@ def test_vendored_files_are_recorded_with_version_and_licence() -> None:
     readme = (STATIC / "vendor" / "README.md").read_text()
     for path in (STATIC / "vendor").glob("*.js"):
         assert f"`{path.name}`" in readme and "MIT" in readme
+
+
+async def test_the_app_pages_forbid_inline_script_and_framing(instance: Instance) -> None:
+    async with aiohttp.ClientSession() as http:
+        for path in ("/", "/static/precall.html"):
+            async with http.get(instance.url + path) as response:
+                policy = response.headers["Content-Security-Policy"]
+                assert "script-src 'self'" in policy and "unsafe-inline" not in policy, policy
+                assert "frame-ancestors 'none'" in policy
+                assert response.headers["X-Content-Type-Options"] == "nosniff"
+    for path in STATIC.glob("*.html"):
+        text = path.read_text()
+        assert "style=" not in text and not re.search(r"<script(?![^>]*\bsrc=)", text), path.name

@@ -8,6 +8,8 @@ from aiohttp import web
 from sqlalchemy import text
 
 from server.api.http import services_of
+from server.matching import SPECIALTIES
+from server.offers import queue_key
 
 routes = web.RouteTableDef()
 
@@ -42,5 +44,9 @@ async def readyz(request: web.Request) -> web.Response:
 
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
-    body = services_of(request).metrics.render()
+    services = services_of(request)
+    for specialty in SPECIALTIES:
+        services.metrics.queue_length.labels(specialty).set(len(await services.live.waiting(queue_key(specialty))))
+    services.metrics.active_consults.set(len(await services.live.in_consult()))
+    body = services.metrics.render()
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})

@@ -1,0 +1,88 @@
+"""The supervisor board on `/monitor`: a snapshot, then whole-board updates as things change,
+across instances, scoped to what a supervisor oversees, and with no clinical text."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.conftest import Instance, add_user, until
+from tests.test_consults import ask
+from tests.test_rtc import join
+
+
+def session_of(board: dict[str, Any], consult_id: str) -> dict[str, Any] | None:
+    return next((s for s in board["sessions"] if s["id"] == consult_id), None)
+
+
+async def test_the_board_follows_a_consult_from_queue_to_call_to_the_days_count(
+    two_instances: tuple[Instance, Instance], clients
+) -> None:
+    a, b = two_instances
+    supervisor = await clients(a, "soyte.supervisor", namespace="/monitor")
+    board = await supervisor.next("monitor:snapshot")
+    surgeons = [p for p in board["presence"] if "surgery" in p["specialties"]]
+    assert {p["user"]["name"] for p in surgeons} >= {"BS. Lê Minh Đức"}
+    assert board["queue"] == [] and board["sessions"] == []
+
+    # A clinician at Ba Vì asks while no surgeon is connected: the request waits in the queue.
+    clinician = await clients(b, "bavi.clinician")
+    consult = await ask(clinician)
+    board = await until(supervisor, "monitor:update", lambda u: any(q["id"] == consult["id"] for q in u["queue"]))
+    waiting = next(q for q in board["queue"] if q["id"] == consult["id"])
+    assert waiting["hospital"]["id"] == "bavi-dgh" and waiting["specialty"] == "surgery"
+    assert "BV-0042" not in json.dumps(board) and "Đau bụng" not in json.dumps(board)  # no clinical text
+
+    # A specialist at Xanh Pôn comes online on the other instance, accepts, and both join the call.
+    surgeon = await clients(b, "xanhpon.surgeon")
+    await surgeon.next("consult:offer", within=10)
+    assert (await surgeon.call("consult:accept", {"consult_id": consult["id"]}))["ok"]
+    await join(clinician, consult["id"])
+    await join(surgeon, consult["id"])
+    quality = {"consult_id": consult["id"], "rtt_ms": 180, "loss_pct": 2.5, "bitrate_kbps": 600}
+    assert (await surgeon.call("rtc:stats", quality))["ok"]
+    board = await until(
+        supervisor,
+        "monitor:update",
+        lambda u: (
+            len((session_of(u, consult["id"]) or {}).get("participants", [])) == 2
+            and bool((session_of(u, consult["id"]) or {}).get("quality"))
+        ),
+    )
+    live = session_of(board, consult["id"])
+    assert live is not None and board["queue"] == []
+    assert {p["user"]["name"] for p in live["participants"]} == {"BS. Nguyễn Văn Hùng", "BS. Lê Minh Đức"}
+    assert live["specialist"]["hospital"]["id"] == "xanhpon" and live["duration_s"] >= 0
+    assert [s["rtt_ms"] for s in live["quality"].values()] == [180]
+    busy = next(p for p in board["presence"] if p["user"]["name"] == "BS. Lê Minh Đức")
+    assert busy["in_consult"] is True and busy["online"] is True
+
+    ack = await clinician.call("consult:end", {"consult_id": consult["id"], "outcome": "treated_locally"})
+    assert ack["ok"], ack
+    board = await until(supervisor, "monitor:update", lambda u: u["sessions"] == [] and u["stats"]["today"]["ended"])
+    today = board["stats"]["today"]
+    assert (today["requests"], today["accepted"], today["ended"], today["referrals_avoided"]) == (1, 1, 1, 1)
+
+
+async def test_a_hospital_supervisor_sees_only_what_involves_their_hospital(
+    instance: Instance, clients, database_url: str
+) -> None:
+    await add_user(database_url, "bavi.supervisor", "supervisor", "bavi-dgh")
+    await add_user(database_url, "tienyen.supervisor", "supervisor", "ttyt-tienyen")
+    bavi = await clients(instance, "bavi.supervisor", namespace="/monitor")
+    tienyen = await clients(instance, "tienyen.supervisor", namespace="/monitor")
+    network = await clients(instance, "soyte.supervisor", namespace="/monitor")
+    first = await bavi.next("monitor:snapshot")
+    # Ba Vì's supervisor sees the specialists who serve Ba Vì: its sister hospital Xanh Pôn's.
+    assert {p["user"]["hospital"]["id"] for p in first["presence"]} == {"xanhpon"}
+    assert {p["user"]["hospital"]["id"] for p in (await tienyen.next("monitor:snapshot"))["presence"]} == {"qn-dkt"}
+    await network.next("monitor:snapshot")
+
+    clinician = await clients(instance, "bavi.clinician")
+    consult = await ask(clinician)
+    for watching in (bavi, network):
+        await until(watching, "monitor:update", lambda u: any(q["id"] == consult["id"] for q in u["queue"]))
+    # Every round of updates sends each scope its board; Tiên Yên's never shows Ba Vì's request.
+    instance.services.board_changed()
+    later = await until(tienyen, "monitor:update", lambda u: u["server_time"] > consult["created_at"])
+    assert later["queue"] == [] and later["stats"]["today"]["requests"] == 0
