@@ -3,6 +3,7 @@ instances go from request to a connected WebRTC call with shared notes."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import AsyncIterator
@@ -137,11 +138,35 @@ async def test_request_accept_call_and_notes_across_two_instances(two_instances,
         assert [m for m in page.console if m.startswith("error")] == [], page.console  # type: ignore[attr-defined]
 
 
-async def test_english_toggle_and_the_supervisor_home(instance: Instance, browser: Browser) -> None:
-    page = await signed_in(browser, instance, "soyte.supervisor")
-    await page.wait_for_selector("text=Giám sát mạng lưới")
+def vietnamese_only_strings() -> set[str]:
+    """The app's Vietnamese strings that differ from their English translation."""
+    vi = json.loads((ROOT / "static" / "i18n" / "vi.json").read_text())
+    en = json.loads((ROOT / "static" / "i18n" / "en.json").read_text())
+    # Whole strings without placeholders, so a match means an untranslated piece of the screen.
+    return {text for key, text in vi.items() if text != en[key] and "{" not in text and len(text) > 3}
+
+
+@pytest.mark.parametrize("username", ["soyte.supervisor", "bavi.clinician", "xanhpon.surgeon", "admin"])
+async def test_the_english_toggle_switches_every_visible_string(
+    instance: Instance, browser: Browser, username: str
+) -> None:
+    page = await signed_in(browser, instance, username)
+    await page.wait_for_selector("main section h2")
     await page.click("#language")
-    await page.wait_for_selector("text=Network supervision")
+    await page.wait_for_selector("#language:text-is('Tiếng Việt')")
+    await page.wait_for_load_state("networkidle")
+    # Every piece of text the app put on screen; data (names of people and hospitals, the
+    # signed-in user, table cells, choices in lists) stays as it is.
+    pieces = await page.evaluate(
+        """() => [...document.querySelectorAll('body *:not(#who):not(td):not(option)')]
+            .filter(el => el.offsetParent !== null)
+            .flatMap(el => [...el.childNodes].filter(n => n.nodeType === 3).map(n => n.textContent.trim())
+            .concat(el.placeholder ? [el.placeholder] : []))"""
+    )
+    left = sorted(set(pieces) & vietnamese_only_strings())
+    assert left == [], f"still in Vietnamese after the toggle: {left}"
+    await page.click("#language")  # and back
+    await page.wait_for_selector("#language:text-is('English')")
     await page.click("#logout")
     await page.wait_for_selector("input[name=username]")
 
