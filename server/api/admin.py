@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from aiohttp import web
 
 from server import admin
-from server.api.http import client_address, read_json, require_account, services_of
+from server.api.http import client_address, query_time, read_json, require_account, services_of
 from server.errors import AppError
 from server.users import Account
 
@@ -25,17 +23,6 @@ async def require_admin(request: web.Request) -> Account:
 def _query(request: web.Request, name: str) -> str | None:
     value = request.query.get(name)
     return value if value else None
-
-
-def _time(request: web.Request, name: str) -> datetime | None:
-    raw = _query(request, name)
-    if raw is None:
-        return None
-    try:
-        value = datetime.fromisoformat(raw)
-    except ValueError:
-        raise AppError("invalid", f"{name} must be an ISO 8601 date or time") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _flag(request: web.Request, name: str) -> bool | None:
@@ -186,8 +173,8 @@ async def audit_log(request: web.Request) -> web.Response:
     query = admin.AuditQuery(
         user_id=_query(request, "user_id"),
         consult_id=_query(request, "consult_id"),
-        start=_time(request, "from"),
-        end=_time(request, "to"),
+        start=query_time(request, "from"),
+        end=query_time(request, "to"),
         limit=_limit(request),
         before=_query(request, "before"),
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import UTC, datetime
 from pathlib import Path
 
 from aiohttp import BodyPartReader, web
@@ -12,7 +11,7 @@ from sqlalchemy import or_, select
 
 from server import audit, consults, dispatch, record
 from server.access import consult_for
-from server.api.http import client_address, require_account, services_of
+from server.api.http import client_address, printable_page, query_time, require_account, services_of
 from server.errors import AppError
 from server.records import Attachment, Consult, new_id, utcnow
 
@@ -27,17 +26,6 @@ SIGNATURES = [
 ]
 
 
-def _when(request: web.Request, name: str) -> datetime | None:
-    raw = request.query.get(name)
-    if not raw:
-        return None
-    try:
-        value = datetime.fromisoformat(raw)
-    except ValueError:
-        raise AppError("invalid", f"{name} must be an ISO 8601 date or time") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 @routes.get("/api/consults")
 async def list_consults(request: web.Request) -> web.Response:
     account = await require_account(request)
@@ -48,7 +36,7 @@ async def list_consults(request: web.Request) -> web.Response:
         if status not in ("queued", "offered", "active", "ended", "cancelled"):
             raise AppError("invalid", "status must be queued, offered, active, ended or cancelled")
         query = query.where(Consult.status == status)
-    start, end = _when(request, "from"), _when(request, "to")
+    start, end = query_time(request, "from"), query_time(request, "to")
     if start:
         query = query.where(Consult.created_at >= start)
     if end:
@@ -85,14 +73,7 @@ async def get_record(request: web.Request) -> web.Response:
 async def get_minutes(request: web.Request) -> web.Response:
     consult, _ = await _readable(request, "consult.minutes")
     html = record.minutes_html(await record.build(services_of(request).db, consult))
-    return web.Response(
-        text=html,
-        content_type="text/html",
-        headers={
-            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
-            "X-Content-Type-Options": "nosniff",
-        },
-    )
+    return printable_page(html)
 
 
 @routes.get("/api/consults/{consult_id}/fhir")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -99,3 +100,28 @@ async def require_account(request: web.Request) -> Account:
 
 def client_address(request: web.Request) -> str:
     return request.remote or ""
+
+
+def query_time(request: web.Request, name: str) -> datetime | None:
+    """An optional ISO 8601 date or time from the query string; without an offset it is UTC."""
+    raw = request.query.get(name)
+    if not raw:
+        return None
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise AppError("invalid", f"{name} must be an ISO 8601 date or time") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def printable_page(html: str) -> web.Response:
+    """A self-contained printable page (minutes, reports): no script at all, inline styles only."""
+    return web.Response(
+        text=html,
+        content_type="text/html",
+        headers={
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "private, no-store",
+        },
+    )

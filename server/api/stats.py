@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from server import audit, stats
-from server.api.http import client_address, require_account, services_of
+from server.api.http import client_address, printable_page, require_account, services_of
 from server.consults import VIETNAM
 from server.errors import AppError
 from server.monthly_report import report_html
@@ -82,12 +82,4 @@ async def get_report(request: web.Request) -> web.Response:
         generated_at=now,
         includes_demo=any(r.demo for r in rows),
     )
-    return web.Response(
-        text=html,
-        content_type="text/html",
-        headers={
-            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
-            "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "private, no-store",
-        },
-    )
+    return printable_page(html)
