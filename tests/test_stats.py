@@ -8,7 +8,6 @@ import os
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from tests.conftest import (
     fresh_postgres_database,
     login,
 )
+from tests.test_record import Text
 
 XSS_NAME = 'Bệnh viện <script>alert("x")</script> & <b>Co</b>'
 MARCH = {"from": "2025-03-01", "to": "2025-04-01"}  # dates are midnight in Vietnam time
@@ -411,19 +411,6 @@ async def test_default_period_is_the_last_30_days(server: Instance) -> None:
     assert body["totals"]["requests"] == 0 and body["totals"]["wait_median_s"] is None
 
 
-class Page(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.parts: list[str] = []
-        self.tags: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append(tag)
-
-    def handle_data(self, data: str) -> None:
-        self.parts.append(data)
-
-
 async def test_monthly_report_is_a_printable_vietnamese_page_with_inert_names(
     server: Instance, history_url: str
 ) -> None:
@@ -431,7 +418,7 @@ async def test_monthly_report_is_a_printable_vietnamese_page_with_inert_names(
     assert status == 200
     assert headers["Content-Type"].startswith("text/html")
     assert "default-src 'none'" in headers["Content-Security-Policy"]
-    page = Page()
+    page = Text()
     page.feed(html)
     text = " ".join(page.parts)
     for expected_text in [
@@ -458,7 +445,7 @@ async def test_monthly_report_is_a_printable_vietnamese_page_with_inert_names(
 
     status, html, _ = await fetch(server, "bavi.supervisor", "/api/stats/report", {"month": "2025-03"})
     assert status == 200
-    page = Page()
+    page = Text()
     page.feed(html)
     text = " ".join(page.parts)
     assert "Phạm vi: Bệnh viện Đa khoa huyện Ba Vì" in text
