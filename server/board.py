@@ -7,6 +7,7 @@ board never carries clinical text: no patient reference, summary or note.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from server import presence
 from server.consults import VIETNAM, iso
 from server.records import Consult, Hospital, SisterLink, User
 from server.rooms import Peer
+from server.scope import scope_for
 from server.services import Services
 
 OPEN = ("queued", "offered", "active")
@@ -46,38 +48,72 @@ def _participant(peer: Peer) -> dict[str, Any]:
     return {**peer.public(), "reconnecting": peer.dropped_at is not None}
 
 
-async def build(services: Services, scope: str | None) -> dict[str, Any]:
-    """`{presence, queue, sessions, stats, server_time}` for the network (`scope=None`) or one hospital."""
+@dataclass(frozen=True)
+class Network:
+    """Everything any board shows, read once; each scope's board is a view of it."""
+
+    now: datetime
+    today: datetime
+    hospitals: dict[str, Hospital]
+    sisters: dict[str, set[str]]  # hospital id -> its sister hospitals' ids
+    specialists: list[User]  # active, by name
+    consults: list[Consult]  # open, or created today
+    people: dict[str, User]  # requesters and specialists of those consults
+    presence: dict[str, dict[str, Any]]
+    in_consult: set[str]
+    calls: dict[str, tuple[list[Peer], dict[str, dict[str, Any]]]]  # active consult id -> peers, quality
+    scopes: set[str | None]  # what the active supervisors oversee
+
+
+async def load(services: Services) -> Network:
     now = datetime.now(UTC)
     today = datetime.now(VIETNAM).replace(hour=0, minute=0, second=0, microsecond=0)
     async with services.db.session() as session:
         hospitals = {h.id: h for h in (await session.scalars(select(Hospital))).all()}
-        specialists = select(User).where(User.role == "specialist", User.active.is_(True))
-        if scope is not None:
-            # A hospital's supervisor sees its own specialists and those of its sister hospitals.
-            links = (await session.execute(select(SisterLink))).scalars().all()
-            near = {scope} | {
-                other
-                for link in links
-                for one, other in ((link.upper_id, link.lower_id), (link.lower_id, link.upper_id))
-                if one == scope
-            }
-            specialists = specialists.where(User.hospital_id.in_(near))
-        roster = (await session.scalars(specialists.order_by(User.name))).all()
-
-        consults = select(Consult).where(or_(Consult.status.in_(OPEN), Consult.created_at >= today))
-        rows = (await session.scalars(consults)).all()
+        sisters: dict[str, set[str]] = {}
+        for link in (await session.scalars(select(SisterLink))).all():
+            sisters.setdefault(link.upper_id, set()).add(link.lower_id)
+            sisters.setdefault(link.lower_id, set()).add(link.upper_id)
+        active = (await session.scalars(select(User).where(User.active.is_(True)).order_by(User.name))).all()
+        rows = (
+            await session.scalars(select(Consult).where(or_(Consult.status.in_(OPEN), Consult.created_at >= today)))
+        ).all()
         people_ids = {c.requester_id for c in rows} | {c.specialist_id for c in rows if c.specialist_id}
         people = {u.id: u for u in (await session.scalars(select(User).where(User.id.in_(people_ids)))).all()}
+    specialists = [u for u in active if u.role == "specialist"]
+    calls = {}
+    for c in rows:
+        if c.status == "active":
+            room = f"consult:{c.id}"
+            calls[c.id] = (await services.rooms.peers(room), await services.rooms.quality(room))
+    supervisors = (u for u in active if u.role == "supervisor" and u.hospital_id in hospitals)
+    return Network(
+        now=now,
+        today=today,
+        hospitals=hospitals,
+        sisters=sisters,
+        specialists=specialists,
+        consults=list(rows),
+        people=people,
+        presence=await presence.many(services.redis, [u.id for u in specialists]),
+        in_consult=await services.live.in_consult(),
+        calls=calls,
+        scopes={None, *(scope_for(u.role, u.hospital_id, hospitals[u.hospital_id].level) for u in supervisors)},
+    )
+
+
+def view(network: Network, scope: str | None) -> dict[str, Any]:
+    """`{presence, queue, sessions, stats, server_time}` for the network (`scope=None`) or one hospital."""
+    now, hospitals, people = network.now, network.hospitals, network.people
+    # A hospital's supervisor sees its own specialists and those of its sister hospitals.
+    near = None if scope is None else {scope} | network.sisters.get(scope, set())
+    roster = [u for u in network.specialists if near is None or u.hospital_id in near]
 
     def involves(consult: Consult) -> bool:
         specialist = people.get(consult.specialist_id or "")
         return scope is None or scope in (consult.hospital_id, specialist.hospital_id if specialist else None)
 
-    rows = [c for c in rows if involves(c)]
-    live = await presence.many(services.redis, [u.id for u in roster])
-    in_consult = await services.live.in_consult()
-
+    rows = [c for c in network.consults if involves(c)]
     queue = [
         {
             "id": c.id,
@@ -91,33 +127,30 @@ async def build(services: Services, scope: str | None) -> dict[str, Any]:
         for c in sorted(rows, key=lambda c: c.created_at)
         if c.status in ("queued", "offered")
     ]
-    sessions = []
-    for c in sorted((c for c in rows if c.status == "active"), key=lambda c: c.started_at or now):
-        room = f"consult:{c.id}"
-        peers = await services.rooms.peers(room)
-        sessions.append(
-            {
-                "id": c.id,
-                "kind": c.kind,
-                "specialty": c.specialty,
-                "urgency": c.urgency,
-                "hospital": _hospital(c.hospital_id, hospitals),
-                "specialist": _person(people.get(c.specialist_id or ""), hospitals),
-                "started_at": iso(c.started_at),
-                "duration_s": _since(c.started_at, now),
-                "participants": [_participant(p) for p in peers],
-                "quality": await services.rooms.quality(room),
-            }
-        )
-    created_today = [c for c in rows if c.created_at >= today]
+    sessions = [
+        {
+            "id": c.id,
+            "kind": c.kind,
+            "specialty": c.specialty,
+            "urgency": c.urgency,
+            "hospital": _hospital(c.hospital_id, hospitals),
+            "specialist": _person(people.get(c.specialist_id or ""), hospitals),
+            "started_at": iso(c.started_at),
+            "duration_s": _since(c.started_at, now),
+            "participants": [_participant(p) for p in network.calls.get(c.id, ([], {}))[0]],
+            "quality": network.calls.get(c.id, ([], {}))[1],
+        }
+        for c in sorted((c for c in rows if c.status == "active"), key=lambda c: c.started_at or now)
+    ]
+    created_today = [c for c in rows if c.created_at >= network.today]
     return {
         "presence": [
             {
                 "user": _person(user, hospitals),
                 "specialties": list(user.specialties or []),
-                "status": live[user.id]["status"],
-                "online": live[user.id]["online"],
-                "in_consult": user.id in in_consult,
+                "status": network.presence[user.id]["status"],
+                "online": network.presence[user.id]["online"],
+                "in_consult": user.id in network.in_consult,
             }
             for user in roster
         ],
@@ -135,3 +168,8 @@ async def build(services: Services, scope: str | None) -> dict[str, Any]:
         },
         "server_time": now.isoformat(),
     }
+
+
+async def build(services: Services, scope: str | None) -> dict[str, Any]:
+    """One scope's board, read now (a supervisor's snapshot)."""
+    return view(await load(services), scope)

@@ -17,6 +17,7 @@ Keys:
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -162,6 +163,14 @@ class LiveState:
         end = -1 if limit < 0 else limit - 1
         pairs: list[Any] = await self.redis.zrange(key, 0, end, withscores=True)
         return [(str(member), float(score)) for member, score in pairs]
+
+    async def queue_lengths(self, specialties: Sequence[str]) -> dict[str, int]:
+        """How many requests wait for each specialty, in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for specialty in specialties:
+                pipe.zcard(queue_key(specialty))
+            counts = await pipe.execute()
+        return dict(zip(specialties, (int(n) for n in counts), strict=True))
 
     async def position(self, key: str, consult_id: str) -> int | None:
         rank: Any = await self.redis.zrank(key, consult_id)

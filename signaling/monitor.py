@@ -14,13 +14,11 @@ import time
 from typing import Any
 
 import socketio
-from sqlalchemy import select
 
 from server import board
 from server.errors import AppError
 from server.loops import every
-from server.records import Hospital, User
-from server.scope import hospital_scope, scope_for
+from server.scope import hospital_scope
 from server.services import Services
 from server.users import Account
 from signaling.router import Router, authenticate
@@ -66,17 +64,6 @@ async def _send_snapshot(sio: socketio.AsyncServer, services: Services, sid: str
         log.exception("monitor:snapshot failed", extra={"sid": sid})
 
 
-async def _scopes(services: Services) -> set[str | None]:
-    """The scopes some supervisor may be watching: the network and each supervisor's hospital."""
-    async with services.db.session() as session:
-        rows = await session.execute(
-            select(User, Hospital)
-            .join(Hospital, User.hospital_id == Hospital.id)
-            .where(User.role == "supervisor", User.active.is_(True))
-        )
-        return {None} | {scope_for(user.role, hospital.id, hospital.level) for user, hospital in rows}
-
-
 async def _updates(sio: socketio.AsyncServer, services: Services) -> None:
     last = time.monotonic()
 
@@ -86,10 +73,10 @@ async def _updates(sio: socketio.AsyncServer, services: Services) -> None:
             return
         services.board_dirty = False
         last = time.monotonic()
-        for scope in await _scopes(services):
-            await sio.emit(
-                "monitor:update", await board.build(services, scope), room=board_room(scope), namespace=NAMESPACE
-            )
+        # One read of the network per round; every scope's board is a view of it.
+        network = await board.load(services)
+        for scope in network.scopes:
+            await sio.emit("monitor:update", board.view(network, scope), room=board_room(scope), namespace=NAMESPACE)
         services.metrics.board_updates.inc()
 
     await every(UPDATE_INTERVAL_S, send, "monitor:update")

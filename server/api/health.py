@@ -9,7 +9,6 @@ from sqlalchemy import text
 
 from server.api.http import services_of
 from server.matching import SPECIALTIES
-from server.offers import queue_key
 
 routes = web.RouteTableDef()
 
@@ -45,8 +44,8 @@ async def readyz(request: web.Request) -> web.Response:
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
     services = services_of(request)
-    for specialty in SPECIALTIES:
-        services.metrics.queue_length.labels(specialty).set(len(await services.live.waiting(queue_key(specialty))))
+    for specialty, waiting in (await services.live.queue_lengths(list(SPECIALTIES))).items():
+        services.metrics.queue_length.labels(specialty).set(waiting)
     services.metrics.active_consults.set(len(await services.live.in_consult()))
     body = services.metrics.render()
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
