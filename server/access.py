@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from server import consults
+from server import consults, rounds
 from server.errors import AppError
-from server.records import Consult
+from server.records import Consult, RoundSession
+from server.scope import hospital_scope
 from server.services import Services
 from server.users import Account
 
@@ -13,7 +14,8 @@ async def consult_for(services: Services, account: Account, consult_id: str, *, 
     """The consult if `account` may read it (or write to it); `not_found` / `forbidden` otherwise.
 
     Participants (requester, accepted specialist, the requesting hospital's clinicians, invited
-    users) read and write; supervisors read.
+    users; for a round patient's consult, everyone taking part in the round) read and write;
+    supervisors read within their scope.
     """
     consult = await consults.get(services.db, consult_id)
     if consult is None:
@@ -21,6 +23,26 @@ async def consult_for(services: Services, account: Account, consult_id: str, *, 
     invited = await services.rooms.invited(f"consult:{consult_id}", account.id)
     if consults.may_join(consult, account.id, account.role, account.hospital_id, invited):
         return consult
-    if not write and account.role == "supervisor":
+    if consult.round_session_id and await _in_round(services, account, consult.round_session_id):
+        return consult
+    if not write and account.role == "supervisor" and await _oversees(services, account, consult):
         return consult
     raise AppError("forbidden", "you are not a participant of this consult")
+
+
+async def _oversees(services: Services, account: Account, consult: Consult) -> bool:
+    """A supervisor reads the consults of their scope, as on the board and in the statistics:
+    the whole network, or those that involve their hospital (asked there or answered from there)."""
+    scope = hospital_scope(account)
+    if scope is None or consult.hospital_id == scope:
+        return True
+    specialist = (await consults.people(services.db, [consult.specialist_id])).get(consult.specialist_id or "")
+    return specialist is not None and specialist["hospital"]["id"] == scope
+
+
+async def _in_round(services: Services, account: Account, session_id: str) -> bool:
+    async with services.db.session() as session:
+        held = await session.get(RoundSession, session_id)
+    if held is None:
+        return False
+    return rounds.takes_part(await rounds.get(services.db, held.round_id), account)

@@ -226,6 +226,8 @@ def view(consult: Consult, who: dict[str, dict[str, Any]], queue_position: int |
         "summary": consult.summary,
         "queue_position": queue_position if consult.status == "queued" else None,
         "version": consult.version,
+        "round_session_id": consult.round_session_id,
+        "round_patient_id": consult.round_patient_id,
     }
 
 
@@ -239,6 +241,16 @@ def may_join(consult: Consult, user_id: str, role: str, hospital_id: str, invite
     )
 
 
+def round_audience(session_id: str) -> str:
+    """Everyone in a round session's call: every socket that joins the round's call also joins
+    the Socket.IO room `user:<this>`, so events sent to "involved users" reach them too."""
+    return f"round-session:{session_id}"
+
+
 def involved(consult: Consult) -> set[str]:
-    """Users whose screens show this consult."""
-    return {i for i in (consult.requester_id, consult.specialist_id) if i}
+    """Users whose screens show this consult, as the ids of their `user:<id>` Socket.IO rooms;
+    for a round patient's consult also the round's call (`round_audience`)."""
+    found = {i for i in (consult.requester_id, consult.specialist_id) if i}
+    if consult.round_session_id:
+        found.add(round_audience(consult.round_session_id))
+    return found

@@ -17,7 +17,17 @@ from sqlalchemy import insert, select
 
 from server.auth import hash_password
 from server.consults import VIETNAM
-from server.records import Base, Consult, ConsultEvent, Database, Hospital, SisterLink, User
+from server.records import (
+    Base,
+    Consult,
+    ConsultEvent,
+    Database,
+    Hospital,
+    Round,
+    RoundPatient,
+    SisterLink,
+    User,
+)
 
 HOSPITALS: list[tuple[str, str, str, str]] = [
     # id, name, level, province
@@ -114,7 +124,47 @@ async def seed(db: Database, password: str, *, history: bool = True) -> list[Dem
             tables = Base.metadata.tables
             await session.execute(insert(tables[Consult.__tablename__]), consult_rows)
             await session.execute(insert(tables[ConsultEvent.__tablename__]), event_rows)
+            ids = {username: user_id for username, (user_id, _) in accounts.items()}
+            for row in demo_round(ids, datetime.now(VIETNAM).date()):
+                session.add(row)
+                await session.flush()  # the round before its patients
     return USERS
+
+
+# The demo ward round.
+
+DEMO_ROUND_PATIENTS: list[tuple[str, str, str]] = [
+    # bed, patient reference, summary
+    ("2", "DEMO-R-001", "Nam 67 tuổi, viêm phổi nặng, thở oxy qua mask (dữ liệu demo)"),
+    ("4", "DEMO-R-002", "Nữ 54 tuổi, sốc nhiễm khuẩn ngày 3, đang dùng vận mạch (dữ liệu demo)"),
+    ("7", "DEMO-R-003", "Nam 45 tuổi, theo dõi sau mổ thoát vị bẹn nội soi ngày 1 (dữ liệu demo)"),
+]
+
+
+def demo_round(ids: dict[str, str], today: date) -> list[Round | RoundPatient]:
+    """A daily 09:00 round of Ba Vì's intensive care ward led by xanhpon.icu, from `today` on."""
+    item = Round(
+        id="demo-bavi-hoi-suc",
+        title="Đi buồng điện tử — Hồi sức tích cực",
+        hospital_id="bavi-dgh",
+        ward="Khoa Hồi sức tích cực",
+        starts_at=datetime.combine(today, time(9), VIETNAM),
+        duration_min=60,
+        recurrence="daily",
+        until=None,
+        skipped=[],
+        lead_specialist_id=ids["xanhpon.icu"],
+        participant_ids=[ids["xanhpon.surgeon"]],
+        created_by=ids["bavi.clinician"],
+        version=1,
+    )
+    patients: list[Round | RoundPatient] = [
+        RoundPatient(
+            round_id=item.id, position=position, bed=bed, ref=ref, summary=summary, added_by=ids["bavi.clinician"]
+        )
+        for position, (bed, ref, summary) in enumerate(DEMO_ROUND_PATIENTS, start=1)
+    ]
+    return [item, *patients]
 
 
 # Demo history.

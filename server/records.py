@@ -7,10 +7,10 @@ Alembic migrations in `server/migrations`; these classes mirror it.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, String, Text, TypeDecorator, event
+from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Index, String, Text, TypeDecorator, event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -129,6 +129,8 @@ class Consult(Base):
         Index("ix_consult_status", "status"),
         Index("ix_consult_specialist", "specialist_id"),
         Index("ix_consult_created", "created_at"),
+        # One consult per patient per round session, however many instances start the session.
+        Index("ux_consult_round_patient", "round_session_id", "round_patient_id", unique=True),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
@@ -151,6 +153,10 @@ class Consult(Base):
     version: Mapped[int] = mapped_column(default=1)
     note_seq: Mapped[int] = mapped_column(default=0)  # the last note's seq
     demo: Mapped[bool] = mapped_column(Boolean, default=False)  # generated demo history, never a real patient
+    # A round patient's consult (kind `round`): the session (one occurrence of a round) and the
+    # patient of the round's list it is about. Both None for an on-demand consult.
+    round_session_id: Mapped[str | None] = mapped_column(String(64))
+    round_patient_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class ConsultEvent(Base):
@@ -196,4 +202,73 @@ class Attachment(Base):
     size: Mapped[int] = mapped_column()
     sha256: Mapped[str] = mapped_column(String(64))
     uploader_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Round(Base):
+    """A scheduled ward round: one occurrence, or a daily or weekly series until an end date.
+
+    `starts_at` is the first occurrence; the others are at the same time of day (Vietnam has no
+    daylight saving, so that is the same UTC time). `skipped` holds the Vietnam dates of single
+    occurrences that were cancelled; `cancelled_at` cancels the whole series."""
+
+    __tablename__ = "rounds"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
+    title: Mapped[str] = mapped_column(String(200))
+    hospital_id: Mapped[str] = mapped_column(ForeignKey("hospitals.id"), index=True)  # the district hospital
+    ward: Mapped[str] = mapped_column(String(100))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    duration_min: Mapped[int] = mapped_column()
+    recurrence: Mapped[str | None] = mapped_column(String(10))  # None / daily / weekly
+    until: Mapped[date | None] = mapped_column(Date())  # the last day of a series (Vietnam date), inclusive
+    skipped: Mapped[list[str]] = mapped_column(JSON, default=list)
+    lead_specialist_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    participant_ids: Mapped[list[str]] = mapped_column(JSON, default=list)  # invited specialists and clinicians
+    created_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    version: Mapped[int] = mapped_column(default=1)
+
+
+class RoundPatient(Base):
+    """One bed of a round's ordered patient list. Removed patients are kept (their consults point here)."""
+
+    __tablename__ = "round_patients"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
+    round_id: Mapped[str] = mapped_column(ForeignKey("rounds.id"), index=True)
+    position: Mapped[int] = mapped_column()
+    bed: Mapped[str] = mapped_column(String(20))
+    ref: Mapped[str] = mapped_column(String(64))
+    summary: Mapped[str] = mapped_column(Text, default="")
+    added_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class RoundSession(Base):
+    """One occurrence of a round that was held: started by the first `round:join` that day."""
+
+    __tablename__ = "round_sessions"
+    __table_args__ = (Index("ux_round_session_day", "round_id", "day", unique=True),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
+    round_id: Mapped[str] = mapped_column(ForeignKey("rounds.id"))
+    day: Mapped[date] = mapped_column(Date())  # the occurrence's date in Vietnam
+    status: Mapped[str] = mapped_column(String(10))  # active / ended
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    started_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    focus_patient_id: Mapped[str | None] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(default=1)
+
+
+class CalendarFeed(Base):
+    """A user's secret calendar address: only the SHA-256 of the secret is kept."""
+
+    __tablename__ = "calendar_feeds"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from server import dispatch, presence
+from server import dispatch, presence, rounds
 from server.services import Services
 from server.users import Account
 
@@ -15,13 +15,17 @@ def now_iso() -> str:
 
 
 async def session_state(services: Services, account: Account) -> dict[str, Any]:
-    """`session:state`: `{user, presence, consults, offers, server_time}`."""
+    """`session:state`: `{user, presence, consults, offers, rounds, server_time}`.
+
+    A round patient's consult is not in `consults`: it belongs to its round, in `rounds` (the
+    user's rounds with an occurrence or a session today, so a reconnecting client rejoins)."""
     open_consults, offers = await dispatch.open_for(services, account)
     return {
         "user": account.public(),
         "presence": await presence.of(services.redis, account.id),
-        "consults": open_consults,
+        "consults": [c for c in open_consults if c["kind"] != "round"],
         "offers": offers,
+        "rounds": await rounds.today_for(services.db, account, datetime.now(UTC)),
         "server_time": now_iso(),
     }
 

@@ -15,8 +15,11 @@ Definitions, over the consults *created* in `[start, end)`:
 - `wait_median_s`, `wait_p90_s`: `started_at - created_at` over accepted consults.
 - `duration_median_s`: `ended_at - started_at` over ended consults.
 - `outcomes`: ended consults per outcome code; `referrals_avoided` = `treated_locally`.
-- `rounds_held`, `patients_reviewed`: rounds are not built yet and a consult has no round id,
-  so `rounds_held` is 0 and `patients_reviewed` counts ended consults of kind `round`.
+- Ward rounds: each patient of a round session (one occurrence of a round that was held) has a
+  consult of kind `round`, counted above like any consult (its outcome among `outcomes`).
+  `rounds_held`: the distinct round sessions among these consults (a session counts in the
+  period, scope and group of its patients' consults); `patients_reviewed`: the ended consults of
+  kind `round`, i.e. round patients given a decision.
 
 Percentiles are linear interpolation between closest ranks (Hyndman & Fan type 7, numpy's and
 Excel PERCENTILE.INC's default): rank `p/100 * (n - 1)`, so the median of an even count is the
@@ -87,6 +90,7 @@ class Row:
     outcome: str | None
     expired: bool  # at least one offer lapsed
     demo: bool = False
+    round_session_id: str | None = None  # the round session of a round patient's consult
 
 
 def fate(row: Row) -> Fate:
@@ -135,7 +139,7 @@ def figures(rows: Iterable[Row]) -> dict[str, Any]:
         "duration_median_s": _seconds(percentile(durations, 50)),
         "outcomes": outcomes,
         "referrals_avoided": outcomes["treated_locally"],
-        "rounds_held": 0,  # no round id yet: rounds are not built
+        "rounds_held": len({r.round_session_id for r in items if r.kind == "round" and r.round_session_id}),
         "patients_reviewed": sum(1 for r in ended if r.kind == "round"),
     }
 
@@ -196,17 +200,24 @@ def parse_moment(name: str, raw: str) -> datetime:
         return datetime.combine(date.fromisoformat(raw), time(), VIETNAM).astimezone(UTC)
     except ValueError:
         pass
+    except OverflowError:  # 0001-01-01 in Vietnam is still year 0 in UTC
+        raise AppError("invalid", f"{name} is out of range") from None
     try:
         value = datetime.fromisoformat(raw)
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
     except ValueError:
         raise AppError("invalid", f"{name} must be an ISO 8601 date or date-time") from None
-    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    except OverflowError:
+        raise AppError("invalid", f"{name} is out of range") from None
 
 
 def parse_period(raw_from: str | None, raw_to: str | None, now: datetime) -> tuple[datetime, datetime]:
     """`[from, to)`; by default the last 30 days up to `now`."""
     end = parse_moment("to", raw_to) if raw_to else now
-    start = parse_moment("from", raw_from) if raw_from else end - timedelta(days=DEFAULT_DAYS)
+    try:
+        start = parse_moment("from", raw_from) if raw_from else end - timedelta(days=DEFAULT_DAYS)
+    except OverflowError:  # `to` in the first days of year 1
+        raise AppError("invalid", "to is out of range") from None
     if start >= end:
         raise AppError("invalid", "from must be before to")
     return start, end
@@ -227,10 +238,10 @@ def parse_month(raw: str | None, now: datetime) -> tuple[str, datetime, datetime
         if len(month) != 7 or month[4] != "-":
             raise ValueError(month)
         first = datetime(int(month[:4]), int(month[5:]), 1, tzinfo=VIETNAM)
-    except ValueError:
+        following = datetime(first.year + first.month // 12, first.month % 12 + 1, 1, tzinfo=VIETNAM)
+        return month, first.astimezone(UTC), following.astimezone(UTC)
+    except (ValueError, OverflowError):  # also 0001-01 and 9999-12: their bounds fall outside datetime's range
         raise AppError("invalid", "month must be YYYY-MM") from None
-    following = datetime(first.year + first.month // 12, first.month % 12 + 1, 1, tzinfo=VIETNAM)
-    return month, first.astimezone(UTC), following.astimezone(UTC)
 
 
 def wants_csv(accept: str) -> bool:
@@ -301,6 +312,7 @@ async def load(db: Database, start: datetime, end: datetime, scope: str | None) 
                     Consult.ended_at,
                     Consult.outcome,
                     Consult.demo,
+                    Consult.round_session_id,
                 ).where(*period)
             )
         ).all()
@@ -336,6 +348,7 @@ async def load(db: Database, start: datetime, end: datetime, scope: str | None) 
             outcome=c.outcome,
             expired=c.id in expired,
             demo=bool(c.demo),
+            round_session_id=c.round_session_id,
         )
         if in_scope(row, scope):
             rows.append(row)

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, field_validator
 
-from server import dispatch, matching
+from server import consults, dispatch, matching, rounds
 from server.validation import Payload
 from signaling.router import Caller, Router
 
@@ -93,5 +93,10 @@ async def consult_widen(caller: Caller, payload: ConsultRef) -> dict[str, Any]:
 
 @router.on("consult:end", ConsultEnd)
 async def consult_end(caller: Caller, payload: ConsultEnd) -> dict[str, Any]:
-    consult = await dispatch.end(caller.services, caller.account, payload.consult_id, payload.outcome, payload.summary)
-    return {"consult": await dispatch.describe(caller.services, consult)}
+    services, account = caller.services, caller.account
+    found = await consults.get(services.db, payload.consult_id)
+    if found is not None and found.round_session_id is not None:
+        ended = await rounds.decide(services, account, found, payload.outcome, payload.summary)
+    else:
+        ended = await dispatch.end(services, account, payload.consult_id, payload.outcome, payload.summary)
+    return {"consult": await dispatch.describe(services, ended)}

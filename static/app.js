@@ -4,13 +4,15 @@ import { io } from "/static/vendor/socket.io.esm.min.js";
 import { adminHome } from "/static/admin.js";
 import { Board } from "/static/board.js";
 import { Call } from "/static/call.js";
+import { RoundRoom, RoundsList } from "/static/rounds.js";
 import { language, load, t, when } from "/static/i18n.js";
 
 const SECTIONS = ["history", "examination", "investigations", "assessment", "plan", "discussion"];
 const app = document.getElementById("app");
 const banner = document.getElementById("banner");
 const state = { token: sessionStorage.getItem("telerounds.token"), user: null, socket: null, session: null,
-  consults: new Map(), offers: new Map(), knocks: new Map(), specialties: [], room: null, board: null };
+  consults: new Map(), offers: new Map(), knocks: new Map(), specialties: [], room: null, board: null,
+  round: null, roundsList: null };
 
 // Elements from data only: text is always textContent, never HTML.
 function h(tag, attrs = {}, ...children) {
@@ -79,14 +81,21 @@ function start() {
   });
   socket.on("disconnect", () => say(t("banner.reconnecting")));
   socket.on("session:state", onSessionState);
-  socket.on("consult:updated", ({ consult }) => { track(consult); render(); });
+  socket.on("consult:updated", ({ consult }) => {
+    if (consult.kind === "round") { state.round?.consultUpdated(consult); return; } // a round patient's
+    track(consult); render();
+  });
   socket.on("consult:offer", ({ consult, expires_at }) => { state.offers.set(consult.id, { consult, expires_at }); knock(consult); render(); });
   socket.on("presence:changed", ({ presence }) => { state.session.presence = presence; say(t("presence.changed", { status: t(`presence.${presence.status}`) })); render(); });
-  socket.on("note:added", ({ consult_id, note }) => state.room?.consult.id === consult_id && state.room.addNote(note));
+  socket.on("note:added", ({ consult_id, note }) => state.round?.addNote(consult_id, note) || (state.room?.consult.id === consult_id && state.room.addNote(note)));
   socket.on("attachment:added", ({ consult_id, attachment }) => state.room?.consult.id === consult_id && state.room.addFile(attachment));
   socket.on("consult:peer-joined", (p) => state.room?.peerJoined(p));
   socket.on("consult:peer-left", (p) => state.room?.call?.drop(p.peer_id));
-  socket.on("rtc:signal", (m) => state.room?.signal(m));
+  socket.on("rtc:signal", (m) => (m.round_id ? state.round?.signal(m) : state.room?.signal(m)));
+  socket.on("round:updated", ({ round }) => state.round?.id === round.id && state.round.apply(round));
+  socket.on("round:peer-joined", (p) => state.round?.peerJoined(p));
+  socket.on("round:peer-left", (p) => state.round?.call?.drop(p.peer_id));
+  socket.on("round:starting", ({ round }) => { say(t("rounds.starting", { title: round.title })); state.roundsList?.load(); });
 }
 
 async function onSessionState(session) {
@@ -105,6 +114,12 @@ async function onSessionState(session) {
     if (consult?.status === "active") { await state.room.resume(); return; }
     state.room.close();
   }
+  if (state.round) {
+    const live = session.rounds.find((x) => x.round.id === state.round.id && x.round.session?.status === "active");
+    if (live) { await state.round.resume(); return; }
+    state.round.close();
+  }
+  state.roundsList?.load();
   render();
 }
 
@@ -120,11 +135,11 @@ function track(consult) {
 }
 
 function render() {
-  if (state.room) return; // the room draws itself
+  if (state.room || state.round) return; // the room draws itself
   const role = state.user.role;
   const precall = h("p", {}, h("a", { href: "/static/precall.html", class: "precall" }, t("precall.link")));
-  if (role === "clinician") app.replaceChildren(requestForm(), myConsults(), precall);
-  else if (role === "specialist") app.replaceChildren(presenceSwitch(), offersList(), myConsults(), precall);
+  if (role === "clinician") app.replaceChildren(requestForm(), myConsults(), roundsSection(), precall);
+  else if (role === "specialist") app.replaceChildren(presenceSwitch(), offersList(), myConsults(), roundsSection(), precall);
   else if (role === "supervisor") app.replaceChildren(supervisorBoard().element);
   else if (role === "admin") app.replaceChildren(administration());
 }
@@ -146,6 +161,26 @@ function supervisorBoard() {
     state.board.start();
   }
   return state.board;
+}
+
+// Ward rounds: the week's list, kept across renders; rebuilt on a language change.
+function roundsSection() {
+  if (!state.roundsList || state.roundsList.language !== language) {
+    state.roundsList = new RoundsList({ h, t, api, language, onEnter: enterRound });
+    state.roundsList.language = language;
+  }
+  return state.roundsList.element;
+}
+
+async function enterRound(round) {
+  let stream;
+  try { stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true }); }
+  catch (e) { stream = await navigator.mediaDevices.getUserMedia({ audio: true }).catch(() => new MediaStream()); }
+  const ctx = { h, t, when, api, emit, opId, say, socket: state.socket, user: state.user,
+    onClose: () => { state.round = null; state.roundsList?.load(); render(); } };
+  state.round = new RoundRoom(ctx, round, stream);
+  app.replaceChildren(state.round.element);
+  await state.round.join();
 }
 
 // Clinician.
@@ -420,7 +455,7 @@ async function enterRoom(consult) {
 }
 
 document.getElementById("language").addEventListener("click", async () => { await load(language === "vi" ? "en" : "vi"); if (state.user) render(); });
-document.getElementById("logout").addEventListener("click", () => { sessionStorage.removeItem("telerounds.token"); state.socket?.disconnect(); state.board?.stop(); state.board = null; state.admin = null; state.session = null; state.room?.close(); showLogin(); });
+document.getElementById("logout").addEventListener("click", () => { sessionStorage.removeItem("telerounds.token"); state.socket?.disconnect(); state.board?.stop(); state.board = null; state.admin = null; state.session = null; state.room?.close(); state.round?.close(); state.roundsList = null; showLogin(); });
 
 await load();
 if (state.token) start(); else showLogin();

@@ -237,3 +237,62 @@ async def test_an_admin_creates_a_clinician_who_can_then_sign_in(instance: Insta
     await page.fill("input[name=password]", "mat-khau-moi-2026")
     await page.click("button[type=submit]")
     await page.wait_for_selector("text=Đề nghị hội chẩn")
+
+
+async def test_a_ward_round_walks_through_three_patients_on_one_call(two_instances, browser: Browser) -> None:
+    from tests.test_rounds import http, new_round
+
+    a, b = two_instances
+    created = await new_round(a)  # a daily round at Ba Vì, led by a specialist at Xanh Pôn, three patients
+    rid = created["id"]
+    clinician = await signed_in(browser, a, "bavi.clinician")
+    lead = await signed_in(browser, b, "xanhpon.icu")
+    for page in (clinician, lead):
+        await page.click(f'.card.round[data-round="{rid}"] button.join-round')
+        await page.wait_for_selector(f'.round-room[data-round="{rid}"] .round-patient')
+    await video_plays([clinician, lead])
+    mark_old = """() => document.querySelectorAll('.tile:not([data-peer="self"])').forEach(t => t.dataset.old = '1')"""
+    for page in (clinician, lead):
+        await page.evaluate(mark_old)
+    offers_before = [sum("offering" in line for line in p.console) for p in (clinician, lead)]  # type: ignore[attr-defined]
+
+    status, body = await http(a, "bavi.clinician", "GET", f"/api/rounds/{rid}")
+    assert status == 200
+    patients = body["round"]["patients"]
+    assert len(patients) == 3 and all(p["consult_id"] for p in patients)
+    for number, patient in enumerate(patients, start=1):
+        await lead.click(f'.round-patient[data-patient="{patient["id"]}"] button.focus')
+        for page in (clinician, lead):  # everyone follows the focus
+            await page.wait_for_selector(f'.round-patient.current[data-patient="{patient["id"]}"]')
+            await page.wait_for_selector(f'.round-panel [data-patient="{patient["id"]}"]')
+        text = f"Giường {patient['bed']}: ghi chú số {number}"
+        await clinician.select_option("select[name=round-section]", "examination")
+        await clinician.fill("textarea[name=round-note]", text)
+        await clinician.click(".round-note-form button[type=submit]")
+        await lead.wait_for_selector(f'.round-panel [data-patient="{patient["id"]}"] .note:has-text("{text}")')
+        if number == 2:
+            await lead.select_option("select[name=round-outcome]", "treated_locally")
+            await lead.click(".round-decision button[type=submit]")
+            await clinician.wait_for_selector(f'.round-patient[data-patient="{patient["id"]}"][data-status="ended"]')
+        if number == 1:
+            await shot(lead, "round-room")
+        # The call did not move: the same connection, still playing, no new offer.
+        await video_plays([clinician, lead], REMOTE_VIDEO_PLAYS.replace('not([data-peer="self"])', "is([data-old])"))
+
+    offers_after = [sum("offering" in line for line in p.console) for p in (clinician, lead)]  # type: ignore[attr-defined]
+    assert offers_after == offers_before
+    for page in (clinician, lead):
+        dropped = [m for m in page.console if m.endswith((": disconnected", ": failed", ": closed"))]  # type: ignore[attr-defined]
+        assert dropped == [], dropped
+    # Each note is on its own patient's record.
+    for number, patient in enumerate(patients, start=1):
+        status, record = await http(b, "xanhpon.icu", "GET", f"/api/consults/{patient['consult_id']}")
+        assert status == 200
+        assert [n["text"] for n in record["notes"]] == [f"Giường {patient['bed']}: ghi chú số {number}"]
+    assert record["consult"]["kind"] == "round"
+
+    await lead.click("button.end-round")
+    await clinician.wait_for_selector(f'.card.round[data-round="{rid}"]')  # back to the rounds list
+    for page in (clinician, lead):
+        assert page.errors == [], page.errors  # type: ignore[attr-defined]
+        assert [m for m in page.console if m.startswith("error")] == [], page.console  # type: ignore[attr-defined]

@@ -2,7 +2,7 @@
 
 from aiohttp import web
 
-from server.api import accounts, admin, consults, health, precall, roster, stats
+from server.api import accounts, admin, consults, health, precall, roster, rounds, stats
 
 
 def add_routes(app: web.Application) -> None:
@@ -13,3 +13,4 @@ def add_routes(app: web.Application) -> None:
     app.add_routes(consults.routes)
     app.add_routes(stats.routes)
     app.add_routes(admin.routes)
+    app.add_routes(rounds.routes)
