@@ -382,6 +382,24 @@ async def end(services: Services, account: Account, consult_id: str, outcome: st
     consult = await _get(services, consult_id)
     if account.id not in (consult.specialist_id, consult.requester_id):
         raise AppError("forbidden", "only the specialist or the clinician who asked can end this consult")
+    return await record_outcome(services, account.id, consult, outcome, summary, release_specialist=True)
+
+
+async def record_outcome(
+    services: Services,
+    actor_id: str,
+    consult: Consult,
+    outcome: str,
+    summary: str | None,
+    *,
+    release_specialist: bool,
+) -> Consult:
+    """End an active consult with its outcome; the caller has checked that `actor_id` may.
+
+    `release_specialist`: the specialist is free again and offered what waits. Not so for a
+    round patient's decision: the lead stays in the round's call, with the next patient.
+    """
+    consult_id = consult.id
     if consult.status == "ended":
         return consult
     if consult.status != "active":
@@ -390,7 +408,7 @@ async def end(services: Services, account: Account, consult_id: str, outcome: st
         services.db,
         consult,
         "ended",
-        account.id,
+        actor_id,
         {"outcome": outcome},
         status="ended",
         ended_at=utcnow(),
@@ -402,7 +420,7 @@ async def end(services: Services, account: Account, consult_id: str, outcome: st
         if latest.status == "ended":
             return latest
         raise AppError("conflict", "the consult changed meanwhile; try again")
-    specialist_id = consult.specialist_id
+    specialist_id = consult.specialist_id if release_specialist else None
     if specialist_id:
         await services.live.set_in_consult(specialist_id, False)
         await presence.restore_chosen(services.redis, specialist_id)

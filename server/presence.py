@@ -6,6 +6,8 @@ Redis keys (all rebuildable: clients set them again when they reconnect):
 - `presence:conns:<user_id>` sorted set: socket ids scored by when their heartbeat lapses.
   A user is online while one score lies in the future, so the users of a crashed
   instance go offline once its heartbeats stop.
+- `presence:sockets` sorted set: `<user_id>|<sid>` of every socket, scored the same way, so
+  that one instance can find (`lapsed`) and clean up the sockets of a crashed one.
 """
 
 from __future__ import annotations
@@ -28,6 +30,13 @@ def _conns(user_id: str) -> str:
     return f"presence:conns:{user_id}"
 
 
+SOCKETS = "presence:sockets"
+
+
+def _socket(user_id: str, sid: str) -> str:
+    return f"{user_id}|{sid}"
+
+
 async def set_status(redis: aioredis.Redis, user_id: str, status: Status, *, chosen: bool = True) -> None:
     """Record a status; `chosen=False` for automatic changes that should not replace the user's pick."""
     fields: dict[Any, str] = {"status": status, "changed_at": datetime.now(UTC).isoformat()}
@@ -39,6 +48,7 @@ async def set_status(redis: aioredis.Redis, user_id: str, status: Status, *, cho
 async def connect(redis: aioredis.Redis, user_id: str, sid: str, ttl_s: int, default: Status) -> None:
     async with redis.pipeline(transaction=True) as pipe:
         pipe.zadd(_conns(user_id), {sid: time.time() + ttl_s})
+        pipe.zadd(SOCKETS, {_socket(user_id, sid): time.time() + ttl_s})
         pipe.hsetnx(_key(user_id), "status", default)
         pipe.hsetnx(_key(user_id), "chosen", default)
         pipe.hsetnx(_key(user_id), "changed_at", datetime.now(UTC).isoformat())
@@ -46,7 +56,10 @@ async def connect(redis: aioredis.Redis, user_id: str, sid: str, ttl_s: int, def
 
 
 async def disconnect(redis: aioredis.Redis, user_id: str, sid: str) -> None:
-    await redis.zrem(_conns(user_id), sid)
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.zrem(_conns(user_id), sid)
+        pipe.zrem(SOCKETS, _socket(user_id, sid))
+        await pipe.execute()
 
 
 async def heartbeat(redis: aioredis.Redis, sids_by_user: dict[str, list[str]], ttl_s: int) -> None:
@@ -55,7 +68,20 @@ async def heartbeat(redis: aioredis.Redis, sids_by_user: dict[str, list[str]], t
     async with redis.pipeline(transaction=False) as pipe:
         for user_id, sids in sids_by_user.items():
             pipe.zadd(_conns(user_id), {sid: expires for sid in sids}, xx=True)
+            pipe.zadd(SOCKETS, {_socket(user_id, sid): expires for sid in sids}, xx=True)
         await pipe.execute()
+
+
+async def lapsed(redis: aioredis.Redis, limit: int = 100) -> list[tuple[str, str]]:
+    """`(user_id, sid)` of sockets whose heartbeat lapsed (their instance died), each returned
+    to exactly one caller, and forgotten."""
+    claimed: list[tuple[str, str]] = []
+    for member in [str(m) for m in await redis.zrangebyscore(SOCKETS, "-inf", time.time(), start=0, num=limit)]:
+        if await redis.zrem(SOCKETS, member):  # the one caller that removed it handles it
+            user_id, _, sid = member.partition("|")
+            await redis.zrem(_conns(user_id), sid)
+            claimed.append((user_id, sid))
+    return claimed
 
 
 async def online(redis: aioredis.Redis, user_id: str) -> bool:

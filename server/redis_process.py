@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -51,12 +52,15 @@ class RedisProcess:
         self.workdir = workdir
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()  # a restart and a stop never interleave
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, timeout_s: float = 10.0) -> None:
+        self._stopping.clear()
         self.workdir.mkdir(parents=True, exist_ok=True)
         args = [
             redis_executable(),
@@ -79,10 +83,38 @@ class RedisProcess:
                         return
             except OSError:
                 time.sleep(0.01)
-        self.stop()
+        self._stop()
         raise RuntimeError(f"redis-server did not answer on port {self.port} within {timeout_s} s")
 
+    def keep_running(self, interval_s: float = 1.0) -> None:
+        """Start the server again, on the same port, whenever it dies, until `stop()`.
+
+        It comes back empty (it keeps nothing on disk): the instances notice and rebuild
+        the live state from the database (server/recovery.py).
+        """
+
+        def watch() -> None:
+            while not self._stopping.wait(interval_s):
+                with self._lock:
+                    if self._stopping.is_set() or self.process is None or self.process.poll() is None:
+                        continue
+                    print(f"telerounds: the embedded redis-server exited ({self.process.returncode}); restarting it",
+                          file=sys.stderr, flush=True)  # fmt: skip
+                    try:
+                        self.start()
+                    except RuntimeError as error:  # e.g. the port was taken meanwhile; try again
+                        print(f"telerounds: {error}", file=sys.stderr, flush=True)
+
+        # A daemon thread: the redis-server it starts gets SIGTERM when this thread ends
+        # (PR_SET_PDEATHSIG follows the thread), which is when the process exits or stops it.
+        threading.Thread(target=watch, name="redis-watchdog", daemon=True).start()
+
     def stop(self) -> None:
+        self._stopping.set()
+        with self._lock:
+            self._stop()
+
+    def _stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:

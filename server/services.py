@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
+import redis.exceptions as redis_exc
 
 from server.metrics import Metrics
 from server.offers import LiveState
@@ -52,5 +53,9 @@ def connect(settings: Settings, redis_url: str) -> Services:
     return Services(
         settings=settings,
         db=Database(settings.database_url),
-        redis=aioredis.Redis.from_url(redis_url, decode_responses=True),
+        # After Redis restarts, every pooled connection is dead: retry on a fresh one instead of
+        # failing the first command of each (a specialist's session:state, say).
+        redis=aioredis.Redis.from_url(
+            redis_url, decode_responses=True, retry_on_error=[redis_exc.ConnectionError, redis_exc.TimeoutError]
+        ),
     )

@@ -1,4 +1,4 @@
-"""`/healthz` (the process answers), `/readyz` (Redis and the database answer), `/metrics`."""
+"""`/healthz` (the process answers), `/readyz` (Redis, the database and pub/sub work), `/metrics`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from sqlalchemy import text
 
 from server.api.http import services_of
 from server.matching import SPECIALTIES
+from server.records import Database
 
 routes = web.RouteTableDef()
 
@@ -28,17 +29,36 @@ async def readyz(request: web.Request) -> web.Response:
     except Exception as exc:  # any failure means not ready; say which
         checks["redis"] = f"unavailable: {type(exc).__name__}"
     try:
-        async with services.db.engine.connect() as connection:
-            await asyncio.wait_for(connection.execute(text("SELECT 1")), timeout=2)
+        await asyncio.wait_for(_database_check(services.db), timeout=2)
         checks["database"] = "ok"
     except Exception as exc:
         checks["database"] = f"unavailable: {type(exc).__name__}"
     manager = getattr(services.sio, "manager", None)
     if manager is not None:
-        # Without the listener, events from other instances would silently not arrive.
-        checks["pubsub"] = "ok" if getattr(manager, "listening", False) else "unavailable: not listening"
+        # Without the listener, events from other instances would silently not arrive: the
+        # manager hears its own heartbeat through Redis (signaling/redis_manager.py).
+        checks["pubsub"] = "ok" if manager.healthy() else "unavailable: not receiving"
     ready = all(value == "ok" for value in checks.values())
     return web.json_response({"ok": ready, "checks": checks}, status=200 if ready else 503)
+
+
+async def _database_check(db: Database) -> None:
+    """The database answers, and on SQLite it can also be written to.
+
+    A SQLite file whose write lock another process holds still answers reads, while every
+    write waits out the busy timeout and fails: take the write lock for an instant to see that.
+    """
+    async with db.engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))
+        if not db.is_sqlite:
+            return
+        busy_ms = int((await connection.exec_driver_sql("PRAGMA busy_timeout")).scalar() or 0)
+        await connection.exec_driver_sql("PRAGMA busy_timeout=1000")
+        try:
+            await connection.exec_driver_sql("BEGIN IMMEDIATE")
+            await connection.exec_driver_sql("ROLLBACK")
+        finally:
+            await connection.exec_driver_sql(f"PRAGMA busy_timeout={busy_ms}")
 
 
 @routes.get("/metrics")
