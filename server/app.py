@@ -8,8 +8,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from server import api
-from server.api.http import SERVICES, errors_middleware
+from server import api, logs, permissions
+from server.api.http import SERVICES, Handler, errors_middleware, require_account
 from server.services import Services
 from signaling.server import create_sio
 
@@ -24,17 +24,45 @@ APP_CSP = (
 )
 
 
+# Everything else (JSON, CSV, files, scripts): nothing may load from it as a page, or frame it.
+OTHER_CSP = "default-src 'none'; frame-ancestors 'none'"
+
+
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
-    if response.content_type == "text/html":
-        # Pages that set their own policy (the printable minutes, the report) keep it.
-        response.headers.setdefault("Content-Security-Policy", APP_CSP)
-        response.headers.setdefault("X-Frame-Options", "DENY")
+    """On every response: no type sniffing, no referrer, no framing, a content security policy."""
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    headers.setdefault("X-Frame-Options", "DENY")
+    if response.status == 304:
+        # A browser merges a 304's headers into the page it cached: a policy chosen here by the
+        # 304's (empty) type would replace the page's own and break it. The cached one stands.
+        return
+    # Responses that set their own policy (the printable minutes, attachments) keep it, but
+    # none of them may be framed: clickjacking needs a frame, and the policy is what stops it.
+    csp = headers.get("Content-Security-Policy") or (APP_CSP if response.content_type == "text/html" else OTHER_CSP)
+    if "frame-ancestors" not in csp:
+        csp += "; frame-ancestors 'none'"
+    headers["Content-Security-Policy"] = csp
+
+
+@web.middleware
+async def _role_gate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The role gate of server/permissions.py, before any handler runs: `unauthorized` without a
+    valid token, `forbidden` for a role the route's rule does not name (or a route without a rule)."""
+    match = request.match_info
+    resource = match.route.resource
+    if match.http_exception is None and resource is not None:  # unmatched paths are 404/405 as they are
+        rule = permissions.route_rule(request.method, resource.canonical)
+        if rule.relation != "public":
+            account = await require_account(request)
+            permissions.check_role(rule, account.role, f"{request.method} {resource.canonical}")
+    return await handler(request)
 
 
 def create_app(services: Services, redis_url: str) -> web.Application:
-    app = web.Application(middlewares=[errors_middleware], client_max_size=12 * 1024 * 1024)
+    logs.quiet_client_errors()  # a malformed request is the client's error, not the server's
+    app = web.Application(middlewares=[errors_middleware, _role_gate], client_max_size=12 * 1024 * 1024)
     app[SERVICES] = services
     app.on_response_prepare.append(_security_headers)
     api.add_routes(app)

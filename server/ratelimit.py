@@ -1,21 +1,60 @@
-"""Fixed-window rate limits kept in Redis, so every instance counts together."""
+"""Token buckets kept in Redis, so every instance draws from the same bucket and a limit holds
+however the load balancer spreads a user's connections.
+
+A bucket holds at most `burst` tokens and refills at `per_s` tokens a second; each attempt takes
+one, and an attempt that finds less than one token is refused with `rate_limited`. The time comes
+from `clock` (the instance's clock), which the tests move forward instead of sleeping.
+"""
 
 from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
 
 import redis.asyncio as aioredis
 
 from server.errors import AppError
 
-# INCR and set the window's expiry on its first hit, in one step.
-_HIT = """
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return n
+clock: Callable[[], float] = time.time
+
+# KEYS[1]: the bucket. ARGV: burst, refill per second, now (s), cost (-1 gives a token back).
+# Refill for the time since the last use, take the cost if there is enough, store, and let an
+# idle bucket expire once it would be full again. Returns {allowed, seconds until enough}.
+_TAKE = """
+local burst = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+local cost = tonumber(ARGV[4])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(state[1]) or burst
+local at = tonumber(state[2]) or now
+if now > at then
+  tokens = math.min(burst, tokens + (now - at) * rate)
+  at = now
+end
+local allowed = 0
+local wait = 0
+if tokens >= cost then
+  tokens = math.min(burst, tokens - cost)
+  allowed = 1
+else
+  wait = (cost - tokens) / rate
+end
+-- %.17g: tostring keeps 14 digits, which would lose a fraction of a second of `at`.
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'at', string.format('%.17g', at))
+redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate * 1000) + 1000)
+return {allowed, string.format('%.17g', wait)}
 """
 
 
-async def hit(redis: aioredis.Redis, key: str, limit: int, window_s: float) -> None:
-    """Count one attempt; `rate_limited` once more than `limit` fall in the window."""
-    count = await redis.eval(_HIT, 1, f"ratelimit:{key}", int(window_s * 1000))
-    if int(count) > limit:
-        raise AppError("rate_limited", "too many attempts; wait a minute and try again")
+async def take(redis: aioredis.Redis, key: str, burst: int, per_s: float, message: str) -> None:
+    """Take one token from bucket `key`; `rate_limited` (saying when to retry) if there is none."""
+    allowed, wait = await redis.eval(_TAKE, 1, f"ratelimit:{key}", burst, per_s, repr(clock()), 1)
+    if int(allowed) != 1:
+        raise AppError("rate_limited", f"{message}; try again in {max(1, math.ceil(float(wait)))} s")
+
+
+async def give_back(redis: aioredis.Redis, key: str, burst: int, per_s: float) -> None:
+    """Return a token taken by an attempt that should not count (a successful sign-in)."""
+    await redis.eval(_TAKE, 1, f"ratelimit:{key}", burst, per_s, repr(clock()), -1)

@@ -27,7 +27,14 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()  # empty: same origin only
     var_dir: Path = Path("var")
     token_ttl_s: int = 12 * 3600
+    # Sign-in attempts (failed ones; a success gives its token back), per username and per
+    # address: a burst of this many, then refilled evenly over a minute (server/ratelimit.py).
     login_attempts_per_minute: int = 10
+    login_address_attempts_per_minute: int = 50  # a district hospital signs in from one address
+    # Socket.IO events per user, across all their devices and instances: a burst, then a rate.
+    # Generous: starting a call sends dozens of ICE candidates at once.
+    rate_events_burst: int = 200
+    rate_events_per_s: float = 50.0
     demo_data: bool = True
     stun_urls: tuple[str, ...] = ()
     turn_urls: tuple[str, ...] = ()
@@ -152,6 +159,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         var_dir=var_dir,
         token_ttl_s=_int(env, "TOKEN_TTL_S", 12 * 3600, 60, 12 * 3600),
         login_attempts_per_minute=_int(env, "LOGIN_ATTEMPTS_PER_MINUTE", 10, 1, 10000),
+        login_address_attempts_per_minute=_int(env, "LOGIN_ADDRESS_ATTEMPTS_PER_MINUTE", 50, 1, 100000),
+        rate_events_burst=_int(env, "RATE_EVENTS_BURST", 200, 1, 1_000_000),
+        rate_events_per_s=_float(env, "RATE_EVENTS_PER_S", 50.0, 0.001, 1_000_000),
         demo_data=_bool(env, "TELEROUNDS_DEMO_DATA", True),
         stun_urls=_list(env, "STUN_URLS"),
         turn_urls=_list(env, "TURN_URLS"),

@@ -16,12 +16,11 @@ from typing import Any
 import socketio
 
 from server import board
-from server.errors import AppError
 from server.loops import every
 from server.scope import hospital_scope
 from server.services import Services
 from server.users import Account
-from signaling.router import Router, authenticate
+from signaling.router import Router, admit, client_event, refused_while_storage_down
 
 log = logging.getLogger("telerounds.monitor")
 
@@ -36,19 +35,23 @@ def board_room(scope: str | None) -> str:
 
 
 def attach(sio: socketio.AsyncServer, services: Services) -> None:
-    async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        account = await authenticate(services, auth)
-        if account.role != "supervisor":
-            raise socketio.exceptions.ConnectionRefusedError(
-                AppError("forbidden", "the monitor is for supervisors").as_ack()["error"]
-            )
+    async def connect(sid: str, environ: Any = None, auth: Any = None, *extra: Any) -> dict[str, Any] | None:
+        # Any arity: a client's event named "connect" arrives here with its own arguments.
+        if (refused := client_event(sio, sid, NAMESPACE, "connect")) is not None:
+            return refused
+        async with refused_while_storage_down():
+            account = await admit(services, auth, NAMESPACE)
         await sio.save_session(sid, {"account": account}, namespace=NAMESPACE)
         await sio.enter_room(sid, board_room(hospital_scope(account)), namespace=NAMESPACE)
         services.metrics.sockets.labels(NAMESPACE).inc()
         sio.start_background_task(_send_snapshot, sio, services, sid, account)
+        return None
 
-    async def disconnect(sid: str, reason: Any = None) -> None:
+    async def disconnect(sid: str, reason: Any = None, *extra: Any) -> dict[str, Any] | None:
+        if (refused := client_event(sio, sid, NAMESPACE, "disconnect")) is not None:
+            return refused
         services.metrics.sockets.labels(NAMESPACE).dec()
+        return None
 
     sio.on("connect", connect, namespace=NAMESPACE)
     sio.on("disconnect", disconnect, namespace=NAMESPACE)

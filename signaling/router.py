@@ -1,21 +1,23 @@
 """Event registration with the contract's ack: validate, call, answer `{ok, ...}` or `{ok: false, error}`.
 
-Every client→server event goes through `Router.on`, so there is one place that parses
+Every client→server event goes through `Router.on`, so there is one place that checks who may
+send it (the role gate of `server.permissions`), counts it against the sender's rate limit, parses
 payloads, turns refusals into error acks and never lets an exception escape to the client.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import socketio
 
-from server import revocation
+from server import permissions, ratelimit, revocation
 from server.auth import read_token
-from server.errors import AppError
+from server.errors import AppError, storage_unavailable
 from server.services import Services
 from server.users import Account, load_account
 from server.validation import Payload, parse
@@ -77,6 +79,14 @@ async def caller_of(sio: socketio.AsyncServer, services: Services, sid: str, nam
     return Caller(services, sid, namespace, account, session.get("address", ""))
 
 
+def refusal(error: AppError) -> socketio.exceptions.ConnectionRefusedError:
+    """A refused connect whose error carries `{code, message}` as its `data`, where clients look.
+
+    With one argument python-socketio sends `{message: str(argument)}` and no `data`: the browser
+    would find no code and, told `unauthorized`, never go back to the login."""
+    return socketio.exceptions.ConnectionRefusedError(error.message, {"code": error.code, "message": error.message})
+
+
 async def authenticate(services: Services, auth: Any) -> Account:
     """The account a connect's `auth.token` names; refuses the connection otherwise."""
     token = auth.get("token") if isinstance(auth, dict) else None
@@ -84,7 +94,42 @@ async def authenticate(services: Services, auth: Any) -> Account:
         user_id = read_token(services.settings.secret_key, token)
         return await load_account(services, user_id)
     except AppError as error:
-        raise socketio.exceptions.ConnectionRefusedError({"code": error.code, "message": error.message}) from None
+        raise refusal(error) from None
+
+
+async def admit(services: Services, auth: Any, namespace: str) -> Account:
+    """`authenticate`, then the namespace's connect rule in `server.permissions`."""
+    account = await authenticate(services, auth)
+    try:
+        permissions.check_role(permissions.event_rule(namespace, "connect"), account.role, f"namespace {namespace}")
+    except AppError as error:
+        raise refusal(error) from None
+    return account
+
+
+@asynccontextmanager
+async def refused_while_storage_down() -> AsyncIterator[None]:
+    """Around a connect handler: with Redis or the database down the client is refused with
+    `unavailable` (and its reconnection tries again later) instead of waiting for no answer."""
+    try:
+        yield
+    except Exception as exc:
+        if not storage_unavailable(exc):
+            raise
+        log.warning("connect refused, storage unavailable: %s", type(exc).__name__)
+        raise refusal(AppError("unavailable", "the service cannot reach its storage now; try again")) from None
+
+
+async def limit_events(services: Services, account: Account) -> None:
+    """One token of the user's event bucket, shared by all their sockets on every instance."""
+    settings = services.settings
+    await ratelimit.take(
+        services.redis,
+        f"events:{account.id}",
+        settings.rate_events_burst,
+        settings.rate_events_per_s,
+        "too many events; slow down",
+    )
 
 
 def _ack_handler(
@@ -95,11 +140,18 @@ def _ack_handler(
     model: type[Payload],
     fn: EventHandler,
 ) -> Callable[..., Awaitable[dict[str, Any]]]:
+    rule = permissions.event_rule(namespace, event)
+    if not rule.roles:
+        log.error("event without a permission rule; it is refused", extra={"event": event})
+
     async def handle(sid: str, data: Any = None, *extra: Any) -> dict[str, Any]:
         result = "ok"
         try:
-            # Who first, so a deactivated account is refused whatever it sends.
+            # Who first, so a deactivated account is refused whatever it sends; then the rate
+            # limit, so refused events count too; then the role gate, before any payload is read.
             caller = await caller_of(sio, services, sid, namespace)
+            await limit_events(services, caller.account)
+            permissions.check_role(rule, caller.account.role, event)
             if extra:
                 raise AppError("invalid", "send one payload object per event")
             payload = parse(model, data)
@@ -113,18 +165,39 @@ def _ack_handler(
         except AppError as error:
             result = error.code
             answer = error.as_ack()
-        except Exception:
-            log.exception("event failed", extra={"event": event, "sid": sid})
+        except Exception as exc:
+            if storage_unavailable(exc):
+                # Redis or the database is down: expected while it lasts, so no traceback per event.
+                log.warning("storage unavailable: %s", type(exc).__name__, extra={"event": event, "sid": sid})
+                answer = AppError("unavailable", "the service cannot reach its storage now; try again").as_ack()
+            else:
+                log.exception("event failed", extra={"event": event, "sid": sid})
+                answer = AppError("unavailable", "the server could not complete this; try again").as_ack()
             result = "error"
-            answer = AppError("unavailable", "the server could not complete this; try again").as_ack()
         services.metrics.events.labels(event, result).inc()
         return answer
 
     return handle
 
 
+def client_event(sio: socketio.AsyncServer, sid: str, namespace: str, event: str) -> dict[str, Any] | None:
+    """An error ack when a connect or disconnect handler runs for a client's event of that name.
+
+    python-socketio hands a client's event named "connect" or "disconnect" to those handlers,
+    with the payload as their arguments: a connected client could re-run the handshake or fake
+    its own disconnect. Only then is the socket fully connected: during the real connect it is
+    still pending, during the real disconnect already leaving.
+    """
+    if not sio.manager.is_connected(sid, namespace):
+        return None
+    return AppError("invalid", f"unknown event {event!r}").as_ack()
+
+
 def _unknown_handler(services: Services) -> Callable[..., Awaitable[dict[str, Any]]]:
-    async def unknown(event: str, sid: str, *data: Any) -> dict[str, Any]:
+    # Called as (event, sid, *data); but for an event named "*" itself python-socketio calls it
+    # as that event's own handler, (sid, *data): with no payload `sid` is missing. Defaults, so
+    # that too gets its error ack.
+    async def unknown(event: Any = None, sid: Any = None, *data: Any) -> dict[str, Any]:
         services.metrics.events.labels("unknown", "invalid").inc()
         name = event if isinstance(event, str) and len(event) <= 64 else "?"
         return AppError("invalid", f"unknown event {name!r}").as_ack()

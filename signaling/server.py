@@ -7,7 +7,7 @@ from typing import Any
 
 import socketio
 
-from server import dispatch, loops, presence, revocation
+from server import dispatch, loops, presence, recovery, revocation, rounds
 from server.services import Services
 from server.snapshot import session_state
 from server.users import Account
@@ -15,8 +15,9 @@ from signaling import consults as consult_events
 from signaling import monitor, rtc
 from signaling import notes as note_events
 from signaling import presence as presence_events
+from signaling import rounds as round_events
 from signaling.redis_manager import RedisManager
-from signaling.router import Router, authenticate
+from signaling.router import Router, admit, client_event, refused_while_storage_down
 
 log = logging.getLogger("telerounds.signaling")
 
@@ -24,7 +25,13 @@ log = logging.getLogger("telerounds.signaling")
 MAX_MESSAGE_BYTES = 128 * 1024
 
 # The event handlers of namespace "/", one router per concern.
-ROUTERS: list[Router] = [presence_events.router, consult_events.router, rtc.router, note_events.router]
+ROUTERS: list[Router] = [
+    presence_events.router,
+    consult_events.router,
+    rtc.router,
+    note_events.router,
+    round_events.router,
+]
 
 
 def create_sio(services: Services, redis_url: str) -> socketio.AsyncServer:
@@ -44,20 +51,27 @@ def create_sio(services: Services, redis_url: str) -> socketio.AsyncServer:
     # This instance's live sockets by user, whose presence heartbeats it keeps alive.
     local: dict[str, str] = {}
 
-    async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        account = await authenticate(services, auth)
+    async def connect(sid: str, environ: Any = None, auth: Any = None, *extra: Any) -> dict[str, Any] | None:
+        # Any arity: a client's event named "connect" arrives here with its own arguments.
+        if (refused := client_event(sio, sid, "/", "connect")) is not None:
+            return refused
+        async with refused_while_storage_down():
+            account = await admit(services, auth, "/")
+            default: presence.Status = "available" if account.role == "specialist" else "away"
+            await presence.connect(services.redis, account.id, sid, settings.presence_ttl_s, default)
         address = _address(environ)
         await sio.save_session(sid, {"account": account, "address": address})
         await sio.enter_room(sid, f"user:{account.id}")
-        default: presence.Status = "available" if account.role == "specialist" else "away"
-        await presence.connect(services.redis, account.id, sid, settings.presence_ttl_s, default)
         local[sid] = account.id
         services.metrics.sockets.labels("/").inc()
         services.board_changed()
         # After the handler returns the CONNECT packet goes out; state must follow it, not precede it.
         sio.start_background_task(_send_state, sio, services, sid, account)
+        return None
 
-    async def disconnect(sid: str, reason: Any = None) -> None:
+    async def disconnect(sid: str, reason: Any = None, *extra: Any) -> dict[str, Any] | None:
+        if (refused := client_event(sio, sid, "/", "disconnect")) is not None:
+            return refused
         session = await sio.get_session(sid)
         account: Account | None = session.get("account")
         local.pop(sid, None)
@@ -68,6 +82,7 @@ def create_sio(services: Services, redis_url: str) -> socketio.AsyncServer:
             services.board_changed()
             if account.role == "specialist" and not await presence.online(services.redis, account.id):
                 await dispatch.specialist_offline(services, account.id)
+        return None
 
     sio.on("connect", connect)
     sio.on("disconnect", disconnect)
@@ -77,6 +92,9 @@ def create_sio(services: Services, redis_url: str) -> socketio.AsyncServer:
     services.background.append(lambda: _heartbeat(services, local))
     services.background.append(lambda: dispatch.offer_clock(services))
     services.background.append(lambda: rtc.grace_clock(services))
+    services.background.append(lambda: rounds.clock(services))
+    # Offers and the queue are only as good as what Redis still holds: rebuilt if it lost them.
+    services.background.append(lambda: recovery.watch(services))
     return sio
 
 

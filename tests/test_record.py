@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 
-from tests.conftest import Instance, login
+from tests.conftest import Instance, add_user, login
 from tests.test_notes import XSS, add, note
 from tests.test_rtc import active_consult
 
@@ -191,3 +191,18 @@ async def test_consult_list_shows_what_the_caller_may_see(instance: Instance, en
     async with await http(instance, "bavi.clinician") as client:
         async with client.get("/api/consults", params={"from": "yesterday"}) as resp:
             assert resp.status == 400
+
+
+async def test_a_supervisor_attached_to_a_hospital_reads_only_its_consults(
+    instance: Instance, ended_consult: dict[str, Any], database_url: str
+) -> None:
+    # A supervisor at Xanh Pôn (whose specialist answered) and one at Quảng Ninh's provincial hospital.
+    await add_user(database_url, "xanhpon.supervisor", "supervisor", "xanhpon")
+    await add_user(database_url, "qn.supervisor", "supervisor", "qn-dkt")
+    for username, status, listed in (("xanhpon.supervisor", 200, True), ("qn.supervisor", 403, False)):
+        async with await http(instance, username) as client:
+            async with client.get(f"/api/consults/{ended_consult['id']}") as resp:
+                assert resp.status == status, username
+            async with client.get("/api/consults") as resp:
+                ids = [c["id"] for c in (await resp.json())["consults"]]
+                assert (ended_consult["id"] in ids) is listed, username

@@ -25,15 +25,24 @@ class Login(Payload):
 @routes.post("/api/login")
 async def login(request: web.Request) -> web.Response:
     services = services_of(request)
+    settings = services.settings
     body = await read_json(request, Login)
-    limit = services.settings.login_attempts_per_minute
-    await ratelimit.hit(services.redis, f"login:user:{body.username.lower()}", limit, 60)
-    await ratelimit.hit(services.redis, f"login:addr:{client_address(request)}", limit * 5, 60)
+    # Guessing is throttled per username (one account) and per address (many accounts from one
+    # place), counted in Redis across instances. Every attempt takes a token before the password
+    # is checked, so parallel guesses are counted too; a successful sign-in gives them back.
+    buckets = [
+        (f"login:user:{body.username.lower()}", settings.login_attempts_per_minute, "for this username"),
+        (f"login:addr:{client_address(request)}", settings.login_address_attempts_per_minute, "from this address"),
+    ]
+    for key, per_minute, where in buckets:
+        await ratelimit.take(services.redis, key, per_minute, per_minute / 60, f"too many sign-in attempts {where}")
     account, password_hash = await find_for_login(services, body.username)
     # The same answer for an unknown user and a wrong password.
     # argon2 is slow on purpose: keep it off the event loop.
     if not await asyncio.to_thread(verify_password, password_hash, body.password) or account is None:
         raise AppError("unauthorized", "wrong username or password")
+    for key, per_minute, _ in buckets:
+        await ratelimit.give_back(services.redis, key, per_minute, per_minute / 60)
     token = issue_token(services.settings.secret_key, account.id, services.settings.token_ttl_s)
     return web.json_response({"token": token, "user": account.public()})
 

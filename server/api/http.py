@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -11,7 +12,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from server.auth import read_token
-from server.errors import AppError
+from server.errors import AppError, storage_unavailable
 from server.services import Services
 from server.users import Account, load_account
 from server.validation import Payload, parse
@@ -30,7 +31,7 @@ def services_of(request: web.Request) -> Services:
 
 
 def error_response(error: AppError) -> web.Response:
-    body = {"error": {"code": error.code, "message": error.message}}
+    body = {"ok": False, "error": {"code": error.code, "message": error.message}}
     return web.json_response(body, status=error.http_status)
 
 
@@ -44,12 +45,20 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        body = {"error": {"code": _code_for(exc.status), "message": exc.reason}}
+        body = {"ok": False, "error": {"code": _code_for(exc.status), "message": exc.reason}}
         response = web.json_response(body, status=exc.status)
-    except Exception:
-        log.exception("unhandled error", extra={"path": request.path})
-        body = {"error": {"code": "unavailable", "message": "internal error; it has been logged"}}
-        response = web.json_response(body, status=500)
+    except Exception as exc:
+        if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG:
+            # A static file's name longer than the file system allows: there is no such file.
+            response = error_response(AppError("not_found", "no such file"))
+        elif not storage_unavailable(exc):
+            log.exception("unhandled error", extra={"path": request.path})
+            body = {"ok": False, "error": {"code": "unavailable", "message": "internal error; it has been logged"}}
+            response = web.json_response(body, status=500)
+        else:
+            # The database or Redis is down or locked: nothing was done; the client may retry.
+            log.warning("storage unavailable: %s", type(exc).__name__, extra={"path": request.path})
+            response = error_response(AppError("unavailable", "the service cannot reach its storage now; try again"))
     route = request.match_info.route.resource
     services_of(request).metrics.http_requests.labels(
         request.method, route.canonical if route is not None else "unmatched", str(response.status)
@@ -75,12 +84,15 @@ async def read_json(request: web.Request, model: type[P]) -> P:
     """The request body parsed as JSON and validated against `model`."""
     if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
         raise AppError("too_large", f"the body must be at most {MAX_JSON_BYTES} bytes")
-    raw = await request.content.read(MAX_JSON_BYTES + 1)
+    # One read() returns what has arrived so far, not the whole body: read up to the limit.
+    raw = bytearray()
+    while len(raw) <= MAX_JSON_BYTES and (chunk := await request.content.read(MAX_JSON_BYTES + 1 - len(raw))):
+        raw.extend(chunk)
     if len(raw) > MAX_JSON_BYTES:
         raise AppError("too_large", f"the body must be at most {MAX_JSON_BYTES} bytes")
     try:
         data: Any = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # RecursionError: nested too deep
         raise AppError("invalid", "the body must be valid JSON") from None
     return parse(model, data)
 
@@ -91,11 +103,19 @@ def bearer_token(request: web.Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
+# The request's account, once read (by the role gate in server/app.py, before the handler).
+ACCOUNT = web.RequestKey("account", Account)
+
+
 async def require_account(request: web.Request) -> Account:
     """The signed-in caller; `unauthorized` without a valid bearer token."""
+    if ACCOUNT in request:
+        return request[ACCOUNT]
     services = services_of(request)
     user_id = read_token(services.settings.secret_key, bearer_token(request))
-    return await load_account(services, user_id)
+    account = await load_account(services, user_id)
+    request[ACCOUNT] = account
+    return account
 
 
 def client_address(request: web.Request) -> str:
@@ -109,9 +129,12 @@ def query_time(request: web.Request, name: str) -> datetime | None:
         return None
     try:
         value = datetime.fromisoformat(raw)
+        # In UTC here: 0001-01-01T00:00+14:00 has no UTC time, and the database would fail on it.
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
     except ValueError:
         raise AppError("invalid", f"{name} must be an ISO 8601 date or time") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    except OverflowError:
+        raise AppError("invalid", f"{name} is out of range") from None
 
 
 def printable_page(html: str) -> web.Response:

@@ -1,0 +1,352 @@
+"""Attacks on a real instance: forged tokens, cross-site sockets, oversized frames, event floods,
+password guessing, path traversal; and the security headers on every kind of response."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+import uuid
+import warnings
+from typing import Any
+
+import aiohttp
+import jwt
+import pytest
+import socketio
+from yarl import URL
+
+from server import ratelimit
+from server.auth import AUDIENCE, ISSUER, issue_token
+from tests.conftest import PASSWORD, SECRET, Client, Instance, StartInstance, login
+from tests.test_record import PNG
+from tests.test_rtc import active_consult
+
+# --- Tokens -------------------------------------------------------------------------------------
+
+
+def unsigned(header: dict[str, Any], claims: dict[str, Any]) -> str:
+    def part(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    return f"{part(header)}.{part(claims)}."
+
+
+def forged(user_id: str) -> dict[str, str]:
+    """Tokens for a real user that must not be accepted, each wrong in one way."""
+    now = int(time.time())
+    claims = {"sub": user_id, "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 600}
+    with warnings.catch_warnings():  # PyJWT warns that the key is short for HS512: that is the point
+        warnings.simplefilter("ignore")
+        other_algorithm = jwt.encode(claims, SECRET, algorithm="HS512")
+    return {
+        "alg none": jwt.encode(claims, None, algorithm="none"),
+        "alg NONE": unsigned({"alg": "NONE", "typ": "JWT"}, claims),
+        "wrong key": jwt.encode(claims, "another-secret-of-sufficient-length", algorithm="HS256"),
+        "right key, other algorithm": other_algorithm,
+        "expired": issue_token(SECRET, user_id, ttl_s=60, now=now - 3600),
+        "wrong audience": jwt.encode({**claims, "aud": "elsewhere"}, SECRET, algorithm="HS256"),
+        "wrong issuer": jwt.encode({**claims, "iss": "someone-else"}, SECRET, algorithm="HS256"),
+        "no expiry": jwt.encode({k: v for k, v in claims.items() if k != "exp"}, SECRET, algorithm="HS256"),
+        "signature cut off": issue_token(SECRET, user_id, ttl_s=600).rsplit(".", 1)[0] + ".",
+    }
+
+
+FORGERIES = list(forged("x"))
+
+
+async def user_id_of(instance: Instance, username: str) -> str:
+    token = await login(instance.url, username)
+    return str(jwt.decode(token, options={"verify_signature": False})["sub"])
+
+
+@pytest.mark.parametrize("kind", FORGERIES)
+async def test_forged_tokens_are_refused_at_connect_and_over_http(instance: Instance, kind: str) -> None:
+    token = forged(await user_id_of(instance, "bavi.clinician"))[kind]
+    client = Client()
+    refused: list[Any] = []
+    client.sio.on("connect_error", refused.append)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await client.connect(instance.url, token)
+    assert refused[0]["data"]["code"] == "unauthorized"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{instance.url}/api/me", headers={"Authorization": f"Bearer {token}"}) as resp:
+            assert resp.status == 401
+            assert (await resp.json())["error"]["code"] == "unauthorized"
+
+
+# --- Origins ------------------------------------------------------------------------------------
+
+
+async def connect_with(instance: Instance, token: str, transport: str, origin: str | None) -> socketio.AsyncClient:
+    sio = socketio.AsyncClient(reconnection=False)
+    headers = {"Origin": origin} if origin is not None else {}
+    try:
+        await sio.connect(instance.url, auth={"token": token}, transports=[transport], headers=headers, wait_timeout=5)
+    except socketio.exceptions.ConnectionError:
+        await sio.eio.disconnect(abort=True)
+        raise
+    return sio
+
+
+async def hang_up(sio: socketio.AsyncClient) -> None:
+    # Without waiting for the last long-poll to come back (up to the ping interval, 25 s).
+    await sio.eio.disconnect(abort=True)
+
+
+@pytest.mark.parametrize("transport", ["websocket", "polling"])
+@pytest.mark.parametrize("origin", ["http://evil.example", "null", "http://127.0.0.1.evil.example"])
+async def test_a_foreign_origin_is_refused_on_both_transports(instance: Instance, transport: str, origin: str) -> None:
+    token = await login(instance.url, "bavi.clinician")
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await connect_with(instance, token, transport, origin)
+
+
+@pytest.mark.parametrize("transport", ["websocket", "polling"])
+async def test_the_same_origin_and_no_origin_are_accepted(instance: Instance, transport: str) -> None:
+    """A browser always sends Origin with a WebSocket and a cross-site request; a script sends
+    none and still needs a token: nothing rides on cookies, so there is nothing to forge."""
+    token = await login(instance.url, "bavi.clinician")
+    for origin in (instance.url, None):
+        sio = await connect_with(instance, token, transport, origin)
+        assert sio.connected
+        ack = await sio.call("presence:set", {"status": "available"}, timeout=5)
+        assert ack["ok"], ack
+        await hang_up(sio)
+
+
+async def test_allowed_origins_admits_the_named_site_only(start_instance: StartInstance) -> None:
+    instance = await start_instance(ALLOWED_ORIGINS="https://telerounds.benhvien.vn")
+    token = await login(instance.url, "bavi.clinician")
+    sio = await connect_with(instance, token, "websocket", "https://telerounds.benhvien.vn")
+    await sio.disconnect()
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await connect_with(instance, token, "websocket", "https://evil.example")
+
+
+# --- Oversized messages -------------------------------------------------------------------------
+
+
+async def test_an_oversized_frame_closes_that_socket_and_the_server_carries_on(instance: Instance, clients) -> None:
+    flooder = await clients(instance, "bavi.clinician")
+    gone = asyncio.Event()
+    flooder.sio.on("disconnect", gone.set)
+    await flooder.sio.emit("note:add", {"consult_id": "x", "op_id": "x", "section": "plan", "text": "x" * 300_000})
+    await asyncio.wait_for(gone.wait(), 10)
+    # Everyone else, and the same user reconnecting, carry on.
+    other = await clients(instance, "xanhpon.surgeon")
+    assert (await other.call("presence:set", {"status": "available"}))["ok"]
+    again = await clients(instance, "bavi.clinician")
+    assert (await again.call("presence:set", {"status": "away"}))["ok"]
+
+
+async def test_an_oversized_polling_request_is_refused_and_the_server_carries_on(instance: Instance) -> None:
+    token = await login(instance.url, "bavi.clinician")
+    sio = await connect_with(instance, token, "polling", None)
+    gone = asyncio.Event()
+    sio.on("disconnect", gone.set)
+    await sio.emit("note:add", {"consult_id": "x", "op_id": "x", "section": "plan", "text": "x" * 300_000})
+    await asyncio.wait_for(gone.wait(), 10)  # the POST is refused and the session ends
+    await hang_up(sio)
+    again = await connect_with(instance, token, "polling", None)
+    assert (await again.call("presence:set", {"status": "away"}, timeout=5))["ok"]
+    await hang_up(again)
+
+
+async def test_a_note_over_its_limit_is_too_large_and_the_socket_stays(instance: Instance, clients) -> None:
+    clinician, _surgeon, consult = await active_consult(clients, instance, instance)
+    payload = {"consult_id": consult["id"], "op_id": "big", "section": "plan", "text": "x" * 30_000}
+    ack = await clinician.call("note:add", payload)
+    assert ack["error"]["code"] == "too_large"
+    assert (await clinician.call("presence:set", {"status": "away"}))["ok"]
+
+
+# --- Event floods -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The rate limits' clock, held still; a test moves it by changing `clock[0]`."""
+    clock = [float(int(time.time()))]  # whole seconds: moving it by 20 is exactly 20
+    monkeypatch.setattr(ratelimit, "clock", lambda: clock[0])
+    return clock
+
+
+async def test_a_flooding_clinician_is_rate_limited_on_every_instance_and_nobody_else_is(
+    start_instance: StartInstance, clients, frozen_clock: list[float]
+) -> None:
+    limits = {"RATE_EVENTS_BURST": "5", "RATE_EVENTS_PER_S": "1"}
+    a, b = await start_instance(**limits), await start_instance(**limits)
+    clinician = await clients(a, "bavi.clinician")
+    second_device = await clients(b, "bavi.clinician")
+    surgeon = await clients(a, "xanhpon.surgeon")
+    acks = [await clinician.call("presence:set", {"status": "away"}) for _ in range(8)]
+    assert [ack["ok"] for ack in acks] == [True] * 5 + [False] * 3
+    assert acks[-1]["error"]["code"] == "rate_limited"
+    assert "try again in 1 s" in acks[-1]["error"]["message"]
+    # The bucket is the user's, in Redis: their other device on the other instance is limited too.
+    assert (await second_device.call("presence:set", {"status": "away"}))["error"]["code"] == "rate_limited"
+    # Another user is not affected.
+    for _ in range(5):
+        assert (await surgeon.call("presence:set", {"status": "available"}))["ok"]
+    # A second later two more tokens are there, and no more.
+    frozen_clock[0] += 2
+    again = [(await clinician.call("presence:set", {"status": "away"}))["ok"] for _ in range(3)]
+    assert again == [True, True, False]
+
+
+# --- Password guessing --------------------------------------------------------------------------
+
+
+async def attempt(instance: Instance, username: str, password: str) -> tuple[int, dict[str, Any]]:
+    async with aiohttp.ClientSession() as http:
+        body = {"username": username, "password": password}
+        async with http.post(f"{instance.url}/api/login", json=body) as resp:
+            return resp.status, await resp.json()
+
+
+async def test_guessing_one_password_is_throttled_and_the_owner_gets_in_after_the_window(
+    start_instance: StartInstance, frozen_clock: list[float]
+) -> None:
+    instance = await start_instance(LOGIN_ATTEMPTS_PER_MINUTE="3")
+    statuses = [(await attempt(instance, "xanhpon.icu", f"guess-{n}"))[0] for n in range(3)]
+    assert statuses == [401, 401, 401]
+    status, body = await attempt(instance, "xanhpon.icu", PASSWORD)  # even the right one waits
+    assert status == 429 and body["error"]["code"] == "rate_limited"
+    assert body["error"]["message"] == "too many sign-in attempts for this username; try again in 20 s"
+    # Another account from the same address is not locked by it.
+    assert (await attempt(instance, "xanhpon.obgyn", PASSWORD))[0] == 200
+    frozen_clock[0] += 20  # one attempt back (3 a minute)
+    assert (await attempt(instance, "xanhpon.icu", PASSWORD))[0] == 200
+
+
+async def test_guessing_many_accounts_from_one_address_is_throttled(
+    start_instance: StartInstance, frozen_clock: list[float]
+) -> None:
+    instance = await start_instance(LOGIN_ADDRESS_ATTEMPTS_PER_MINUTE="4")
+    statuses = [(await attempt(instance, f"guess{n}", "wrong"))[0] for n in range(4)]
+    assert statuses == [401] * 4
+    status, body = await attempt(instance, "bavi.nurse", PASSWORD)
+    assert status == 429 and "from this address" in body["error"]["message"]
+    frozen_clock[0] += 60
+    assert (await attempt(instance, "bavi.nurse", PASSWORD))[0] == 200
+
+
+async def test_signing_in_successfully_does_not_use_up_the_attempts(
+    start_instance: StartInstance, frozen_clock: list[float]
+) -> None:
+    instance = await start_instance(LOGIN_ATTEMPTS_PER_MINUTE="2", LOGIN_ADDRESS_ATTEMPTS_PER_MINUTE="2")
+    for _ in range(6):  # a whole ward signing in from one address, or one user on many devices
+        assert (await attempt(instance, "bavi.clinician", PASSWORD))[0] == 200
+
+
+# --- Path traversal -----------------------------------------------------------------------------
+
+TRAVERSALS = [
+    "..",
+    "../../../../etc/passwd",
+    "..%2F..%2F..%2F..%2Fetc%2Fpasswd",
+    "%2e%2e%2f%2e%2e%2fsecret_key",
+    "..\\..\\secret_key",
+    "%252e%252e%252fsecret_key",
+    "/etc/passwd",
+    "secret_key%00.png",
+]
+
+
+async def test_attachment_paths_never_leave_the_attachment_folder(instance: Instance, clients) -> None:
+    _clinician, _surgeon, consult = await active_consult(clients, instance, instance)
+    cid = consult["id"]
+    var_dir = instance.services.settings.var_dir
+    var_dir.mkdir(parents=True, exist_ok=True)
+    secret = (var_dir / "secret.txt").resolve()
+    secret.write_text("BÍ MẬT")
+    token = await login(instance.url, "bavi.clinician")
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
+        # An upload whose name climbs out: stored under a generated id, the name only cleaned up.
+        form = aiohttp.FormData()
+        form.add_field("file", PNG, filename="../../../../tmp/evil.png", content_type="image/png")
+        async with http.post(f"{instance.url}/api/consults/{cid}/attachments", data=form) as resp:
+            assert resp.status == 201
+            stored = (await resp.json())["attachment"]
+        assert "/" not in stored["filename"] and "\\" not in stored["filename"]  # a name, never a path
+        files = [p.resolve() for p in var_dir.rglob("*") if p.is_file()]
+        assert [p for p in files if p.read_bytes() == PNG] == [(var_dir / "attachments" / cid / stored["id"]).resolve()]
+        for bad in TRAVERSALS:
+            for path in (
+                f"/api/consults/{cid}/attachments/{bad}",
+                f"/api/consults/{bad}/attachments/{stored['id']}",
+                f"/api/consults/{cid}/attachments/{stored['id']}/{bad}",
+                f"/static/{bad}",
+                f"/static/{bad.replace('secret_key', 'server/settings.py')}",
+            ):
+                # As sent, not normalized by the client: the server sees the dots.
+                async with http.get(URL(f"{instance.url}{path}", encoded=True)) as resp:
+                    body = await resp.read()
+                    assert 400 <= resp.status < 500, (path, resp.status)
+                    assert "BÍ MẬT".encode() not in body and b"root:" not in body and b"SECRET_KEY" not in body
+
+
+# --- Security headers ---------------------------------------------------------------------------
+
+
+async def test_every_kind_of_response_carries_the_security_headers(instance: Instance, clients) -> None:
+    _clinician, _surgeon, consult = await active_consult(clients, instance, instance)
+    token = await login(instance.url, "bavi.clinician")
+    signed = {"Authorization": f"Bearer {token}"}
+    requests = [
+        ("GET", "/", {}),  # the app (HTML)
+        ("GET", "/static/app.js", {}),
+        ("GET", "/static/precall.html", {}),
+        ("GET", "/api/specialties", {}),  # JSON
+        ("GET", "/api/me", signed),
+        ("GET", "/api/me", {}),  # 401 JSON
+        ("GET", "/api/admin/users", signed),  # 403 JSON
+        ("GET", "/api/nothing-here", {}),  # 404
+        ("POST", "/api/login", {}),  # 400
+        ("GET", f"/api/consults/{consult['id']}/minutes", signed),  # a printable page with its own policy
+        ("GET", "/healthz", {}),
+        ("GET", "/metrics", {}),
+    ]
+    async with aiohttp.ClientSession() as http:
+        for method, path, headers in requests:
+            async with http.request(method, f"{instance.url}{path}", headers=headers) as resp:
+                where = f"{method} {path} ({resp.status})"
+                assert resp.headers.get("X-Content-Type-Options") == "nosniff", where
+                assert resp.headers.get("X-Frame-Options") == "DENY", where
+                assert resp.headers.get("Referrer-Policy") == "no-referrer", where
+                csp = resp.headers.get("Content-Security-Policy", "")
+                assert "frame-ancestors 'none'" in csp, where
+                if resp.content_type == "text/html":
+                    assert "script-src 'unsafe-inline'" not in csp and "default-src" in csp, where
+                else:
+                    assert resp.headers.get("Access-Control-Allow-Origin") is None, where
+    # A revalidated page keeps its own policy: a 304 brings none that would replace it.
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{instance.url}/") as resp:
+            etag = resp.headers["ETag"]
+        async with http.get(f"{instance.url}/", headers={"If-None-Match": etag}) as resp:
+            assert resp.status == 304
+            assert "Content-Security-Policy" not in resp.headers
+    html_pages = {"/": "script-src 'self'", f"/api/consults/{consult['id']}/minutes": "default-src 'none'"}
+    async with aiohttp.ClientSession(headers=signed) as http:
+        for path, policy in html_pages.items():
+            async with http.get(f"{instance.url}{path}") as resp:
+                assert policy in resp.headers["Content-Security-Policy"], path
+
+
+async def test_the_api_does_not_answer_other_sites(instance: Instance) -> None:
+    """No CORS headers: another site's page cannot read an answer, even with a stolen token."""
+    token = await login(instance.url, "bavi.clinician")
+    headers = {"Authorization": f"Bearer {token}", "Origin": "http://evil.example"}
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{instance.url}/api/me", headers=headers) as resp:
+            assert "Access-Control-Allow-Origin" not in resp.headers
+        preflight = {"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"}
+        async with http.options(f"{instance.url}/api/login", headers=preflight) as resp:
+            assert "Access-Control-Allow-Origin" not in resp.headers
+        async with http.get(f"{instance.url}/socket.io/?EIO=4&transport=polling&t={uuid.uuid4().hex}",
+                            headers={"Origin": "http://evil.example"}) as resp:  # fmt: skip
+            assert resp.status == 400
+            assert "Access-Control-Allow-Origin" not in resp.headers
