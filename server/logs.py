@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import BadHttpMessage
 from aiohttp.web import BaseRequest, StreamResponse
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
@@ -48,3 +49,24 @@ class AccessLogger(AbstractAccessLogger):
                 "ms": round(time * 1000, 1),
             },
         )
+
+
+class ClientErrorsAsWarnings(logging.Filter):
+    """aiohttp logs a malformed request (a request line over 8 KB, a broken header) at ERROR with
+    a traceback, though it answers 400 and nothing failed: anyone could fill the error log. Such
+    records become warnings; real errors keep their level."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if record.levelno >= logging.ERROR and isinstance(error, BadHttpMessage):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info, record.exc_text = None, None
+            record.msg = f"{record.msg} ({type(error).__name__}: {error})"
+        return True
+
+
+def quiet_client_errors() -> None:
+    """Install `ClientErrorsAsWarnings` on aiohttp's server logger, once."""
+    logger = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, ClientErrorsAsWarnings) for f in logger.filters):
+        logger.addFilter(ClientErrorsAsWarnings())
