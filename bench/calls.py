@@ -137,7 +137,7 @@ def run(messages: int = 2000, rate_per_s: float = 200.0, calls: int = 10) -> dic
     cluster = Cluster(instances=2)
     cluster.start()
     try:
-        relay = asyncio.run(relay_latency(cluster, messages, rate_per_s))
+        relay = asyncio.run(relay_latency(cluster, messages, rate_per_s)) if messages else None
         connect = asyncio.run(offer_to_connected(cluster, calls))
         return {"relay": relay, "connect": connect}
     finally:

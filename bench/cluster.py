@@ -19,18 +19,62 @@ from server.settings import normalize_database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "demo"
+SECRET_KEY = "bench-secret-key-0123456789"
+
+# What every bench instance gets: a known key (the bench issues tokens itself) and limits far
+# above what the bench sends, so a limit never shapes a figure.
+BENCH_ENV = {
+    "SECRET_KEY": SECRET_KEY,
+    "TELEROUNDS_DEMO_DATA": "false",
+    "LOGIN_ATTEMPTS_PER_MINUTE": "10000",
+    "RATE_EVENTS_BURST": "1000000",
+    "RATE_EVENTS_PER_S": "1000000",
+}
+
+
+def pin(pid: int, cpus: str | None) -> None:
+    """Pin a process (all its threads) to `cpus`, e.g. "0"; quietly nothing without taskset."""
+    if cpus is None:
+        return
+    try:
+        subprocess.run(["taskset", "-a", "-pc", cpus, str(pid)], check=False, capture_output=True)
+    except FileNotFoundError:
+        pass
 
 
 class Cluster:
-    def __init__(self, instances: int = 2, extra_specialists: int = 0, env: dict[str, str] | None = None) -> None:
+    """N instances on one Redis. With `database_url`, that (already prepared) database is used;
+    otherwise a fresh SQLite one with the demo data and `extra_specialists` surgeons."""
+
+    def __init__(
+        self,
+        instances: int = 2,
+        extra_specialists: int = 0,
+        env: dict[str, str] | None = None,
+        database_url: str | None = None,
+        command: list[str] | None = None,
+        cpus: str | None = None,
+    ) -> None:
         self.count = instances
         self.extra_specialists = extra_specialists
         self.env = env or {}
         self.workdir = Path(tempfile.mkdtemp(prefix="telerounds-bench-"))
         self.redis = RedisProcess(self.workdir / "redis")
-        self.database_url = normalize_database_url(f"sqlite:///{self.workdir / 'telerounds.db'}")
+        self.prepared = database_url is not None
+        self.database_url = database_url or normalize_database_url(f"sqlite:///{self.workdir / 'telerounds.db'}")
+        self.command = command or [sys.executable, "-m", "server"]
+        self.cpus = cpus
         self.processes: list[subprocess.Popen[bytes]] = []
         self.urls: list[str] = []
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.processes]
+
+    @property
+    def redis_pid(self) -> int:
+        assert self.redis.process is not None
+        return self.redis.process.pid
 
     async def _prepare(self) -> None:
         db = Database(self.database_url)
@@ -54,31 +98,28 @@ class Cluster:
 
     def start(self) -> None:
         self.redis.start()
-        asyncio.run(self._prepare())
+        pin(self.redis_pid, self.cpus)
+        if not self.prepared:
+            asyncio.run(self._prepare())
         for _ in range(self.count):
             port = free_port()
             env = {
                 **os.environ,
+                **BENCH_ENV,
                 "PORT": str(port),
                 "REDIS_URL": self.redis.url,
                 "DATABASE_URL": self.database_url,
-                "SECRET_KEY": "bench-secret-key-0123456789",
                 "TELEROUNDS_VAR_DIR": str(self.workdir / "var"),
-                "TELEROUNDS_DEMO_DATA": "false",
-                "LOGIN_ATTEMPTS_PER_MINUTE": "10000",
                 **self.env,
             }
             process = subprocess.Popen(
-                [sys.executable, "-m", "server"],
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                self.command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
+            pin(process.pid, self.cpus)
             self.processes.append(process)
             self.urls.append(f"http://127.0.0.1:{port}")
         for url in self.urls:
-            _wait_ready(url)
+            wait_ready(url)
 
     def stop(self) -> None:
         for process in self.processes:
@@ -91,7 +132,7 @@ class Cluster:
         self.redis.stop()
 
 
-def _wait_ready(url: str, timeout_s: float = 60) -> None:
+def wait_ready(url: str, timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:

@@ -33,6 +33,7 @@ def main() -> int:
     if redis_url is None:
         embedded = RedisProcess(settings.var_dir / "redis")
         embedded.start()
+        embedded.keep_running()  # should it die, it comes back (empty) and the service recovers
         redis_url = embedded.url
     try:
         users = asyncio.run(_prepare(settings))
@@ -48,11 +49,22 @@ def main() -> int:
             port=settings.port,
             access_log_class=AccessLogger,
             print=None,
+            loop=new_event_loop(),
         )
     finally:
         if embedded is not None:
             embedded.stop()
     return 0
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop where it is installed (Linux, macOS): the relay does more per CPU-second on it
+    (docs/benchmarks.md); the standard loop elsewhere."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
 async def _prepare(settings: Settings) -> list[demo.DemoUser]:

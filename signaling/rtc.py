@@ -194,21 +194,30 @@ async def rtc_signal(caller: Caller, payload: Signal) -> dict[str, Any]:
     room = room_name(payload.consult_id, payload.round_id)
     if isinstance(payload.data, SessionDescription) and len(payload.data.sdp) > MAX_SDP_CHARS:
         raise AppError("too_large", f"sdp must be at most {MAX_SDP_CHARS} characters")
-    rooms = caller.services.rooms
-    sender = await rooms.peer_of_sid(room, caller.sid)
+    # The hot path of a call: one Redis read gives both ends (a call has at most MAX_PEERS
+    # peers, each record names its socket), instead of one read per lookup.
+    sender = target = None
+    for peer in await caller.services.rooms.peers(room):
+        if peer.sid == caller.sid:
+            sender = peer
+        if peer.peer_id == payload.to:
+            target = peer
     if sender is None:
         raise AppError("forbidden", "join the call before signaling")
-    target = await rooms.peer(room, payload.to)
     if target is None or target.peer_id == sender.peer_id:
         raise AppError("not_found", "no such peer in this call")
     if target.dropped_at is not None:
         raise AppError("conflict", "that peer is reconnecting; it will send a new offer when back")
     key, ref = room.split(":", 1)
-    assert caller.services.sio is not None
-    await caller.services.sio.emit(
+    sio = caller.services.sio
+    assert sio is not None
+    await sio.emit(
         "rtc:signal",
         {f"{key}_id": ref, "from": sender.peer_id, "data": payload.data.model_dump(exclude_none=True)},
         to=target.sid,
+        # A peer on this instance gets it directly: publishing it to Redis would only make every
+        # instance (this one too) read and drop it. Others get it through the Redis manager.
+        ignore_queue=sio.manager.is_connected(target.sid, caller.namespace),
     )
     caller.services.metrics.relayed.inc()
     return {}
