@@ -18,7 +18,7 @@ from server.errors import AppError
 from server.ice import ice_servers
 from server.validation import Payload
 from signaling.router import Caller, Router
-from signaling.rtc import join_room, leave_room
+from signaling.rtc import join_room, leave_call
 
 router = Router("/")
 
@@ -64,10 +64,7 @@ async def round_join(caller: Caller, payload: RoundRef) -> dict[str, Any]:
 
 @router.on("round:leave", RoundRef)
 async def round_leave(caller: Caller, payload: RoundRef) -> dict[str, Any]:
-    room = rounds.room_of(payload.round_id)
-    peer = await caller.services.rooms.peer_of_sid(room, caller.sid)
-    if peer is not None:
-        await leave_room(caller.services, room, peer)
+    await leave_call(caller, rounds.room_of(payload.round_id))
     return {}
 
 

@@ -106,6 +106,13 @@ async def join_room(
     return peer, others
 
 
+async def leave_call(caller: Caller, room: str) -> None:
+    """`consult:leave` / `round:leave`: the caller's socket leaves the call, if it is in it."""
+    peer = await caller.services.rooms.peer_of_sid(room, caller.sid)
+    if peer is not None:
+        await leave_room(caller.services, room, peer)
+
+
 async def leave_room(services: Services, room: str, peer: Peer) -> None:
     await services.rooms.leave(room, peer.peer_id)
     await services.rooms.forget_sid(peer.sid, room, peer.peer_id)
@@ -168,10 +175,7 @@ async def _notes(caller: Caller, consult: Consult) -> list[dict[str, Any]]:
 
 @router.on("consult:leave", ConsultRef)
 async def consult_leave(caller: Caller, payload: ConsultRef) -> dict[str, Any]:
-    room = f"consult:{payload.consult_id}"
-    peer = await caller.services.rooms.peer_of_sid(room, caller.sid)
-    if peer is not None:
-        await leave_room(caller.services, room, peer)
+    await leave_call(caller, f"consult:{payload.consult_id}")
     return {}
 
 

@@ -35,7 +35,7 @@ import re
 import uuid
 import zlib
 from collections import Counter
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, get_args
@@ -704,14 +704,17 @@ async def test_fuzz_socketio_events(fuzz_instances: tuple[Instance, Instance]) -
                 log.info("setup %s %.2f s", target.name, asyncio.get_running_loop().time() - started)
                 pool = tuple(world.pool)
                 if target.event == CONNECT:
-                    runner: Callable[[list[Any]], list[str]] = _connect_runner(bridge, world, target.namespace)
+                    namespace = target.namespace
+                    runner: Callable[[list[Any]], list[str]] = _runner(
+                        bridge, lambda case, ns=namespace: try_connect(world, ns, case)
+                    )
                     await asyncio.to_thread(fuzz, target.name, connect_cases(world, pool), runner, planned[target.name])
                     continue
                 await asyncio.to_thread(
                     fuzz,
                     target.name,
                     event_cases(target, pool, registered),
-                    _event_runner(bridge, world, target),
+                    _runner(bridge, lambda case, t=target: send_event(world, t, case)),
                     planned[target.name],
                 )
                 assert not (problems := await check_alive(world)), f"after {target.name}: {problems}"
@@ -726,20 +729,12 @@ async def test_fuzz_socketio_events(fuzz_instances: tuple[Instance, Instance]) -
     assert all(world.counts[name] >= n for name, n in planned.items()), (planned, world.counts)
 
 
-def _event_runner(bridge: Bridge, world: World, target: EventTarget) -> Callable[[list[EventCase]], list[str]]:
-    def run(batch: list[EventCase]) -> list[str]:
+def _runner(bridge: Bridge, attempt: Callable[[T], Awaitable[str | None]]) -> Callable[[list[T]], list[str]]:
+    """Run a batch of cases at once on the server's loop; the problems they found."""
+
+    def run(batch: list[T]) -> list[str]:
         async def all_of() -> list[str | None]:
-            return list(await asyncio.gather(*(send_event(world, target, case) for case in batch)))
-
-        return [p for p in bridge.run(all_of()) if p]
-
-    return run
-
-
-def _connect_runner(bridge: Bridge, world: World, namespace: str) -> Callable[[list[ConnectCase]], list[str]]:
-    def run(batch: list[ConnectCase]) -> list[str]:
-        async def all_of() -> list[str | None]:
-            return list(await asyncio.gather(*(try_connect(world, namespace, case) for case in batch)))
+            return list(await asyncio.gather(*(attempt(case) for case in batch)))
 
         return [p for p in bridge.run(all_of()) if p]
 
