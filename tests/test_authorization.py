@@ -242,7 +242,7 @@ async def test_connecting_follows_the_table(world: World, namespace: str, role: 
         assert refused and refused[0]["data"]["code"] == "forbidden", refused
 
 
-def test_every_registered_event_has_a_rule_and_every_rule_an_event() -> None:
+async def test_every_registered_event_has_a_rule_and_every_rule_an_event() -> None:
     registered = {(router.namespace, event) for router in [*ROUTERS, monitor.router] for event in router.handlers}
     registered |= {("/", "connect"), (monitor.NAMESPACE, "connect")}
     missing = sorted(registered - set(permissions.EVENTS))
