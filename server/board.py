@@ -3,6 +3,9 @@
 One function builds the whole board for a scope (the network, or one hospital); `/monitor`
 sends it as `monitor:snapshot` and again, whole, as each coalesced `monitor:update`. The
 board never carries clinical text: no patient reference, summary or note.
+
+A ward round in progress is one session (its one call, `round:<id>`), with the number of its
+patients and how many have a decision; its patients' consults are not sessions of their own.
 """
 
 from __future__ import annotations
@@ -13,9 +16,9 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
-from server import presence
+from server import presence, rounds
 from server.consults import VIETNAM, iso
-from server.records import Consult, Hospital, SisterLink, User
+from server.records import Consult, Hospital, Round, RoundSession, SisterLink, User
 from server.rooms import Peer
 from server.scope import scope_for
 from server.services import Services
@@ -48,6 +51,20 @@ def _participant(peer: Peer) -> dict[str, Any]:
     return {**peer.public(), "reconnecting": peer.dropped_at is not None}
 
 
+Call = tuple[list[Peer], dict[str, dict[str, Any]]]  # a call's peers and their latest quality
+
+
+@dataclass(frozen=True)
+class RoundLive:
+    """A ward round session in progress: its round, its call, its patients' consults."""
+
+    round: Round
+    session: RoundSession
+    call: Call
+    patients: int  # on the list in this session (given a consult, not taken off)
+    decided: int  # of those, with a decision
+
+
 @dataclass(frozen=True)
 class Network:
     """Everything any board shows, read once; each scope's board is a view of it."""
@@ -58,11 +75,16 @@ class Network:
     sisters: dict[str, set[str]]  # hospital id -> its sister hospitals' ids
     specialists: list[User]  # active, by name
     consults: list[Consult]  # open, or created today
-    people: dict[str, User]  # requesters and specialists of those consults
+    people: dict[str, User]  # requesters and specialists of those consults, leads of the rounds
     presence: dict[str, dict[str, Any]]
     in_consult: set[str]
-    calls: dict[str, tuple[list[Peer], dict[str, dict[str, Any]]]]  # active consult id -> peers, quality
+    calls: dict[str, Call]  # active consult id -> its call (not round patients': their call is the round's)
+    rounds: list[RoundLive]  # sessions in progress, oldest first
     scopes: set[str | None]  # what the active supervisors oversee
+
+
+async def _call(services: Services, room: str) -> Call:
+    return await services.rooms.peers(room), await services.rooms.quality(room)
 
 
 async def load(services: Services) -> Network:
@@ -78,14 +100,34 @@ async def load(services: Services) -> Network:
         rows = (
             await session.scalars(select(Consult).where(or_(Consult.status.in_(OPEN), Consult.created_at >= today)))
         ).all()
+        held = (
+            await session.execute(
+                select(RoundSession, Round)
+                .join(Round, Round.id == RoundSession.round_id)
+                .where(RoundSession.status == "active")
+                .order_by(RoundSession.started_at)
+            )
+        ).all()
+        held_ids = [s.id for s, _ in held]
+        statuses = (
+            await session.execute(
+                select(Consult.round_session_id, Consult.status).where(Consult.round_session_id.in_(held_ids))
+            )
+        ).all()
         people_ids = {c.requester_id for c in rows} | {c.specialist_id for c in rows if c.specialist_id}
+        people_ids |= {r.lead_specialist_id for _, r in held}
         people = {u.id: u for u in (await session.scalars(select(User).where(User.id.in_(people_ids)))).all()}
     specialists = [u for u in active if u.role == "specialist"]
     calls = {}
     for c in rows:
-        if c.status == "active":
-            room = f"consult:{c.id}"
-            calls[c.id] = (await services.rooms.peers(room), await services.rooms.quality(room))
+        if c.status == "active" and c.kind != "round":
+            calls[c.id] = await _call(services, f"consult:{c.id}")
+    live = []
+    for held_session, item in held:
+        # A patient taken off the list mid-session has their consult cancelled: not counted.
+        counted = [status for session_id, status in statuses if session_id == held_session.id and status != "cancelled"]
+        call = await _call(services, rounds.room_of(item.id))
+        live.append(RoundLive(item, held_session, call, len(counted), counted.count("ended")))
     supervisors = (u for u in active if u.role == "supervisor" and u.hospital_id in hospitals)
     return Network(
         now=now,
@@ -98,6 +140,7 @@ async def load(services: Services) -> Network:
         presence=await presence.many(services.redis, [u.id for u in specialists]),
         in_consult=await services.live.in_consult(),
         calls=calls,
+        rounds=live,
         scopes={None, *(scope_for(u.role, u.hospital_id, hospitals[u.hospital_id].level) for u in supervisors)},
     )
 
@@ -113,6 +156,10 @@ def view(network: Network, scope: str | None) -> dict[str, Any]:
         specialist = people.get(consult.specialist_id or "")
         return scope is None or scope in (consult.hospital_id, specialist.hospital_id if specialist else None)
 
+    def oversees(live: RoundLive) -> bool:
+        lead = people.get(live.round.lead_specialist_id)
+        return scope is None or scope in (live.round.hospital_id, lead.hospital_id if lead else None)
+
     rows = [c for c in network.consults if involves(c)]
     queue = [
         {
@@ -127,7 +174,7 @@ def view(network: Network, scope: str | None) -> dict[str, Any]:
         for c in sorted(rows, key=lambda c: c.created_at)
         if c.status in ("queued", "offered")
     ]
-    sessions = [
+    sessions: list[dict[str, Any]] = [
         {
             "id": c.id,
             "kind": c.kind,
@@ -140,8 +187,11 @@ def view(network: Network, scope: str | None) -> dict[str, Any]:
             "participants": [_participant(p) for p in network.calls.get(c.id, ([], {}))[0]],
             "quality": network.calls.get(c.id, ([], {}))[1],
         }
-        for c in sorted((c for c in rows if c.status == "active"), key=lambda c: c.started_at or now)
+        for c in rows
+        if c.status == "active" and c.kind != "round"
     ]
+    sessions += [_round_session(live, hospitals, people, now) for live in network.rounds if oversees(live)]
+    sessions.sort(key=lambda s: str(s["started_at"] or ""))
     created_today = [c for c in rows if c.created_at >= network.today]
     return {
         "presence": [
@@ -167,6 +217,32 @@ def view(network: Network, scope: str | None) -> dict[str, Any]:
             }
         },
         "server_time": now.isoformat(),
+    }
+
+
+def _round_session(
+    live: RoundLive, hospitals: dict[str, Hospital], people: dict[str, User], now: datetime
+) -> dict[str, Any]:
+    """A ward round in progress as one session: its round (title, ward, patients, decided), no patient data."""
+    item, peers, quality = live.round, *live.call
+    return {
+        "id": live.session.id,
+        "kind": "round",
+        "specialty": None,
+        "urgency": None,
+        "hospital": _hospital(item.hospital_id, hospitals),
+        "specialist": _person(people.get(item.lead_specialist_id), hospitals),
+        "started_at": iso(live.session.started_at),
+        "duration_s": _since(live.session.started_at, now),
+        "participants": [_participant(p) for p in peers],
+        "quality": quality,
+        "round": {
+            "id": item.id,
+            "title": item.title,
+            "ward": item.ward,
+            "patients": live.patients,
+            "decided": live.decided,
+        },
     }
 
 

@@ -141,6 +141,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/admin/roster"): ADMIN,
     ("GET", "/api/admin/audit"): ADMIN,
     ("GET", "/api/rounds"): EVERYONE,  # filtered to the rounds the caller takes part in or supervises
+    ("GET", "/api/rounds/hospitals"): _rule(*CALLERS, "admin"),  # where the caller may schedule a round
     ("POST", "/api/rounds"): _rule(*CALLERS, "admin", relation="round_creator", unrelated=("admin",)),
     ("GET", "/api/rounds/{round_id}"): _rule(*ROLES, relation="round_member", unrelated=("supervisor", "admin")),
     ("PATCH", "/api/rounds/{round_id}"): _ROUND_PLAN,

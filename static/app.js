@@ -141,7 +141,7 @@ function render() {
   if (role === "clinician") app.replaceChildren(requestForm(), myConsults(), roundsSection(), precall);
   else if (role === "specialist") app.replaceChildren(presenceSwitch(), offersList(), myConsults(), roundsSection(), precall);
   else if (role === "supervisor") app.replaceChildren(supervisorBoard().element);
-  else if (role === "admin") app.replaceChildren(administration());
+  else if (role === "admin") app.replaceChildren(administration(), roundsSection());
 }
 
 // Admin: the screen keeps what is being typed across renders; rebuilt on a language change.
@@ -166,7 +166,7 @@ function supervisorBoard() {
 // Ward rounds: the week's list, kept across renders; rebuilt on a language change.
 function roundsSection() {
   if (!state.roundsList || state.roundsList.language !== language) {
-    state.roundsList = new RoundsList({ h, t, api, language, onEnter: enterRound });
+    state.roundsList = new RoundsList({ h, t, api, language, user: state.user, onEnter: enterRound });
     state.roundsList.language = language;
   }
   return state.roundsList.element;

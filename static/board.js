@@ -28,10 +28,13 @@ export class Board {
     const today = board.stats.today;
     const figures = h("div", { class: "figures" }, ["requests", "accepted", "ended", "referrals_avoided", "waiting", "active"].map((k) =>
       h("div", { class: "figure", "data-figure": k }, h("strong", {}, today[k]), h("span", {}, t(`board.today.${k}`)))));
-    const sessions = this.table("sessions", [t("board.specialty"), t("board.hospital"), t("board.specialist"), t("board.participants"), t("board.duration"), t("board.quality")],
-      board.sessions.map((s) => h("tr", { "data-session": s.id },
-        h("td", {}, this.specialtyName(s.specialty)), h("td", {}, s.hospital.name), h("td", {}, s.specialist?.name || "—"),
+    // A ward round in progress is one row: its title and ward, and how many patients have a decision.
+    const what = (s) => (s.kind === "round" ? t("board.round", { title: s.round.title, ward: s.round.ward }) : this.specialtyName(s.specialty));
+    const sessions = this.table("sessions", [t("board.session"), t("board.hospital"), t("board.specialist"), t("board.participants"), t("board.round_patients"), t("board.duration"), t("board.quality")],
+      board.sessions.map((s) => h("tr", { "data-session": s.id, "data-kind": s.kind, class: s.kind === "round" ? "round" : null },
+        h("td", {}, what(s)), h("td", {}, s.hospital.name), h("td", {}, s.specialist?.name || "—"),
         h("td", {}, s.participants.map((p) => p.user.name + (p.reconnecting ? ` (${t("board.reconnecting")})` : "")).join(", ")),
+        h("td", { class: "round-progress" }, s.round ? t("board.round_progress", { decided: s.round.decided, patients: s.round.patients }) : "—"),
         h("td", {}, minutes(s.duration_s)), h("td", {}, this.quality(s.quality)))));
     const queue = this.table("queue", [t("board.specialty"), t("board.urgency"), t("board.hospital"), t("board.waiting")],
       board.queue.map((q) => h("tr", { "data-queued": q.id, class: q.urgency },

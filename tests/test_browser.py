@@ -247,6 +247,7 @@ async def test_a_ward_round_walks_through_three_patients_on_one_call(two_instanc
     rid = created["id"]
     clinician = await signed_in(browser, a, "bavi.clinician")
     lead = await signed_in(browser, b, "xanhpon.icu")
+    supervisor = await signed_in(browser, b, "soyte.supervisor")
     for page in (clinician, lead):
         await page.click(f'.card.round[data-round="{rid}"] button.join-round')
         await page.wait_for_selector(f'.round-room[data-round="{rid}"] .round-patient')
@@ -274,6 +275,13 @@ async def test_a_ward_round_walks_through_three_patients_on_one_call(two_instanc
             await lead.select_option("select[name=round-outcome]", "treated_locally")
             await lead.click(".round-decision button[type=submit]")
             await clinician.wait_for_selector(f'.round-patient[data-patient="{patient["id"]}"][data-status="ended"]')
+            # The supervisor's board: the round is one session, with its call and how many are decided.
+            row = await supervisor.wait_for_selector(
+                "[data-table=sessions] tr[data-kind=round]:has-text('Đi buồng khoa Hồi sức'):has-text('1/3')"
+            )
+            assert "BS. Nguyễn Văn Hùng" in await row.inner_text() and "BS. Phạm Thu Hà" in await row.inner_text()
+            assert await supervisor.locator("[data-table=sessions] tr[data-session]").count() == 1
+            assert patient["ref"] not in await supervisor.inner_text("main")
         if number == 1:
             await shot(lead, "round-room")
         # The call did not move: the same connection, still playing, no new offer.
@@ -293,6 +301,100 @@ async def test_a_ward_round_walks_through_three_patients_on_one_call(two_instanc
 
     await lead.click("button.end-round")
     await clinician.wait_for_selector(f'.card.round[data-round="{rid}"]')  # back to the rounds list
-    for page in (clinician, lead):
+    await supervisor.wait_for_selector('[data-empty="sessions"]')
+    for page in (clinician, lead, supervisor):
         assert page.errors == [], page.errors  # type: ignore[attr-defined]
         assert [m for m in page.console if m.startswith("error")] == [], page.console  # type: ignore[attr-defined]
+
+
+async def test_a_clinician_schedules_a_daily_round_from_the_form_and_cancels_today(
+    two_instances, browser: Browser
+) -> None:
+    from datetime import datetime, timedelta
+
+    from server.consults import VIETNAM
+    from tests.test_rounds import http, user_id
+
+    a, b = two_instances
+    lead_id = await user_id(a, "xanhpon.icu")
+    surgeon_id = await user_id(a, "xanhpon.surgeon")
+    today = datetime.now(VIETNAM).date()
+    clinician = await signed_in(browser, a, "bavi.clinician")
+
+    # A clinician at Ba Vì fills in the form: a daily round at 07:00 Vietnam time for a week,
+    # led by a specialist at Xanh Pôn, another one invited, two patients.
+    await clinician.click("button.new-round")
+    await clinician.fill("input[name=round-title]", "Đi buồng khoa Ngoại")
+    await clinician.select_option("select[name=round-hospital]", "bavi-dgh")
+    await clinician.fill("input[name=round-ward]", "Ngoại tổng hợp")
+    await clinician.fill("input[name=round-date]", today.isoformat())
+    await clinician.fill("input[name=round-time]", "07:00")
+    await clinician.fill("input[name=round-duration]", "45")
+    await clinician.select_option("select[name=round-recurrence]", "daily")
+    await clinician.select_option("select[name=round-lead]", lead_id)
+    await clinician.select_option("select[name=round-participants]", [surgeon_id])
+    for bed, ref, summary in (
+        ("4", "BV-2026-301", "Sau mổ ruột thừa ngày 1"),
+        ("9", "BV-2026-302", "Gãy xương cẳng chân"),
+    ):
+        await clinician.click("button.add-patient-row")
+        row = clinician.locator(".patient-row").last
+        await row.locator("[name=patient-bed]").fill(bed)
+        await row.locator("[name=patient-ref]").fill(ref)
+        await row.locator("[name=patient-summary]").fill(summary)
+    # An end date before the first day: the API's message is shown, and the form keeps what was typed.
+    await clinician.fill("input[name=round-until]", (today - timedelta(days=1)).isoformat())
+    await clinician.click(".round-form button[type=submit]")
+    await clinician.wait_for_selector(".round-form .form-error:has-text('until must not be before')")
+    await clinician.fill("input[name=round-until]", (today + timedelta(days=6)).isoformat())
+    await shot(clinician, "round-schedule-form")
+    await clinician.click(".round-form button[type=submit]")
+    await clinician.wait_for_selector(".rounds-notice:has-text('Đã lên lịch đi buồng')")
+    card = await clinician.wait_for_selector(f'.day[data-day="{today}"] .card.round:has-text("Đi buồng khoa Ngoại")')
+    rid = await card.get_attribute("data-round")
+    assert rid
+    assert "null" not in await clinician.inner_text("section.rounds")
+
+    status, body = await http(a, "bavi.clinician", "GET", f"/api/rounds/{rid}")
+    assert status == 200, body
+    created = body["round"]
+    start = datetime.combine(today, datetime.min.time().replace(hour=7), VIETNAM)
+    assert datetime.fromisoformat(created["starts_at"]) == start  # 07:00 in Vietnam, sent as UTC
+    assert (created["hospital"]["id"], created["ward"], created["duration_min"]) == ("bavi-dgh", "Ngoại tổng hợp", 45)
+    assert (created["recurrence"], created["until"]) == ("daily", (today + timedelta(days=6)).isoformat())
+    assert created["lead_specialist"]["id"] == lead_id and [p["id"] for p in created["participants"]] == [surgeon_id]
+    assert [(p["bed"], p["ref"]) for p in created["patients"]] == [("4", "BV-2026-301"), ("9", "BV-2026-302")]
+
+    # The specialist at Xanh Pôn sees it on each day of their week.
+    lead = await signed_in(browser, b, "xanhpon.icu")
+    await lead.wait_for_selector(f'.day[data-day="{today}"] .card.round[data-round="{rid}"]')
+    assert await lead.locator(f'.card.round[data-round="{rid}"]:not(.cancelled)').count() == 7
+
+    # The clinician cancels today's occurrence: it stays on the week, marked, for both of them.
+    await clinician.click(f'.card.round[data-round="{rid}"][data-day="{today}"] button.cancel-day')
+    await clinician.wait_for_selector(f'.card.round.cancelled[data-round="{rid}"][data-day="{today}"]')
+    status, body = await http(a, "bavi.clinician", "GET", f"/api/rounds/{rid}")
+    assert body["round"]["skipped"] == [today.isoformat()] and body["round"]["cancelled_at"] is None
+    await lead.reload()
+    marked = await lead.wait_for_selector(f'.card.round.cancelled[data-round="{rid}"][data-day="{today}"]')
+    assert "Buổi này đã huỷ" in await marked.inner_text()
+    assert await lead.locator(f'.card.round[data-round="{rid}"]:not(.cancelled)').count() == 6
+    assert await lead.query_selector(f'.card.round.cancelled[data-round="{rid}"] button.join-round') is None
+
+    # The lead changes the ward from tomorrow's card; everyone's week shows it.
+    tomorrow = today + timedelta(days=1)
+    await lead.click(f'.card.round[data-round="{rid}"][data-day="{tomorrow}"] button.edit-round')
+    await lead.fill(".round-form.editing input[name=round-ward]", "Ngoại chấn thương")
+    await lead.click(".round-form.editing button[type=submit]")
+    await lead.wait_for_selector(
+        f'.card.round[data-round="{rid}"][data-day="{tomorrow}"]:has-text("Ngoại chấn thương")'
+    )
+    status, body = await http(a, "xanhpon.icu", "GET", f"/api/rounds/{rid}")
+    assert body["round"]["ward"] == "Ngoại chấn thương"
+    assert body["round"]["starts_at"] == created["starts_at"] and len(body["round"]["patients"]) == 2  # untouched
+    await shot(lead, "rounds-week")
+    for page in (clinician, lead):
+        assert page.errors == [], page.errors  # type: ignore[attr-defined]
+        # The form's refused attempt is a 400 the console logs as a failed resource; nothing else.
+        errors = [m for m in page.console if m.startswith("error") and "400" not in m]  # type: ignore[attr-defined]
+        assert errors == [], page.console  # type: ignore[attr-defined]

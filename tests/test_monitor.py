@@ -1,5 +1,6 @@
 """The supervisor board on `/monitor`: a snapshot, then whole-board updates as things change,
-across instances, scoped to what a supervisor oversees, and with no clinical text."""
+across instances, scoped to what a supervisor oversees, and with no clinical text. A ward round
+in progress is one session: its call, its quality, how many of its patients have a decision."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from typing import Any
 
 from tests.conftest import Instance, add_user, until
 from tests.test_consults import ask
+from tests.test_rounds import join as join_round
+from tests.test_rounds import new_round
 from tests.test_rtc import join
 
 
@@ -86,3 +89,75 @@ async def test_a_hospital_supervisor_sees_only_what_involves_their_hospital(
     instance.services.board_changed()
     later = await until(tienyen, "monitor:update", lambda u: u["server_time"] > consult["created_at"])
     assert later["queue"] == [] and later["stats"]["today"]["requests"] == 0
+
+
+def round_session(board: dict[str, Any], round_id: str) -> dict[str, Any] | None:
+    return next((s for s in board["sessions"] if s["kind"] == "round" and s["round"]["id"] == round_id), None)
+
+
+async def test_a_ward_round_in_progress_is_one_session_with_its_call_and_progress(
+    two_instances: tuple[Instance, Instance], clients, database_url: str
+) -> None:
+    a, b = two_instances
+    await add_user(database_url, "tienyen.supervisor", "supervisor", "ttyt-tienyen")
+    supervisor = await clients(a, "soyte.supervisor", namespace="/monitor")
+    tienyen = await clients(a, "tienyen.supervisor", namespace="/monitor")
+    await supervisor.next("monitor:snapshot")
+    await tienyen.next("monitor:snapshot")
+
+    # A clinician at Ba Vì schedules a daily round led by a specialist at Xanh Pôn, three patients;
+    # both join its call on different instances and the lead reports the call's quality.
+    created = await new_round(a)
+    rid = created["id"]
+    clinician = await clients(a, "bavi.clinician")
+    lead = await clients(b, "xanhpon.icu")
+    await join_round(clinician, rid)
+    joined = await join_round(lead, rid)
+    patients = joined["round"]["patients"]
+    assert (await lead.call("rtc:stats", {"round_id": rid, "rtt_ms": 240, "loss_pct": 1.5}))["ok"]
+
+    def shows_the_call(u: dict[str, Any]) -> bool:
+        live = round_session(u, rid)
+        return live is not None and len(live["participants"]) == 2 and bool(live["quality"])
+
+    board = await until(supervisor, "monitor:update", shows_the_call)
+    live = round_session(board, rid)
+    assert live is not None
+    assert live["id"] == joined["round"]["session"]["id"]
+    assert live["round"] == {
+        "id": rid,
+        "title": "Đi buồng khoa Hồi sức",
+        "ward": "Hồi sức tích cực",
+        "patients": 3,
+        "decided": 0,
+    }
+    assert live["hospital"]["id"] == "bavi-dgh" and live["specialist"]["name"] == "BS. Phạm Thu Hà"
+    assert {p["user"]["name"] for p in live["participants"]} == {"BS. Nguyễn Văn Hùng", "BS. Phạm Thu Hà"}
+    assert [s["rtt_ms"] for s in live["quality"].values()] == [240]
+    # One session, not one per patient; and no clinical text (patient references, summaries).
+    assert [s["id"] for s in board["sessions"]] == [live["id"]]
+    assert board["stats"]["today"]["active"] == 1
+    text = json.dumps(board, ensure_ascii=False)
+    for patient in patients:
+        assert patient["consult_id"] not in text
+        assert patient["ref"] not in text and patient["summary"] not in text
+
+    # The lead records a decision for one patient: the board counts it.
+    decided = {"consult_id": patients[0]["consult_id"], "outcome": "treated_locally"}
+    assert (await lead.call("consult:end", decided))["ok"]
+    board = await until(
+        supervisor, "monitor:update", lambda u: (round_session(u, rid) or {}).get("round", {}).get("decided") == 1
+    )
+    live = round_session(board, rid)
+    assert live is not None and live["round"]["patients"] == 3
+
+    # A supervisor at Tiên Yên oversees neither Ba Vì nor Xanh Pôn: the round is not on their board.
+    a.services.board_changed()
+    later = await until(
+        tienyen, "monitor:update", lambda u: u["server_time"] > joined["round"]["session"]["started_at"]
+    )
+    assert later["sessions"] == []
+
+    # The round ends: its session leaves the board.
+    assert (await lead.call("round:end", {"round_id": rid}))["ok"]
+    await until(supervisor, "monitor:update", lambda u: u["sessions"] == [])

@@ -7,11 +7,12 @@ from typing import Annotated, Any, Literal
 
 from aiohttp import web
 from pydantic import Field, StringConstraints
+from sqlalchemy import select
 
 from server import audit, calendar, consults, recurrence, rounds
 from server.api.http import client_address, query_time, read_json, require_account, services_of
 from server.errors import AppError
-from server.records import Hospital
+from server.records import Hospital, SisterLink
 from server.users import Account, load_account
 from server.validation import Payload
 
@@ -112,6 +113,22 @@ async def revoke_feed(request: web.Request) -> web.Response:
         services_of(request).db, account.id, "calendar.revoke", "user", account.id, client_address(request)
     )
     return web.json_response({"revoked": revoked})
+
+
+@routes.get("/api/rounds/hospitals")
+async def schedulable_hospitals(request: web.Request) -> web.Response:
+    """The hospitals the caller may schedule a round at, for the browser's form (see `rounds.may_create`)."""
+    account = await require_account(request)
+    async with services_of(request).db.session() as session:
+        every = (await session.scalars(select(Hospital).order_by(Hospital.name))).all()
+        links = (await session.execute(select(SisterLink.upper_id, SisterLink.lower_id))).all()
+    sisters: dict[str, set[str]] = {}
+    for upper_id, lower_id in links:
+        sisters.setdefault(lower_id, set()).add(upper_id)
+    allowed = [
+        h for h in every if h.level != "authority" and rounds.may_create(account, h.id, sisters.get(h.id, set()))
+    ]
+    return web.json_response({"hospitals": [{"id": h.id, "name": h.name, "level": h.level} for h in allowed]})
 
 
 @routes.get("/api/rounds.ics")
