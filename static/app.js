@@ -3,7 +3,7 @@
 import { io } from "/static/vendor/socket.io.esm.min.js";
 import { adminHome } from "/static/admin.js";
 import { Board } from "/static/board.js";
-import { Call } from "/static/call.js";
+import { Call, videoTile } from "/static/call.js";
 import { RoundRoom, RoundsList } from "/static/rounds.js";
 import { language, load, t, when } from "/static/i18n.js";
 
@@ -298,10 +298,7 @@ class Room {
   }
 
   tile(id, name, stream, muted = false) {
-    const video = h("video", { autoplay: true, playsinline: true, muted });
-    video.muted = muted;
-    video.srcObject = stream;
-    return h("div", { class: "tile", "data-peer": id }, video, h("span", { class: "name" }, name));
+    return videoTile(h, id, name, stream, muted);
   }
 
   async join() {

@@ -1,3 +1,11 @@
+// One person's video in a call, with their name under it (`h` builds elements, never HTML).
+export function videoTile(h, id, name, stream, muted = false) {
+  const video = h("video", { autoplay: true, playsinline: true, muted });
+  video.muted = muted;
+  video.srcObject = stream;
+  return h("div", { class: "tile", "data-peer": id }, video, h("span", { class: "name" }, name));
+}
+
 // A mesh call: one RTCPeerConnection per other peer. The newcomer offers; the others answer.
 export class Call {
   constructor(socket, roomKey, roomId, iceServers, stream, onTrack, onGone) {

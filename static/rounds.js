@@ -1,7 +1,7 @@
 // Ward rounds in the browser: the week's rounds, and the round room — one call for the whole
 // round while the focus moves from bed to bed, notes and a decision on each patient's consult.
 // Built from data with h() only: whatever users typed is always textContent, never HTML.
-import { Call } from "/static/call.js";
+import { Call, videoTile } from "/static/call.js";
 
 const SECTIONS = ["history", "examination", "investigations", "assessment", "plan", "discussion"];
 const OUTCOMES = ["treated_locally", "transfer", "follow_up", "onsite_support"];
@@ -266,11 +266,7 @@ export class RoundRoom {
   get id() { return this.round.id; }
 
   tile(id, name, stream, muted = false) {
-    const { h } = this.ctx;
-    const video = h("video", { autoplay: true, playsinline: true, muted });
-    video.muted = muted;
-    video.srcObject = stream;
-    return h("div", { class: "tile", "data-peer": id }, video, h("span", { class: "name" }, name));
+    return videoTile(this.ctx.h, id, name, stream, muted);
   }
 
   // The call is built once; the patient list and the panel are redrawn as the round changes.
