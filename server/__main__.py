@@ -8,6 +8,7 @@ first start, with about three months of closed demo consults for the statistics)
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 
 from aiohttp import web
@@ -43,8 +44,10 @@ def main() -> int:
                 print(f"  {user.username:20} {user.role:10} {user.hospital_id}", flush=True)
         url = f"http://{settings.host}:{settings.port}"
         print(f"telerounds is running at {url}  (Redis: {'embedded' if embedded else 'REDIS_URL'})", flush=True)
+        app = create_app(connect(settings, redis_url), redis_url)
+        freeze_startup_objects()
         web.run_app(
-            create_app(connect(settings, redis_url), redis_url),
+            app,
             host=settings.host,
             port=settings.port,
             access_log_class=AccessLogger,
@@ -55,6 +58,15 @@ def main() -> int:
         if embedded is not None:
             embedded.stop()
     return 0
+
+
+def freeze_startup_objects() -> None:
+    """Put what startup made (modules, classes, the app: ~150k objects) out of the cyclic
+    collector's reach. Each full collection used to walk them all: a 100-170 ms pause of the
+    event loop every 2-3 s under load, the relay's p99 stall of issue 9 (docs/benchmarks.md).
+    Frozen, a full collection walks only what serving made since."""
+    gc.collect()
+    gc.freeze()
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
