@@ -2,7 +2,8 @@
 
 Redis key `revoked:<user_id>` (no expiry: a socket may outlive any token) is set when an admin
 deactivates the user and deleted when they are activated again. Signaling checks it on every
-event, one `EXISTS`; connects and HTTP requests check the database's `active` flag instead
+event, within the round trip of the event's rate limit (`key` given to `ratelimit.take`);
+connects and HTTP requests check the database's `active` flag instead
 (`server.users.load_account`), which stays the truth should Redis lose the key.
 """
 
@@ -11,20 +12,21 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 
 
-def _key(user_id: str) -> str:
+def key(user_id: str) -> str:
+    """The Redis key that exists while this user is revoked."""
     return f"revoked:{user_id}"
 
 
 async def revoke(redis: aioredis.Redis, user_id: str) -> None:
-    await redis.set(_key(user_id), "1")
+    await redis.set(key(user_id), "1")
 
 
 async def restore(redis: aioredis.Redis, user_id: str) -> None:
-    await redis.delete(_key(user_id))
+    await redis.delete(key(user_id))
 
 
 async def is_revoked(redis: aioredis.Redis, user_id: str) -> bool:
-    return bool(await redis.exists(_key(user_id)))
+    return bool(await redis.exists(key(user_id)))
 
 
 async def revoked_among(redis: aioredis.Redis, user_ids: set[str]) -> set[str]:
@@ -32,6 +34,6 @@ async def revoked_among(redis: aioredis.Redis, user_ids: set[str]) -> set[str]:
     ordered = sorted(user_ids)
     async with redis.pipeline(transaction=False) as pipe:
         for user_id in ordered:
-            pipe.exists(_key(user_id))
+            pipe.exists(key(user_id))
         found = await pipe.execute()
     return {user_id for user_id, revoked in zip(ordered, found, strict=True) if revoked}

@@ -71,11 +71,6 @@ async def caller_of(sio: socketio.AsyncServer, services: Services, sid: str, nam
     account = session.get("account")
     if account is None:
         raise AppError("unauthorized", "connect with a valid token first")
-    # A deactivated account is refused here, on every event: the disconnect an admin's
-    # deactivation sends to every instance may be lost, and the session's account was
-    # read at connect. One Redis round trip; see server/revocation.py.
-    if await revocation.is_revoked(services.redis, account.id):
-        raise Revoked("unauthorized", "this account is not active; log in again")
     return Caller(services, sid, namespace, account, session.get("address", ""))
 
 
@@ -120,16 +115,24 @@ async def refused_while_storage_down() -> AsyncIterator[None]:
         raise refusal(AppError("unavailable", "the service cannot reach its storage now; try again")) from None
 
 
-async def limit_events(services: Services, account: Account) -> None:
-    """One token of the user's event bucket, shared by all their sockets on every instance."""
+async def admit_event(services: Services, account: Account) -> None:
+    """`Revoked` if the account was deactivated, else one token of the user's event bucket
+    (shared by all their sockets on every instance): both in one Redis round trip.
+
+    A deactivated account is refused here, on every event: the disconnect an admin's
+    deactivation sends to every instance may be lost, and the session's account was read at
+    connect (see server/revocation.py). A revoked event takes no token."""
     settings = services.settings
-    await ratelimit.take(
+    admitted = await ratelimit.take(
         services.redis,
         f"events:{account.id}",
         settings.rate_events_burst,
         settings.rate_events_per_s,
         "too many events; slow down",
+        unless_exists=revocation.key(account.id),
     )
+    if not admitted:
+        raise Revoked("unauthorized", "this account is not active; log in again")
 
 
 def _ack_handler(
@@ -148,9 +151,10 @@ def _ack_handler(
         result = "ok"
         try:
             # Who first, so a deactivated account is refused whatever it sends; then the rate
-            # limit, so refused events count too; then the role gate, before any payload is read.
+            # limit, so refused events count too (both one round trip); then the role gate,
+            # before any payload is read.
             caller = await caller_of(sio, services, sid, namespace)
-            await limit_events(services, caller.account)
+            await admit_event(services, caller.account)
             permissions.check_role(rule, caller.account.role, event)
             if extra:
                 raise AppError("invalid", "send one payload object per event")
