@@ -5,12 +5,21 @@ connection error, so on shutdown the listener could keep reconnecting forever. H
 when its task is being cancelled.
 
 Whether messages from other instances arrive is proven end to end: every `HEARTBEAT_S` the
-manager publishes a heartbeat on the Socket.IO channel and its own listener must hear it.
+manager publishes a heartbeat on its own channel (below) and its listener must hear it.
 `healthy()` (what `/readyz` reports as `pubsub`) is false when the listener task died, while it
 reconnects, or when a heartbeat went unheard for `STALE_S`. Thanks to the heartbeats the
 subscription is never silent for long, so a read timeout (`SOCKET_TIMEOUT_S`) tells a
 half-open connection (a partition, a vanished host) from a quiet one: the listener then
 subscribes again on a new connection, as it does after any error or a Redis restart.
+
+An emit to one socket goes only where that socket is (targeted routing): every socket id starts
+with the tag of the instance that made it (`<tag>~<engine.io id>`, still an opaque string to
+clients), and every instance also listens on a channel of its own, `<channel>~<tag>`. A socket
+of this instance gets the message straight, with no publish; a socket of another instance gets
+it through that instance's channel only, instead of every instance reading and dropping it.
+Rooms, broadcasts, emits with a callback or a `skip_sid` go through the shared channel as stock.
+A sender's messages keep their order: each publish is awaited before the next, and an
+instance reads both its channels from one subscription, in the order Redis got them.
 
 It can also disconnect every socket of one user, in every namespace, on every instance
 (`disconnect_user`, used when an admin deactivates an account): the stock manager only
@@ -22,11 +31,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
+import secrets
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import socketio
+from socketio.base_manager import ValueDuplicationError
+from socketio.packet import Packet
 
 log = logging.getLogger("telerounds.signaling")
 
@@ -37,6 +50,9 @@ HEARTBEAT_S = 1.0
 STALE_S = 5.0  # unheard this long: not healthy
 SOCKET_TIMEOUT_S = 5.0  # no byte for this long on a connection that gets a heartbeat a second: it is dead
 RETRY_MAX_S = 5.0  # Redis restarts take seconds; keep retrying often
+
+SEPARATOR = "~"  # in no engine.io id (URL-safe base64) and no room name of telerounds
+TAGGED_SID = re.compile(r"([0-9a-f]{12})" + SEPARATOR)  # the instance tag at the start of a socket id
 
 
 class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
@@ -50,6 +66,9 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         options = {"socket_timeout": SOCKET_TIMEOUT_S, "socket_connect_timeout": SOCKET_TIMEOUT_S}
         options.update(kwargs.pop("redis_options", None) or {})
         super().__init__(url, redis_options=options, **kwargs)
+        # This instance's socket ids start with its tag; its own channel ends with it.
+        self.tag = secrets.token_hex(6)
+        self.own_channel = f"{self.channel}{SEPARATOR}{self.tag}"
 
     def initialize(self) -> None:
         super().initialize()
@@ -75,12 +94,64 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         self.pubsub = self._client().pubsub(ignore_subscribe_messages=True)
         self.connected = True
 
-    async def _publish(self, data: Any) -> Any:
+    async def pre_connect(self, eio_sid: str, namespace: str) -> str | None:
+        """The stock registration of a new socket, but its id starts with this instance's tag."""
+        sid = f"{self.tag}{SEPARATOR}{self.server.eio.generate_id()}"
+        try:
+            self.basic_enter_room(sid, namespace, None, eio_sid=eio_sid)
+        except ValueDuplicationError:  # already connected
+            return None
+        self.basic_enter_room(sid, namespace, sid, eio_sid=eio_sid)
+        self.pending_connect.setdefault(namespace, []).append(sid)
+        return sid
+
+    def owner(self, to: str | None) -> str | None:
+        """The tag of the instance holding socket `to`; None when `to` is not one socket's id."""
+        found = TAGGED_SID.match(to) if to is not None else None
+        return found.group(1) if found else None
+
+    async def emit(
+        self,
+        event: str,
+        data: Any,
+        namespace: str | None = None,
+        room: str | None = None,
+        skip_sid: Any = None,
+        callback: Any = None,
+        to: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        sid = to or room
+        owner = self.owner(sid)
+        stock = callback is not None or skip_sid is not None or kwargs.get("ignore_queue")
+        if sid is None or owner is None or stock or Packet.data_is_binary(data):
+            await super().emit(event, data, namespace, room, skip_sid, callback, to, **kwargs)
+        elif owner == self.tag:  # here: straight to the socket
+            await super().emit(event, data, namespace, room=sid, ignore_queue=True)
+        else:  # to its instance only
+            await self._publish(self._emit_message(event, data, namespace, sid), f"{self.channel}{SEPARATOR}{owner}")
+
+    def _emit_message(self, event: str, data: Any, namespace: str | None, sid: str) -> dict[str, Any]:
+        """The stock `emit` message of the pub/sub managers, for one socket."""
+        return {
+            "method": "emit",
+            "event": event,
+            "data": list(data) if isinstance(data, tuple) else [data],
+            "binary": False,
+            "namespace": namespace or "/",
+            "room": sid,
+            "skip_sid": None,
+            "callback": None,
+            "host_id": self.host_id,
+        }
+
+    async def _publish(self, data: Any, channel: str | None = None) -> Any:
+        """Publish on the shared channel, or on one instance's `channel`."""
         # The stock version reconnects by replacing `self.pubsub` under the running listener.
         message = self.json.dumps(data)
         for attempt in (1, 2):  # the first try after a Redis restart may meet a dead pooled connection
             try:
-                return await self._client().publish(self.channel, message)
+                return await self._client().publish(channel or self.channel, message)
             except Exception as error:
                 if attempt == 2:
                     # At most once, like every message between instances: clients resume from snapshots.
@@ -95,7 +166,8 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
             try:
                 if not subscribed:
                     self._redis_connect()
-                    await self.pubsub.subscribe(self.channel)
+                    # Both channels on one connection: their messages come in the order published.
+                    await self.pubsub.subscribe(self.channel, self.own_channel)
                     subscribed = True
                     self.listening = True
                     retry_s = 0.5
@@ -115,10 +187,10 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
                 retry_s = min(retry_s * 2, RETRY_MAX_S)
 
     async def _listen(self) -> AsyncIterator[Any]:
-        channel = self.channel.encode("utf-8")
+        channels = (self.channel.encode("utf-8"), self.own_channel.encode("utf-8"))
         own = HEARTBEAT_PREFIX + self.host_id.encode()
         async for message in self._redis_listen_with_retries():
-            if message["channel"] != channel or message["type"] != "message" or "data" not in message:
+            if message["channel"] not in channels or message["type"] != "message" or "data" not in message:
                 continue
             data = message["data"]
             if isinstance(data, bytes) and data.startswith(HEARTBEAT_PREFIX):
@@ -128,13 +200,15 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
             yield data
 
     async def _heartbeat(self) -> None:
-        """Publish a heartbeat to ourselves, for `healthy()`, every HEARTBEAT_S."""
+        """Publish a heartbeat to ourselves, for `healthy()`, every HEARTBEAT_S: on our own
+        channel, which shares the subscription's connection with the shared one, so the other
+        instances need not read and drop it."""
         task = asyncio.current_task()
         while not (task is not None and task.cancelling()):
             if self.unheard_since is None:
                 self.unheard_since = time.monotonic()
             with contextlib.suppress(Exception):  # Redis is down: the listener says so already
-                await self._client().publish(self.channel, HEARTBEAT_PREFIX + self.host_id.encode())
+                await self._client().publish(self.own_channel, HEARTBEAT_PREFIX + self.host_id.encode())
             await asyncio.sleep(HEARTBEAT_S)
 
     async def disconnect_user(self, user_id: str) -> None:
