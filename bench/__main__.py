@@ -24,25 +24,34 @@ from bench import calls, fixtures, loadgen, memory, relay, report, request_offer
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 SOAK_START, SOAK_END = "<!-- soak -->", "<!-- /soak -->"
+# Written by hand from measured runs (what each optimization gained or cost); kept as it is.
+GAINS_START, GAINS_END = "<!-- gains -->", "<!-- /gains -->"
 
 T1, T2 = "telerounds ×1", "telerounds ×2"
 N1, N2 = "node-socket.io ×1", "node-socket.io ×2"
 B1 = "bare python-socketio ×1"
 
-# The optimization steps, each a telerounds variant run through bench/variants.py.
+# The optimization steps, each a telerounds variant run through bench/variants.py: the current
+# code with the later steps taken back, so each row adds one step to the row above. Each series
+# runs in a session of its own, with a fresh "now" server: fewer idle servers share core 0.
 STEPS_1 = [
     (
-        "telerounds ×1 · before",
-        ["--loop", "asyncio", "--relay", "original"],
-        "×1 before (asyncio loop, 3 reads + publish per signal)",
+        "telerounds ×1 · GC, 2 trips",
+        ["--gc", "default", "--events", "separate"],
+        "×1 before (uvloop, one read per signal; full GC walks startup objects; "
+        "revocation + rate limit: 2 round trips)",
     ),
-    ("telerounds ×1 · uvloop", ["--relay", "original"], "×1 + uvloop"),
-    (T1, None, "×1 + one Redis read, local delivery without publish (now)"),
+    ("telerounds ×1 · 2 trips", ["--events", "separate"], "×1 + gc.freeze() after startup"),
+    ("telerounds ×1 · now", [], "×1 + revocation and rate limit in one EVALSHA (now)"),
 ]
 STEPS_2 = [
-    ("telerounds ×2 · before", ["--loop", "asyncio", "--relay", "original"], "×2 before"),
-    (T2, None, "×2 + uvloop, one Redis read (now)"),
-    ("telerounds ×2 · targeted", ["--routing", "targeted"], "×2 + per-instance routing (prototype, not merged)"),
+    (
+        "telerounds ×2 · GC, 2 trips, broadcast",
+        ["--gc", "default", "--events", "separate", "--routing", "broadcast"],
+        "×2 before (the same, and every emit to a socket through the shared channel)",
+    ),
+    ("telerounds ×2 · broadcast", ["--routing", "broadcast"], "×2 + gc.freeze(), one round trip per event"),
+    ("telerounds ×2 · now", [], "×2 + targeted routing: to the socket's instance only (now)"),
 ]
 
 
@@ -52,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", action="store_true", help="also measure the optimization steps (on in --full)")
     parser.add_argument("--soak", action="store_true", help="run the soak only")
     parser.add_argument("--minutes", type=float, default=30.0, help="soak duration (default 30)")
-    parser.add_argument("--rounds", type=int, help="rounds of S1/S2 and S3 (default: 2 full, 1 short)")
+    parser.add_argument("--rounds", type=int, help="rounds of S1/S2 (default: 2 full, 1 short)")
     parser.add_argument("--only", help="comma-separated scenarios to run (S1 S2 S3 S4 S5); writes nothing")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = parser.parse_args(argv)
@@ -72,7 +81,7 @@ def _bench(args: argparse.Namespace, argv: list[str] | None, workdir: Path) -> i
     full = args.full
     only = set(args.only.upper().split(",")) if args.only else {"S1", "S2", "S3", "S4", "S5"}
     rounds = args.rounds or (2 if full else 1)
-    with_steps = (full or args.steps) and not args.only
+    with_steps = full or args.steps
     command = "make bench" + (f' BENCH_ARGS="{" ".join(argv or sys.argv[1:])}"' if (argv or sys.argv[1:]) else "")
     started, load_before = time.monotonic(), report.loadavg()
     print(f"telerounds bench ({'full' if full else 'short'} mode, {rounds} round(s)); load average {load_before}")
@@ -94,21 +103,25 @@ def _bench(args: argparse.Namespace, argv: list[str] | None, workdir: Path) -> i
             servers.ws_echo(),
             servers.RedisPing(),
         ]
-        step_servers: list[servers.Server] = []
+        names = [s.name for s in main_servers]
+        out["relay"] = relay.run(main_servers, data, relay.phases(full, names), rounds)
+        out["targets"] = names
         if with_steps:
-            for name, variant, _ in STEPS_1 + STEPS_2:
-                if variant is not None:
-                    step_servers.append(servers.Telerounds(name, 2 if "×2" in name else 1, data, workdir, variant))
-        plan = relay.phases(full, [s.name for s in main_servers], [s.name for s in step_servers])
-        out["relay"] = relay.run(main_servers + step_servers, data, plan, rounds)
-        out["targets"] = [s.name for s in main_servers]
+            for series in (STEPS_1, STEPS_2):
+                print("  optimization steps: " + ", ".join(name for name, _, _ in series), flush=True)
+                step_servers: list[servers.Server] = [
+                    servers.Telerounds(name, 2 if "×2" in name else 1, data, workdir, variant or None)
+                    for name, variant, _ in series
+                ]
+                plan = relay.step_phases(full, [s.name for s in step_servers])
+                out["relay"] += relay.run(step_servers, data, plan, rounds)
 
     if "S3" in only:
         print(f"S3 idle connections: {', '.join(map(str, steps))}, a fresh server each time", flush=True)
         out["memory"] = []
-        for _ in range(rounds):
-            for server in (servers.Telerounds(T1, 1, data, workdir), servers.node_relay(1), servers.bare_relay(1)):
-                out["memory"].append(memory.run(server, data, steps))
+        # One round even in full mode: memory barely varies, and 5k telerounds connects take two minutes.
+        for server in (servers.Telerounds(T1, 1, data, workdir), servers.node_relay(1), servers.bare_relay(1)):
+            out["memory"].append(memory.run(server, data, steps))
 
     if "S4" in only:
         requests = 600 if full else 100
@@ -174,6 +187,7 @@ def _soak_section(r: dict[str, Any], command: str, load: str) -> str:
 def _document(out: dict[str, Any], meta: dict[str, Any], rounds: int, with_steps: bool) -> str:
     old = DOC.read_text() if DOC.exists() else ""
     soak_section = old[old.index(SOAK_START) : old.index(SOAK_END) + len(SOAK_END)] if SOAK_END in old else ""
+    gains_section = old[old.index(GAINS_START) : old.index(GAINS_END) + len(GAINS_END)] if GAINS_END in old else ""
     parts = [
         "# Benchmarks\n",
         f"Command: `{meta['command']}` · {datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {meta['minutes']:.1f} min\n\n"
@@ -228,13 +242,16 @@ def _document(out: dict[str, Any], meta: dict[str, Any], rounds: int, with_steps
     if with_steps and groups:
         parts += [
             "## Optimization steps (issue 9)\n",
-            "Each step is telerounds with one change taken back (bench/variants.py), measured in the same run "
-            "and alternation as everything above.\n",
+            "Each row is telerounds with the later steps taken back (bench/variants.py); each series is "
+            "measured in a session of its own (its servers alternating phase by phase), in the same run as "
+            "everything above.\n",
             report.steps_table(
                 groups,
                 [[(n, w) for n, _, w in STEPS_1], [(n, w) for n, _, w in STEPS_2]],
             ),
         ]
+    if gains_section:
+        parts.append(gains_section + "\n")
     if soak_section:
         parts.append(soak_section + "\n")
     return "\n".join(parts)

@@ -12,28 +12,47 @@ from bench.servers import Server
 RATE = 200.0  # S1's offered load, messages/s in all, spread over the rooms
 
 
-def phases(full: bool, main: list[str], steps: list[str]) -> list[dict[str, Any]]:
+def phases(full: bool, main: list[str]) -> list[dict[str, Any]]:
     """S1 at each room count (open loop at RATE), then S2 (closed loop, 100 rooms, one message in
-    flight per room). The optimization steps (`steps`) run S1 at 100 rooms and S2 only."""
+    flight per room)."""
     rooms = (10, 100, 500) if full else (10, 100)  # joining 500 calls on telerounds takes a minute
-    s1_s, s2_s, warmup = (7.0, 5.0, 1.0) if full else (2.0, 2.0, 0.5)
-    plan: list[dict[str, Any]] = []
-    for n in rooms:
-        names = main + steps if n == 100 else main
-        plan.append({"name": "S1", "kind": "open", "rooms": n, "rate": RATE, "seconds": s1_s, "warmup": warmup})
-        plan[-1]["targets"] = names
-    plan.append(
-        {
-            "name": "S2",
-            "kind": "closed",
-            "rooms": 100,
-            "window": 1,
-            "seconds": s2_s,
-            "warmup": warmup,
-            "targets": main + steps,
-        }
-    )
-    return plan
+    return [_s1(full, n, main) for n in rooms] + [_s2(full, main)]
+
+
+def step_phases(full: bool, steps: list[str]) -> list[dict[str, Any]]:
+    """The optimization steps: S1 at 100 rooms and S2 only."""
+    return [_s1(full, 100, steps), _s2(full, steps)]
+
+
+def _timing(full: bool) -> tuple[float, float, float]:
+    """Seconds of S1, of S2, and of the warm-up before each."""
+    return (7.0, 5.0, 1.0) if full else (2.0, 2.0, 0.5)
+
+
+def _s1(full: bool, rooms: int, targets: list[str]) -> dict[str, Any]:
+    s1_s, _, warmup = _timing(full)
+    return {
+        "name": "S1",
+        "kind": "open",
+        "rooms": rooms,
+        "rate": RATE,
+        "seconds": s1_s,
+        "warmup": warmup,
+        "targets": targets,
+    }
+
+
+def _s2(full: bool, targets: list[str]) -> dict[str, Any]:
+    _, s2_s, warmup = _timing(full)
+    return {
+        "name": "S2",
+        "kind": "closed",
+        "rooms": 100,
+        "window": 1,
+        "seconds": s2_s,
+        "warmup": warmup,
+        "targets": targets,
+    }
 
 
 def run(servers: list[Server], fixtures: Fixtures, plan: list[dict[str, Any]], rounds: int) -> list[dict[str, Any]]:

@@ -1,31 +1,33 @@
-"""`python -m bench.variants [--loop asyncio] [--relay original] [--routing targeted]`: telerounds
-(`python -m server`) with one optimization taken back or one prototype added, so the bench
-measures each step against the current code in the same run.
+"""`python -m bench.variants [--loop asyncio] [--relay original] [--gc default] [--events separate]
+[--routing broadcast]`: telerounds (`python -m server`) with one optimization taken back, so the
+bench measures each step against the current code in the same run.
 
 --loop asyncio       the standard event loop instead of uvloop
 --relay original     `rtc:signal` as it was before issue 9: three Redis reads to find the two ends
                      and every delivery published to Redis, even to a socket on this instance
---routing targeted   a prototype of per-instance routing in the Redis manager (proposed for
-                     signaling/redis_manager.py, which this file does not change): each socket id
-                     names its instance, each instance also listens on a channel of its own, and
-                     an emit to one socket goes to that socket's instance only, or straight to the
-                     socket when it is here, instead of to every instance through one channel
+                     (with `--routing broadcast`: the manager now delivers to a local socket itself)
+--gc default         no `gc.freeze()` after startup: every full collection walks the ~150k
+                     objects of the modules and the app (the stall of issue 9)
+--events separate    every event checks the revocation (EXISTS) and then its rate limit (EVAL
+                     with the script's text) in two round trips, instead of one EVALSHA
+--routing broadcast  an emit to one socket id goes through the shared channel to every instance
+                     (the stock manager), instead of straight to its socket or its instance
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import secrets
 import sys
 from typing import Any
 
-import socketio
-
 import server.__main__ as server_main
+from server import ratelimit, revocation
 from server.errors import AppError
+from server.services import Services
+from server.users import Account
 from signaling import redis_manager, rtc
-from signaling import server as signaling_server
+from signaling import router as signaling_router
 from signaling.router import Caller
 
 # ---- the relay before issue 9 ------------------------------------------------------------------
@@ -55,95 +57,45 @@ async def original_rtc_signal(caller: Caller, payload: rtc.Signal) -> dict[str, 
     return {}
 
 
-# ---- the routing prototype ---------------------------------------------------------------------
-
-SEPARATOR = "~"  # never in a room name of telerounds (`user:…`, `consult:…`, `round:…`)
+# ---- revocation and rate limit before issue 9 ----------------------------------------------------
 
 
-class TargetedRedisManager(redis_manager.RedisManager):  # type: ignore[misc]
-    """The prototype. Kept apart from the stock listener (which signaling/redis_manager.py keeps
-    alive through Redis restarts): the own channel has a subscriber task of its own here."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.tag = secrets.token_hex(6)
-        self.own_channel = f"{self.channel}{SEPARATOR}{self.tag}"
-
-    def initialize(self) -> None:
-        super().initialize()
-        self._own_task = self.server.start_background_task(self._listen_own)
-
-    async def pre_connect(self, eio_sid: str, namespace: str) -> str | None:
-        # As the stock manager, but the socket id starts with this instance's tag.
-        sid = f"{self.tag}{SEPARATOR}{self.server.eio.generate_id()}"
-        try:
-            self.basic_enter_room(sid, namespace, None, eio_sid=eio_sid)
-        except socketio.base_manager.ValueDuplicationError:
-            return None
-        self.basic_enter_room(sid, namespace, sid, eio_sid=eio_sid)
-        self.pending_connect.setdefault(namespace, []).append(sid)
-        return sid
-
-    async def emit(
-        self,
-        event: str,
-        data: Any,
-        namespace: str | None = None,
-        room: str | None = None,
-        skip_sid: Any = None,
-        callback: Any = None,
-        to: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        target = to or room
-        single = isinstance(target, str) and SEPARATOR in target and callback is None and skip_sid is None
-        if kwargs.get("ignore_queue") or not single:
-            return await super().emit(event, data, namespace, room, skip_sid, callback, to, **kwargs)
-        assert isinstance(target, str)
-        tag = target.split(SEPARATOR, 1)[0]
-        if tag == self.tag:  # here: straight to the socket
-            return await super().emit(event, data, namespace, room, skip_sid, callback, to, ignore_queue=True)
-        message = {
-            "method": "emit",
-            "event": event,
-            "data": list(data) if isinstance(data, tuple) else [data],
-            "binary": False,
-            "namespace": namespace or "/",
-            "room": target,
-            "skip_sid": None,
-            "callback": None,
-            "host_id": self.host_id,
-        }
-        await self._client().publish(f"{self.channel}{SEPARATOR}{tag}", self.json.dumps(message))
-
-    async def _listen_own(self) -> None:
-        while True:
-            pubsub = self._client().pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(self.own_channel)
-                async for message in pubsub.listen():
-                    if message["type"] == "message":
-                        await self._handle_emit(self.json.loads(message["data"]))
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                await asyncio.sleep(0.5)
-            finally:
-                await pubsub.aclose()
+async def separate_admit_event(services: Services, account: Account) -> None:
+    if await revocation.is_revoked(services.redis, account.id):
+        raise signaling_router.Revoked("unauthorized", "this account is not active; log in again")
+    settings = services.settings
+    allowed, wait = await services.redis.eval(
+        ratelimit._TAKE,
+        1,
+        f"ratelimit:events:{account.id}",
+        settings.rate_events_burst,
+        settings.rate_events_per_s,
+        repr(ratelimit.clock()),
+        1,
+    )
+    if int(allowed) != 1:
+        raise AppError("rate_limited", f"too many events; slow down; try again in {float(wait):.0f} s")
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.variants")
     parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
     parser.add_argument("--relay", choices=["current", "original"], default="current")
-    parser.add_argument("--routing", choices=["stock", "targeted"], default="stock")
+    parser.add_argument("--gc", choices=["frozen", "default"], default="frozen")
+    parser.add_argument("--events", choices=["one", "separate"], default="one")
+    parser.add_argument("--routing", choices=["targeted", "broadcast"], default="targeted")
     args = parser.parse_args(argv)
     if args.loop == "asyncio":
         server_main.new_event_loop = asyncio.new_event_loop  # type: ignore[assignment]
     if args.relay == "original":
         rtc.router.handlers["rtc:signal"] = (rtc.Signal, original_rtc_signal)
-    if args.routing == "targeted":
-        signaling_server.RedisManager = TargetedRedisManager  # type: ignore[misc]
+    if args.gc == "default":
+        server_main.freeze_startup_objects = lambda: None
+    if args.events == "separate":
+        signaling_router.admit_event = separate_admit_event
+    if args.routing == "broadcast":
+        # No socket id names an instance: every emit takes the stock way.
+        redis_manager.RedisManager.owner = lambda self, to: None  # type: ignore[method-assign]
     return server_main.main()
 
 
