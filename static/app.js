@@ -3,7 +3,7 @@
 import { io } from "/static/vendor/socket.io.esm.min.js";
 import { adminHome } from "/static/admin.js";
 import { Board } from "/static/board.js";
-import { Call, videoTile } from "/static/call.js";
+import { Call, Tiles } from "/static/call.js";
 import { RoundRoom, RoundsList } from "/static/rounds.js";
 import { language, load, t, when } from "/static/i18n.js";
 
@@ -288,17 +288,12 @@ class Room {
     this.stream = stream;
     this.lastSeq = 0;
     this.notes = new Map();
-    this.tiles = h("div", { class: "tiles" });
+    this.tiles = new Tiles(h, t("room.you"), stream);
     this.noteList = h("div", { class: "notes" });
     this.fileList = h("ul", { class: "files" });
     this.quality = h("span", { class: "quality" });
     this.audioOnly = false;
-    this.tiles.append(this.tile("self", t("room.you"), stream, true));
     this.draw();
-  }
-
-  tile(id, name, stream, muted = false) {
-    return videoTile(h, id, name, stream, muted);
   }
 
   async join() {
@@ -308,9 +303,9 @@ class Room {
     this.call = null;
     this.pending = [];
     const ack = await emit("consult:join", { consult_id: this.consult.id });
-    this.peerNames = new Map(ack.peers.map((p) => [p.peer_id, p.user.name]));
+    this.tiles.expect(ack.peers);
     this.call = new Call(state.socket, "consult_id", this.consult.id, ack.ice_servers, this.stream,
-      (peerId, stream) => this.showPeer(peerId, stream), (peerId) => this.tiles.querySelector(`[data-peer="${peerId}"]`)?.remove());
+      (peerId, stream) => this.tiles.show(peerId, stream), (peerId) => this.tiles.remove(peerId));
     this.call.selfId = ack.peer_id;
     for (const note of ack.notes) this.addNote(note);
     for (const m of this.pending.splice(0)) await this.call.receive(m.from, m.data);
@@ -331,14 +326,8 @@ class Room {
   }
 
   peerJoined(p) {
-    this.peerNames?.set(p.peer_id, p.user.name);
+    this.tiles.peerJoined(p);
     if (p.rejoined) this.call?.drop(p.peer_id); // it will send a new offer
-  }
-
-  showPeer(peerId, stream) {
-    let tile = this.tiles.querySelector(`[data-peer="${peerId}"]`);
-    if (!tile) { tile = this.tile(peerId, this.peerNames?.get(peerId) || "", stream); this.tiles.append(tile); }
-    tile.querySelector("video").srcObject = stream;
   }
 
   addNote(note) {
@@ -426,7 +415,7 @@ class Room {
       await this.call.replaceVideo(fresh);
     } }, t("room.switch_camera"));
     app.replaceChildren(h("div", { class: "room", "data-consult": c.id },
-      h("section", {}, h("h2", {}, `${t("room.title")} — ${c.patient.ref} — ${specialtyName(c.specialty)}`), this.tiles,
+      h("section", {}, h("h2", {}, `${t("room.title")} — ${c.patient.ref} — ${specialtyName(c.specialty)}`), this.tiles.element,
         h("div", { class: "row" }, micButton, camButton, audioButton, switchButton, shareButton, this.quality,
           h("a", { href: "#", onclick: async (e) => { e.preventDefault(); window.open(URL.createObjectURL(await api(`/api/consults/${c.id}/minutes`)), "_blank"); } }, t("minutes")),
           h("button", { class: "secondary", onclick: () => { emit("consult:leave", { consult_id: c.id }); this.close(); } }, t("room.leave")))),

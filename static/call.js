@@ -1,9 +1,32 @@
 // One person's video in a call, with their name under it (`h` builds elements, never HTML).
-export function videoTile(h, id, name, stream, muted = false) {
+function videoTile(h, id, name, stream, muted = false) {
   const video = h("video", { autoplay: true, playsinline: true, muted });
   video.muted = muted;
   video.srcObject = stream;
   return h("div", { class: "tile", "data-peer": id }, video, h("span", { class: "name" }, name));
+}
+
+// The videos of a call, the consult's or the round's: yours (muted), then one per other peer.
+export class Tiles {
+  constructor(h, yourName, stream) {
+    this.h = h;
+    this.names = new Map(); // peer_id -> name
+    this.element = h("div", { class: "tiles" });
+    this.element.append(videoTile(h, "self", yourName, stream, true));
+  }
+
+  // The peers of a join ack, whose media will follow.
+  expect(peers) { this.names = new Map(peers.map((p) => [p.peer_id, p.user.name])); }
+
+  peerJoined(p) { this.names.set(p.peer_id, p.user.name); }
+
+  show(peerId, stream) {
+    let tile = this.element.querySelector(`[data-peer="${peerId}"]`);
+    if (!tile) { tile = videoTile(this.h, peerId, this.names.get(peerId) || "", stream); this.element.append(tile); }
+    tile.querySelector("video").srcObject = stream;
+  }
+
+  remove(peerId) { this.element.querySelector(`[data-peer="${peerId}"]`)?.remove(); }
 }
 
 // A mesh call: one RTCPeerConnection per other peer. The newcomer offers; the others answer.

@@ -1,7 +1,7 @@
 // Ward rounds in the browser: the week's rounds, and the round room — one call for the whole
 // round while the focus moves from bed to bed, notes and a decision on each patient's consult.
 // Built from data with h() only: whatever users typed is always textContent, never HTML.
-import { Call, videoTile } from "/static/call.js";
+import { Call, Tiles } from "/static/call.js";
 
 const SECTIONS = ["history", "examination", "investigations", "assessment", "plan", "discussion"];
 const OUTCOMES = ["treated_locally", "transfer", "follow_up", "onsite_support"];
@@ -256,18 +256,13 @@ export class RoundRoom {
     this.stream = stream;
     this.notes = new Map(); // consult_id -> Map(note id -> note)
     this.shown = null; // the patient whose record is shown; follows the focus unless one was picked
-    this.tiles = ctx.h("div", { class: "tiles" });
+    this.tiles = new Tiles(ctx.h, ctx.t("room.you"), stream);
     this.patientList = ctx.h("ol", { class: "round-patients" });
     this.panel = ctx.h("div", { class: "round-panel" });
-    this.tiles.append(this.tile("self", ctx.t("room.you"), stream, true));
     this.layout();
   }
 
   get id() { return this.round.id; }
-
-  tile(id, name, stream, muted = false) {
-    return videoTile(this.ctx.h, id, name, stream, muted);
-  }
 
   // The call is built once; the patient list and the panel are redrawn as the round changes.
   async join() {
@@ -275,9 +270,9 @@ export class RoundRoom {
     this.call = null;
     this.pending = [];
     const ack = await this.ctx.emit("round:join", { round_id: this.id });
-    this.peerNames = new Map(ack.peers.map((p) => [p.peer_id, p.user.name]));
+    this.tiles.expect(ack.peers);
     this.call = new Call(this.ctx.socket, "round_id", this.id, ack.ice_servers, this.stream,
-      (peerId, stream) => this.showPeer(peerId, stream), (peerId) => this.tiles.querySelector(`[data-peer="${peerId}"]`)?.remove());
+      (peerId, stream) => this.tiles.show(peerId, stream), (peerId) => this.tiles.remove(peerId));
     this.call.selfId = ack.peer_id;
     for (const note of ack.notes) this.keepNote(note);
     this.apply(ack.round, true);
@@ -302,14 +297,8 @@ export class RoundRoom {
   }
 
   peerJoined(p) {
-    this.peerNames?.set(p.peer_id, p.user.name);
+    this.tiles.peerJoined(p);
     if (p.rejoined) this.call?.drop(p.peer_id); // it will send a new offer
-  }
-
-  showPeer(peerId, stream) {
-    let tile = this.tiles.querySelector(`[data-peer="${peerId}"]`);
-    if (!tile) { tile = this.tile(peerId, this.peerNames?.get(peerId) || "", stream); this.tiles.append(tile); }
-    tile.querySelector("video").srcObject = stream;
   }
 
   // A newer view of the round: keep the highest (version, session.version).
@@ -434,7 +423,7 @@ export class RoundRoom {
     const leave = h("button", { class: "secondary leave-round", onclick: () => { emit("round:leave", { round_id: this.id }); this.close(); } }, t("room.leave"));
     const end = user.role === "specialist" ? h("button", { class: "secondary end-round", onclick: async () => this.apply((await emit("round:end", { round_id: this.id })).round, true) }, t("round.end")) : null;
     this.element = h("div", { class: "room round-room", "data-round": r.id },
-      h("section", {}, h("h2", {}, `${t("round.title")} — ${r.title} — ${r.ward}`), this.tiles,
+      h("section", {}, h("h2", {}, `${t("round.title")} — ${r.title} — ${r.ward}`), this.tiles.element,
         h("div", { class: "row" }, micButton, camButton, leave, end)),
       h("div", {}, h("section", {}, h("h2", {}, t("round.patients")), this.patientList, this.addPatientForm()),
         h("section", {}, this.panel)));
