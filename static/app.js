@@ -78,6 +78,9 @@ function start() {
   state.socket = socket;
   socket.on("connect_error", (error) => {
     if (error.data?.code === "unauthorized") { sessionStorage.removeItem("telerounds.token"); socket.disconnect(); showLogin(); }
+    // Refused by the server for now (`unavailable`: its storage is down): socket.io-client does
+    // not retry a refusal by itself, so try again shortly. Network errors it retries on its own.
+    else if (!socket.active) setTimeout(() => socket.connect(), 3000);
   });
   socket.on("disconnect", () => say(t("banner.reconnecting")));
   socket.on("session:state", onSessionState);
