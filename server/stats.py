@@ -46,6 +46,7 @@ from server.consults import VIETNAM, iso
 from server.errors import AppError
 from server.matching import SPECIALTIES
 from server.records import Consult, ConsultEvent, Database, Hospital, User
+from server.validation import parse_instant
 
 OUTCOME_CODES: tuple[str, ...] = ("treated_locally", "transfer", "follow_up", "onsite_support")
 GROUP_BYS: tuple[str, ...] = ("pair", "specialty", "month", "hospital")
@@ -202,13 +203,7 @@ def parse_moment(name: str, raw: str) -> datetime:
         pass
     except OverflowError:  # 0001-01-01 in Vietnam is still year 0 in UTC
         raise AppError("invalid", f"{name} is out of range") from None
-    try:
-        value = datetime.fromisoformat(raw)
-        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-    except ValueError:
-        raise AppError("invalid", f"{name} must be an ISO 8601 date or date-time") from None
-    except OverflowError:
-        raise AppError("invalid", f"{name} is out of range") from None
+    return parse_instant(name, raw)
 
 
 def parse_period(raw_from: str | None, raw_to: str | None, now: datetime) -> tuple[datetime, datetime]:

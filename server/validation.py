@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -37,3 +38,16 @@ def parse(model: type[P], data: Any) -> P:
         return model.model_validate(data)
     except ValidationError as error:
         raise AppError("invalid", describe(error)) from None
+
+
+def parse_instant(name: str, raw: str) -> datetime:
+    """An ISO 8601 date-time in UTC (UTC when it has no offset); `AppError("invalid")` otherwise.
+
+    Converted here: 0001-01-01T00:00+14:00 has no UTC time, and the database would fail on it."""
+    try:
+        value = datetime.fromisoformat(raw)
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    except ValueError:
+        raise AppError("invalid", f"{name} must be an ISO 8601 date or time") from None
+    except OverflowError:
+        raise AppError("invalid", f"{name} is out of range") from None

@@ -6,7 +6,7 @@ import errno
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -15,7 +15,7 @@ from server.auth import read_token
 from server.errors import AppError, storage_unavailable
 from server.services import Services
 from server.users import Account, load_account
-from server.validation import Payload, parse
+from server.validation import Payload, parse, parse_instant
 
 log = logging.getLogger("telerounds.http")
 
@@ -125,16 +125,7 @@ def client_address(request: web.Request) -> str:
 def query_time(request: web.Request, name: str) -> datetime | None:
     """An optional ISO 8601 date or time from the query string; without an offset it is UTC."""
     raw = request.query.get(name)
-    if not raw:
-        return None
-    try:
-        value = datetime.fromisoformat(raw)
-        # In UTC here: 0001-01-01T00:00+14:00 has no UTC time, and the database would fail on it.
-        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-    except ValueError:
-        raise AppError("invalid", f"{name} must be an ISO 8601 date or time") from None
-    except OverflowError:
-        raise AppError("invalid", f"{name} is out of range") from None
+    return parse_instant(name, raw) if raw else None
 
 
 def printable_page(html: str) -> web.Response:
