@@ -7,6 +7,10 @@ The bare relay speaks the bench's part of the telerounds protocol, like bench/re
 a token is required at connect (not checked), `consult:join` enters a room, `rtc:signal` is
 relayed to one peer with an ack. No accounts, no Redis lookups, no validation models: what is
 left is python-socketio itself (and its Redis manager when REDIS_URL is given).
+
+Every server of the bench sends WebSocket frames uncompressed: telerounds declines
+`permessage-deflate` (signaling/websocket.py), Node's socket.io has it off by default, and so
+do both floors, so the figures compare the servers' own work.
 """
 
 from __future__ import annotations
@@ -17,10 +21,13 @@ from typing import Any
 import socketio
 from aiohttp import WSMsgType, web
 
+from signaling.websocket import use_uncompressed_websocket
+
 
 def relay_app(redis_url: str | None) -> web.Application:
     manager = socketio.AsyncRedisManager(redis_url) if redis_url else None
     sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=manager, async_handlers=False, logger=False)
+    use_uncompressed_websocket(sio)
     app = web.Application()
     sio.attach(app)
 
@@ -59,7 +66,7 @@ def relay_app(redis_url: str | None) -> web.Application:
 
 def echo_app() -> web.Application:
     async def echo(request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse()
+        ws = web.WebSocketResponse(compress=False)
         await ws.prepare(request)
         async for message in ws:
             if message.type == WSMsgType.TEXT:

@@ -18,6 +18,7 @@ from signaling import presence as presence_events
 from signaling import rounds as round_events
 from signaling.redis_manager import RedisManager
 from signaling.router import Router, admit, client_event, refused_while_storage_down
+from signaling.websocket import use_uncompressed_websocket
 
 log = logging.getLogger("telerounds.signaling")
 
@@ -47,6 +48,7 @@ def create_sio(services: Services, redis_url: str) -> socketio.AsyncServer:
         logger=False,
         engineio_logger=False,
     )
+    use_uncompressed_websocket(sio)
     services.sio = sio
     # This instance's live sockets by user, whose presence heartbeats it keeps alive.
     local: dict[str, str] = {}
