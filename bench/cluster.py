@@ -19,7 +19,7 @@ from server.settings import normalize_database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "demo"
-SECRET_KEY = "bench-secret-key-0123456789"
+SECRET_KEY = "bench-secret-key-0123456789-abcdefghij"  # 32+ bytes, as HS256 wants
 
 # What every bench instance gets: a known key (the bench issues tokens itself) and limits far
 # above what the bench sends, so a limit never shapes a figure.

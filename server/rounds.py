@@ -259,7 +259,13 @@ async def visible(db: Database, account: Account) -> list[Round]:
     """Rounds `account` takes part in or supervises, cancelled ones included."""
     async with db.session() as session:
         rows = (await session.scalars(select(Round).order_by(Round.starts_at))).all()
-        hospital_of = {row.id: row.hospital_id for row in await session.execute(select(User.id, User.hospital_id))}
+        # Only the leads' hospitals (a supervisor's scope covers the lead's side too): every
+        # connect reads this, and reading every user made a connect cost grow with the user count.
+        leads = {r.lead_specialist_id for r in rows}
+        hospital_of: dict[str, str] = {}
+        if leads:
+            found = await session.execute(select(User.id, User.hospital_id).where(User.id.in_(leads)))
+            hospital_of = {user_id: hospital_id for user_id, hospital_id in found.all()}
     return [r for r in rows if takes_part(r, account) or supervises(r, account, hospital_of.get(r.lead_specialist_id))]
 
 
