@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 import redis.exceptions as redis_exc
@@ -18,6 +18,21 @@ from server.settings import Settings
 
 if TYPE_CHECKING:
     import socketio
+
+# At most this many Redis connections per client; a command waits up to REDIS_WAIT_S for a free
+# one. redis-py's own pool fails a command at once beyond 100 ("Too many connections"), and a
+# burst is exactly when that happens: a district's link failing drops hundreds of clients at
+# once, and their disconnects (presence, the calls' rooms) failed and were lost.
+REDIS_MAX_CONNECTIONS = 64
+REDIS_WAIT_S = 10.0
+
+
+def redis_client(url: str, **options: Any) -> aioredis.Redis:
+    """A Redis client whose commands queue for one of REDIS_MAX_CONNECTIONS connections."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=REDIS_MAX_CONNECTIONS, timeout=REDIS_WAIT_S, **options
+    )
+    return aioredis.Redis.from_pool(pool)
 
 
 @dataclass
@@ -55,7 +70,7 @@ def connect(settings: Settings, redis_url: str) -> Services:
         db=Database(settings.database_url),
         # After Redis restarts, every pooled connection is dead: retry on a fresh one instead of
         # failing the first command of each (a specialist's session:state, say).
-        redis=aioredis.Redis.from_url(
+        redis=redis_client(
             redis_url, decode_responses=True, retry_on_error=[redis_exc.ConnectionError, redis_exc.TimeoutError]
         ),
     )

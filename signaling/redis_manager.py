@@ -41,6 +41,8 @@ import socketio
 from socketio.base_manager import ValueDuplicationError
 from socketio.packet import Packet
 
+from server.services import redis_client
+
 log = logging.getLogger("telerounds.signaling")
 
 # A heartbeat is plain text, not JSON: the stock message loop ignores what it cannot parse,
@@ -85,7 +87,7 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
     def _client(self) -> Any:
         # One publishing client for the manager's life: its connection pool reconnects by itself.
         if self.redis is None:
-            self.redis = self._get_redis_module().Redis.from_url(self.redis_url, **self.redis_options)
+            self.redis = redis_client(self.redis_url, **self.redis_options)
         return self.redis
 
     def _redis_connect(self) -> None:
