@@ -6,21 +6,26 @@ board never carries clinical text: no patient reference, summary or note.
 
 A ward round in progress is one session (its one call, `round:<id>`), with the number of its
 patients and how many have a decision; its patients' consults are not sessions of their own.
+
+Who watches which board is kept in Redis (`monitor:watchers`, a sorted set of
+`<scope>|<socket id>` scored by when the watcher lapses, as presence does), so that an
+instance reads the network only when some supervisor, on any instance, has a board open.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import redis.asyncio as aioredis
 from sqlalchemy import or_, select
 
 from server import presence, rounds
 from server.consults import VIETNAM, iso
 from server.records import Consult, Hospital, Round, RoundSession, SisterLink, User
 from server.rooms import Peer
-from server.scope import scope_for
 from server.services import Services
 
 OPEN = ("queued", "offered", "active")
@@ -80,7 +85,6 @@ class Network:
     in_consult: set[str]
     calls: dict[str, Call]  # active consult id -> its call (not round patients': their call is the round's)
     rounds: list[RoundLive]  # sessions in progress, oldest first
-    scopes: set[str | None]  # what the active supervisors oversee
 
 
 async def _call(services: Services, room: str) -> Call:
@@ -96,7 +100,13 @@ async def load(services: Services) -> Network:
         for link in (await session.scalars(select(SisterLink))).all():
             sisters.setdefault(link.upper_id, set()).add(link.lower_id)
             sisters.setdefault(link.lower_id, set()).add(link.upper_id)
-        active = (await session.scalars(select(User).where(User.active.is_(True)).order_by(User.name))).all()
+        specialists = list(
+            (
+                await session.scalars(
+                    select(User).where(User.active.is_(True), User.role == "specialist").order_by(User.name)
+                )
+            ).all()
+        )
         rows = (
             await session.scalars(select(Consult).where(or_(Consult.status.in_(OPEN), Consult.created_at >= today)))
         ).all()
@@ -117,7 +127,6 @@ async def load(services: Services) -> Network:
         people_ids = {c.requester_id for c in rows} | {c.specialist_id for c in rows if c.specialist_id}
         people_ids |= {r.lead_specialist_id for _, r in held}
         people = {u.id: u for u in (await session.scalars(select(User).where(User.id.in_(people_ids)))).all()}
-    specialists = [u for u in active if u.role == "specialist"]
     calls = {}
     for c in rows:
         if c.status == "active" and c.kind != "round":
@@ -128,7 +137,6 @@ async def load(services: Services) -> Network:
         counted = [status for session_id, status in statuses if session_id == held_session.id and status != "cancelled"]
         call = await _call(services, rounds.room_of(item.id))
         live.append(RoundLive(item, held_session, call, len(counted), counted.count("ended")))
-    supervisors = (u for u in active if u.role == "supervisor" and u.hospital_id in hospitals)
     return Network(
         now=now,
         today=today,
@@ -141,8 +149,42 @@ async def load(services: Services) -> Network:
         in_consult=await services.live.in_consult(),
         calls=calls,
         rounds=live,
-        scopes={None, *(scope_for(u.role, u.hospital_id, hospitals[u.hospital_id].level) for u in supervisors)},
     )
+
+
+# Who watches.
+
+WATCHERS = "monitor:watchers"
+NETWORK = "*"  # the scope of the whole network's board, in WATCHERS
+
+
+def _watcher(scope: str | None, sid: str) -> str:
+    return f"{scope or NETWORK}|{sid}"
+
+
+async def watch(redis: aioredis.Redis, scope: str | None, sid: str, ttl_s: float) -> None:
+    await redis.zadd(WATCHERS, {_watcher(scope, sid): time.time() + ttl_s})
+
+
+async def unwatch(redis: aioredis.Redis, scope: str | None, sid: str) -> None:
+    await redis.zrem(WATCHERS, _watcher(scope, sid))
+
+
+async def keep_watching(redis: aioredis.Redis, watchers: list[tuple[str | None, str]], ttl_s: float) -> None:
+    """Push forward the lapse time of this instance's watchers; a crashed instance's lapse."""
+    expires = time.time() + ttl_s
+    async with redis.pipeline(transaction=False) as pipe:
+        if watchers:
+            pipe.zadd(WATCHERS, {_watcher(scope, sid): expires for scope, sid in watchers})
+        pipe.zremrangebyscore(WATCHERS, "-inf", time.time())
+        await pipe.execute()
+
+
+async def watched(redis: aioredis.Redis) -> set[str | None]:
+    """The scopes with a board open anywhere (None: the whole network's)."""
+    members = await redis.zrangebyscore(WATCHERS, time.time(), "+inf")
+    scopes = {str(m).rpartition("|")[0] for m in members}
+    return {None if scope == NETWORK else scope for scope in scopes}
 
 
 def view(network: Network, scope: str | None) -> dict[str, Any]:

@@ -4,7 +4,9 @@ Every update is the whole board again, not a difference: boards are small, and a
 update (the Redis manager delivers at most once) is healed by the next one. Updates are
 coalesced: changes only mark the board dirty, and each instance sends at most
 `1 / UPDATE_INTERVAL_S` updates a second, plus one every `REFRESH_S` for what changes
-without an event (durations, a crashed instance's users going offline).
+without an event (durations, a crashed instance's users going offline). Only the boards that
+some supervisor has open, on any instance, are built (`board.watched`): with none open, a
+change costs nothing, so a burst of clinicians connecting does not read the network each time.
 """
 
 from __future__ import annotations
@@ -41,8 +43,10 @@ def attach(sio: socketio.AsyncServer, services: Services) -> None:
             return refused
         async with refused_while_storage_down():
             account = await admit(services, auth, NAMESPACE)
+            scope = hospital_scope(account)
+            await board.watch(services.redis, scope, sid, services.settings.presence_ttl_s)
         await sio.save_session(sid, {"account": account}, namespace=NAMESPACE)
-        await sio.enter_room(sid, board_room(hospital_scope(account)), namespace=NAMESPACE)
+        await sio.enter_room(sid, board_room(scope), namespace=NAMESPACE)
         services.metrics.sockets.labels(NAMESPACE).inc()
         sio.start_background_task(_send_snapshot, sio, services, sid, account)
         return None
@@ -51,12 +55,17 @@ def attach(sio: socketio.AsyncServer, services: Services) -> None:
         if (refused := client_event(sio, sid, NAMESPACE, "disconnect")) is not None:
             return refused
         services.metrics.sockets.labels(NAMESPACE).dec()
+        session = await sio.get_session(sid, namespace=NAMESPACE)
+        account: Account | None = session.get("account")
+        if account is not None:
+            await board.unwatch(services.redis, hospital_scope(account), sid)
         return None
 
     sio.on("connect", connect, namespace=NAMESPACE)
     sio.on("disconnect", disconnect, namespace=NAMESPACE)
     router.attach(sio, services)
     services.background.append(lambda: _updates(sio, services))
+    services.background.append(lambda: _keep_watching(sio, services))
 
 
 async def _send_snapshot(sio: socketio.AsyncServer, services: Services, sid: str, account: Account) -> None:
@@ -67,10 +76,19 @@ async def _send_snapshot(sio: socketio.AsyncServer, services: Services, sid: str
         log.exception("monitor:snapshot failed", extra={"sid": sid})
 
 
-def _watched_here(sio: socketio.AsyncServer) -> bool:
-    """Whether a supervisor's board is connected to this instance."""
-    rooms = sio.manager.rooms.get(NAMESPACE, {})
-    return any(members for name, members in rooms.items() if isinstance(name, str) and name.startswith("monitor:"))
+def _watchers_here(sio: socketio.AsyncServer) -> list[tuple[str | None, str]]:
+    """`(scope, sid)` of the boards connected to this instance."""
+    found = []
+    for name, members in sio.manager.rooms.get(NAMESPACE, {}).items():
+        if isinstance(name, str) and name.startswith("monitor:"):
+            scope = None if name == board_room(None) else name.removeprefix(board_room(""))
+            found += [(scope, sid) for sid in members]
+    return found
+
+
+async def _keep_watching(sio: socketio.AsyncServer, services: Services) -> None:
+    ttl_s = services.settings.presence_ttl_s
+    await every(ttl_s / 3, lambda: board.keep_watching(services.redis, _watchers_here(sio), ttl_s), "board watchers")
 
 
 async def _updates(sio: socketio.AsyncServer, services: Services) -> None:
@@ -78,16 +96,19 @@ async def _updates(sio: socketio.AsyncServer, services: Services) -> None:
 
     async def send() -> None:
         nonlocal last
-        if not services.board_dirty and (time.monotonic() - last < REFRESH_S or not _watched_here(sio)):
+        if not services.board_dirty and (time.monotonic() - last < REFRESH_S or not _watchers_here(sio)):
             # A change made here is sent at once, wherever its supervisors are connected; the
             # periodic refresh is for this instance's own supervisors only (idle, it was a
             # third of an instance's CPU).
             return
         services.board_dirty = False
         last = time.monotonic()
-        # One read of the network per round; every scope's board is a view of it.
+        scopes = await board.watched(services.redis)
+        if not scopes:  # no board open anywhere; one opened later gets its snapshot at connect
+            return
+        # One read of the network per round; every open board is a view of it.
         network = await board.load(services)
-        for scope in network.scopes:
+        for scope in scopes:
             await sio.emit("monitor:update", board.view(network, scope), room=board_room(scope), namespace=NAMESPACE)
         services.metrics.board_updates.inc()
 

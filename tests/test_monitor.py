@@ -4,9 +4,12 @@ in progress is one session: its call, its quality, how many of its patients have
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from typing import Any
 
+from server import board
 from tests.conftest import Instance, add_user, until
 from tests.test_consults import ask
 from tests.test_rounds import join as join_round
@@ -89,6 +92,39 @@ async def test_a_hospital_supervisor_sees_only_what_involves_their_hospital(
     instance.services.board_changed()
     later = await until(tienyen, "monitor:update", lambda u: u["server_time"] > consult["created_at"])
     assert later["queue"] == [] and later["stats"]["today"]["requests"] == 0
+
+
+async def test_boards_are_built_only_for_the_scopes_open_on_some_instance(
+    two_instances: tuple[Instance, Instance], clients, database_url: str
+) -> None:
+    a, b = two_instances
+    redis = a.services.redis
+    # Nobody has a board open: a burst of connects and changes builds none.
+    assert await board.watched(redis) == set()
+    await add_user(database_url, "bavi.supervisor", "supervisor", "bavi-dgh")
+    network = await clients(a, "soyte.supervisor", namespace="/monitor")
+    bavi = await clients(b, "bavi.supervisor", namespace="/monitor")
+    await network.next("monitor:snapshot")
+    await bavi.next("monitor:snapshot")
+    assert await board.watched(redis) == {None, "bavi-dgh"}
+
+    # A board left on a crashed instance lapses: it is not built, and the next keep-alive drops it.
+    await redis.zadd(board.WATCHERS, {"ttyt-tienyen|deadbeef0000~gone": time.time() - 1})
+    assert await board.watched(redis) == {None, "bavi-dgh"}
+    await board.keep_watching(redis, [], ttl_s=30)
+    assert await redis.zcard(board.WATCHERS) == 2
+
+    # A change on either instance reaches the board open on the other.
+    clinician = await clients(b, "bavi.clinician")
+    consult = await ask(clinician)
+    await until(network, "monitor:update", lambda u: any(q["id"] == consult["id"] for q in u["queue"]))
+
+    await bavi.close()
+    for _ in range(50):
+        if await board.watched(redis) == {None}:
+            break
+        await asyncio.sleep(0.1)
+    assert await board.watched(redis) == {None}
 
 
 def round_session(board: dict[str, Any], round_id: str) -> dict[str, Any] | None:
