@@ -12,11 +12,13 @@ Redis keys (all rebuildable: clients set them again when they reconnect):
 
 from __future__ import annotations
 
+import functools
 import time
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
 
 Status = Literal["available", "busy", "away"]
 STATUSES: tuple[str, ...] = ("available", "busy", "away")
@@ -62,14 +64,34 @@ async def disconnect(redis: aioredis.Redis, user_id: str, sid: str) -> None:
         await pipe.execute()
 
 
+# KEYS[1] = SOCKETS; ARGV = expires, then user id and socket id pairs.
+_HEARTBEAT = """
+local expires = ARGV[1]
+for i = 2, #ARGV, 2 do
+  redis.call('ZADD', 'presence:conns:' .. ARGV[i], 'XX', expires, ARGV[i + 1])
+  redis.call('ZADD', KEYS[1], 'XX', expires, ARGV[i] .. '|' .. ARGV[i + 1])
+end
+return 0
+"""
+HEARTBEAT_BATCH = 500  # sockets per script call: Redis is never held for long
+
+
+@functools.lru_cache(maxsize=8)  # one per client: a service has one
+def _heartbeat_script(redis: aioredis.Redis) -> AsyncScript:
+    return redis.register_script(_HEARTBEAT)
+
+
 async def heartbeat(redis: aioredis.Redis, sids_by_user: dict[str, list[str]], ttl_s: int) -> None:
-    """Push forward the lapse time of this instance's live sockets."""
-    expires = time.time() + ttl_s
-    async with redis.pipeline(transaction=False) as pipe:
-        for user_id, sids in sids_by_user.items():
-            pipe.zadd(_conns(user_id), {sid: expires for sid in sids}, xx=True)
-            pipe.zadd(SOCKETS, {_socket(user_id, sid): expires for sid in sids}, xx=True)
-        await pipe.execute()
+    """Push forward the lapse time of this instance's live sockets.
+
+    Two sorted-set updates per socket, done by a script in batches rather than sent one by one:
+    packing and parsing 10,000 commands for 5,000 sockets held the event loop for about 0.4 s,
+    every few seconds, delaying every message that waited behind it."""
+    expires = repr(time.time() + ttl_s)
+    pairs = [(user_id, sid) for user_id, sids in sids_by_user.items() for sid in sids]
+    for start in range(0, len(pairs), HEARTBEAT_BATCH):
+        batch = pairs[start : start + HEARTBEAT_BATCH]
+        await _heartbeat_script(redis)(keys=[SOCKETS], args=[expires, *(part for pair in batch for part in pair)])
 
 
 async def lapsed(redis: aioredis.Redis, limit: int = 100) -> list[tuple[str, str]]:

@@ -30,10 +30,11 @@ async def is_revoked(redis: aioredis.Redis, user_id: str) -> bool:
 
 
 async def revoked_among(redis: aioredis.Redis, user_ids: set[str]) -> set[str]:
-    """Which of these users are revoked, in one round trip."""
+    """Which of these users are revoked: one MGET (not one EXISTS each) per thousand users."""
     ordered = sorted(user_ids)
-    async with redis.pipeline(transaction=False) as pipe:
-        for user_id in ordered:
-            pipe.exists(key(user_id))
-        found = await pipe.execute()
-    return {user_id for user_id, revoked in zip(ordered, found, strict=True) if revoked}
+    revoked: set[str] = set()
+    for start in range(0, len(ordered), 1000):
+        batch = ordered[start : start + 1000]
+        found = await redis.mget([key(user_id) for user_id in batch])
+        revoked.update(user_id for user_id, value in zip(batch, found, strict=True) if value is not None)
+    return revoked
