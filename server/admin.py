@@ -369,13 +369,20 @@ async def activate(services: Services, actor: Account, user_id: str, address: st
     return view
 
 
-async def set_password(db: Database, actor: Account, user_id: str, body: NewPassword, address: str) -> dict[str, Any]:
-    """A new password; the old one stops working. Tokens already issued stay valid until they expire."""
+async def set_password(
+    services: Services, actor: Account, user_id: str, body: NewPassword, address: str
+) -> dict[str, Any]:
+    """A new password, which ends every sign-in made with the old one: it no longer logs in,
+    the tokens issued before it are refused (a new token generation, `server.auth.Token`), and
+    the user's sockets are disconnected on every instance, so each device asks them to log in."""
     password_hash = await asyncio.to_thread(hash_password, body.password)
-    async with db.session() as session, session.begin():
+    async with services.db.session() as session, session.begin():
         user, hospital = await _user(session, user_id)
         user.password_hash = password_hash
+        user.token_generation += 1
         session.add(audit.entry(actor.id, "admin.user.password", "user", user.id, address, f"username={user.username}"))
+    if services.sio is not None:
+        await services.sio.manager.disconnect_user(user_id)
     return user_view(user, hospital)
 
 

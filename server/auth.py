@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import jwt
@@ -31,14 +32,25 @@ def verify_password(password_hash: str | None, password: str) -> bool:
         return False
 
 
-def issue_token(secret: str, user_id: str, ttl_s: int, now: float | None = None) -> str:
+def issue_token(secret: str, user_id: str, ttl_s: int, now: float | None = None, generation: int = 0) -> str:
+    """A token for `user_id`, in the account's current `generation` (see `Token`)."""
     issued = int(time.time() if now is None else now)
-    claims = {"sub": user_id, "iss": ISSUER, "aud": AUDIENCE, "iat": issued, "exp": issued + ttl_s}
+    claims = {"sub": user_id, "iss": ISSUER, "aud": AUDIENCE, "iat": issued, "exp": issued + ttl_s, "gen": generation}
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
-def read_token(secret: str, token: Any) -> str:
-    """The user id a valid token names; `AppError("unauthorized")` for anything else."""
+@dataclass(frozen=True)
+class Token:
+    """What a valid token says: whose it is, and the account's token generation when it was
+    issued (`gen`; 0 if it does not say). A new password moves the account to the next
+    generation, which ends every earlier token (`server.users.load_account`)."""
+
+    user_id: str
+    generation: int
+
+
+def read_token(secret: str, token: Any) -> Token:
+    """What a valid token says; `AppError("unauthorized")` for anything else."""
     if not isinstance(token, str) or not token:
         raise AppError("unauthorized", "a valid token is required")
     try:
@@ -57,4 +69,5 @@ def read_token(secret: str, token: Any) -> str:
     subject = claims.get("sub")
     if not isinstance(subject, str):
         raise AppError("unauthorized", "the token is not valid")
-    return subject
+    generation = claims.get("gen")
+    return Token(subject, generation if isinstance(generation, int) else 0)

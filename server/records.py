@@ -74,6 +74,9 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Tokens carry the generation they were issued in; a new password starts the next one and
+    # so ends every earlier sign-in (a count, not a time: instances' clocks may differ).
+    token_generation: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class AuditEntry(Base):

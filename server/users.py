@@ -50,8 +50,9 @@ def _account(user: User, hospital: Hospital) -> Account:
     )
 
 
-async def load_account(services: Services, user_id: str) -> Account:
-    """The active account with this id; `unauthorized` when it is gone or deactivated."""
+async def load_account(services: Services, user_id: str, token_generation: int | None = None) -> Account:
+    """The active account with this id; `unauthorized` when it is gone or deactivated, or when
+    `token_generation` (a token's) is not the account's: its password changed since."""
     async with services.db.session() as session:
         row = (
             await session.execute(
@@ -60,11 +61,22 @@ async def load_account(services: Services, user_id: str) -> Account:
         ).first()
     if row is None or not row[0].active:
         raise AppError("unauthorized", "this account is not active; log in again")
+    if token_generation is not None and token_generation != row[0].token_generation:
+        raise AppError("unauthorized", "the password was changed; log in again")
     return _account(row[0], row[1])
 
 
-async def find_for_login(services: Services, username: str) -> tuple[Account | None, str | None]:
-    """The account and password hash for a username, or (None, None)."""
+@dataclass(frozen=True)
+class Credentials:
+    """What signing in checks and gives: the account, its password hash, its token generation."""
+
+    account: Account
+    password_hash: str
+    token_generation: int
+
+
+async def find_for_login(services: Services, username: str) -> Credentials | None:
+    """The credentials of an active account with this username, if there is one."""
     async with services.db.session() as session:
         row = (
             await session.execute(
@@ -72,5 +84,5 @@ async def find_for_login(services: Services, username: str) -> tuple[Account | N
             )
         ).first()
     if row is None or not row[0].active:
-        return None, None
-    return _account(row[0], row[1]), row[0].password_hash
+        return None
+    return Credentials(_account(row[0], row[1]), row[0].password_hash, row[0].token_generation)

@@ -86,8 +86,8 @@ async def authenticate(services: Services, auth: Any) -> Account:
     """The account a connect's `auth.token` names; refuses the connection otherwise."""
     token = auth.get("token") if isinstance(auth, dict) else None
     try:
-        user_id = read_token(services.settings.secret_key, token)
-        return await load_account(services, user_id)
+        claims = read_token(services.settings.secret_key, token)
+        return await load_account(services, claims.user_id, claims.generation)
     except AppError as error:
         raise refusal(error) from None
 

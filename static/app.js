@@ -82,7 +82,13 @@ function start() {
     // not retry a refusal by itself, so try again shortly. Network errors it retries on its own.
     else if (!socket.active) setTimeout(() => socket.connect(), 3000);
   });
-  socket.on("disconnect", () => say(t("banner.reconnecting")));
+  socket.on("disconnect", (reason) => {
+    say(t("banner.reconnecting"));
+    // The server ended the session (deactivated, or the password changed): socket.io-client
+    // would not come back by itself. Connect again: still valid, it resumes; if not, the
+    // refusal (`unauthorized`) above brings back the login.
+    if (reason === "io server disconnect") socket.connect();
+  });
   socket.on("session:state", onSessionState);
   socket.on("consult:updated", ({ consult }) => {
     if (consult.kind === "round") { state.round?.consultUpdated(consult); return; } // a round patient's

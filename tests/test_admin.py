@@ -233,6 +233,37 @@ async def test_a_reset_password_replaces_the_old_one(two_instances) -> None:
     assert NEW_PASSWORD not in json.dumps(entries, ensure_ascii=False)
 
 
+async def test_a_new_password_ends_every_sign_in_made_before_it(two_instances, clients) -> None:
+    a, b = two_instances
+    phone = await clients(a, "bavi.clinician")
+    laptop = await clients(b, "bavi.clinician")
+    bystander = await clients(a, "bavi.nurse")
+    await phone.next("session:state")
+    old_token = await login(a.url, "bavi.clinician")
+    token = await login(b.url, "admin")
+    clinician = await user_id(b, token, "bavi.clinician")
+
+    await ok(b, "POST", f"/api/admin/users/{clinician}/password", token, {"password": NEW_PASSWORD})
+    await gone(phone)
+    await gone(laptop)
+    assert bystander.sio.connected
+
+    for instance in (a, b):
+        status, body = await http(instance, "GET", "/api/me", old_token)
+        assert (status, body["error"]["code"]) == (401, "unauthorized")
+        assert "password" in body["error"]["message"]
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await Client().connect(a.url, old_token)
+
+    # Signing in with the new password works everywhere, at once.
+    new_token = await login(a.url, "bavi.clinician", NEW_PASSWORD)
+    assert (await ok(b, "GET", "/api/me", new_token))["role"] == "clinician"
+    again = Client()
+    await again.connect(b.url, new_token)
+    assert (await again.next("session:state"))["user"]["role"] == "clinician"
+    await again.close()
+
+
 async def test_an_admin_cannot_deactivate_themselves(instance: Instance) -> None:
     token = await login(instance.url, "admin")
     me = await user_id(instance, token, "admin")

@@ -36,15 +36,16 @@ async def login(request: web.Request) -> web.Response:
     ]
     for key, per_minute, where in buckets:
         await ratelimit.take(services.redis, key, per_minute, per_minute / 60, f"too many sign-in attempts {where}")
-    account, password_hash = await find_for_login(services, body.username)
+    found = await find_for_login(services, body.username)
     # The same answer for an unknown user and a wrong password.
     # argon2 is slow on purpose: keep it off the event loop.
-    if not await asyncio.to_thread(verify_password, password_hash, body.password) or account is None:
+    password_hash = found.password_hash if found is not None else None
+    if not await asyncio.to_thread(verify_password, password_hash, body.password) or found is None:
         raise AppError("unauthorized", "wrong username or password")
     for key, per_minute, _ in buckets:
         await ratelimit.give_back(services.redis, key, per_minute, per_minute / 60)
-    token = issue_token(services.settings.secret_key, account.id, services.settings.token_ttl_s)
-    return web.json_response({"token": token, "user": account.public()})
+    token = issue_token(settings.secret_key, found.account.id, settings.token_ttl_s, generation=found.token_generation)
+    return web.json_response({"token": token, "user": found.account.public()})
 
 
 @routes.get("/api/me")

@@ -151,7 +151,7 @@ async def set_password(request: web.Request) -> web.Response:
     actor = await require_admin(request)
     body = await read_json(request, admin.NewPassword)
     user = await admin.set_password(
-        services_of(request).db, actor, request.match_info["user_id"], body, client_address(request)
+        services_of(request), actor, request.match_info["user_id"], body, client_address(request)
     )
     return web.json_response({"user": user})
 

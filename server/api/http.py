@@ -112,8 +112,8 @@ async def require_account(request: web.Request) -> Account:
     if ACCOUNT in request:
         return request[ACCOUNT]
     services = services_of(request)
-    user_id = read_token(services.settings.secret_key, bearer_token(request))
-    account = await load_account(services, user_id)
+    token = read_token(services.settings.secret_key, bearer_token(request))
+    account = await load_account(services, token.user_id, token.generation)
     request[ACCOUNT] = account
     return account
 
