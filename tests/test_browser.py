@@ -9,11 +9,12 @@ import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from tests.conftest import PASSWORD, Instance
+from tests.conftest import PASSWORD, Instance, login
 
 TIMEOUT_MS = 20_000
 ROOT = Path(__file__).resolve().parent.parent
@@ -237,6 +238,25 @@ async def test_an_admin_creates_a_clinician_who_can_then_sign_in(instance: Insta
     await page.fill("input[name=password]", "mat-khau-moi-2026")
     await page.click("button[type=submit]")
     await page.wait_for_selector("text=Đề nghị hội chẩn")
+
+
+async def test_a_password_changed_by_an_admin_brings_every_open_page_back_to_the_login(
+    two_instances, browser: Browser
+) -> None:
+    a, b = two_instances
+    clinician = await signed_in(browser, a, "bavi.clinician")
+    await clinician.wait_for_selector("text=Đề nghị hội chẩn")
+    token = await login(b.url, "admin")
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
+        async with http.get(f"{b.url}/api/admin/users") as response:
+            users = (await response.json())["users"]
+        user_id = next(u["id"] for u in users if u["username"] == "bavi.clinician")
+        async with http.post(f"{b.url}/api/admin/users/{user_id}/password", json={"password": "mat-khau-moi-2026"}):
+            pass
+    # Disconnected by the other instance, the page connects again, is refused, and asks to log in.
+    await clinician.wait_for_selector("input[name=password]")
+    assert await clinician.is_hidden("#logout")
+    assert clinician.errors == [], clinician.errors  # type: ignore[attr-defined]
 
 
 async def test_a_ward_round_walks_through_three_patients_on_one_call(two_instances, browser: Browser) -> None:
