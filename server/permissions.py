@@ -112,7 +112,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("OPTIONS", "/socket.io/"): PUBLIC,
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/readyz"): PUBLIC,
-    ("GET", "/metrics"): PUBLIC,  # counts only, no names; keep it off the internet at the proxy
+    ("GET", "/metrics"): PUBLIC,  # no account: a scraper's METRICS_TOKEN, or this host (server/api/health.py)
     ("POST", "/api/login"): PUBLIC,
     ("GET", "/api/specialties"): PUBLIC,  # codes and their names, shown before sign-in too
     ("GET", "/api/me"): EVERYONE,

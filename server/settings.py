@@ -25,6 +25,7 @@ class Settings:
     secret_key: str = ""
     demo_password: str = "demo"
     allowed_origins: tuple[str, ...] = ()  # empty: same origin only
+    metrics_token: str = ""  # empty: /metrics answers scrapers on this host only
     var_dir: Path = Path("var")
     token_ttl_s: int = 12 * 3600
     # Sign-in attempts (failed ones; a success gives its token back), per username and per
@@ -156,6 +157,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         secret_key=_secret_key(env, var_dir),
         demo_password=demo_password,
         allowed_origins=origins,
+        metrics_token=env.get("METRICS_TOKEN", ""),
         var_dir=var_dir,
         token_ttl_s=_int(env, "TOKEN_TTL_S", 12 * 3600, 60, 12 * 3600),
         login_attempts_per_minute=_int(env, "LOGIN_ATTEMPTS_PER_MINUTE", 10, 1, 10000),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 
+from server.api.health import may_scrape
 from tests.conftest import Instance, StartInstance
 from tests.test_notes import note
 from tests.test_rtc import active_consult, join
@@ -21,6 +22,26 @@ async def test_health_ready_and_metrics(instance: Instance) -> None:
             assert resp.status == 200
             assert "telerounds_build_info" in text
             assert "telerounds_http_requests_total" in text
+
+
+async def test_metrics_ask_for_the_scrapers_token_once_one_is_set(start_instance: StartInstance) -> None:
+    instance = await start_instance(METRICS_TOKEN="scraper-token-of-the-province")
+    async with aiohttp.ClientSession() as http:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "scraper-token-of-the-province"}):
+            async with http.get(f"{instance.url}/metrics", headers=headers) as resp:
+                body = await resp.json()
+                assert (resp.status, body["error"]["code"]) == (403, "forbidden"), headers
+                assert "METRICS_TOKEN" in body["error"]["message"]
+        headers = {"Authorization": "Bearer scraper-token-of-the-province"}
+        async with http.get(f"{instance.url}/metrics", headers=headers) as resp:
+            assert resp.status == 200 and "telerounds_build_info" in await resp.text()
+
+
+def test_without_a_token_only_this_host_may_scrape() -> None:
+    assert may_scrape("127.0.0.1", None, "") and may_scrape("::1", None, "")
+    for remote in ("10.0.0.5", "192.168.1.20", "203.0.113.7", "", None, "not-an-address"):
+        assert not may_scrape(remote, None, ""), remote
+    assert may_scrape("203.0.113.7", "t0ken", "t0ken") and not may_scrape("127.0.0.1", None, "t0ken")
 
 
 async def test_readyz_says_which_dependency_is_down(start_instance: StartInstance, tmp_path) -> None:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
+import ipaddress
 
 from aiohttp import web
 from sqlalchemy import text
 
-from server.api.http import services_of
+from server.api.http import bearer_token, services_of
+from server.errors import AppError
 from server.matching import SPECIALTIES
 from server.records import Database
 
@@ -61,9 +64,23 @@ async def _database_check(db: Database) -> None:
             await connection.exec_driver_sql(f"PRAGMA busy_timeout={busy_ms}")
 
 
+def may_scrape(remote: str | None, token: str | None, metrics_token: str) -> bool:
+    """Who reads `/metrics`: with METRICS_TOKEN set, a scraper sending it as a bearer token;
+    without, only one on this host. The counts hold no names, but how busy each hospital's
+    specialties are is not for the internet."""
+    if metrics_token:
+        return token is not None and hmac.compare_digest(token.encode(), metrics_token.encode())
+    try:
+        return remote is not None and ipaddress.ip_address(remote).is_loopback
+    except ValueError:
+        return False
+
+
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
     services = services_of(request)
+    if not may_scrape(request.remote, bearer_token(request), services.settings.metrics_token):
+        raise AppError("forbidden", "metrics are for this host's scraper, or one sending METRICS_TOKEN")
     for specialty, waiting in (await services.live.queue_lengths(list(SPECIALTIES))).items():
         services.metrics.queue_length.labels(specialty).set(waiting)
     services.metrics.active_consults.set(len(await services.live.in_consult()))
