@@ -36,13 +36,18 @@ B1 = "bare python-socketio ×1"
 # runs in a session of its own, with a fresh "now" server: fewer idle servers share core 0.
 STEPS_1 = [
     (
-        "telerounds ×1 · GC, 2 trips",
-        ["--gc", "default", "--events", "separate"],
+        "telerounds ×1 · GC, 2 trips, deflate",
+        ["--gc", "default", "--events", "separate", "--websocket", "deflate"],
         "×1 before (uvloop, one read per signal; full GC walks startup objects; "
-        "revocation + rate limit: 2 round trips)",
+        "revocation + rate limit: 2 round trips; WebSocket compressed)",
     ),
-    ("telerounds ×1 · 2 trips", ["--events", "separate"], "×1 + gc.freeze() after startup"),
-    ("telerounds ×1 · now", [], "×1 + revocation and rate limit in one EVALSHA (now)"),
+    (
+        "telerounds ×1 · 2 trips, deflate",
+        ["--events", "separate", "--websocket", "deflate"],
+        "×1 + gc.freeze() after startup",
+    ),
+    ("telerounds ×1 · deflate", ["--websocket", "deflate"], "×1 + revocation and rate limit in one EVALSHA"),
+    ("telerounds ×1 · now", [], "×1 + WebSocket frames uncompressed (now)"),
 ]
 STEPS_2 = [
     (

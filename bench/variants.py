@@ -1,5 +1,5 @@
 """`python -m bench.variants [--loop asyncio] [--relay original] [--gc default] [--events separate]
-[--routing broadcast]`: telerounds (`python -m server`) with one optimization taken back, so the
+[--routing broadcast] [--websocket deflate]`: telerounds (`python -m server`) with one optimization taken back, so the
 bench measures each step against the current code in the same run.
 
 --loop asyncio       the standard event loop instead of uvloop
@@ -12,6 +12,8 @@ bench measures each step against the current code in the same run.
                      with the script's text) in two round trips, instead of one EVALSHA
 --routing broadcast  an emit to one socket id goes through the shared channel to every instance
                      (the stock manager), instead of straight to its socket or its instance
+--websocket deflate  the WebSocket accepts per-message compression, as aiohttp does by default
+                     (a zlib context per connection), instead of declining it
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from server.services import Services
 from server.users import Account
 from signaling import redis_manager, rtc
 from signaling import router as signaling_router
+from signaling import server as signaling_server
 from signaling.router import Caller
 
 # ---- the relay before issue 9 ------------------------------------------------------------------
@@ -84,6 +87,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--gc", choices=["frozen", "default"], default="frozen")
     parser.add_argument("--events", choices=["one", "separate"], default="one")
     parser.add_argument("--routing", choices=["targeted", "broadcast"], default="targeted")
+    parser.add_argument("--websocket", choices=["plain", "deflate"], default="plain")
     args = parser.parse_args(argv)
     if args.loop == "asyncio":
         server_main.new_event_loop = asyncio.new_event_loop  # type: ignore[assignment]
@@ -96,6 +100,8 @@ def main(argv: list[str]) -> int:
     if args.routing == "broadcast":
         # No socket id names an instance: every emit takes the stock way.
         redis_manager.RedisManager.owner = lambda self, to: None  # type: ignore[method-assign]
+    if args.websocket == "deflate":
+        signaling_server.use_uncompressed_websocket = lambda sio: None
     return server_main.main()
 
 
