@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -27,11 +29,47 @@ REDIS_MAX_CONNECTIONS = 64
 REDIS_WAIT_S = 10.0
 
 
+class QueueingConnectionPool(aioredis.ConnectionPool):
+    """redis-py's pool, except that a command finding every connection in use waits for one to
+    be released (up to `timeout` seconds) instead of failing.
+
+    Only a command that finds the pool full waits. redis-py's BlockingConnectionPool takes a
+    condition and sets a timer for every command, which cost a fifth of a relayed signal's CPU."""
+
+    def __init__(self, timeout: float = REDIS_WAIT_S, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.timeout = timeout
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        while True:
+            try:
+                return await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
+            except redis_exc.MaxConnectionsError:
+                pass
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._waiters.append(waiter)
+            try:
+                await asyncio.wait_for(waiter, max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                raise redis_exc.ConnectionError(
+                    f"no Redis connection free within {self.timeout:g} s ({self.max_connections} in use)"
+                ) from None
+
+    async def release(self, connection: Any) -> None:
+        await super().release(connection)
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                break
+
+
 def redis_client(url: str, **options: Any) -> aioredis.Redis:
     """A Redis client whose commands queue for one of REDIS_MAX_CONNECTIONS connections."""
-    pool = aioredis.BlockingConnectionPool.from_url(
-        url, max_connections=REDIS_MAX_CONNECTIONS, timeout=REDIS_WAIT_S, **options
-    )
+    pool = QueueingConnectionPool.from_url(url, max_connections=REDIS_MAX_CONNECTIONS, timeout=REDIS_WAIT_S, **options)
     return aioredis.Redis.from_pool(pool)
 
 
