@@ -63,10 +63,12 @@ async def describe(services: Services, consult: Consult) -> dict[str, Any]:
     return consults.view(consult, who, position)
 
 
-async def announce(services: Services, consult: Consult, also: set[str] | None = None) -> dict[str, Any]:
-    """`consult:updated` to everyone whose screens show the consult."""
+async def announce(
+    services: Services, consult: Consult, also: set[str] | None = None, view: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """`consult:updated` to everyone whose screens show the consult (`view`: its description, if made already)."""
     services.board_changed()
-    view = await describe(services, consult)
+    view = view if view is not None else await describe(services, consult)
     in_call = {peer.user["id"] for peer in await services.rooms.peers(room_of(consult.id))}
     await emit(services, "consult:updated", {"consult": view}, consults.involved(consult) | in_call | (also or set()))
     return view
@@ -147,9 +149,11 @@ async def dispatch(services: Services, consult: Consult) -> Consult:
     await services.live.open(consult.id, offered.version, chosen, expires_at)
     if await services.live.dequeue(key, consult.id):
         await announce_queue(services, key)
-    view = await announce(services, offered)
+    # The specialists' screens ring first; the requester's and the board's updates follow.
+    view = await describe(services, offered)
     await emit(services, "consult:offer", {"consult": view, "expires_at": _iso(expires_at)}, chosen)
     services.metrics.offers.labels(consult.urgency).inc()
+    await announce(services, offered, view=view)
     return offered
 
 
