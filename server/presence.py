@@ -64,12 +64,14 @@ async def disconnect(redis: aioredis.Redis, user_id: str, sid: str) -> None:
         await pipe.execute()
 
 
-# KEYS[1] = SOCKETS; ARGV = expires, then user id and socket id pairs.
+# KEYS = SOCKETS, then each socket's `presence:conns:<user>`; ARGV = expires, then for each
+# socket its id and its member of SOCKETS. Keys and members are named here, by `_conns` and
+# `_socket`, not again in the script.
 _HEARTBEAT = """
 local expires = ARGV[1]
-for i = 2, #ARGV, 2 do
-  redis.call('ZADD', 'presence:conns:' .. ARGV[i], 'XX', expires, ARGV[i + 1])
-  redis.call('ZADD', KEYS[1], 'XX', expires, ARGV[i] .. '|' .. ARGV[i + 1])
+for i = 2, #KEYS do
+  redis.call('ZADD', KEYS[i], 'XX', expires, ARGV[2 * i - 2])
+  redis.call('ZADD', KEYS[1], 'XX', expires, ARGV[2 * i - 1])
 end
 return 0
 """
@@ -91,7 +93,9 @@ async def heartbeat(redis: aioredis.Redis, sids_by_user: dict[str, list[str]], t
     pairs = [(user_id, sid) for user_id, sids in sids_by_user.items() for sid in sids]
     for start in range(0, len(pairs), HEARTBEAT_BATCH):
         batch = pairs[start : start + HEARTBEAT_BATCH]
-        await _heartbeat_script(redis)(keys=[SOCKETS], args=[expires, *(part for pair in batch for part in pair)])
+        keys = [SOCKETS, *(_conns(user_id) for user_id, _ in batch)]
+        args = [expires, *(part for user_id, sid in batch for part in (sid, _socket(user_id, sid)))]
+        await _heartbeat_script(redis)(keys=keys, args=args)
 
 
 async def lapsed(redis: aioredis.Redis, limit: int = 100) -> list[tuple[str, str]]:
