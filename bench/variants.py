@@ -64,7 +64,7 @@ async def original_rtc_signal(caller: Caller, payload: rtc.Signal) -> dict[str, 
 
 
 async def separate_admit_event(services: Services, account: Account) -> None:
-    if await revocation.is_revoked(services.redis, account.id):
+    if await services.redis.exists(revocation.key(account.id)):
         raise signaling_router.Revoked("unauthorized", "this account is not active; log in again")
     settings = services.settings
     allowed, wait = await services.redis.eval(

@@ -25,10 +25,6 @@ async def restore(redis: aioredis.Redis, user_id: str) -> None:
     await redis.delete(key(user_id))
 
 
-async def is_revoked(redis: aioredis.Redis, user_id: str) -> bool:
-    return bool(await redis.exists(key(user_id)))
-
-
 async def revoked_among(redis: aioredis.Redis, user_ids: set[str]) -> set[str]:
     """Which of these users are revoked: one MGET (not one EXISTS each) per thousand users."""
     ordered = sorted(user_ids)
