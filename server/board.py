@@ -170,12 +170,13 @@ async def unwatch(redis: aioredis.Redis, scope: str | None, sid: str) -> None:
     await redis.zrem(WATCHERS, _watcher(scope, sid))
 
 
-async def keep_watching(redis: aioredis.Redis, watchers: list[tuple[str | None, str]], ttl_s: float) -> None:
-    """Push forward the lapse time of this instance's watchers; a crashed instance's lapse."""
+async def keep_watching(redis: aioredis.Redis, watchers: dict[str, str | None], ttl_s: float) -> None:
+    """Push forward the lapse time of this instance's watchers (socket id -> scope); a crashed
+    instance's lapse."""
     expires = time.time() + ttl_s
     async with redis.pipeline(transaction=False) as pipe:
         if watchers:
-            pipe.zadd(WATCHERS, {_watcher(scope, sid): expires for scope, sid in watchers})
+            pipe.zadd(WATCHERS, {_watcher(scope, sid): expires for sid, scope in watchers.items()})
         pipe.zremrangebyscore(WATCHERS, "-inf", time.time())
         await pipe.execute()
 

@@ -37,6 +37,9 @@ def board_room(scope: str | None) -> str:
 
 
 def attach(sio: socketio.AsyncServer, services: Services) -> None:
+    # The boards open on this instance: socket id -> the scope it watches.
+    watching: dict[str, str | None] = {}
+
     async def connect(sid: str, environ: Any = None, auth: Any = None, *extra: Any) -> dict[str, Any] | None:
         # Any arity: a client's event named "connect" arrives here with its own arguments.
         if (refused := client_event(sio, sid, NAMESPACE, "connect")) is not None:
@@ -47,6 +50,7 @@ def attach(sio: socketio.AsyncServer, services: Services) -> None:
             await board.watch(services.redis, scope, sid, services.settings.presence_ttl_s)
         await sio.save_session(sid, {"account": account}, namespace=NAMESPACE)
         await sio.enter_room(sid, board_room(scope), namespace=NAMESPACE)
+        watching[sid] = scope
         services.metrics.sockets.labels(NAMESPACE).inc()
         sio.start_background_task(_send_snapshot, sio, services, sid, account)
         return None
@@ -55,17 +59,15 @@ def attach(sio: socketio.AsyncServer, services: Services) -> None:
         if (refused := client_event(sio, sid, NAMESPACE, "disconnect")) is not None:
             return refused
         services.metrics.sockets.labels(NAMESPACE).dec()
-        session = await sio.get_session(sid, namespace=NAMESPACE)
-        account: Account | None = session.get("account")
-        if account is not None:
-            await board.unwatch(services.redis, hospital_scope(account), sid)
+        if sid in watching:
+            await board.unwatch(services.redis, watching.pop(sid), sid)
         return None
 
     sio.on("connect", connect, namespace=NAMESPACE)
     sio.on("disconnect", disconnect, namespace=NAMESPACE)
     router.attach(sio, services)
-    services.background.append(lambda: _updates(sio, services))
-    services.background.append(lambda: _keep_watching(sio, services))
+    services.background.append(lambda: _updates(sio, services, watching))
+    services.background.append(lambda: _keep_watching(services, watching))
 
 
 async def _send_snapshot(sio: socketio.AsyncServer, services: Services, sid: str, account: Account) -> None:
@@ -76,27 +78,17 @@ async def _send_snapshot(sio: socketio.AsyncServer, services: Services, sid: str
         log.exception("monitor:snapshot failed", extra={"sid": sid})
 
 
-def _watchers_here(sio: socketio.AsyncServer) -> list[tuple[str | None, str]]:
-    """`(scope, sid)` of the boards connected to this instance."""
-    found = []
-    for name, members in sio.manager.rooms.get(NAMESPACE, {}).items():
-        if isinstance(name, str) and name.startswith("monitor:"):
-            scope = None if name == board_room(None) else name.removeprefix(board_room(""))
-            found += [(scope, sid) for sid in members]
-    return found
-
-
-async def _keep_watching(sio: socketio.AsyncServer, services: Services) -> None:
+async def _keep_watching(services: Services, watching: dict[str, str | None]) -> None:
     ttl_s = services.settings.presence_ttl_s
-    await every(ttl_s / 3, lambda: board.keep_watching(services.redis, _watchers_here(sio), ttl_s), "board watchers")
+    await every(ttl_s / 3, lambda: board.keep_watching(services.redis, watching, ttl_s), "board watchers")
 
 
-async def _updates(sio: socketio.AsyncServer, services: Services) -> None:
+async def _updates(sio: socketio.AsyncServer, services: Services, watching: dict[str, str | None]) -> None:
     last = time.monotonic()
 
     async def send() -> None:
         nonlocal last
-        if not services.board_dirty and (time.monotonic() - last < REFRESH_S or not _watchers_here(sio)):
+        if not services.board_dirty and (time.monotonic() - last < REFRESH_S or not watching):
             # A change made here is sent at once, wherever its supervisors are connected; the
             # periodic refresh is for this instance's own supervisors only (idle, it was a
             # third of an instance's CPU).

@@ -111,7 +111,7 @@ async def test_boards_are_built_only_for_the_scopes_open_on_some_instance(
     # A board left on a crashed instance lapses: it is not built, and the next keep-alive drops it.
     await redis.zadd(board.WATCHERS, {"ttyt-tienyen|deadbeef0000~gone": time.time() - 1})
     assert await board.watched(redis) == {None, "bavi-dgh"}
-    await board.keep_watching(redis, [], ttl_s=30)
+    await board.keep_watching(redis, {}, ttl_s=30)
     assert await redis.zcard(board.WATCHERS) == 2
 
     # A change on either instance reaches the board open on the other.
