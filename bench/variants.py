@@ -1,11 +1,8 @@
-"""`python -m bench.variants [--loop asyncio] [--relay original] [--gc default] [--events separate]
+"""`python -m bench.variants [--loop asyncio] [--gc default] [--events separate]
 [--routing broadcast] [--websocket deflate]`: telerounds (`python -m server`) with one optimization taken back, so the
 bench measures each step against the current code in the same run.
 
 --loop asyncio       the standard event loop instead of uvloop
---relay original     `rtc:signal` as it was before issue 9: three Redis reads to find the two ends
-                     and every delivery published to Redis, even to a socket on this instance
-                     (with `--routing broadcast`: the manager now delivers to a local socket itself)
 --gc default         no `gc.freeze()` after startup: every full collection walks the ~150k
                      objects of the modules and the app (the stall of issue 9)
 --events separate    every event checks the revocation (EXISTS) and then its rate limit (EVAL
@@ -21,44 +18,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from typing import Any
 
 import server.__main__ as server_main
 from server import ratelimit, revocation
 from server.errors import AppError
 from server.services import Services
 from server.users import Account
-from signaling import redis_manager, rtc
+from signaling import redis_manager
 from signaling import router as signaling_router
 from signaling import server as signaling_server
-from signaling.router import Caller
-
-# ---- the relay before issue 9 ------------------------------------------------------------------
-
-
-async def original_rtc_signal(caller: Caller, payload: rtc.Signal) -> dict[str, Any]:
-    room = rtc.room_name(payload.consult_id, payload.round_id)
-    if isinstance(payload.data, rtc.SessionDescription) and len(payload.data.sdp) > rtc.MAX_SDP_CHARS:
-        raise AppError("too_large", f"sdp must be at most {rtc.MAX_SDP_CHARS} characters")
-    rooms = caller.services.rooms
-    sender = await rooms.peer_of_sid(room, caller.sid)
-    if sender is None:
-        raise AppError("forbidden", "join the call before signaling")
-    target = await rooms.peer(room, payload.to)
-    if target is None or target.peer_id == sender.peer_id:
-        raise AppError("not_found", "no such peer in this call")
-    if target.dropped_at is not None:
-        raise AppError("conflict", "that peer is reconnecting; it will send a new offer when back")
-    key, ref = room.split(":", 1)
-    assert caller.services.sio is not None
-    await caller.services.sio.emit(
-        "rtc:signal",
-        {f"{key}_id": ref, "from": sender.peer_id, "data": payload.data.model_dump(exclude_none=True)},
-        to=target.sid,
-    )
-    caller.services.metrics.relayed.inc()
-    return {}
-
 
 # ---- revocation and rate limit before issue 9 ----------------------------------------------------
 
@@ -83,7 +51,6 @@ async def separate_admit_event(services: Services, account: Account) -> None:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.variants")
     parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
-    parser.add_argument("--relay", choices=["current", "original"], default="current")
     parser.add_argument("--gc", choices=["frozen", "default"], default="frozen")
     parser.add_argument("--events", choices=["one", "separate"], default="one")
     parser.add_argument("--routing", choices=["targeted", "broadcast"], default="targeted")
@@ -91,8 +58,6 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.loop == "asyncio":
         server_main.new_event_loop = asyncio.new_event_loop  # type: ignore[assignment]
-    if args.relay == "original":
-        rtc.router.handlers["rtc:signal"] = (rtc.Signal, original_rtc_signal)
     if args.gc == "default":
         server_main.freeze_startup_objects = lambda: None
     if args.events == "separate":
