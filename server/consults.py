@@ -7,11 +7,13 @@ race (two accepts, an accept and an expiry, a cancel and an offer) exactly one c
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.records import Consult, ConsultEvent, Database, Hospital, SisterLink, User, utcnow
 
@@ -36,9 +38,6 @@ async def create(
     kind: str = "consult",
 ) -> tuple[Consult, bool]:
     """Record a new request, or return the one this `op_id` already made. `(consult, created)`."""
-    existing = await _by_op(db, requester_id, op_id)
-    if existing is not None:
-        return existing, False
     consult = Consult(
         kind=kind,
         op_id=op_id,
@@ -53,25 +52,27 @@ async def create(
         version=1,
     )
     try:
+        # One session for the look-up and the insert: each session costs a connection's round trips.
         async with db.session() as session, session.begin():
+            existing = await _by_op(session, requester_id, op_id)
+            if existing is not None:
+                return existing, False
             session.add(consult)
             await session.flush()
             session.add(ConsultEvent(consult_id=consult.id, kind="requested", actor_id=requester_id, detail={}))
     except IntegrityError:
         # The same op arrived on another instance at the same moment; its write won.
-        raced = await _by_op(db, requester_id, op_id)
+        async with db.session() as session:
+            raced = await _by_op(session, requester_id, op_id)
         if raced is None:
             raise
         return raced, False
     return consult, True
 
 
-async def _by_op(db: Database, requester_id: str, op_id: str) -> Consult | None:
-    async with db.session() as session:
-        result = await session.scalars(
-            select(Consult).where(Consult.requester_id == requester_id, Consult.op_id == op_id)
-        )
-        return result.first()
+async def _by_op(session: AsyncSession, requester_id: str, op_id: str) -> Consult | None:
+    result = await session.scalars(select(Consult).where(Consult.requester_id == requester_id, Consult.op_id == op_id))
+    return result.first()
 
 
 async def get(db: Database, consult_id: str) -> Consult | None:
@@ -89,15 +90,16 @@ async def transition(
 ) -> Consult | None:
     """Apply `changes` if nobody changed the consult since it was read; `None` if someone did."""
     async with db.session() as session, session.begin():
-        result = await session.execute(
+        changed: Consult | None = await session.scalar(
             update(Consult)
             .where(Consult.id == consult.id, Consult.version == consult.version)
             .values(**changes, version=consult.version + 1)
+            .returning(Consult)
         )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        if changed is None:
             return None
         session.add(ConsultEvent(consult_id=consult.id, kind=event, actor_id=actor_id, detail=detail or {}))
-    return await get(db, consult.id)
+    return changed
 
 
 async def add_event(
@@ -140,11 +142,33 @@ async def many(db: Database, ids: Iterable[str]) -> list[Consult]:
     return [found[i] for i in wanted if i in found]
 
 
-async def specialists_for(db: Database, specialty: str) -> list[User]:
-    """Active specialists with this specialty (the roster the matcher looks at)."""
+@dataclass(frozen=True)
+class Rostered:
+    """An active specialist on a specialty's roster, with their workload today."""
+
+    user_id: str
+    hospital_id: str
+    specialties: tuple[str, ...]
+    consults_today: int
+    idle_since: datetime | None  # end of their last consult; None: never had one
+
+
+async def roster(db: Database, specialty: str, hospital_id: str) -> tuple[list[Rostered], set[str]]:
+    """What the matcher needs from the records for a request of `hospital_id`: the active
+    specialists with this specialty and their workload, and the hospital's upper-level sisters.
+    One session: on SQLite every session costs several round trips to the connection's thread."""
     async with db.session() as session:
-        result = await session.scalars(select(User).where(User.role == "specialist", User.active.is_(True)))
-        return [u for u in result.all() if specialty in (u.specialties or [])]
+        rows = await session.execute(
+            select(User.id, User.hospital_id, User.specialties).where(User.role == "specialist", User.active.is_(True))
+        )
+        people = [(user_id, hospital, tuple(specialties or ())) for user_id, hospital, specialties in rows]
+        people = [person for person in people if specialty in person[2]]
+        load = await _workload(session, [user_id for user_id, _, _ in people])
+        sisters = await _sister_hospitals(session, hospital_id)
+    return [
+        Rostered(user_id, hospital, specialties, *load.get(user_id, (0, None)))
+        for user_id, hospital, specialties in people
+    ], sisters
 
 
 async def specialties_of(db: Database, user_id: str) -> list[str]:
@@ -156,33 +180,36 @@ async def specialties_of(db: Database, user_id: str) -> list[str]:
 async def sister_hospitals(db: Database, hospital_id: str) -> set[str]:
     """The upper-level hospitals paired with this one."""
     async with db.session() as session:
-        result = await session.scalars(select(SisterLink.upper_id).where(SisterLink.lower_id == hospital_id))
-        return set(result.all())
+        return await _sister_hospitals(session, hospital_id)
 
 
-async def workload(db: Database, specialist_ids: Sequence[str]) -> dict[str, tuple[int, datetime | None]]:
+async def _sister_hospitals(session: AsyncSession, hospital_id: str) -> set[str]:
+    result = await session.scalars(select(SisterLink.upper_id).where(SisterLink.lower_id == hospital_id))
+    return set(result.all())
+
+
+async def _workload(session: AsyncSession, specialist_ids: Sequence[str]) -> dict[str, tuple[int, datetime | None]]:
     """For each specialist: consults accepted today (Vietnam time) and when their last one ended."""
     if not specialist_ids:
         return {}
     today = datetime.now(VIETNAM).replace(hour=0, minute=0, second=0, microsecond=0)
-    async with db.session() as session:
-        rows = await session.execute(
-            select(
-                Consult.specialist_id,
-                func.count().filter(Consult.started_at >= today),
-                func.max(Consult.ended_at),
-            )
-            .where(Consult.specialist_id.in_(list(specialist_ids)))
-            .group_by(Consult.specialist_id)
+    rows = await session.execute(
+        select(
+            Consult.specialist_id,
+            func.count().filter(Consult.started_at >= today),
+            func.max(Consult.ended_at),
         )
-        load: dict[str, tuple[int, datetime | None]] = {}
-        for specialist_id, count, last_end in rows:
-            if isinstance(last_end, str):  # SQLite aggregates lose the column type
-                last_end = datetime.fromisoformat(last_end)
-            if last_end is not None and last_end.tzinfo is None:
-                last_end = last_end.replace(tzinfo=UTC)
-            if specialist_id is not None:
-                load[specialist_id] = (int(count), last_end)
+        .where(Consult.specialist_id.in_(list(specialist_ids)))
+        .group_by(Consult.specialist_id)
+    )
+    load: dict[str, tuple[int, datetime | None]] = {}
+    for specialist_id, count, last_end in rows:
+        if isinstance(last_end, str):  # SQLite aggregates lose the column type
+            last_end = datetime.fromisoformat(last_end)
+        if last_end is not None and last_end.tzinfo is None:
+            last_end = last_end.replace(tzinfo=UTC)
+        if specialist_id is not None:
+            load[specialist_id] = (int(count), last_end)
     return load
 
 

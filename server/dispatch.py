@@ -8,6 +8,7 @@ each step happens once however many instances run.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -90,27 +91,28 @@ async def presence_changed(services: Services, user_id: str) -> None:
 # Matching.
 
 
-async def candidates(services: Services, specialty: str) -> list[Candidate]:
-    roster = await consults.specialists_for(services.db, specialty)
-    ids = [user.id for user in roster]
-    live = await presence.many(services.redis, ids)
-    holders = await services.live.slot_holders(ids)
-    in_consult = await services.live.in_consult()
-    load = await consults.workload(services.db, ids)
+async def candidates(services: Services, consult: Consult) -> tuple[list[Candidate], set[str]]:
+    """The specialists who might take this request as they are now, and its hospital's sisters."""
+    roster, sisters = await consults.roster(services.db, consult.specialty, consult.hospital_id)
+    ids = [entry.user_id for entry in roster]
+    # Independent reads: wait for them together, not one round trip after another.
+    live, holders, in_consult = await asyncio.gather(
+        presence.many(services.redis, ids), services.live.slot_holders(ids), services.live.in_consult()
+    )
     return [
         Candidate(
-            user_id=user.id,
-            hospital_id=user.hospital_id,
-            specialties=tuple(user.specialties or ()),
-            status=live[user.id]["status"],
-            online=live[user.id]["online"],
-            holds_offer=user.id in holders,
-            in_consult=user.id in in_consult,
-            consults_today=load.get(user.id, (0, None))[0],
-            idle_since=load.get(user.id, (0, None))[1],
+            user_id=entry.user_id,
+            hospital_id=entry.hospital_id,
+            specialties=entry.specialties,
+            status=live[entry.user_id]["status"],
+            online=live[entry.user_id]["online"],
+            holds_offer=entry.user_id in holders,
+            in_consult=entry.user_id in in_consult,
+            consults_today=entry.consults_today,
+            idle_since=entry.idle_since,
         )
-        for user in roster
-    ]
+        for entry in roster
+    ], sisters
 
 
 async def dispatch(services: Services, consult: Consult) -> Consult:
@@ -118,13 +120,14 @@ async def dispatch(services: Services, consult: Consult) -> Consult:
     if consult.status != "queued" or consult.named_answer is not None:
         return consult
     urgency: Urgency = consult.urgency  # type: ignore[assignment]
+    (pool, sisters), declined = await asyncio.gather(candidates(services, consult), services.live.declined(consult.id))
     ordered = matching.choose(
-        await candidates(services, consult.specialty),
+        pool,
         specialty=consult.specialty,
         urgency=urgency,
-        sister_hospitals=await consults.sister_hospitals(services.db, consult.hospital_id),
+        sister_hospitals=sisters,
         named_specialist_id=consult.named_specialist_id,
-        excluded=await services.live.declined(consult.id),
+        excluded=declined,
     )
     timeout = offer_timeout(services, consult.urgency)
     chosen: list[str] = []
@@ -146,13 +149,14 @@ async def dispatch(services: Services, consult: Consult) -> Consult:
             await services.live.release_slot(specialist_id, consult.id)
         return await consults.get(services.db, consult.id) or consult
     expires_at = now() + timeout
-    await services.live.open(consult.id, offered.version, chosen, expires_at)
-    if await services.live.dequeue(key, consult.id):
-        await announce_queue(services, key)
-    # The specialists' screens ring first; the requester's and the board's updates follow.
-    view = await describe(services, offered)
+    view, _ = await asyncio.gather(
+        describe(services, offered), services.live.open(consult.id, offered.version, chosen, expires_at)
+    )
+    # The specialists' screens ring first; the queue's, the requester's and the board's updates follow.
     await emit(services, "consult:offer", {"consult": view, "expires_at": _iso(expires_at)}, chosen)
     services.metrics.offers.labels(consult.urgency).inc()
+    if await services.live.dequeue(key, consult.id):
+        await announce_queue(services, key)
     await announce(services, offered, view=view)
     return offered
 
