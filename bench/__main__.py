@@ -44,7 +44,7 @@ STEPS_1 = [
     (
         "telerounds ×1 · 2 trips, deflate",
         ["--events", "separate", "--websocket", "deflate"],
-        "×1 + gc.freeze() after startup",
+        "×1 + collector tuned (startup frozen, young generation 5,000)",
     ),
     ("telerounds ×1 · deflate", ["--websocket", "deflate"], "×1 + revocation and rate limit in one EVALSHA"),
     ("telerounds ×1 · now", [], "×1 + WebSocket frames uncompressed (now)"),
@@ -55,7 +55,7 @@ STEPS_2 = [
         ["--gc", "default", "--events", "separate", "--routing", "broadcast"],
         "×2 before (the same, and every emit to a socket through the shared channel)",
     ),
-    ("telerounds ×2 · broadcast", ["--routing", "broadcast"], "×2 + gc.freeze(), one round trip per event"),
+    ("telerounds ×2 · broadcast", ["--routing", "broadcast"], "×2 + collector tuned, one round trip per event"),
     ("telerounds ×2 · now", [], "×2 + targeted routing: to the socket's instance only (now)"),
 ]
 

@@ -3,8 +3,10 @@
 bench measures each step against the current code in the same run.
 
 --loop asyncio       the standard event loop instead of uvloop
---gc default         no `gc.freeze()` after startup: every full collection walks the ~150k
-                     objects of the modules and the app (the stall of issue 9)
+--gc default         the collector as Python sets it: no `gc.freeze()` after startup, so every
+                     full collection walks the ~150k objects of the modules and the app (the
+                     stall of issue 9), and the young generation collected after 700 objects
+--gc frozen          startup frozen, but the young generation at Python's 700 objects
 --events separate    every event checks the revocation (EXISTS) and then its rate limit (EVAL
                      with the script's text) in two round trips, instead of one EVALSHA
 --routing broadcast  an emit to one socket id goes through the shared channel to every instance
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import sys
 
 import server.__main__ as server_main
@@ -48,10 +51,15 @@ async def separate_admit_event(services: Services, account: Account) -> None:
         raise AppError("rate_limited", f"too many events; slow down; try again in {float(wait):.0f} s")
 
 
+def freeze_only() -> None:
+    gc.collect()
+    gc.freeze()
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.variants")
     parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
-    parser.add_argument("--gc", choices=["frozen", "default"], default="frozen")
+    parser.add_argument("--gc", choices=["tuned", "frozen", "default"], default="tuned")
     parser.add_argument("--events", choices=["one", "separate"], default="one")
     parser.add_argument("--routing", choices=["targeted", "broadcast"], default="targeted")
     parser.add_argument("--websocket", choices=["plain", "deflate"], default="plain")
@@ -59,7 +67,9 @@ def main(argv: list[str]) -> int:
     if args.loop == "asyncio":
         server_main.new_event_loop = asyncio.new_event_loop  # type: ignore[assignment]
     if args.gc == "default":
-        server_main.freeze_startup_objects = lambda: None
+        server_main.tune_collector = lambda: None
+    elif args.gc == "frozen":
+        server_main.tune_collector = freeze_only
     if args.events == "separate":
         signaling_router.admit_event = separate_admit_event
     if args.routing == "broadcast":
