@@ -95,15 +95,23 @@ class AuditEntry(Base):
     detail: Mapped[str] = mapped_column(Text, default="")
 
 
+SQLITE_POOL_SIZE = 5
+
+
 class Database:
     """The async engine and session factory for one database URL."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        kwargs: dict[str, Any] = {}
-        if not self.is_sqlite:
-            kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+        kwargs: dict[str, Any]
+        if self.is_sqlite:
+            # SQLite writes one transaction at a time whatever the pool holds, and each pooled
+            # connection is a thread with its own page cache: ten more connections in a burst of
+            # sign-ins held ~3 MB and connected no faster (docs/benchmarks.md).
+            kwargs = {"pool_size": SQLITE_POOL_SIZE, "max_overflow": 0}
+        else:
+            kwargs = {"pool_size": 10, "max_overflow": 10, "pool_pre_ping": True}
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)

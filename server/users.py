@@ -14,7 +14,7 @@ from server.services import Services
 ROLES = ("specialist", "clinician", "supervisor", "admin")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per connected socket: no per-instance dict
 class Account:
     """A signed-in user with their hospital: what authorization decisions look at."""
 
