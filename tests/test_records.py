@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import demo, migrate
-from server.records import AuditEntry, Database, Hospital, SisterLink, User
+from server.records import SQLITE_POOL_SIZE, AuditEntry, Database, Hospital, SisterLink, User
 
 
 async def test_migrated_database_holds_the_demo_network(any_database_url: str) -> None:
@@ -44,5 +47,29 @@ async def test_audit_entries_keep_timezone_aware_times(any_database_url: str) ->
         async with db.session() as session:
             entry = (await session.scalars(select(AuditEntry))).one()
         assert entry.at.tzinfo is not None
+    finally:
+        await db.close()
+
+
+async def test_sessions_beyond_the_sqlite_pool_wait_for_a_connection_instead_of_failing(database_url: str) -> None:
+    db = Database(database_url)
+    try:
+        held: list[AsyncSession] = []
+        for _ in range(SQLITE_POOL_SIZE):  # every pooled connection in use
+            session = db.session()
+            await session.execute(select(1))
+            held.append(session)
+
+        async def one_more() -> int:
+            async with db.session() as session:
+                return int(await session.scalar(select(func.count()).select_from(User)) or 0)
+
+        waiting = asyncio.create_task(one_more())
+        await asyncio.sleep(0.2)
+        assert not waiting.done()  # no sixth connection is opened
+        await held.pop().close()
+        assert await asyncio.wait_for(waiting, 5) > 0
+        for session in held:
+            await session.close()
     finally:
         await db.close()
