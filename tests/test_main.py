@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -11,6 +12,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from server.__main__ import YOUNG_GENERATION, tune_collector
 from server.redis_process import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,3 +75,14 @@ def test_a_bad_setting_stops_the_start_with_its_name(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "server"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.returncode == 2
     assert "PORT" in result.stderr
+
+
+def test_the_collector_keeps_startup_out_and_collects_young_objects_less_often() -> None:
+    threshold = gc.get_threshold()
+    try:
+        tune_collector()
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() == (YOUNG_GENERATION, *threshold[1:])
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
