@@ -1,5 +1,5 @@
-"""Presence heartbeats: every live socket's lapse time moves forward, in batches; a socket
-that disconnected meanwhile is not brought back."""
+"""Presence: heartbeats move every live socket's lapse time forward, in batches, and never
+bring back a socket that disconnected meanwhile; many users' presence is read in one call."""
 
 from __future__ import annotations
 
@@ -30,5 +30,25 @@ async def test_a_heartbeat_keeps_every_socket_online_and_none_that_left(redis_ur
             assert all(score > later for score in scores.values())
         assert await redis.zscore(presence.SOCKETS, "hb-user-7|abcdef012345~b7") is None
         assert await redis.zcount(presence.SOCKETS, later, "+inf") == sum(len(s) for s in sockets.values()) - 1
+    finally:
+        await redis.aclose()
+
+
+async def test_many_users_read_at_once_equal_each_read_alone(redis_url: str) -> None:
+    redis = redis_client(redis_url, decode_responses=True)
+    try:
+        await presence.connect(redis, "many-online", "abcdef012345~m1", ttl_s=60, default="available")
+        await presence.set_status(redis, "many-busy", "busy")  # a status, no device connected
+        await presence.connect(redis, "many-lapsed", "abcdef012345~m2", ttl_s=-1, default="available")
+        users = ["many-online", "many-busy", "many-lapsed", "many-never-seen"]
+
+        together = await presence.many(redis, users)
+
+        assert together == {user_id: await presence.of(redis, user_id) for user_id in users}
+        assert together["many-online"]["online"] and together["many-online"]["status"] == "available"
+        assert together["many-busy"]["status"] == "busy" and not together["many-busy"]["online"]
+        assert not together["many-lapsed"]["online"]
+        assert together["many-never-seen"] == {"status": "away", "online": False, "changed_at": None}
+        assert await presence.many(redis, []) == {}
     finally:
         await redis.aclose()
