@@ -161,8 +161,11 @@ async def roster(db: Database, specialty: str, hospital_id: str) -> tuple[list[R
         rows = await session.execute(
             select(User.id, User.hospital_id, User.specialties).where(User.role == "specialist", User.active.is_(True))
         )
-        people = [(user_id, hospital, tuple(specialties or ())) for user_id, hospital, specialties in rows]
-        people = [person for person in people if specialty in person[2]]
+        people = [
+            (user_id, hospital, tuple(specialties))
+            for user_id, hospital, specialties in rows
+            if specialty in (specialties or ())
+        ]
         load = await _workload(session, [user_id for user_id, _, _ in people])
         sisters = await _sister_hospitals(session, hospital_id)
     return [
