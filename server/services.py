@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 import redis.exceptions as redis_exc
+from redis.asyncio.connection import parse_url
 
 from server.metrics import Metrics
 from server.offers import LiveState
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
 # once, and their disconnects (presence, the calls' rooms) failed and were lost.
 REDIS_MAX_CONNECTIONS = 64
 REDIS_WAIT_S = 10.0
+# A Redis that stops answering (a partition, a frozen host) fails a command after this long,
+# instead of holding it, and the client waiting on it, forever.
+REDIS_TIMEOUT_S = 5.0
 
 
 class QueueingConnectionPool(aioredis.ConnectionPool):
@@ -80,9 +84,55 @@ class QueueingConnectionPool(aioredis.ConnectionPool):
                 return
 
 
+class UntimedWrite:
+    """A connection that writes a command with no timer armed; its reply's read keeps the
+    `socket_timeout`.
+
+    With `socket_timeout` set, redis-py runs each write in `asyncio.wait_for`: a task of its own
+    and one more turn of the event loop for every command, a fifth of a command's client CPU
+    (docs/benchmarks.md). A write only waits when the socket's buffer is full, and a Redis that
+    stopped answering shows in the reply, whose read still times out."""
+
+    socket_timeout: float | None
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        # The pool hands a connection to one command at a time, already connected (the connect
+        # and its handshake have their own timeouts): only this write runs without a timer.
+        timeout, self.socket_timeout = self.socket_timeout, None
+        try:
+            await super().send_packed_command(command, check_health)  # type: ignore[misc]
+        finally:
+            self.socket_timeout = timeout
+
+
+class Connection(UntimedWrite, aioredis.Connection):
+    """redis:// with `UntimedWrite`."""
+
+
+class SSLConnection(UntimedWrite, aioredis.SSLConnection):
+    """rediss:// with `UntimedWrite`."""
+
+
+class UnixDomainSocketConnection(UntimedWrite, aioredis.UnixDomainSocketConnection):
+    """unix:// with `UntimedWrite`."""
+
+
+UNTIMED_WRITE: dict[type[Any], type[Any]] = {
+    aioredis.Connection: Connection,
+    aioredis.SSLConnection: SSLConnection,
+    aioredis.UnixDomainSocketConnection: UnixDomainSocketConnection,
+}
+
+
 def redis_client(url: str, **options: Any) -> aioredis.Redis:
-    """A Redis client whose commands queue for one of REDIS_MAX_CONNECTIONS connections."""
-    pool = QueueingConnectionPool.from_url(url, max_connections=REDIS_MAX_CONNECTIONS, timeout=REDIS_WAIT_S, **options)
+    """A Redis client whose commands queue for one of REDIS_MAX_CONNECTIONS connections and fail
+    after `socket_timeout` seconds (REDIS_TIMEOUT_S unless given) without a reply."""
+    # The URL's own options win, as in redis-py's from_url; its scheme picks the connection.
+    settings = {"socket_timeout": REDIS_TIMEOUT_S, **options, **parse_url(url)}
+    base = settings.pop("connection_class", aioredis.Connection)
+    pool = QueueingConnectionPool(
+        connection_class=UNTIMED_WRITE[base], max_connections=REDIS_MAX_CONNECTIONS, timeout=REDIS_WAIT_S, **settings
+    )
     return aioredis.Redis.from_pool(pool)
 
 
