@@ -36,24 +36,30 @@ B1 = "bare python-socketio ×1"
 # runs in a session of its own, with a fresh "now" server: fewer idle servers share core 0.
 STEPS_1 = [
     (
-        "telerounds ×1 · GC, 2 trips, deflate",
-        ["--gc", "default", "--events", "separate", "--websocket", "deflate"],
+        "telerounds ×1 · GC, 2 trips, deflate, timed",
+        ["--gc", "default", "--events", "separate", "--websocket", "deflate", "--redis-write", "timed"],
         "×1 before (uvloop, one read per signal; full GC walks startup objects; "
-        "revocation + rate limit: 2 round trips; WebSocket compressed)",
+        "revocation + rate limit: 2 round trips; WebSocket compressed; Redis writes under a timer)",
     ),
     (
-        "telerounds ×1 · 2 trips, deflate",
-        ["--events", "separate", "--websocket", "deflate"],
+        "telerounds ×1 · 2 trips, deflate, timed",
+        ["--events", "separate", "--websocket", "deflate", "--redis-write", "timed"],
         "×1 + collector tuned (startup frozen, young generation 5,000)",
     ),
-    ("telerounds ×1 · deflate", ["--websocket", "deflate"], "×1 + revocation and rate limit in one EVALSHA"),
-    ("telerounds ×1 · now", [], "×1 + WebSocket frames uncompressed (now)"),
+    (
+        "telerounds ×1 · deflate, timed",
+        ["--websocket", "deflate", "--redis-write", "timed"],
+        "×1 + revocation and rate limit in one EVALSHA",
+    ),
+    ("telerounds ×1 · timed", ["--redis-write", "timed"], "×1 + WebSocket frames uncompressed"),
+    ("telerounds ×1 · now", [], "×1 + Redis commands written with no timer armed (now)"),
 ]
 STEPS_2 = [
     (
         "telerounds ×2 · GC, 2 trips, broadcast",
         ["--gc", "default", "--events", "separate", "--routing", "broadcast"],
-        "×2 before (the same, and every emit to a socket through the shared channel)",
+        "×2 before (full GC walks startup objects; 2 round trips per event; "
+        "every emit to a socket through the shared channel)",
     ),
     ("telerounds ×2 · broadcast", ["--routing", "broadcast"], "×2 + collector tuned, one round trip per event"),
     ("telerounds ×2 · now", [], "×2 + targeted routing: to the socket's instance only (now)"),

@@ -1,6 +1,7 @@
 """`python -m bench.variants [--loop asyncio] [--gc default] [--events separate]
-[--routing broadcast] [--websocket deflate]`: telerounds (`python -m server`) with one optimization taken back, so the
-bench measures each step against the current code in the same run.
+[--routing broadcast] [--websocket deflate] [--redis-write timed]`: telerounds
+(`python -m server`) with one optimization taken back, so the bench measures each step against
+the current code in the same run.
 
 --loop asyncio       the standard event loop instead of uvloop
 --gc default         the collector as Python sets it: no `gc.freeze()` after startup, so every
@@ -13,6 +14,8 @@ bench measures each step against the current code in the same run.
                      (the stock manager), instead of straight to its socket or its instance
 --websocket deflate  the WebSocket accepts per-message compression, as aiohttp does by default
                      (a zlib context per connection), instead of declining it
+--redis-write timed  redis-py's own connections: each command's write runs in `asyncio.wait_for`
+                     under the socket timeout, instead of writing with no timer armed
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import gc
 import sys
 
 import server.__main__ as server_main
-from server import ratelimit, revocation
+from server import ratelimit, revocation, services
 from server.errors import AppError
 from server.services import Services
 from server.users import Account
@@ -63,6 +66,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--events", choices=["one", "separate"], default="one")
     parser.add_argument("--routing", choices=["targeted", "broadcast"], default="targeted")
     parser.add_argument("--websocket", choices=["plain", "deflate"], default="plain")
+    parser.add_argument("--redis-write", choices=["untimed", "timed"], default="untimed")
     args = parser.parse_args(argv)
     if args.loop == "asyncio":
         server_main.new_event_loop = asyncio.new_event_loop  # type: ignore[assignment]
@@ -77,6 +81,8 @@ def main(argv: list[str]) -> int:
         redis_manager.RedisManager.owner = lambda self, to: None  # type: ignore[method-assign]
     if args.websocket == "deflate":
         signaling_server.use_uncompressed_websocket = lambda sio: None
+    if args.redis_write == "timed":
+        services.UNTIMED_WRITE.update({stock: stock for stock in services.UNTIMED_WRITE})
     return server_main.main()
 
 
