@@ -20,40 +20,52 @@ from server.errors import AppError
 
 clock: Callable[[], float] = time.time
 
-# KEYS[1]: the bucket; KEYS[2], optional: a key whose existence refuses the attempt before any
-# token is taken (a revoked account), so that check costs no round trip of its own.
-# ARGV: burst, refill per second, now (s), cost (-1 gives a token back).
-# Refill for the time since the last use, take the cost if there is enough, store, and let an
-# idle bucket expire once it would be full again. Returns {allowed, seconds until enough};
-# allowed is -1 when KEYS[2] exists.
-_TAKE = """
-if KEYS[2] and redis.call('EXISTS', KEYS[2]) == 1 then
-  return {-1, '0'}
+# A Lua function for scripts to take tokens with: `take(bucket, burst, refill per second, now (s),
+# cost)`; a cost of -1 gives a token back. Refill for the time since the last use, take the cost
+# if there is enough, store, and let an idle bucket expire once it would be full again. Returns
+# allowed (1 or 0) and the seconds until enough, as a string.
+BUCKET = """
+local function take(bucket, burst, rate, now, cost)
+  local state = redis.call('HMGET', bucket, 'tokens', 'at')
+  local tokens = tonumber(state[1]) or burst
+  local at = tonumber(state[2]) or now
+  if now > at then
+    tokens = math.min(burst, tokens + (now - at) * rate)
+    at = now
+  end
+  local allowed = 0
+  local wait = 0
+  if tokens >= cost then
+    tokens = math.min(burst, tokens - cost)
+    allowed = 1
+  else
+    wait = (cost - tokens) / rate
+  end
+  -- %.17g: tostring keeps 14 digits, which would lose a fraction of a second of `at`.
+  redis.call('HSET', bucket, 'tokens', string.format('%.17g', tokens), 'at', string.format('%.17g', at))
+  redis.call('PEXPIRE', bucket, math.ceil((burst - tokens) / rate * 1000) + 1000)
+  return allowed, string.format('%.17g', wait)
 end
-local burst = tonumber(ARGV[1])
-local rate = tonumber(ARGV[2])
-local now = tonumber(ARGV[3])
-local cost = tonumber(ARGV[4])
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
-local tokens = tonumber(state[1]) or burst
-local at = tonumber(state[2]) or now
-if now > at then
-  tokens = math.min(burst, tokens + (now - at) * rate)
-  at = now
-end
-local allowed = 0
-local wait = 0
-if tokens >= cost then
-  tokens = math.min(burst, tokens - cost)
-  allowed = 1
-else
-  wait = (cost - tokens) / rate
-end
--- %.17g: tostring keeps 14 digits, which would lose a fraction of a second of `at`.
-redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'at', string.format('%.17g', at))
-redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate * 1000) + 1000)
-return {allowed, string.format('%.17g', wait)}
 """
+
+# KEYS[1]: the bucket. ARGV: burst, refill per second, now (s), cost. Returns {allowed, wait}.
+_TAKE = (
+    BUCKET
+    + """
+local allowed, wait = take(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]))
+return {allowed, wait}
+"""
+)
+
+
+def key(name: str) -> str:
+    """The Redis key of bucket `name`."""
+    return f"ratelimit:{name}"
+
+
+def refusal(message: str, wait_s: float) -> AppError:
+    """`rate_limited`, saying when to try again."""
+    return AppError("rate_limited", f"{message}; try again in {max(1, math.ceil(wait_s))} s")
 
 
 @functools.lru_cache(maxsize=8)  # one per client: a service has one
@@ -63,27 +75,18 @@ def _script(redis: aioredis.Redis) -> AsyncScript:
     return redis.register_script(_TAKE)
 
 
-async def _run(redis: aioredis.Redis, keys: list[str], burst: int, per_s: float, cost: int) -> tuple[int, float]:
-    allowed, wait = await _script(redis)(keys=keys, args=[burst, per_s, repr(clock()), cost])
+async def _run(redis: aioredis.Redis, name: str, burst: int, per_s: float, cost: int) -> tuple[int, float]:
+    allowed, wait = await _script(redis)(keys=[key(name)], args=[burst, per_s, repr(clock()), cost])
     return int(allowed), float(wait)
 
 
-async def take(
-    redis: aioredis.Redis, key: str, burst: int, per_s: float, message: str, *, unless_exists: str | None = None
-) -> bool:
-    """Take one token from bucket `key`; `rate_limited` (saying when to retry) if there is none.
-
-    With `unless_exists`, False (and nothing taken) when that Redis key exists: signaling
-    checks an account's revocation and its rate limit in this one round trip."""
-    keys = [f"ratelimit:{key}"] + ([unless_exists] if unless_exists is not None else [])
-    allowed, wait = await _run(redis, keys, burst, per_s, 1)
-    if allowed == -1:
-        return False
+async def take(redis: aioredis.Redis, name: str, burst: int, per_s: float, message: str) -> None:
+    """Take one token from bucket `name`; `rate_limited` (saying when to retry) if there is none."""
+    allowed, wait = await _run(redis, name, burst, per_s, 1)
     if allowed != 1:
-        raise AppError("rate_limited", f"{message}; try again in {max(1, math.ceil(wait))} s")
-    return True
+        raise refusal(message, wait)
 
 
-async def give_back(redis: aioredis.Redis, key: str, burst: int, per_s: float) -> None:
+async def give_back(redis: aioredis.Redis, name: str, burst: int, per_s: float) -> None:
     """Return a token taken by an attempt that should not count (a successful sign-in)."""
-    await _run(redis, [f"ratelimit:{key}"], burst, per_s, -1)
+    await _run(redis, name, burst, per_s, -1)

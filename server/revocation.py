@@ -2,7 +2,7 @@
 
 Redis key `revoked:<user_id>` (no expiry: a socket may outlive any token) is set when an admin
 deactivates the user and deleted when they are activated again. Signaling checks it on every
-event, within the round trip of the event's rate limit (`key` given to `ratelimit.take`);
+event, within the round trip that admits the event (`signaling.router.admit_event`);
 connects and HTTP requests check the database's `active` flag instead
 (`server.users.load_account`), which stays the truth should Redis lose the key.
 """

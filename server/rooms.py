@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,8 +103,14 @@ class Peer:
         return {"peer_id": self.peer_id, "user": self.user, "role": self.role}
 
 
-def _peers(room: str) -> str:
+def peers_key(room: str) -> str:
+    """The hash of a room's peers: peer id → `Peer.encode()`."""
     return f"room:{room}:peers"
+
+
+def peers_in(raw: Mapping[Any, str | bytes]) -> list[Peer]:
+    """The peers of a room's hash, by peer id."""
+    return sorted((Peer.decode(v) for v in raw.values()), key=lambda p: p.peer_id)
 
 
 def _sid(sid: str) -> str:
@@ -121,7 +128,7 @@ class Rooms:
         `others` are the peers already in the call at that instant."""
         fresh = Peer(secrets.token_urlsafe(9), user, role, sid)
         status, raw, *others = await self._join(
-            keys=[_peers(room), DROPPED, _sid(sid)],
+            keys=[peers_key(room), DROPPED, _sid(sid)],
             args=[user["id"], sid, fresh.encode(), MAX_PEERS, room],
         )
         status = status.decode() if isinstance(status, bytes) else str(status)
@@ -130,11 +137,10 @@ class Rooms:
         return status, Peer.decode(raw), sorted((Peer.decode(o) for o in others), key=lambda p: p.peer_id)
 
     async def peers(self, room: str) -> list[Peer]:
-        raw = await self.redis.hgetall(_peers(room))
-        return sorted((Peer.decode(v) for v in raw.values()), key=lambda p: p.peer_id)
+        return peers_in(await self.redis.hgetall(peers_key(room)))
 
     async def peer(self, room: str, peer_id: str) -> Peer | None:
-        raw = await self.redis.hget(_peers(room), peer_id)
+        raw = await self.redis.hget(peers_key(room), peer_id)
         return Peer.decode(raw) if raw else None
 
     async def peer_of_sid(self, room: str, sid: str) -> Peer | None:
@@ -146,7 +152,7 @@ class Rooms:
 
     async def leave(self, room: str, peer_id: str) -> bool:
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hdel(_peers(room), peer_id)
+            pipe.hdel(peers_key(room), peer_id)
             pipe.hdel(f"room:{room}:quality", peer_id)
             pipe.zrem(DROPPED, f"{room}|{peer_id}")
             removed, _, _ = await pipe.execute()
@@ -167,7 +173,7 @@ class Rooms:
             if peer is None or peer.sid != sid:
                 continue  # already taken back by a new connection
             marked = Peer(peer.peer_id, peer.user, peer.role, peer.sid, moment)
-            await self.redis.hset(_peers(room), peer_id, marked.encode())
+            await self.redis.hset(peers_key(room), peer_id, marked.encode())
             await self.redis.zadd(DROPPED, {entry: moment + grace_s})
             dropped.append((room, marked))
         return dropped
@@ -178,7 +184,7 @@ class Rooms:
         for entry in [str(e) for e in await self.redis.zrangebyscore(DROPPED, "-inf", now, start=0, num=100)]:
             if await self.redis.zrem(DROPPED, entry):
                 room, _, peer_id = entry.rpartition("|")
-                raw = await self._remove_if_dropped(keys=[_peers(room), f"room:{room}:quality"], args=[peer_id])
+                raw = await self._remove_if_dropped(keys=[peers_key(room), f"room:{room}:quality"], args=[peer_id])
                 if raw:
                     removed.append((room, Peer.decode(raw)))
         return removed
@@ -200,7 +206,7 @@ class Rooms:
         """The call is over (consult ended): forget the room."""
         peers = await self.peers(room)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(_peers(room), f"room:{room}:quality", f"room:{room}:invited")
+            pipe.delete(peers_key(room), f"room:{room}:quality", f"room:{room}:invited")
             for peer in peers:
                 pipe.srem(_sid(peer.sid), f"{room}|{peer.peer_id}")
                 pipe.zrem(DROPPED, f"{room}|{peer.peer_id}")

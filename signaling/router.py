@@ -7,13 +7,16 @@ payloads, turns refusals into error acks and never lets an exception escape to t
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
+import redis.asyncio as aioredis
 import socketio
+from redis.commands.core import AsyncScript
 
 from server import permissions, ratelimit, revocation
 from server.auth import read_token
@@ -29,16 +32,27 @@ P = TypeVar("P", bound=Payload)
 
 @dataclass(frozen=True)
 class Caller:
-    """Who sent an event: their account, their socket and where from."""
+    """Who sent an event: their account, their socket and where from; and, for an event
+    registered with `reads`, the Redis hash it names, read within the event's admission."""
 
     services: Services
     sid: str
     namespace: str
     account: Account
     address: str
+    read: dict[str, str] | None = None
 
 
 EventHandler = Callable[[Caller, Any], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Registration:
+    """An event's payload model, its handler, and the Redis hash it reads first (see `Router.on`)."""
+
+    model: type[Payload]
+    handler: EventHandler
+    reads: Callable[[Any], str] | None = None
 
 
 class Router:
@@ -46,18 +60,24 @@ class Router:
 
     def __init__(self, namespace: str = "/") -> None:
         self.namespace = namespace
-        self.handlers: dict[str, tuple[type[Payload], EventHandler]] = {}
+        self.handlers: dict[str, Registration] = {}
 
-    def on(self, event: str, model: type[P]) -> Callable[[Callable[[Caller, P], Awaitable[dict[str, Any]]]], Any]:
+    def on(
+        self, event: str, model: type[P], reads: Callable[[P], str] | None = None
+    ) -> Callable[[Callable[[Caller, P], Awaitable[dict[str, Any]]]], Any]:
+        """Register `event`'s handler. With `reads`, the Redis hash it names from the payload
+        comes to the handler as `Caller.read`, read in the round trip that admits the event
+        (the hot path of a call: one round trip per relayed signal, not two)."""
+
         def register(fn: Callable[[Caller, P], Awaitable[dict[str, Any]]]) -> Any:
-            self.handlers[event] = (model, fn)
+            self.handlers[event] = Registration(model, fn, reads)
             return fn
 
         return register
 
     def attach(self, sio: socketio.AsyncServer, services: Services) -> None:
-        for event, (model, fn) in self.handlers.items():
-            handler = _ack_handler(sio, services, self.namespace, event, model, fn)
+        for event, registration in self.handlers.items():
+            handler = _ack_handler(sio, services, self.namespace, event, registration)
             sio.on(event, namespace=self.namespace)(handler)
         sio.on("*", namespace=self.namespace)(_unknown_handler(services))
 
@@ -115,24 +135,51 @@ async def refused_while_storage_down() -> AsyncIterator[None]:
         raise refusal(AppError("unavailable", "the service cannot reach its storage now; try again")) from None
 
 
-async def admit_event(services: Services, account: Account) -> None:
+# KEYS[1]: the user's event bucket; KEYS[2]: their revocation key; KEYS[3], optional: a hash to
+# return with an admitted event. ARGV: burst, refill per second, now (s).
+# Returns {-1} when revoked (and takes no token), else {allowed, wait[, the hash's fields and
+# values]}: the revocation, the rate limit and the event's first read in one round trip.
+_ADMIT = (
+    ratelimit.BUCKET
+    + """
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return {-1}
+end
+local allowed, wait = take(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), 1)
+if allowed == 1 and KEYS[3] then
+  return {allowed, wait, redis.call('HGETALL', KEYS[3])}
+end
+return {allowed, wait}
+"""
+)
+
+
+@functools.lru_cache(maxsize=8)  # one per client: a service has one
+def _admit_script(redis: aioredis.Redis) -> AsyncScript:
+    return redis.register_script(_ADMIT)
+
+
+async def admit_event(services: Services, account: Account, read: str | None = None) -> dict[str, str] | None:
     """`Revoked` if the account was deactivated, else one token of the user's event bucket
-    (shared by all their sockets on every instance): both in one Redis round trip.
+    (shared by all their sockets on every instance), else `rate_limited`; returns the hash
+    `read` names, if one is. All in one Redis round trip.
 
     A deactivated account is refused here, on every event: the disconnect an admin's
     deactivation sends to every instance may be lost, and the session's account was read at
     connect (see server/revocation.py). A revoked event takes no token."""
     settings = services.settings
-    admitted = await ratelimit.take(
-        services.redis,
-        f"events:{account.id}",
-        settings.rate_events_burst,
-        settings.rate_events_per_s,
-        "too many events; slow down",
-        unless_exists=revocation.key(account.id),
-    )
-    if not admitted:
+    keys = [ratelimit.key(f"events:{account.id}"), revocation.key(account.id), *([read] if read else [])]
+    args: list[float | str] = [settings.rate_events_burst, settings.rate_events_per_s, repr(ratelimit.clock())]
+    allowed, *rest = await _admit_script(services.redis)(keys=keys, args=args)
+    if allowed == -1:
         raise Revoked("unauthorized", "this account is not active; log in again")
+    wait, *found = rest
+    if allowed != 1:
+        raise ratelimit.refusal("too many events; slow down", float(wait))
+    if read is None:
+        return None
+    fields = found[0] if found else []
+    return dict(zip(fields[::2], fields[1::2], strict=True))
 
 
 def _ack_handler(
@@ -140,9 +187,9 @@ def _ack_handler(
     services: Services,
     namespace: str,
     event: str,
-    model: type[Payload],
-    fn: EventHandler,
+    registration: Registration,
 ) -> Callable[..., Awaitable[dict[str, Any]]]:
+    model, fn, reads = registration.model, registration.handler, registration.reads
     rule = permissions.event_rule(namespace, event)
     if not rule.roles:
         log.error("event without a permission rule; it is refused", extra={"event": event})
@@ -150,15 +197,26 @@ def _ack_handler(
     async def handle(sid: str, data: Any = None, *extra: Any) -> dict[str, Any]:
         result = "ok"
         try:
-            # Who first, so a deactivated account is refused whatever it sends; then the rate
-            # limit, so refused events count too (both one round trip); then the role gate,
-            # before any payload is read.
             caller = await caller_of(sio, services, sid, namespace)
-            await admit_event(services, caller.account)
+            # The payload is parsed first, for the hash it names, but a bad one is refused only
+            # in its turn. The order of refusals: a deactivated account, then the rate limit (so
+            # refused events count too; both one round trip), then the role gate, then the payload.
+            payload: Any = None
+            invalid: AppError | None = None
+            read_key = None
+            try:
+                if extra:
+                    raise AppError("invalid", "send one payload object per event")
+                payload = parse(model, data)
+                read_key = reads(payload) if reads is not None else None
+            except AppError as error:
+                invalid = error
+            read = await admit_event(services, caller.account, read_key)
             permissions.check_role(rule, caller.account.role, event)
-            if extra:
-                raise AppError("invalid", "send one payload object per event")
-            payload = parse(model, data)
+            if invalid is not None:
+                raise invalid
+            if read is not None:
+                caller = replace(caller, read=read)
             answer = {"ok": True, **await fn(caller, payload)}
         except Revoked as error:
             result = error.code

@@ -17,7 +17,7 @@ from server import audit, consults, dispatch, loops, notes
 from server.errors import AppError
 from server.ice import ice_servers
 from server.records import Consult
-from server.rooms import MAX_PEERS, Peer
+from server.rooms import MAX_PEERS, Peer, peers_in, peers_key
 from server.services import Services
 from server.validation import Payload
 from signaling.router import Caller, Router
@@ -193,15 +193,20 @@ async def consult_invite(caller: Caller, payload: Invite) -> dict[str, Any]:
     return {}
 
 
-@router.on("rtc:signal", Signal)
+def _signal_room_peers(signal: Signal) -> str:
+    return peers_key(room_name(signal.consult_id, signal.round_id))
+
+
+# The hot path of a call: the room's peers (a call has at most MAX_PEERS, each record names its
+# socket) come with the event's admission, one Redis round trip for both ends of the relay.
+@router.on("rtc:signal", Signal, reads=_signal_room_peers)
 async def rtc_signal(caller: Caller, payload: Signal) -> dict[str, Any]:
     room = room_name(payload.consult_id, payload.round_id)
     if isinstance(payload.data, SessionDescription) and len(payload.data.sdp) > MAX_SDP_CHARS:
         raise AppError("too_large", f"sdp must be at most {MAX_SDP_CHARS} characters")
-    # The hot path of a call: one Redis read gives both ends (a call has at most MAX_PEERS
-    # peers, each record names its socket), instead of one read per lookup.
+    assert caller.read is not None
     sender = target = None
-    for peer in await caller.services.rooms.peers(room):
+    for peer in peers_in(caller.read):
         if peer.sid == caller.sid:
             sender = peer
         if peer.peer_id == payload.to:

@@ -323,7 +323,8 @@ async def test_a_lost_disconnect_still_refuses_the_next_event_and_activation_let
     await admin.deactivate(b.services, actor, clinician, "127.0.0.1", disconnect=False)
     await asyncio.sleep(0.3)
     assert device.sio.connected
-    ack = await device.call("presence:set", {"status": "available"})
+    # Refused as deactivated before anything else: here a signal naming no room, otherwise `invalid`.
+    ack = await device.call("rtc:signal", {"to": "p", "data": {"type": "offer", "sdp": ""}})
     assert ack["ok"] is False and ack["error"]["code"] == "unauthorized", ack
     await gone(device)  # and the instance holding the socket closes it
 

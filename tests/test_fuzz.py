@@ -103,9 +103,9 @@ def all_routers() -> list[Router]:
 
 def event_targets() -> list[EventTarget]:
     targets = [
-        EventTarget(router.namespace, event, model)
+        EventTarget(router.namespace, event, registration.model)
         for router in all_routers()
-        for event, (model, _) in router.handlers.items()
+        for event, registration in router.handlers.items()
     ]
     for namespace in sorted({router.namespace for router in all_routers()}):
         targets.append(EventTarget(namespace, UNKNOWN, None))

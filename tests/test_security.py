@@ -196,6 +196,21 @@ async def test_a_flooding_clinician_is_rate_limited_on_every_instance_and_nobody
     assert again == [True, True, False]
 
 
+async def test_refusals_come_in_order_and_refused_events_use_the_budget_too(
+    start_instance: StartInstance, clients, frozen_clock: list[float]
+) -> None:
+    instance = await start_instance(RATE_EVENTS_BURST="3", RATE_EVENTS_PER_S="1")
+    clinician = await clients(instance, "bavi.clinician")
+    both_rooms = {"consult_id": "c", "round_id": "r", "to": "p", "data": {"candidate": {"candidate": ""}}}
+    # Within the budget: the role gate, then the payload (also the room a signal names).
+    assert (await clinician.call("consult:accept", {"nonsense": 1}))["error"]["code"] == "forbidden"
+    assert (await clinician.call("rtc:signal", both_rooms))["error"]["code"] == "invalid"
+    assert (await clinician.call("presence:set", {"status": "away"}))["ok"] is True
+    # The two refusals took tokens: the budget is spent, and the limit comes before anything else.
+    for event, data in [("consult:accept", {"nonsense": 1}), ("rtc:signal", both_rooms), ("presence:set", {})]:
+        assert (await clinician.call(event, data))["error"]["code"] == "rate_limited", event
+
+
 # --- Password guessing --------------------------------------------------------------------------
 
 
