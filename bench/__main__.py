@@ -36,32 +36,37 @@ B1 = "bare python-socketio ×1"
 # runs in a session of its own, with a fresh "now" server: fewer idle servers share core 0.
 STEPS_1 = [
     (
-        "telerounds ×1 · GC, 2 trips, deflate, timed",
+        "telerounds ×1 · GC, 3 trips, deflate, timed",
         ["--gc", "default", "--events", "separate", "--websocket", "deflate", "--redis-write", "timed"],
-        "×1 before (uvloop, one read per signal; full GC walks startup objects; "
-        "revocation + rate limit: 2 round trips; WebSocket compressed; Redis writes under a timer)",
+        "×1 before (uvloop; full GC walks startup objects; a signal: revocation, rate limit and "
+        "room read in 3 round trips; WebSocket compressed; Redis writes under a timer)",
     ),
     (
-        "telerounds ×1 · 2 trips, deflate, timed",
+        "telerounds ×1 · 3 trips, deflate, timed",
         ["--events", "separate", "--websocket", "deflate", "--redis-write", "timed"],
         "×1 + collector tuned (startup frozen, young generation 5,000)",
     ),
     (
-        "telerounds ×1 · deflate, timed",
-        ["--websocket", "deflate", "--redis-write", "timed"],
+        "telerounds ×1 · 2 trips, deflate, timed",
+        ["--events", "one", "--websocket", "deflate", "--redis-write", "timed"],
         "×1 + revocation and rate limit in one EVALSHA",
     ),
-    ("telerounds ×1 · timed", ["--redis-write", "timed"], "×1 + WebSocket frames uncompressed"),
-    ("telerounds ×1 · now", [], "×1 + Redis commands written with no timer armed (now)"),
+    (
+        "telerounds ×1 · 2 trips, timed",
+        ["--events", "one", "--redis-write", "timed"],
+        "×1 + WebSocket frames uncompressed",
+    ),
+    ("telerounds ×1 · 2 trips", ["--events", "one"], "×1 + Redis commands written with no timer armed"),
+    ("telerounds ×1 · now", [], "×1 + the room read in the same EVALSHA: one round trip per signal (now)"),
 ]
 STEPS_2 = [
     (
-        "telerounds ×2 · GC, 2 trips, broadcast",
+        "telerounds ×2 · GC, 3 trips, broadcast",
         ["--gc", "default", "--events", "separate", "--routing", "broadcast"],
-        "×2 before (full GC walks startup objects; 2 round trips per event; "
+        "×2 before (full GC walks startup objects; 3 round trips per signal; "
         "every emit to a socket through the shared channel)",
     ),
-    ("telerounds ×2 · broadcast", ["--routing", "broadcast"], "×2 + collector tuned, one round trip per event"),
+    ("telerounds ×2 · broadcast", ["--routing", "broadcast"], "×2 + collector tuned, one round trip per signal"),
     ("telerounds ×2 · now", [], "×2 + targeted routing: to the socket's instance only (now)"),
 ]
 
