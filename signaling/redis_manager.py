@@ -8,9 +8,10 @@ Whether messages from other instances arrive is proven end to end: every `HEARTB
 manager publishes a heartbeat on its own channel (below) and its listener must hear it.
 `healthy()` (what `/readyz` reports as `pubsub`) is false when the listener task died, while it
 reconnects, or when a heartbeat went unheard for `STALE_S`. Thanks to the heartbeats the
-subscription is never silent for long, so a read timeout (`SOCKET_TIMEOUT_S`) tells a
-half-open connection (a partition, a vanished host) from a quiet one: the listener then
-subscribes again on a new connection, as it does after any error or a Redis restart.
+subscription is never silent for long, so silence for `SOCKET_TIMEOUT_S` tells a half-open
+connection (a partition, a vanished host) from a quiet one: the listener then subscribes again
+on a new connection, as it does after any error or a Redis restart. (redis-py's own `listen()`
+reads with no timeout at all, whatever the connection's `socket_timeout`.)
 
 An emit to one socket goes only where that socket is (targeted routing): every socket id starts
 with the tag of the instance that made it (`<tag>~<engine.io id>`, still an opaque string to
@@ -173,9 +174,9 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
                     subscribed = True
                     self.listening = True
                     retry_s = 0.5
-                async for message in self.pubsub.listen():
+                async for message in self._messages():
                     yield message
-                # listen() ends when the subscription is gone (unsubscribed): subscribe again.
+                # The subscription is gone (unsubscribed): subscribe again.
                 raise ConnectionError("the subscription ended")
             except Exception as error:
                 if task is not None and task.cancelling():
@@ -187,6 +188,19 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
                 log.error("Socket.IO listener lost Redis (%s); retrying in %.1f s", type(error).__name__, retry_s)
                 await asyncio.sleep(retry_s)
                 retry_s = min(retry_s * 2, RETRY_MAX_S)
+
+    async def _messages(self) -> AsyncIterator[Any]:
+        """The subscription's messages, until it has been silent for SOCKET_TIMEOUT_S: then
+        ConnectionError, as the connection is dead though no error came."""
+        loop = asyncio.get_running_loop()
+        heard = loop.time()
+        while self.pubsub.subscribed:
+            message = await self.pubsub.get_message(timeout=SOCKET_TIMEOUT_S)
+            if message is not None:
+                heard = loop.time()
+                yield message
+            elif loop.time() - heard >= SOCKET_TIMEOUT_S:
+                raise ConnectionError(f"the subscription was silent for {SOCKET_TIMEOUT_S:.0f} s")
 
     async def _listen(self) -> AsyncIterator[Any]:
         channels = (self.channel.encode("utf-8"), self.own_channel.encode("utf-8"))

@@ -7,6 +7,8 @@ So each chunk is delivered `delay_s` after it was read, and with probability `lo
 retransmission timeout later, never before the chunk in front of it (head-of-line blocking).
 `stall()` holds every byte (a link that went quiet), `drop()` cuts every connection (the
 link went down); new connections are accepted meanwhile, as after the link came back.
+`blackhole()` silences the connections open now for good, with no error on either side (the
+far host vanished), while new ones flow.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class Netem:
         self.flowing.set()
         self.server: asyncio.Server | None = None
         self.connections: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
+        self.silenced: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.late_chunks = 0  # how many chunks a "loss" held back, for the report
 
@@ -58,6 +61,10 @@ class Netem:
 
     def resume(self) -> None:
         self.flowing.set()
+
+    def blackhole(self) -> None:
+        """Deliver nothing more on the connections open now, and close none of them."""
+        self.silenced |= self.connections
 
     def drop(self) -> None:
         """Cut every open connection, as a link going down does (the peers see a reset)."""
@@ -106,6 +113,8 @@ class Netem:
                     break
                 await asyncio.sleep(max(0.0, due - loop.time()))
                 await self.flowing.wait()
+                if pair in self.silenced:
+                    continue
                 writer.write(data)
                 await writer.drain()
 

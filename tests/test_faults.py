@@ -577,11 +577,10 @@ async def test_readyz_reports_a_dead_pubsub_listener(instance: Instance) -> None
     assert body["checks"] == {"redis": "ok", "database": "ok", "pubsub": "unavailable: not receiving"}
 
 
-async def test_a_deaf_pubsub_listener_is_reported_and_heals(redis_url: str, database_url: str, tmp_path: Path) -> None:
-    """The listener's connection goes half-open (a partition: no error, no bytes): `/readyz`
-    says so, and once the link is back the listener subscribes again by itself."""
-    redis_port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
-    link = await Netem(redis_port, delay_s=0.0, loss=0.0).start()
+@contextlib.asynccontextmanager
+async def pubsub_through(link: Netem, redis_url: str, database_url: str, tmp_path: Path) -> AsyncIterator[str]:
+    """An instance whose Socket.IO pub/sub goes through `link`; the rest of it talks to Redis
+    directly. Yields its URL."""
     settings = load_settings(
         {
             "TELEROUNDS_VAR_DIR": str(tmp_path / "var"),
@@ -591,22 +590,49 @@ async def test_a_deaf_pubsub_listener_is_reported_and_heals(redis_url: str, data
             "TELEROUNDS_DEMO_PASSWORD": PASSWORD,
         }
     )
-    # Only Socket.IO's pub/sub goes through the link; the rest of the instance talks to Redis directly.
     services = connect(settings, redis_url)
     runner = web.AppRunner(create_app(services, f"redis://127.0.0.1:{link.port}/0"), shutdown_timeout=2)
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    url = f"http://127.0.0.1:{port}"
     try:
-        await until_ready(url, lambda status: status == 200)
-        link.stall()
-        body = await until_ready(url, lambda status: status == 503)
-        assert body["checks"]["redis"] == "ok" and body["checks"]["pubsub"].startswith("unavailable"), body
-        link.resume()
-        await until_ready(url, lambda status: status == 200)
+        yield f"http://127.0.0.1:{port}"
     finally:
         await asyncio.wait_for(runner.cleanup(), 20)
+
+
+async def test_a_deaf_pubsub_listener_is_reported_and_heals(redis_url: str, database_url: str, tmp_path: Path) -> None:
+    """The listener's connection goes half-open (a partition: no error, no bytes): `/readyz`
+    says so, and once the link is back the listener subscribes again by itself."""
+    redis_port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    link = await Netem(redis_port, delay_s=0.0, loss=0.0).start()
+    try:
+        async with pubsub_through(link, redis_url, database_url, tmp_path) as url:
+            await until_ready(url, lambda status: status == 200)
+            link.stall()
+            body = await until_ready(url, lambda status: status == 503)
+            assert body["checks"]["redis"] == "ok" and body["checks"]["pubsub"].startswith("unavailable"), body
+            link.resume()
+            await until_ready(url, lambda status: status == 200)
+    finally:
+        await link.close()
+
+
+async def test_a_listener_whose_redis_vanished_subscribes_again_by_itself(
+    redis_url: str, database_url: str, tmp_path: Path
+) -> None:
+    """The listener's connection goes silent for good (the far end vanished: no reset, no
+    bytes) while new connections work: the silence is taken for a dead connection, and the
+    listener subscribes again on a new one, with nobody restarting the instance."""
+    redis_port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    link = await Netem(redis_port, delay_s=0.0, loss=0.0).start()
+    try:
+        async with pubsub_through(link, redis_url, database_url, tmp_path) as url:
+            await until_ready(url, lambda status: status == 200)
+            link.blackhole()
+            await until_ready(url, lambda status: status == 503)
+            await until_ready(url, lambda status: status == 200, within=20)
+    finally:
         await link.close()
 
 
