@@ -578,9 +578,11 @@ async def test_readyz_reports_a_dead_pubsub_listener(instance: Instance) -> None
 
 
 @contextlib.asynccontextmanager
-async def pubsub_through(link: Netem, redis_url: str, database_url: str, tmp_path: Path) -> AsyncIterator[str]:
-    """An instance whose Socket.IO pub/sub goes through `link`; the rest of it talks to Redis
-    directly. Yields its URL."""
+async def pubsub_through_a_link(redis_url: str, database_url: str, tmp_path: Path) -> AsyncIterator[tuple[Netem, str]]:
+    """An instance whose Socket.IO pub/sub goes through a `Netem` link; the rest of it talks to
+    Redis directly. Yields the link and the instance's URL."""
+    redis_port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    link = await Netem(redis_port, delay_s=0.0, loss=0.0).start()
     settings = load_settings(
         {
             "TELEROUNDS_VAR_DIR": str(tmp_path / "var"),
@@ -596,26 +598,22 @@ async def pubsub_through(link: Netem, redis_url: str, database_url: str, tmp_pat
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield link, f"http://127.0.0.1:{port}"
     finally:
         await asyncio.wait_for(runner.cleanup(), 20)
+        await link.close()
 
 
 async def test_a_deaf_pubsub_listener_is_reported_and_heals(redis_url: str, database_url: str, tmp_path: Path) -> None:
     """The listener's connection goes half-open (a partition: no error, no bytes): `/readyz`
     says so, and once the link is back the listener subscribes again by itself."""
-    redis_port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
-    link = await Netem(redis_port, delay_s=0.0, loss=0.0).start()
-    try:
-        async with pubsub_through(link, redis_url, database_url, tmp_path) as url:
-            await until_ready(url, lambda status: status == 200)
-            link.stall()
-            body = await until_ready(url, lambda status: status == 503)
-            assert body["checks"]["redis"] == "ok" and body["checks"]["pubsub"].startswith("unavailable"), body
-            link.resume()
-            await until_ready(url, lambda status: status == 200)
-    finally:
-        await link.close()
+    async with pubsub_through_a_link(redis_url, database_url, tmp_path) as (link, url):
+        await until_ready(url, lambda status: status == 200)
+        link.stall()
+        body = await until_ready(url, lambda status: status == 503)
+        assert body["checks"]["redis"] == "ok" and body["checks"]["pubsub"].startswith("unavailable"), body
+        link.resume()
+        await until_ready(url, lambda status: status == 200)
 
 
 async def test_a_listener_whose_redis_vanished_subscribes_again_by_itself(
@@ -624,16 +622,11 @@ async def test_a_listener_whose_redis_vanished_subscribes_again_by_itself(
     """The listener's connection goes silent for good (the far end vanished: no reset, no
     bytes) while new connections work: the silence is taken for a dead connection, and the
     listener subscribes again on a new one, with nobody restarting the instance."""
-    redis_port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
-    link = await Netem(redis_port, delay_s=0.0, loss=0.0).start()
-    try:
-        async with pubsub_through(link, redis_url, database_url, tmp_path) as url:
-            await until_ready(url, lambda status: status == 200)
-            link.blackhole()
-            await until_ready(url, lambda status: status == 503)
-            await until_ready(url, lambda status: status == 200, within=20)
-    finally:
-        await link.close()
+    async with pubsub_through_a_link(redis_url, database_url, tmp_path) as (link, url):
+        await until_ready(url, lambda status: status == 200)
+        link.blackhole()
+        await until_ready(url, lambda status: status == 503)
+        await until_ready(url, lambda status: status == 200, within=20)
 
 
 # 5. `make run`: its embedded Redis dies.
