@@ -270,9 +270,18 @@ async def visible(db: Database, account: Account) -> list[Round]:
 
 
 def occurrences_of(item: Round, start: datetime, end: datetime) -> list[datetime]:
+    """The occurrences in [start, end) that take place."""
     if item.cancelled_at is not None:
         return []
     return recurrence.occurrences(item.starts_at, item.recurrence, item.until, item.skipped or [], start, end)
+
+
+def cancelled_occurrences_of(item: Round, start: datetime, end: datetime) -> list[datetime]:
+    """The occurrences in [start, end) that were cancelled: the days cancelled one by one, or
+    every one of a round cancelled as a whole."""
+    planned = recurrence.occurrences(item.starts_at, item.recurrence, item.until, [], start, end)
+    taking_place = set(occurrences_of(item, start, end))
+    return [moment for moment in planned if moment not in taking_place]
 
 
 # Writing the schedule.

@@ -82,20 +82,19 @@ export class RoundsList {
               planner ? h("button", { type: "button", class: "secondary edit-round", onclick: () => this.open(r) }, t("rounds.edit")) : null,
               planner && !running ? h("button", { type: "button", class: "secondary cancel-day", onclick: () => this.cancel(r, day) }, t("rounds.cancel_day")) : null)) });
         }
-        // A cancelled day stays on the week, marked, at the time it would have started.
-        for (const skipped of r.skipped || []) {
-          if (skipped !== day) continue;
-          const at = instantOf(day, timeOf(r.starts_at));
+        // A cancelled day (or every day of a round cancelled as a whole) stays on the week, marked.
+        for (const at of r.cancelled || []) {
+          if (dayOf(at) !== day) continue;
           items.push({ at, card: h("div", { class: "card round cancelled", "data-round": r.id, "data-day": day, "data-cancelled": "true" },
             h("strong", {}, `${time.format(new Date(at))} — ${r.title}`),
             h("div", {}, `${r.hospital?.name || ""} — ${r.ward}`),
-            h("div", { class: "cancelled-label" }, t("rounds.cancelled_day"))) });
+            h("div", { class: "cancelled-label" }, t(r.cancelled_at ? "rounds.round_cancelled" : "rounds.cancelled_day"))) });
         }
       }
       items.sort((a, b) => a.at.localeCompare(b.at));
       return h("div", { class: "day", "data-day": day }, h("h3", {}, dayName.format(new Date(`${day}T12:00:00+07:00`))), items.map((x) => x.card));
     });
-    const any = this.rounds.some((r) => (r.occurrences || []).length || (r.skipped || []).some((d) => days.includes(d)));
+    const any = this.rounds.some((r) => [...(r.occurrences || []), ...(r.cancelled || [])].some((at) => days.includes(dayOf(at))));
     const schedule = this.hospitals.length && !this.form
       ? h("button", { type: "button", class: "new-round", onclick: () => this.open(null) }, t("rounds.new")) : null;
     // replaceChildren() would write a null as the text "null": leave the absent parts out.

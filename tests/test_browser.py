@@ -413,6 +413,21 @@ async def test_a_clinician_schedules_a_daily_round_from_the_form_and_cancels_tod
     assert body["round"]["ward"] == "Ngoại chấn thương"
     assert body["round"]["starts_at"] == created["starts_at"] and len(body["round"]["patients"]) == 2  # untouched
     await shot(lead, "rounds-week")
+
+    # The lead cancels the whole round (a second click confirms): every day stays on the week,
+    # marked, for both of them, and none can be entered.
+    await lead.click(f'.card.round[data-round="{rid}"][data-day="{tomorrow}"] button.edit-round')
+    await lead.click(".round-form.editing button.cancel-round")
+    await lead.click(".round-form.editing button.cancel-round")
+    await lead.wait_for_selector(".rounds-notice:has-text('Đã huỷ cả lịch đi buồng')")
+    await clinician.reload()
+    for page in (lead, clinician):
+        await page.wait_for_selector(f'.card.round.cancelled[data-round="{rid}"][data-day="{tomorrow}"]')
+        assert await page.locator(f'.card.round.cancelled[data-round="{rid}"]').count() == 7
+        assert await page.locator(f'.card.round[data-round="{rid}"]:not(.cancelled)').count() == 0
+        assert await page.locator(f'.card.round[data-round="{rid}"] button').count() == 0
+        label = page.locator(f'.card.round.cancelled[data-round="{rid}"][data-day="{tomorrow}"] .cancelled-label')
+        assert await label.inner_text() == "Đã huỷ cả lịch đi buồng"
     for page in (clinician, lead):
         assert page.errors == [], page.errors  # type: ignore[attr-defined]
         # The form's refused attempt is a 400 the console logs as a failed resource; nothing else.

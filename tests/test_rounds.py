@@ -130,6 +130,12 @@ async def test_editing_cancelling_and_listing(instance: Instance) -> None:
     assert status == 200 and body["round"]["skipped"] == [next_week]
     status, body = await http(instance, "bavi.clinician", "GET", "/api/rounds", **window)
     assert [len(r["occurrences"]) for r in body["rounds"]] == [2]
+    [cancelled_day] = body["rounds"][0]["cancelled"]
+    assert datetime.fromisoformat(cancelled_day).astimezone(VIETNAM).date().isoformat() == next_week
+    # A week whose only occurrence is cancelled still shows the round, marked.
+    that_week = {"from": cancelled_day, "to": (datetime.fromisoformat(cancelled_day) + timedelta(days=1)).isoformat()}
+    status, body = await http(instance, "bavi.clinician", "GET", "/api/rounds", **that_week)
+    assert [(r["id"], r["occurrences"], r["cancelled"]) for r in body["rounds"]] == [(rid, [], [cancelled_day])]
     status, _ = await http(instance, "bavi.clinician", "POST", f"/api/rounds/{rid}/cancel", {"day": "2001-01-01"})
     assert status == 404
 
@@ -153,7 +159,8 @@ async def test_editing_cancelling_and_listing(instance: Instance) -> None:
     status, body = await http(instance, "bavi.clinician", "POST", f"/api/rounds/{rid}/cancel")
     assert status == 200 and body["round"]["cancelled_at"] and body["round"]["next_starts_at"] is None
     status, body = await http(instance, "bavi.clinician", "GET", "/api/rounds", **window)
-    assert body["rounds"] == []
+    # Cancelled as a whole: every occurrence of the window is listed as cancelled, none takes place.
+    assert [(r["id"], r["occurrences"], len(r["cancelled"])) for r in body["rounds"]] == [(rid, [], 3)]
     status, _ = await http(
         instance, "bavi.clinician", "GET", "/api/rounds", **{"from": "2025-01-01", "to": "2025-12-31"}
     )

@@ -166,10 +166,18 @@ async def list_rounds(request: web.Request) -> web.Response:
         raise AppError("invalid", "from must be before to, at most 92 days apart")
     listed = []
     for item in await rounds.visible(services.db, account):
+        # A cancelled day, or a round cancelled as a whole, stays on the week, marked.
         moments = rounds.occurrences_of(item, start, end)
-        if moments:
+        cancelled = rounds.cancelled_occurrences_of(item, start, end)
+        if moments or cancelled:
             described = await rounds.describe(services.db, item.id)
-            listed.append({**described, "occurrences": [consults.iso(m) for m in moments]})
+            listed.append(
+                {
+                    **described,
+                    "occurrences": [consults.iso(m) for m in moments],
+                    "cancelled": [consults.iso(m) for m in cancelled],
+                }
+            )
     await audit.record(services.db, account.id, "rounds.list", "round", "", client_address(request))
     return web.json_response({"from": consults.iso(start), "to": consults.iso(end), "rounds": listed})
 
