@@ -80,7 +80,11 @@ function start() {
     if (error.data?.code === "unauthorized") { sessionStorage.removeItem("telerounds.token"); socket.disconnect(); showLogin(); }
     // Refused by the server for now (`unavailable`: its storage is down): socket.io-client does
     // not retry a refusal by itself, so try again shortly. Network errors it retries on its own.
-    else if (!socket.active) setTimeout(() => socket.connect(), 3000);
+    // Either way the banner says so: a page opened meanwhile would otherwise stay blank.
+    else {
+      say(t("banner.reconnecting"));
+      if (!socket.active) setTimeout(() => socket.connect(), 3000);
+    }
   });
   socket.on("disconnect", (reason) => {
     say(t("banner.reconnecting"));

@@ -128,22 +128,26 @@ StartInstance = Callable[..., Awaitable[Instance]]
 
 @pytest.fixture
 async def start_instance(redis_url: str, database_url: str, tmp_path: Path) -> AsyncIterator[StartInstance]:
-    """Start instances sharing one Redis and one database; all are stopped after the test."""
+    """Start instances sharing one Redis and one database (unless given their own); all are
+    stopped after the test."""
     started: list[Instance] = []
 
-    async def start(database: str | None = None, port: int | None = None, **env: str) -> Instance:
+    async def start(
+        database: str | None = None, port: int | None = None, redis: str | None = None, **env: str
+    ) -> Instance:
+        own_redis_url = redis or redis_url
         settings = load_settings(
             {
                 "TELEROUNDS_VAR_DIR": str(tmp_path / "var"),
-                "REDIS_URL": redis_url,
+                "REDIS_URL": own_redis_url,
                 "DATABASE_URL": database or database_url,
                 "SECRET_KEY": SECRET,
                 "TELEROUNDS_DEMO_PASSWORD": PASSWORD,
                 **env,
             }
         )
-        services = connect(settings, redis_url)
-        runner = web.AppRunner(create_app(services, redis_url), shutdown_timeout=2)
+        services = connect(settings, own_redis_url)
+        runner = web.AppRunner(create_app(services, own_redis_url), shutdown_timeout=2)
         await runner.setup()
         port = port or free_port()
         await web.TCPSite(runner, "127.0.0.1", port).start()

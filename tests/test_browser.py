@@ -14,7 +14,8 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from tests.conftest import PASSWORD, Instance, login
+from server.redis_process import RedisProcess
+from tests.conftest import PASSWORD, Instance, StartInstance, login
 
 TIMEOUT_MS = 20_000
 ROOT = Path(__file__).resolve().parent.parent
@@ -257,6 +258,31 @@ async def test_a_password_changed_by_an_admin_brings_every_open_page_back_to_the
     await clinician.wait_for_selector("input[name=password]")
     assert await clinician.is_hidden("#logout")
     assert clinician.errors == [], clinician.errors  # type: ignore[attr-defined]
+
+
+async def test_a_page_opened_while_redis_is_down_says_so_and_gets_in_by_itself(
+    start_instance: StartInstance, browser: Browser, tmp_path: Path
+) -> None:
+    redis = RedisProcess(tmp_path / "redis")
+    redis.start()
+    restarted = RedisProcess(redis.workdir, redis.port)  # the same address, empty
+    try:
+        instance = await start_instance(redis=redis.url)
+        clinician = await signed_in(browser, instance, "bavi.clinician")
+        await clinician.wait_for_selector("text=Đề nghị hội chẩn")
+        redis.stop()
+        # Opened again meanwhile: the connect is refused with `unavailable`. The page says it is
+        # reconnecting, keeps the sign-in, and tries again by itself.
+        await clinician.reload()
+        await clinician.wait_for_selector("#banner:has-text('đang kết nối lại')")
+        assert await clinician.is_hidden("input[name=password]")
+        restarted.start()
+        await clinician.wait_for_selector("#who:not(:empty)")  # filled by session:state
+        await clinician.wait_for_selector("text=Đề nghị hội chẩn")
+        assert clinician.errors == [], clinician.errors  # type: ignore[attr-defined]
+    finally:
+        restarted.stop()
+        redis.stop()
 
 
 async def test_a_ward_round_walks_through_three_patients_on_one_call(two_instances, browser: Browser) -> None:
