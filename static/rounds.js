@@ -148,9 +148,25 @@ export class RoundsList {
     const until = h("input", { name: "round-until", type: "date", value: r.until || "" });
     const lead = h("select", { name: "round-lead", required: true }, this.roster.map((s) =>
       h("option", { value: s.id, selected: s.id === (r.lead_specialist?.id || user.id) }, `${s.name} — ${s.hospital.name}`)));
+    // Invited: the roster's specialists and the chosen hospital's clinicians; those invited
+    // already stay listed (and chosen), so saving never drops them.
     const invited = new Set((r.participants || []).map((p) => p.id));
-    const participants = h("select", { name: "round-participants", multiple: true, size: 4 }, this.roster.map((s) =>
-      h("option", { value: s.id, selected: invited.has(s.id) }, `${s.name} — ${s.hospital.name}`)));
+    const participants = h("select", { name: "round-participants", multiple: true, size: 6 });
+    const inviteOptions = () => {
+      const hospitalId = round ? r.hospital?.id : hospital.value;
+      const place = this.hospitals.find((x) => x.id === hospitalId);
+      const people = [
+        ...this.roster.map((s) => ({ id: s.id, label: `${s.name} — ${s.hospital.name}` })),
+        ...(place?.clinicians || []).map((c) => ({ id: c.id, label: `${c.name} — ${place.name}` })),
+        ...(r.participants || []).map((p) => ({ id: p.id, label: `${p.name} — ${p.hospital?.name || ""}` })),
+      ];
+      const chosen = new Set([...invited, ...[...participants.selectedOptions].map((o) => o.value)]);
+      const seen = new Set();
+      participants.replaceChildren(...people.filter((p) => !seen.has(p.id) && seen.add(p.id))
+        .map((p) => h("option", { value: p.id, selected: chosen.has(p.id) }, p.label)));
+    };
+    inviteOptions();
+    if (!round) hospital.addEventListener("change", inviteOptions);
     const rows = h("div", { class: "patient-rows" });
     const addRow = (p = {}) => {
       const row = h("div", { class: "row patient-row", "data-patient": p.id || "" },

@@ -359,16 +359,19 @@ async def test_a_clinician_schedules_a_daily_round_from_the_form_and_cancels_tod
     from datetime import datetime, timedelta
 
     from server.consults import VIETNAM
+    from tests.conftest import add_user
     from tests.test_rounds import http, user_id
 
     a, b = two_instances
+    await add_user(a.services.settings.database_url, "bavi.clinician2", "clinician", "bavi-dgh")
     lead_id = await user_id(a, "xanhpon.icu")
     surgeon_id = await user_id(a, "xanhpon.surgeon")
+    colleague_id = await user_id(a, "bavi.clinician2")
     today = datetime.now(VIETNAM).date()
     clinician = await signed_in(browser, a, "bavi.clinician")
 
     # A clinician at Ba Vì fills in the form: a daily round at 07:00 Vietnam time for a week,
-    # led by a specialist at Xanh Pôn, another one invited, two patients.
+    # led by a specialist at Xanh Pôn, another one and a colleague at Ba Vì invited, two patients.
     await clinician.click("button.new-round")
     await clinician.fill("input[name=round-title]", "Đi buồng khoa Ngoại")
     await clinician.select_option("select[name=round-hospital]", "bavi-dgh")
@@ -378,7 +381,7 @@ async def test_a_clinician_schedules_a_daily_round_from_the_form_and_cancels_tod
     await clinician.fill("input[name=round-duration]", "45")
     await clinician.select_option("select[name=round-recurrence]", "daily")
     await clinician.select_option("select[name=round-lead]", lead_id)
-    await clinician.select_option("select[name=round-participants]", [surgeon_id])
+    await clinician.select_option("select[name=round-participants]", [surgeon_id, colleague_id])
     for bed, ref, summary in (
         ("4", "BV-2026-301", "Sau mổ ruột thừa ngày 1"),
         ("9", "BV-2026-302", "Gãy xương cẳng chân"),
@@ -408,7 +411,8 @@ async def test_a_clinician_schedules_a_daily_round_from_the_form_and_cancels_tod
     assert datetime.fromisoformat(created["starts_at"]) == start  # 07:00 in Vietnam, sent as UTC
     assert (created["hospital"]["id"], created["ward"], created["duration_min"]) == ("bavi-dgh", "Ngoại tổng hợp", 45)
     assert (created["recurrence"], created["until"]) == ("daily", (today + timedelta(days=6)).isoformat())
-    assert created["lead_specialist"]["id"] == lead_id and [p["id"] for p in created["participants"]] == [surgeon_id]
+    assert created["lead_specialist"]["id"] == lead_id
+    assert [p["id"] for p in created["participants"]] == [surgeon_id, colleague_id]
     assert [(p["bed"], p["ref"]) for p in created["patients"]] == [("4", "BV-2026-301"), ("9", "BV-2026-302")]
 
     # The specialist at Xanh Pôn sees it on each day of their week.
@@ -437,6 +441,7 @@ async def test_a_clinician_schedules_a_daily_round_from_the_form_and_cancels_tod
     )
     status, body = await http(a, "xanhpon.icu", "GET", f"/api/rounds/{rid}")
     assert body["round"]["ward"] == "Ngoại chấn thương"
+    assert [p["id"] for p in body["round"]["participants"]] == [surgeon_id, colleague_id]  # kept
     assert body["round"]["starts_at"] == created["starts_at"] and len(body["round"]["patients"]) == 2  # untouched
     await shot(lead, "rounds-week")
 

@@ -107,6 +107,22 @@ async def test_who_may_schedule_a_round(instance: Instance) -> None:
     assert status == 201 and [p["id"] for p in answer["round"]["participants"]] == [surgeon]
 
 
+async def test_the_form_offers_each_hospitals_active_clinicians_to_invite(instance: Instance) -> None:
+    database_url = instance.services.settings.database_url
+    await add_user(database_url, "bavi.colleague", "clinician", "bavi-dgh")
+    await add_user(database_url, "bavi.gone", "clinician", "bavi-dgh")
+    colleague, gone = await user_id(instance, "bavi.colleague"), await user_id(instance, "bavi.gone")
+    status, _ = await http(instance, "admin", "POST", f"/api/admin/users/{gone}/deactivate")
+    assert status == 200
+    status, body = await http(instance, "bavi.clinician", "GET", "/api/rounds/hospitals")
+    assert status == 200 and [h["id"] for h in body["hospitals"]] == ["bavi-dgh"]
+    # Ba Vì's clinicians only: not the deactivated one, not the nurse at Ba Vì's health centre.
+    offered = {c["id"] for c in body["hospitals"][0]["clinicians"]}
+    assert offered == {await user_id(instance, "bavi.clinician"), colleague}
+    created = await new_round(instance, participant_ids=[colleague])
+    assert [p["id"] for p in created["participants"]] == [colleague]
+
+
 async def test_editing_cancelling_and_listing(instance: Instance) -> None:
     created = await new_round(instance, until=None)
     rid = created["id"]

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from server import audit, calendar, consults, recurrence, rounds
 from server.api.http import client_address, query_time, read_json, require_account, services_of
 from server.errors import AppError
-from server.records import Hospital, SisterLink
+from server.records import Hospital, SisterLink, User
 from server.users import Account, load_account
 from server.validation import Payload
 
@@ -117,18 +117,34 @@ async def revoke_feed(request: web.Request) -> web.Response:
 
 @routes.get("/api/rounds/hospitals")
 async def schedulable_hospitals(request: web.Request) -> web.Response:
-    """The hospitals the caller may schedule a round at, for the browser's form (see `rounds.may_create`)."""
+    """The hospitals the caller may schedule a round at, for the browser's form (see
+    `rounds.may_create`), each with its clinicians: a round there may invite them besides the
+    specialists of the roster."""
     account = await require_account(request)
     async with services_of(request).db.session() as session:
         every = (await session.scalars(select(Hospital).order_by(Hospital.name))).all()
         links = (await session.execute(select(SisterLink.upper_id, SisterLink.lower_id))).all()
-    sisters: dict[str, set[str]] = {}
-    for upper_id, lower_id in links:
-        sisters.setdefault(lower_id, set()).add(upper_id)
-    allowed = [
-        h for h in every if h.level != "authority" and rounds.may_create(account, h.id, sisters.get(h.id, set()))
-    ]
-    return web.json_response({"hospitals": [{"id": h.id, "name": h.name, "level": h.level} for h in allowed]})
+        sisters: dict[str, set[str]] = {}
+        for upper_id, lower_id in links:
+            sisters.setdefault(lower_id, set()).add(upper_id)
+        allowed = [
+            h for h in every if h.level != "authority" and rounds.may_create(account, h.id, sisters.get(h.id, set()))
+        ]
+        found = await session.execute(
+            select(User.id, User.name, User.hospital_id)
+            .where(User.role == "clinician", User.active.is_(True), User.hospital_id.in_([h.id for h in allowed]))
+            .order_by(User.name)
+        )
+    clinicians: dict[str, list[dict[str, str]]] = {}
+    for user_id, name, hospital_id in found.all():
+        clinicians.setdefault(hospital_id, []).append({"id": user_id, "name": name})
+    return web.json_response(
+        {
+            "hospitals": [
+                {"id": h.id, "name": h.name, "level": h.level, "clinicians": clinicians.get(h.id, [])} for h in allowed
+            ]
+        }
+    )
 
 
 @routes.get("/api/rounds.ics")
