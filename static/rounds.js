@@ -173,6 +173,10 @@ export class RoundsList {
         h("label", {}, t("round.bed_label"), h("input", { name: "patient-bed", required: true, maxlength: 20, value: p.bed || "" })),
         h("label", {}, t("request.ref"), h("input", { name: "patient-ref", required: true, maxlength: 64, value: p.ref || "" })),
         h("label", { class: "wide" }, t("request.summary"), h("input", { name: "patient-summary", maxlength: 2000, value: p.summary || "" })),
+        h("button", { type: "button", class: "secondary move-up", "aria-label": t("rounds.form.move_up"), title: t("rounds.form.move_up"),
+          onclick: () => row.previousElementSibling && rows.insertBefore(row, row.previousElementSibling) }, "↑"),
+        h("button", { type: "button", class: "secondary move-down", "aria-label": t("rounds.form.move_down"), title: t("rounds.form.move_down"),
+          onclick: () => row.nextElementSibling && rows.insertBefore(row.nextElementSibling, row) }, "↓"),
         h("button", { type: "button", class: "secondary remove-patient", onclick: () => row.remove() }, t("rounds.form.remove_patient")));
       rows.append(row);
     };
@@ -204,13 +208,22 @@ export class RoundsList {
       if (Object.keys(changes).length) await api(path, json("PATCH", changes));
       if (editPatients) {
         const now = listed();
-        for (const p of round.patients) if (!now.some((x) => x.id === p.id)) await api(`${path}/patients/${encodeURIComponent(p.id)}`, { method: "DELETE" });
+        let latest = round;
+        for (const p of round.patients) if (!now.some((x) => x.id === p.id)) latest = (await api(`${path}/patients/${encodeURIComponent(p.id)}`, { method: "DELETE" })).round;
         for (const x of now) {
           const old = round.patients.find((p) => p.id === x.id);
           const fields = { bed: x.bed, ref: x.ref, summary: x.summary };
-          if (!old) await api(`${path}/patients`, json("POST", fields));
-          else if (old.bed !== x.bed || old.ref !== x.ref || old.summary !== x.summary) await api(`${path}/patients/${encodeURIComponent(x.id)}`, json("PATCH", fields));
+          if (!old) {
+            const known = new Set(latest.patients.map((p) => p.id));
+            latest = (await api(`${path}/patients`, json("POST", fields))).round;
+            x.id = latest.patients.find((p) => !known.has(p.id))?.id || null; // added at the end
+          } else if (old.bed !== x.bed || old.ref !== x.ref || old.summary !== x.summary) {
+            latest = (await api(`${path}/patients/${encodeURIComponent(x.id)}`, json("PATCH", fields))).round;
+          }
         }
+        // The rows' order, when it is not the list's already (rows moved, or added in between).
+        const order = now.map((x) => x.id);
+        if (order.join() !== latest.patients.map((p) => p.id).join()) await api(`${path}/patients`, json("PUT", { patient_ids: order }));
       }
       return t("rounds.saved");
     };

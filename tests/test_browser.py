@@ -431,10 +431,11 @@ async def test_a_clinician_schedules_a_daily_round_from_the_form_and_cancels_tod
     assert await lead.locator(f'.card.round[data-round="{rid}"]:not(.cancelled)').count() == 6
     assert await lead.query_selector(f'.card.round.cancelled[data-round="{rid}"] button.join-round') is None
 
-    # The lead changes the ward from tomorrow's card; everyone's week shows it.
+    # The lead changes the ward from tomorrow's card, and takes bed 9 first; everyone's week shows it.
     tomorrow = today + timedelta(days=1)
     await lead.click(f'.card.round[data-round="{rid}"][data-day="{tomorrow}"] button.edit-round')
     await lead.fill(".round-form.editing input[name=round-ward]", "Ngoại chấn thương")
+    await lead.locator(".round-form.editing .patient-row").nth(1).locator("button.move-up").click()
     await lead.click(".round-form.editing button[type=submit]")
     await lead.wait_for_selector(
         f'.card.round[data-round="{rid}"][data-day="{tomorrow}"]:has-text("Ngoại chấn thương")'
@@ -442,7 +443,9 @@ async def test_a_clinician_schedules_a_daily_round_from_the_form_and_cancels_tod
     status, body = await http(a, "xanhpon.icu", "GET", f"/api/rounds/{rid}")
     assert body["round"]["ward"] == "Ngoại chấn thương"
     assert [p["id"] for p in body["round"]["participants"]] == [surgeon_id, colleague_id]  # kept
-    assert body["round"]["starts_at"] == created["starts_at"] and len(body["round"]["patients"]) == 2  # untouched
+    assert body["round"]["starts_at"] == created["starts_at"]  # untouched
+    assert [p["ref"] for p in body["round"]["patients"]] == ["BV-2026-302", "BV-2026-301"]
+    assert {p["id"] for p in body["round"]["patients"]} == {p["id"] for p in created["patients"]}  # the same records
     await shot(lead, "rounds-week")
 
     # The lead cancels the whole round (a second click confirms): every day stays on the week,
