@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,9 +108,9 @@ def peers_key(room: str) -> str:
     return f"room:{room}:peers"
 
 
-def peers_in(raw: Mapping[Any, str | bytes]) -> list[Peer]:
-    """The peers of a room's hash, by peer id."""
-    return sorted((Peer.decode(v) for v in raw.values()), key=lambda p: p.peer_id)
+def decode_peers(records: Iterable[str | bytes]) -> list[Peer]:
+    """Peers from their records (the values of a room's hash), by peer id."""
+    return sorted((Peer.decode(record) for record in records), key=lambda p: p.peer_id)
 
 
 def _sid(sid: str) -> str:
@@ -134,10 +134,10 @@ class Rooms:
         status = status.decode() if isinstance(status, bytes) else str(status)
         if status == "full":
             return status, None, []
-        return status, Peer.decode(raw), sorted((Peer.decode(o) for o in others), key=lambda p: p.peer_id)
+        return status, Peer.decode(raw), decode_peers(others)
 
     async def peers(self, room: str) -> list[Peer]:
-        return peers_in(await self.redis.hgetall(peers_key(room)))
+        return decode_peers((await self.redis.hgetall(peers_key(room))).values())
 
     async def peer(self, room: str, peer_id: str) -> Peer | None:
         raw = await self.redis.hget(peers_key(room), peer_id)

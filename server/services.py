@@ -89,8 +89,8 @@ class UntimedWrite:
     `socket_timeout`.
 
     With `socket_timeout` set, redis-py runs each write in `asyncio.wait_for`: a task of its own
-    and one more turn of the event loop for every command, a fifth of a command's client CPU
-    (docs/benchmarks.md). A write only waits when the socket's buffer is full, and a Redis that
+    and one more turn of the event loop for every command, about a sixth of a command's client
+    CPU (docs/benchmarks.md, section 9). A write only waits when the socket's buffer is full, and a Redis that
     stopped answering shows in the reply, whose read still times out."""
 
     socket_timeout: float | None

@@ -17,7 +17,7 @@ from server import audit, consults, dispatch, loops, notes
 from server.errors import AppError
 from server.ice import ice_servers
 from server.records import Consult
-from server.rooms import MAX_PEERS, Peer, peers_in, peers_key
+from server.rooms import MAX_PEERS, Peer, decode_peers, peers_key
 from server.services import Services
 from server.validation import Payload
 from signaling.router import Caller, Router
@@ -206,7 +206,7 @@ async def rtc_signal(caller: Caller, payload: Signal) -> dict[str, Any]:
         raise AppError("too_large", f"sdp must be at most {MAX_SDP_CHARS} characters")
     assert caller.read is not None
     sender = target = None
-    for peer in peers_in(caller.read):
+    for peer in decode_peers(caller.read.values()):
         if peer.sid == caller.sid:
             sender = peer
         if peer.peer_id == payload.to:
