@@ -8,6 +8,8 @@ queue behind it: seq is consecutive, with no gap and no duplicate.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from sqlalchemy import select, update
@@ -29,6 +31,82 @@ SECTION_NAMES = {
 MAX_TEXT = 20_000
 
 
+@dataclass(frozen=True)
+class Caps:
+    """How much one consult's notes may hold (settings NOTES_PER_CONSULT, NOTE_BYTES_PER_CONSULT)."""
+
+    notes: int
+    bytes: int
+
+    def check(self, count: int, total_bytes: int) -> None:
+        """`too_large` when a consult holding `count` notes of `total_bytes` is beyond the caps."""
+        if count > self.notes:
+            raise AppError("too_large", f"a consult holds at most {self.notes} notes; this one is full")
+        if total_bytes > self.bytes:
+            raise AppError(
+                "too_large", f"a consult's notes hold at most {self.bytes} bytes of text; this note does not fit"
+            )
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of notes, and the cursor of the next (None: this was the last)."""
+
+    notes: list[Note]
+    next_cursor: str | None
+
+
+def cursor_of(note: Note) -> str:
+    """Opaque to clients: the consult and seq of the last note given."""
+    return f"{note.consult_id}:{note.seq}"
+
+
+def parse_cursor(cursor: str, consult_ids: Collection[str]) -> tuple[str, int]:
+    """`(consult_id, seq)` from a cursor of one of these consults; `invalid` otherwise."""
+    consult_id, _, seq = cursor.rpartition(":")
+    if consult_id not in consult_ids or not seq.isdigit():
+        raise AppError("invalid", "cursor is not one this list gave")
+    return consult_id, int(seq)
+
+
+def page_of(found: list[Note], limit: int, max_bytes: int) -> Page:
+    """The first notes of `found` (in order, at most `limit + 1` of them) that fit `limit` notes
+    and `max_bytes` bytes of text; always at least one, so a page never stalls."""
+    taken: list[Note] = []
+    size = 0
+    for note in found[:limit]:
+        size += len(note.text.encode())
+        if taken and size > max_bytes:
+            break
+        taken.append(note)
+    more = len(taken) < len(found)
+    return Page(taken, cursor_of(taken[-1]) if more else None)
+
+
+async def page(
+    db: Database, consult_ids: Sequence[str], *, cursor: str | None, after_seq: int, limit: int, max_bytes: int
+) -> Page:
+    """One page of the notes of `consult_ids`, ordered by consult (in the order given) then seq.
+    Start after `cursor` when given, else at `after_seq` in the first consult."""
+    if not consult_ids:
+        return Page([], None)
+    order = {consult_id: i for i, consult_id in enumerate(consult_ids)}
+    start_consult, start_seq = parse_cursor(cursor, order) if cursor else (consult_ids[0], after_seq)
+    found: list[Note] = []
+    async with db.session() as session:
+        # One consult at a time, in order: each read is one indexed range of (consult_id, seq).
+        for consult_id in consult_ids[order[start_consult] :]:
+            wanted = limit + 1 - len(found)
+            if wanted <= 0:
+                break
+            since = start_seq if consult_id == start_consult else 0
+            result = await session.scalars(
+                select(Note).where(Note.consult_id == consult_id, Note.seq > since).order_by(Note.seq).limit(wanted)
+            )
+            found += result.all()
+    return page_of(found, limit, max_bytes)
+
+
 async def add(
     db: Database,
     *,
@@ -38,11 +116,18 @@ async def add(
     text: str,
     author_id: str,
     amends: str | None = None,
+    caps: Caps | None = None,
 ) -> tuple[Note, bool]:
-    """Store a note (or find the one this op_id stored). `(note, created)`; committed on return."""
+    """Store a note (or find the one this op_id stored). `(note, created)`; committed on return.
+    Beyond `caps` (notes or bytes of the consult) it is `too_large` and nothing is stored."""
+    size = len(text.encode())
     async with db.session() as session:
         try:
-            await session.execute(update(Consult).where(Consult.id == consult_id).values(note_seq=Consult.note_seq + 1))
+            await session.execute(
+                update(Consult)
+                .where(Consult.id == consult_id)
+                .values(note_seq=Consult.note_seq + 1, note_bytes=Consult.note_bytes + size)
+            )
             existing = await session.scalar(select(Note).where(Note.consult_id == consult_id, Note.op_id == op_id))
             if existing is not None:
                 session.expunge(existing)  # keep its loaded fields through the rollback
@@ -53,9 +138,14 @@ async def add(
                 if original is None or original.consult_id != consult_id:
                     raise AppError("not_found", "no such note in this consult")
                 section = original.section
-            seq = await session.scalar(select(Consult.note_seq).where(Consult.id == consult_id))
-            if seq is None:
+            counted = (
+                await session.execute(select(Consult.note_seq, Consult.note_bytes).where(Consult.id == consult_id))
+            ).first()
+            if counted is None:
                 raise AppError("not_found", "no such consult")
+            seq, total = counted
+            if caps is not None:
+                caps.check(seq, total)  # counted under the write lock: no two writers pass it at once
             note = Note(
                 consult_id=consult_id,
                 seq=seq,

@@ -18,6 +18,7 @@ or round it is about that the caller needs besides:
 - `round_team`: edits the round's patient list: the lead and the clinicians of its hospital.
 - `round_planner`: changes the round's schedule: its creator, lead and the clinicians of its hospital.
 - `round_creator`: schedules rounds at a hospital: its own clinicians, its sister hospital's specialists.
+- `round_named_lead`: the specialist named as the round's lead, accepted or asked (another network's).
 
 Roles in `unrelated` need no relation: supervisors read any consult and the rounds in their scope,
 admins plan any round.
@@ -50,6 +51,7 @@ Relation = Literal[
     "round_team",
     "round_planner",
     "round_creator",
+    "round_named_lead",
 ]
 
 
@@ -92,6 +94,7 @@ EVENTS: dict[tuple[str, str], Rule] = {
     ("/", "note:amend"): _rule(*CALLERS, relation="participant"),
     ("/", "note:list"): _rule(*CALLERS, "supervisor", relation="participant", unrelated=("supervisor",)),
     ("/", "round:join"): _rule(*CALLERS, relation="round_member"),
+    ("/", "round:notes"): _rule(*CALLERS, relation="round_member"),
     ("/", "round:leave"): _rule(*CALLERS),  # leaves only the caller's own peer
     ("/", "round:focus"): _rule("specialist", relation="round_lead"),
     ("/", "round:end"): _rule("specialist", relation="round_lead"),
@@ -145,6 +148,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/rounds"): _rule(*CALLERS, "admin", relation="round_creator", unrelated=("admin",)),
     ("GET", "/api/rounds/{round_id}"): _rule(*ROLES, relation="round_member", unrelated=("supervisor", "admin")),
     ("PATCH", "/api/rounds/{round_id}"): _ROUND_PLAN,
+    ("POST", "/api/rounds/{round_id}/lead"): _rule("specialist", relation="round_named_lead"),
     ("POST", "/api/rounds/{round_id}/cancel"): _ROUND_PLAN,
     ("POST", "/api/rounds/{round_id}/patients"): _ROUND_TEAM,
     ("PUT", "/api/rounds/{round_id}/patients"): _ROUND_TEAM,

@@ -163,6 +163,7 @@ class Consult(Base):
     summary: Mapped[str | None] = mapped_column(Text)
     version: Mapped[int] = mapped_column(default=1)
     note_seq: Mapped[int] = mapped_column(default=0)  # the last note's seq
+    note_bytes: Mapped[int] = mapped_column(default=0)  # UTF-8 bytes of its notes' text, for the cap
     demo: Mapped[bool] = mapped_column(Boolean, default=False)  # generated demo history, never a real patient
     # A round patient's consult (kind `round`): the session (one occurrence of a round) and the
     # patient of the round's list it is about. Both None for an on-demand consult.
@@ -236,6 +237,8 @@ class Round(Base):
     skipped: Mapped[list[str]] = mapped_column(JSON, default=list)
     lead_specialist_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
     participant_ids: Mapped[list[str]] = mapped_column(JSON, default=list)  # invited specialists and clinicians
+    # `accepted`, or `pending` / `declined` for a lead of another network, who must accept first.
+    lead_status: Mapped[str] = mapped_column(String(10), default="accepted")
     created_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

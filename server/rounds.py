@@ -24,6 +24,14 @@ Who does what (policy, pure functions below):
 - Edit or cancel the schedule: an admin, whoever created it, the lead, the district team.
 - Read: besides those taking part, supervisors within their scope (server/scope.py): the
   round's hospital or the lead specialist's hospital; the Department of Health sees all.
+
+A lead specialist of another network (a hospital neither the round's nor linked to it as a
+sister) is only asked: the round's `lead_status` is `pending` until they accept (`accepted`) or
+decline (`declined`), and until then the round is not theirs: they do not take part, it is not in
+their lists or their `session:state`, and it cannot start. Naming a stranger costs them nothing.
+
+Caps (settings): ROUNDS_PER_HOSPITAL rounds neither cancelled nor over at one hospital,
+ROUND_MAX_PATIENTS patients on one round's list; one more is `too_large`.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from server import consults, dispatch, loops, recurrence
@@ -47,17 +55,19 @@ from server.records import (
     Round,
     RoundPatient,
     RoundSession,
+    SisterLink,
     User,
     utcnow,
 )
 from server.scope import hospital_scope
 from server.services import Services
+from server.settings import Settings
 from server.users import Account
 
 log = logging.getLogger("telerounds.rounds")
 
 MAX_DURATION_MIN = 8 * 60
-MAX_PATIENTS = 40
+MAX_LEAD_REQUESTS = 50  # the pending lead requests one specialist is shown, newest first
 STARTING_WINDOW = timedelta(minutes=5)  # a `round:starting` notice is sent up to this late
 OVERRUN = timedelta(hours=2)  # an empty session ends on its own this long after its scheduled end
 
@@ -70,31 +80,40 @@ def room_of(round_id: str) -> str:
 # Policy.
 
 
+def is_lead(item: Round, user_id: str) -> bool:
+    """The round's lead, once they accepted it (a lead of the network is accepted at once)."""
+    return user_id == item.lead_specialist_id and item.lead_status == "accepted"
+
+
+def lead_must_accept(lead_id: str, lead_hospital_id: str | None, creator_id: str, network: set[str]) -> bool:
+    """Whether a lead named by `creator_id` is only asked: a specialist whose hospital is not in
+    `network` (the round's hospital and its sister hospitals), unless they named themselves."""
+    return lead_id != creator_id and lead_hospital_id not in network
+
+
 def takes_part(item: Round, account: Account) -> bool:
     return (
-        account.id in (item.lead_specialist_id, item.created_by)
+        is_lead(item, account.id)
+        or account.id == item.created_by
         or account.id in (item.participant_ids or [])
         or (account.role == "clinician" and account.hospital_id == item.hospital_id)
     ) and account.role in ("specialist", "clinician")
 
 
 def may_edit_patients(item: Round, account: Account) -> bool:
-    return account.id == item.lead_specialist_id or (
-        account.role == "clinician" and account.hospital_id == item.hospital_id
-    )
+    return is_lead(item, account.id) or (account.role == "clinician" and account.hospital_id == item.hospital_id)
 
 
 def may_lead(item: Round, account: Account) -> bool:
     """Who moves the focus and ends a session: the lead and the invited specialists."""
-    return account.role == "specialist" and (
-        account.id == item.lead_specialist_id or account.id in (item.participant_ids or [])
-    )
+    return account.role == "specialist" and (is_lead(item, account.id) or account.id in (item.participant_ids or []))
 
 
 def may_edit_schedule(item: Round, account: Account) -> bool:
     return (
         account.role == "admin"
-        or account.id in (item.created_by, item.lead_specialist_id)
+        or account.id == item.created_by
+        or is_lead(item, account.id)
         or (account.role == "clinician" and account.hospital_id == item.hospital_id)
     )
 
@@ -240,6 +259,7 @@ async def view(db: Database, loaded: Loaded, now: datetime | None = None) -> dic
         "until": item.until.isoformat() if item.until else None,
         "skipped": sorted(item.skipped or []),
         "lead_specialist": who.get(item.lead_specialist_id),
+        "lead_status": item.lead_status,
         "participants": [who[i] for i in item.participant_ids or [] if i in who],
         "created_by": who.get(item.created_by),
         "created_at": iso(item.created_at),
@@ -287,6 +307,60 @@ def cancelled_occurrences_of(item: Round, start: datetime, end: datetime) -> lis
 # Writing the schedule.
 
 
+@dataclass(frozen=True)
+class Caps:
+    """Settings ROUNDS_PER_HOSPITAL and ROUND_MAX_PATIENTS."""
+
+    rounds: int
+    patients: int
+
+
+def caps_of(settings: Settings) -> Caps:
+    return Caps(rounds=settings.rounds_per_hospital, patients=settings.round_max_patients)
+
+
+async def lasting_at(db: Database, hospital_id: str, now: datetime) -> int:
+    """The rounds of a hospital neither cancelled nor over: a series whose last day has not
+    passed, or a single occurrence that has not ended."""
+    today = recurrence.day_of(now)
+    async with db.session() as session:
+        found = await session.scalar(
+            select(func.count())
+            .select_from(Round)
+            .where(
+                Round.hospital_id == hospital_id,
+                Round.cancelled_at.is_(None),
+                or_(
+                    Round.recurrence.is_(None) & (Round.starts_at >= now - timedelta(minutes=MAX_DURATION_MIN)),
+                    Round.recurrence.is_not(None) & (Round.until.is_(None) | (Round.until >= today)),
+                ),
+            )
+        )
+    return int(found or 0)
+
+
+async def network_of(db: Database, hospital_id: str) -> set[str]:
+    """The hospital and the hospitals linked to it as sisters, either way."""
+    async with db.session() as session:
+        links = await session.execute(
+            select(SisterLink.upper_id, SisterLink.lower_id).where(
+                (SisterLink.upper_id == hospital_id) | (SisterLink.lower_id == hospital_id)
+            )
+        )
+        return {hospital_id, *(i for pair in links.all() for i in pair)}
+
+
+async def _lead_status(db: Database, hospital_id: str, lead_id: str, named_by: str) -> str:
+    async with db.session() as session:
+        lead = await session.get(User, lead_id)
+    lead_hospital = lead.hospital_id if lead else None
+    return (
+        "pending"
+        if lead_must_accept(lead_id, lead_hospital, named_by, await network_of(db, hospital_id))
+        else "accepted"
+    )
+
+
 async def _check_people(db: Database, lead_id: str, participant_ids: list[str]) -> None:
     who = await consults.people(db, [lead_id, *participant_ids])
     if who.get(lead_id, {}).get("role") != "specialist":
@@ -319,6 +393,7 @@ async def create(
     lead_specialist_id: str,
     participant_ids: list[str],
     patients: list[dict[str, str]],
+    caps: Caps,
 ) -> Round:
     async with db.session() as session:
         hospital = await session.get(Hospital, hospital_id)
@@ -331,8 +406,14 @@ async def create(
         )
     _check_times(starts_at, rule, until, duration_min)
     await _check_people(db, lead_specialist_id, participant_ids)
-    if len(patients) > MAX_PATIENTS:
-        raise AppError("too_large", f"a round lists at most {MAX_PATIENTS} patients")
+    if len(patients) > caps.patients:
+        raise AppError("too_large", f"a round lists at most {caps.patients} patients")
+    if await lasting_at(db, hospital_id, utcnow()) >= caps.rounds:
+        raise AppError(
+            "too_large",
+            f"a hospital has at most {caps.rounds} rounds scheduled (neither cancelled nor over); "
+            "cancel one that is no longer held first",
+        )
     item = Round(
         title=title,
         hospital_id=hospital_id,
@@ -344,6 +425,7 @@ async def create(
         skipped=[],
         lead_specialist_id=lead_specialist_id,
         participant_ids=list(dict.fromkeys(participant_ids)),
+        lead_status=await _lead_status(db, hospital_id, lead_specialist_id, account.id),
         created_by=account.id,
         created_at=utcnow(),
         version=1,
@@ -395,8 +477,82 @@ async def reschedule(db: Database, account: Account, round_id: str, changes: dic
         )
     if "participant_ids" in changes:
         changes["participant_ids"] = list(dict.fromkeys(changes["participant_ids"]))
+    if "lead_specialist_id" in changes and (
+        changes["lead_specialist_id"] != item.lead_specialist_id or item.lead_status == "declined"
+    ):
+        # A new lead (or one who declined, named again) is asked afresh when of another network.
+        changes["lead_status"] = await _lead_status(db, item.hospital_id, changes["lead_specialist_id"], account.id)
     await _bump(db, round_id, **changes)
     return await get(db, round_id)
+
+
+async def answer_lead(db: Database, account: Account, round_id: str, accept: bool) -> Round:
+    """The named lead accepts or declines a round they were asked to lead. Accepting an accepted
+    round again changes nothing; a lead who accepted steps down by being replaced, not here."""
+    item = await get(db, round_id)
+    if account.id != item.lead_specialist_id:
+        raise AppError("forbidden", "only the specialist named as this round's lead answers for it")
+    if item.cancelled_at is not None:
+        raise AppError("conflict", "this round was cancelled")
+    wanted = "accepted" if accept else "declined"
+    if item.lead_status == wanted:
+        return item
+    if item.lead_status != "pending":
+        raise AppError("conflict", f"this round's lead is already {item.lead_status}; ask its planners to change it")
+    async with db.session() as session, session.begin():
+        result = await session.execute(
+            update(Round)
+            .where(Round.id == round_id, Round.lead_status == "pending", Round.lead_specialist_id == account.id)
+            .values(lead_status=wanted, version=Round.version + 1)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise AppError("conflict", "this round changed meanwhile; look again")
+    return await get(db, round_id)
+
+
+async def lead_requests(db: Database, account: Account) -> list[dict[str, Any]]:
+    """The rounds `account` is asked to lead and has not answered, newest first (at most
+    MAX_LEAD_REQUESTS): the schedule and who asks, without the patients."""
+    if account.role != "specialist":
+        return []
+    async with db.session() as session:
+        found = (
+            await session.scalars(
+                select(Round)
+                .where(
+                    Round.lead_specialist_id == account.id,
+                    Round.lead_status == "pending",
+                    Round.cancelled_at.is_(None),
+                )
+                .order_by(Round.created_at.desc())
+                .limit(MAX_LEAD_REQUESTS)
+            )
+        ).all()
+        hospitals = {
+            h.id: h
+            for h in (
+                await session.scalars(select(Hospital).where(Hospital.id.in_({r.hospital_id for r in found})))
+            ).all()
+        }
+    who = await consults.people(db, [r.created_by for r in found])
+    return [
+        {
+            "id": r.id,
+            "title": r.title,
+            "hospital": {
+                "id": r.hospital_id,
+                "name": hospitals[r.hospital_id].name if r.hospital_id in hospitals else "",
+            },
+            "ward": r.ward,
+            "starts_at": iso(r.starts_at),
+            "duration_min": r.duration_min,
+            "recurrence": r.recurrence,
+            "until": r.until.isoformat() if r.until else None,
+            "created_by": who.get(r.created_by),
+            "created_at": iso(r.created_at),
+        }
+        for r in found
+    ]
 
 
 async def cancel(db: Database, account: Account, round_id: str, day: date | None) -> Round:
@@ -430,8 +586,9 @@ async def _editable(db: Database, account: Account, round_id: str) -> Round:
 async def add_patient(services: Services, account: Account, round_id: str, bed: str, ref: str, summary: str) -> None:
     item = await _editable(services.db, account, round_id)
     present = await listed(services.db, round_id)
-    if len(present) >= MAX_PATIENTS:
-        raise AppError("too_large", f"a round lists at most {MAX_PATIENTS} patients")
+    cap = services.settings.round_max_patients
+    if len(present) >= cap:
+        raise AppError("too_large", f"a round lists at most {cap} patients; remove one first")
     patient = RoundPatient(
         round_id=round_id,
         position=max((p.position for p in present), default=0) + 1,
@@ -536,6 +693,8 @@ async def start(db: Database, account: Account, round_id: str, now: datetime) ->
     item = await get(db, round_id)
     if not takes_part(item, account):
         raise AppError("forbidden", "you do not take part in this round")
+    if item.lead_status != "accepted":
+        raise AppError("conflict", f"the lead specialist has not accepted this round ({item.lead_status})")
     today = recurrence.day_of(now)
     current = await current_session(db, round_id, today)
     if current is None or current.status != "active":
@@ -663,7 +822,8 @@ async def team_of(db: Database, item: Round) -> set[str]:
                 )
             )
         ).all()
-    return {item.lead_specialist_id, item.created_by, *(item.participant_ids or []), *clinicians}
+    lead = [item.lead_specialist_id] if item.lead_status == "accepted" else []
+    return {*lead, item.created_by, *(item.participant_ids or []), *clinicians}
 
 
 async def announce_starting(services: Services, now: datetime) -> list[str]:

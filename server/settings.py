@@ -48,6 +48,17 @@ class Settings:
     presence_ttl_s: int = 30
     precall_max: int = 4
     precall_seconds: float = 60.0
+    # Caps on what one hospital, round, consult or user may store (too_large / rate_limited).
+    rounds_per_hospital: int = 50  # rounds not cancelled and not over, at one hospital
+    round_max_patients: int = 40  # patients listed on one round
+    notes_per_consult: int = 1000  # notes and amendments of one consult
+    note_bytes_per_consult: int = 2_000_000  # UTF-8 bytes of the text of one consult's notes
+    # One page of notes (`note:list`, the join acks): at most this many notes and about this many
+    # bytes of text (a page always holds at least one note; a note is at most 80 kB).
+    note_page_size: int = 100
+    note_page_bytes: int = 256 * 1024
+    attachment_bytes_per_consult: int = 100 * 1024 * 1024
+    attachment_bytes_per_user_day: int = 200 * 1024 * 1024  # uploaded by one user in 24 hours
 
     @property
     def embedded_redis(self) -> bool:
@@ -176,4 +187,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         presence_ttl_s=_int(env, "PRESENCE_TTL_S", 30, 2, 3600),
         precall_max=_int(env, "PRECALL_MAX", 4, 0, 1000),
         precall_seconds=_float(env, "PRECALL_SECONDS", 60.0, 1.0, 3600),
+        rounds_per_hospital=_int(env, "ROUNDS_PER_HOSPITAL", 50, 1, 100_000),
+        round_max_patients=_int(env, "ROUND_MAX_PATIENTS", 40, 1, 1000),
+        notes_per_consult=_int(env, "NOTES_PER_CONSULT", 1000, 1, 1_000_000),
+        note_bytes_per_consult=_int(env, "NOTE_BYTES_PER_CONSULT", 2_000_000, 100_000, 1_000_000_000),
+        note_page_size=_int(env, "NOTE_PAGE_SIZE", 100, 1, 10_000),
+        note_page_bytes=_int(env, "NOTE_PAGE_BYTES", 256 * 1024, 1024, 100 * 1024 * 1024),
+        attachment_bytes_per_consult=_int(
+            env, "ATTACHMENT_BYTES_PER_CONSULT", 100 * 1024 * 1024, 1024, 1024 * 1024 * 1024 * 1024
+        ),
+        attachment_bytes_per_user_day=_int(
+            env, "ATTACHMENT_BYTES_PER_USER_DAY", 200 * 1024 * 1024, 1024, 1024 * 1024 * 1024 * 1024
+        ),
     )

@@ -37,6 +37,31 @@ class NoteAmend(Payload):
 class NoteList(Payload):
     consult_id: Id
     after_seq: Annotated[int, Field(ge=0)] = 0
+    cursor: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
+    limit: Annotated[int, Field(ge=1)] | None = None
+
+
+def note_caps(caller: Caller) -> notes.Caps:
+    settings = caller.services.settings
+    return notes.Caps(notes=settings.notes_per_consult, bytes=settings.note_bytes_per_consult)
+
+
+async def note_page(
+    caller: Caller, consult_ids: list[str], *, cursor: str | None = None, after_seq: int = 0, limit: int | None = None
+) -> dict[str, Any]:
+    """`{notes, next_cursor}`: one page of these consults' notes (NOTE_PAGE_SIZE, NOTE_PAGE_BYTES)."""
+    settings = caller.services.settings
+    size = min(limit or settings.note_page_size, settings.note_page_size)
+    found = await notes.page(
+        caller.services.db,
+        consult_ids,
+        cursor=cursor,
+        after_seq=after_seq,
+        limit=size,
+        max_bytes=settings.note_page_bytes,
+    )
+    who = await consults.people(caller.services.db, [n.author_id for n in found.notes])
+    return {"notes": [notes.view(n, who) for n in found.notes], "next_cursor": found.next_cursor}
 
 
 def _check_text(text: str) -> None:
@@ -77,6 +102,7 @@ async def note_add(caller: Caller, payload: NoteAdd) -> dict[str, Any]:
         section=payload.section,
         text=payload.text,
         author_id=caller.account.id,
+        caps=note_caps(caller),
     )
     return await _publish(caller, consult, note, created)
 
@@ -93,6 +119,7 @@ async def note_amend(caller: Caller, payload: NoteAmend) -> dict[str, Any]:
         text=payload.text,
         author_id=caller.account.id,
         amends=payload.note_id,
+        caps=note_caps(caller),
     )
     return await _publish(caller, consult, note, created)
 
@@ -100,10 +127,11 @@ async def note_amend(caller: Caller, payload: NoteAmend) -> dict[str, Any]:
 @router.on("note:list", NoteList)
 async def note_list(caller: Caller, payload: NoteList) -> dict[str, Any]:
     consult = await consult_for(caller.services, caller.account, payload.consult_id, write=False)
-    found = await notes.after(caller.services.db, consult.id, payload.after_seq)
+    answer = await note_page(
+        caller, [consult.id], cursor=payload.cursor, after_seq=payload.after_seq, limit=payload.limit
+    )
     await audit.record(
         caller.services.db, caller.account.id, "notes.list", "consult", consult.id, caller.address,
-        f"after_seq={payload.after_seq}",
+        f"cursor={payload.cursor}" if payload.cursor else f"after_seq={payload.after_seq}",
     )  # fmt: skip
-    who = await consults.people(caller.services.db, [n.author_id for n in found])
-    return {"notes": [notes.view(n, who) for n in found]}
+    return answer

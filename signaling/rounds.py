@@ -11,12 +11,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import StringConstraints
+from pydantic import Field, StringConstraints
 
-from server import audit, consults, notes, rounds
+from server import audit, consults, rounds
 from server.errors import AppError
 from server.ice import ice_servers
 from server.validation import Payload
+from signaling.notes import note_page
 from signaling.router import Caller, Router
 from signaling.rtc import join_room, leave_call
 
@@ -27,6 +28,12 @@ Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 class RoundRef(Payload):
     round_id: Id
+
+
+class RoundNotes(Payload):
+    round_id: Id
+    cursor: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    limit: Annotated[int, Field(ge=1)] | None = None
 
 
 class RoundFocus(Payload):
@@ -44,12 +51,11 @@ async def round_join(caller: Caller, payload: RoundRef) -> dict[str, Any]:
     peer, others = await join_room(caller, rounds.room_of(item.id), role)
     assert services.sio is not None
     await services.sio.enter_room(caller.sid, f"user:{consults.round_audience(held.id)}")
-    # Every patient's notes so far, so a late joiner sees the whole record at once (audited per consult).
-    found = []
+    # The first page of every patient's notes so far, so a late joiner sees the record at once;
+    # the rest come with `round:notes {cursor}` (audited per consult).
+    first = await note_page(caller, sorted(c.id for c in loaded.consults.values()))
     for consult in loaded.consults.values():
-        found += await notes.after(services.db, consult.id)
         await audit.record(services.db, caller.account.id, "notes.list", "consult", consult.id, caller.address)
-    who = await consults.people(services.db, [n.author_id for n in found])
     described = await rounds.view(services.db, loaded)
     # Joining may have started the session: tell those already in the call.
     await services.sio.emit("round:updated", {"round": described}, room=rounds.room_of(item.id), skip_sid=caller.sid)
@@ -58,8 +64,27 @@ async def round_join(caller: Caller, payload: RoundRef) -> dict[str, Any]:
         "peer_id": peer.peer_id,
         "peers": others,
         "ice_servers": ice_servers(services.settings, caller.account.id),
-        "notes": [notes.view(n, who) for n in sorted(found, key=lambda n: (n.consult_id, n.seq))],
+        **first,
     }
+
+
+@router.on("round:notes", RoundNotes)
+async def round_notes(caller: Caller, payload: RoundNotes) -> dict[str, Any]:
+    """`{notes, next_cursor}`: the next page of the notes of today's session's patients."""
+    services = caller.services
+    item = await rounds.readable(services.db, caller.account, payload.round_id)
+    loaded = await rounds.load(services.db, item.id)
+    if loaded.session is None:
+        return {"notes": [], "next_cursor": None}
+    answer = await note_page(
+        caller, sorted(c.id for c in loaded.consults.values()), cursor=payload.cursor, limit=payload.limit
+    )
+    for consult in loaded.consults.values():
+        await audit.record(
+            services.db, caller.account.id, "notes.list", "consult", consult.id, caller.address,
+            f"cursor={payload.cursor}",
+        )  # fmt: skip
+    return answer
 
 
 @router.on("round:leave", RoundRef)

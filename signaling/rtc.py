@@ -13,13 +13,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
-from server import audit, consults, dispatch, loops, notes
+from server import audit, consults, dispatch, loops
 from server.errors import AppError
 from server.ice import ice_servers
 from server.records import Consult
 from server.rooms import MAX_PEERS, Peer, decode_peers, peers_key
 from server.services import Services
 from server.validation import Payload
+from signaling.notes import note_page
 from signaling.router import Caller, Router
 
 log = logging.getLogger("telerounds.rtc")
@@ -161,16 +162,16 @@ async def consult_join(caller: Caller, payload: ConsultRef) -> dict[str, Any]:
         "peer_id": peer.peer_id,
         "peers": others,
         "ice_servers": ice_servers(caller.services.settings, caller.account.id),
-        "notes": await _notes(caller, consult),
+        **await _notes(caller, consult),
     }
 
 
-async def _notes(caller: Caller, consult: Consult) -> list[dict[str, Any]]:
-    """Every note so far, so a joining screen shows the record at once (the read is audited)."""
-    found = await notes.after(caller.services.db, consult.id)
+async def _notes(caller: Caller, consult: Consult) -> dict[str, Any]:
+    """`{notes, next_cursor}`: the first page of the notes so far, so a joining screen shows the
+    record at once; it fetches the rest with `note:list {cursor}` (the read is audited)."""
+    answer = await note_page(caller, [consult.id])
     await audit.record(caller.services.db, caller.account.id, "notes.list", "consult", consult.id, caller.address)
-    who = await consults.people(caller.services.db, [n.author_id for n in found])
-    return [notes.view(n, who) for n in found]
+    return answer
 
 
 @router.on("consult:leave", ConsultRef)

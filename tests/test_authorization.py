@@ -65,7 +65,7 @@ USERNAMES = sorted({s.username for s in SITUATIONS} | {"xanhpon.obgyn", "victim"
 CONSULT_RELATIONS = {"participant", "party", "requester", "in_call"}
 # Round rules are checked here for their role gate only (a round that does not exist: allowed
 # roles get `not_found`); who takes part in a round is tests/test_rounds.py's.
-ROUND_RELATIONS = {"round_member", "round_lead", "round_team", "round_planner", "round_creator"}
+ROUND_RELATIONS = {"round_member", "round_lead", "round_team", "round_planner", "round_creator", "round_named_lead"}
 
 
 def expected(rule: Rule, situation: Situation) -> bool:
@@ -193,6 +193,7 @@ def event_payload(event: str, consult_id: str, world: World) -> dict[str, Any]:
         "note:amend": {**ref, "op_id": uuid.uuid4().hex, "note_id": "no-such-note", "text": "Sửa"},
         "note:list": ref,
         "round:join": {"round_id": "no-such-round"},
+        "round:notes": {"round_id": "no-such-round", "cursor": "no-such-consult:0"},
         "round:leave": {"round_id": "no-such-round"},
         "round:focus": {"round_id": "no-such-round", "patient_id": "no-such-patient"},
         "round:end": {"round_id": "no-such-round"},

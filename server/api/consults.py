@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from aiohttp import BodyPartReader, web
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 
 from server import audit, consults, dispatch, record
 from server.access import consult_for
 from server.api.http import client_address, printable_page, query_time, require_account, services_of
-from server.errors import AppError
+from server.errors import AppError, ErrorCode
 from server.records import Attachment, Consult, User, new_id, utcnow
 from server.scope import hospital_scope
+from server.services import Services
 
 routes = web.RouteTableDef()
 
@@ -90,6 +93,56 @@ async def get_fhir(request: web.Request) -> web.Response:
     return web.json_response(bundle, content_type="application/fhir+json")
 
 
+@dataclass(frozen=True)
+class Allowance:
+    """How many more attachment bytes an upload may bring, and the refusal beyond them."""
+
+    bytes: int
+    code: ErrorCode
+    message: str
+
+
+def allowance(consult_used: int, consult_cap: int, user_used: int, user_cap: int) -> Allowance:
+    """The tighter of the consult's cap (`too_large`: the record is full) and the uploader's
+    daily cap (`rate_limited`: it frees up as the day's uploads age past 24 hours)."""
+    for_consult = Allowance(
+        max(consult_cap - consult_used, 0),
+        "too_large",
+        f"a consult's attachments hold at most {consult_cap} bytes; {max(consult_cap - consult_used, 0)} are left",
+    )
+    for_user = Allowance(
+        max(user_cap - user_used, 0),
+        "rate_limited",
+        f"one user uploads at most {user_cap} bytes of attachments in 24 hours; "
+        f"{max(user_cap - user_used, 0)} are left now",
+    )
+    return for_consult if for_consult.bytes <= for_user.bytes else for_user
+
+
+async def _attachment_allowance(services: Services, consult_id: str, user_id: str) -> Allowance:
+    """Read from the stored sizes (ATTACHMENT_BYTES_PER_CONSULT, ATTACHMENT_BYTES_PER_USER_DAY)."""
+    since = utcnow() - timedelta(hours=24)
+    async with services.db.session() as session:
+        consult_used = await session.scalar(
+            select(func.coalesce(func.sum(Attachment.size), 0)).where(Attachment.consult_id == consult_id)
+        )
+        user_used = await session.scalar(
+            select(func.coalesce(func.sum(Attachment.size), 0)).where(
+                Attachment.uploader_id == user_id, Attachment.created_at >= since
+            )
+        )
+    settings = services.settings
+    found = allowance(
+        int(consult_used or 0),
+        settings.attachment_bytes_per_consult,
+        int(user_used or 0),
+        settings.attachment_bytes_per_user_day,
+    )
+    if found.bytes <= 0:
+        raise AppError(found.code, found.message)
+    return found
+
+
 def _safe_name(name: str, extension: str) -> str:
     stem = re.sub(r"[^\w.\- ]+", "_", Path(name).stem, flags=re.UNICODE).strip(" .")[:80] or "tep"
     return stem + extension
@@ -104,6 +157,7 @@ async def add_attachment(request: web.Request) -> web.Response:
         raise AppError("conflict", f"attachments are added once the consult is accepted; it is {consult.status}")
     if not request.content_type.startswith("multipart/"):
         raise AppError("invalid", "send the file as multipart/form-data in a field named 'file'")
+    allowance = await _attachment_allowance(services, consult.id, account.id)
     reader = await request.multipart()
     part = await reader.next()
     while part is not None and getattr(part, "name", None) != "file":
@@ -115,6 +169,8 @@ async def add_attachment(request: web.Request) -> web.Response:
         data.extend(chunk)
         if len(data) > MAX_ATTACHMENT_BYTES:
             raise AppError("too_large", "an attachment is at most 10 MB")
+        if len(data) > allowance.bytes:
+            raise AppError(allowance.code, allowance.message)
     kind = next(((t, ext) for sig, t, ext in SIGNATURES if data.startswith(sig)), None)
     if kind is None:
         raise AppError("invalid", "only JPEG, PNG and PDF files can be attached")

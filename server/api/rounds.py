@@ -12,7 +12,7 @@ from sqlalchemy import select
 from server import audit, calendar, consults, recurrence, rounds
 from server.api.http import client_address, query_time, read_json, require_account, services_of
 from server.errors import AppError
-from server.records import Hospital, SisterLink, User
+from server.records import Hospital, Round, SisterLink, User
 from server.users import Account, load_account
 from server.validation import Payload
 
@@ -65,6 +65,10 @@ class PatientPatch(Payload):
 
 class OrderIn(Payload):
     patient_ids: list[Id]
+
+
+class LeadAnswer(Payload):
+    accept: bool
 
 
 def _moment(name: str, raw: str) -> datetime:
@@ -195,7 +199,36 @@ async def list_rounds(request: web.Request) -> web.Response:
                 }
             )
     await audit.record(services.db, account.id, "rounds.list", "round", "", client_address(request))
-    return web.json_response({"from": consults.iso(start), "to": consults.iso(end), "rounds": listed})
+    return web.json_response(
+        {
+            "from": consults.iso(start),
+            "to": consults.iso(end),
+            "rounds": listed,
+            "lead_requests": await rounds.lead_requests(services.db, account),
+        }
+    )
+
+
+async def _ask_lead(request: web.Request, item: Round) -> None:
+    """`round:lead-requested {request}` to a lead of another network named just now."""
+    if item.lead_status != "pending":
+        return
+    services = services_of(request)
+    lead = await load_account(services, item.lead_specialist_id)
+    asked = next((r for r in await rounds.lead_requests(services.db, lead) if r["id"] == item.id), None)
+    if asked is not None and services.sio is not None:
+        await services.sio.emit("round:lead-requested", {"request": asked}, room=f"user:{lead.id}")
+
+
+@routes.post("/api/rounds/{round_id}/lead")
+async def answer_lead(request: web.Request) -> web.Response:
+    """The specialist named as lead accepts (`{accept: true}`) or declines the round."""
+    account = await require_account(request)
+    body = await read_json(request, LeadAnswer)
+    round_id = request.match_info["round_id"]
+    await rounds.answer_lead(services_of(request).db, account, round_id, body.accept)
+    await _audit(request, account, "round.lead", round_id, "accept" if body.accept else "decline")
+    return await _answer(request, round_id)
 
 
 @routes.post("/api/rounds")
@@ -215,8 +248,10 @@ async def create_round(request: web.Request) -> web.Response:
         lead_specialist_id=body.lead_specialist_id,
         participant_ids=list(body.participant_ids),
         patients=[p.model_dump() for p in body.patients],
+        caps=rounds.caps_of(services_of(request).settings),
     )
     await _audit(request, account, "round.create", item.id)
+    await _ask_lead(request, item)
     return web.json_response({"round": await rounds.describe(services_of(request).db, item.id)}, status=201)
 
 
@@ -245,8 +280,10 @@ async def patch_round(request: web.Request) -> web.Response:
             value = list(value)
         changes[name] = value
     round_id = request.match_info["round_id"]
-    await rounds.reschedule(services_of(request).db, account, round_id, changes)
+    item = await rounds.reschedule(services_of(request).db, account, round_id, changes)
     await _audit(request, account, "round.update", round_id, " ".join(sorted(changes)))
+    if "lead_specialist_id" in changes:
+        await _ask_lead(request, item)
     return await _answer(request, round_id)
 
 
