@@ -528,8 +528,14 @@ async def lead_requests(db: Database, account: Account) -> list[dict[str, Any]]:
                 .limit(MAX_LEAD_REQUESTS)
             )
         ).all()
+    return await request_views(db, list(found))
+
+
+async def request_views(db: Database, found: list[Round]) -> list[dict[str, Any]]:
+    """`lead request`s: each round's schedule and who asks, without the patients."""
+    async with db.session() as session:
         hospitals = {
-            h.id: h
+            h.id: h.name
             for h in (
                 await session.scalars(select(Hospital).where(Hospital.id.in_({r.hospital_id for r in found})))
             ).all()
@@ -539,10 +545,7 @@ async def lead_requests(db: Database, account: Account) -> list[dict[str, Any]]:
         {
             "id": r.id,
             "title": r.title,
-            "hospital": {
-                "id": r.hospital_id,
-                "name": hospitals[r.hospital_id].name if r.hospital_id in hospitals else "",
-            },
+            "hospital": {"id": r.hospital_id, "name": hospitals.get(r.hospital_id, "")},
             "ward": r.ward,
             "starts_at": iso(r.starts_at),
             "duration_min": r.duration_min,

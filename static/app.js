@@ -109,6 +109,7 @@ function start() {
   socket.on("round:peer-joined", (p) => state.round?.peerJoined(p));
   socket.on("round:peer-left", (p) => state.round?.call?.drop(p.peer_id));
   socket.on("round:starting", ({ round }) => { say(t("rounds.starting", { title: round.title })); state.roundsList?.load(); });
+  socket.on("round:lead-requested", ({ request }) => { say(t("rounds.lead_requested", { title: request.title })); state.roundsList?.load(); });
 }
 
 async function onSessionState(session) {
@@ -324,6 +325,16 @@ class Room {
     for (const m of this.pending.splice(0)) await this.call.receive(m.from, m.data);
     for (const peer of ack.peers) if (!this.call.peers.has(peer.peer_id)) await this.call.offerTo(peer.peer_id);
     this.statsTimer ??= setInterval(() => this.report(), 5000);
+    await this.restOfNotes(ack.next_cursor);
+  }
+
+  // The notes come a page at a time (the join ack brings the first): fetch the rest with the cursor.
+  async restOfNotes(cursor) {
+    while (cursor) {
+      const page = await emit("note:list", { consult_id: this.consult.id, cursor });
+      for (const note of page.notes) this.addNote(note);
+      cursor = page.next_cursor;
+    }
   }
 
   signal(m) {
@@ -334,8 +345,9 @@ class Room {
   // After a reconnect: join again (same peer back), fetch the notes written meanwhile, renegotiate.
   async resume() {
     await this.join();
-    const { notes } = await emit("note:list", { consult_id: this.consult.id, after_seq: this.lastSeq });
-    for (const note of notes) this.addNote(note);
+    const page = await emit("note:list", { consult_id: this.consult.id, after_seq: this.lastSeq });
+    for (const note of page.notes) this.addNote(note);
+    await this.restOfNotes(page.next_cursor);
   }
 
   peerJoined(p) {

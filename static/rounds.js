@@ -32,6 +32,7 @@ export class RoundsList {
   constructor(ctx) {
     this.ctx = ctx;
     this.rounds = [];
+    this.requests = []; // rounds this specialist of another network is asked to lead
     this.hospitals = []; // where the user may schedule a round
     this.roster = []; // the specialists, for the lead and the invited
     this.form = null; // the open form, kept across redraws so nothing typed is lost
@@ -44,7 +45,11 @@ export class RoundsList {
 
   async load() {
     const { api, user } = this.ctx;
-    try { this.rounds = (await api("/api/rounds")).rounds; } catch (e) { this.rounds = []; }
+    try {
+      const body = await api("/api/rounds");
+      this.rounds = body.rounds;
+      this.requests = body.lead_requests || [];
+    } catch (e) { this.rounds = []; this.requests = []; }
     if (!this.loadedChoices && ["clinician", "specialist", "admin"].includes(user.role)) {
       try {
         this.hospitals = (await api("/api/rounds/hospitals")).hospitals;
@@ -94,13 +99,22 @@ export class RoundsList {
       items.sort((a, b) => a.at.localeCompare(b.at));
       return h("div", { class: "day", "data-day": day }, h("h3", {}, dayName.format(new Date(`${day}T12:00:00+07:00`))), items.map((x) => x.card));
     });
+    // A round at a hospital of another network is not this specialist's until they accept to lead it.
+    const requests = this.requests.length ? h("div", { class: "lead-requests" }, h("h3", {}, t("rounds.lead_requests")),
+      this.requests.map((r) => h("div", { class: "card lead-request", "data-round": r.id },
+        h("strong", {}, `${dayName.format(new Date(r.starts_at))} ${time.format(new Date(r.starts_at))} — ${r.title}`),
+        h("div", {}, `${r.hospital?.name || ""} — ${r.ward}`),
+        h("div", { class: "muted" }, `${t(`rounds.recurrence.${r.recurrence || "once"}`)} · ${t("rounds.asked_by", { name: r.created_by?.name || "" })}`),
+        h("div", { class: "row" },
+          h("button", { type: "button", class: "accept-lead", onclick: () => this.answerLead(r, true) }, t("rounds.accept_lead")),
+          h("button", { type: "button", class: "secondary decline-lead", onclick: () => this.answerLead(r, false) }, t("rounds.decline_lead")))))) : null;
     const any = this.rounds.some((r) => [...(r.occurrences || []), ...(r.cancelled || [])].some((at) => days.includes(dayOf(at))));
     const schedule = this.hospitals.length && !this.form
       ? h("button", { type: "button", class: "new-round", onclick: () => this.open(null) }, t("rounds.new")) : null;
     // replaceChildren() would write a null as the text "null": leave the absent parts out.
     this.element.replaceChildren(...[h("h2", {}, t("rounds.title")),
       this.notice ? h("p", { class: this.notice.error ? "error rounds-notice" : "rounds-notice", role: "status" }, this.notice.text) : null,
-      schedule, this.form,
+      requests, schedule, this.form,
       any ? h("div", { class: "week" }, columns) : h("p", { class: "muted" }, t("rounds.none")),
       this.calendar()].filter(Boolean));
   }
@@ -116,6 +130,17 @@ export class RoundsList {
     this.form = null;
     this.say(message);
     this.load();
+  }
+
+  async answerLead(request, accept) {
+    const { api, t } = this.ctx;
+    try {
+      await api(`/api/rounds/${encodeURIComponent(request.id)}/lead`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ accept }) });
+      this.close(t(accept ? "rounds.lead_accepted" : "rounds.lead_declined", { title: request.title }));
+    } catch (e) {
+      this.say(t("error", { message: e.message }), true);
+      this.draw();
+    }
   }
 
   async cancel(round, day) {
@@ -307,6 +332,14 @@ export class RoundRoom {
     for (const m of this.pending.splice(0)) await this.call.receive(m.from, m.data);
     for (const peer of ack.peers) if (!this.call.peers.has(peer.peer_id)) await this.call.offerTo(peer.peer_id);
     this.statsTimer ??= setInterval(() => this.report(), 5000);
+    // The ack brings the first page of the patients' notes; the rest follow with the cursor.
+    let cursor = ack.next_cursor;
+    while (cursor) {
+      const page = await this.ctx.emit("round:notes", { round_id: this.id, cursor });
+      for (const note of page.notes) this.keepNote(note);
+      if (page.notes.length) this.drawPanel();
+      cursor = page.next_cursor;
+    }
   }
 
   // The call's quality, for the supervisor board (as in a consult's room).

@@ -214,10 +214,9 @@ async def _ask_lead(request: web.Request, item: Round) -> None:
     if item.lead_status != "pending":
         return
     services = services_of(request)
-    lead = await load_account(services, item.lead_specialist_id)
-    asked = next((r for r in await rounds.lead_requests(services.db, lead) if r["id"] == item.id), None)
-    if asked is not None and services.sio is not None:
-        await services.sio.emit("round:lead-requested", {"request": asked}, room=f"user:{lead.id}")
+    (asked,) = await rounds.request_views(services.db, [item])
+    assert services.sio is not None
+    await services.sio.emit("round:lead-requested", {"request": asked}, room=f"user:{item.lead_specialist_id}")
 
 
 @routes.post("/api/rounds/{round_id}/lead")
