@@ -48,6 +48,13 @@ class Settings:
     presence_ttl_s: int = 30
     precall_max: int = 4
     precall_seconds: float = 60.0
+    # Caps per user on the live side (server/caps.py). Requests waiting for an answer (queued or
+    # offered) per clinician, and emergencies among them: each open emergency rings every
+    # specialist of its specialty at once, so one is what a clinician needs at a time.
+    max_open_requests: int = 3
+    max_open_emergencies: int = 1
+    # Live sockets per user across all instances: a few tabs on a few devices.
+    max_sockets_per_user: int = 8
 
     @property
     def embedded_redis(self) -> bool:
@@ -176,4 +183,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         presence_ttl_s=_int(env, "PRESENCE_TTL_S", 30, 2, 3600),
         precall_max=_int(env, "PRECALL_MAX", 4, 0, 1000),
         precall_seconds=_float(env, "PRECALL_SECONDS", 60.0, 1.0, 3600),
+        max_open_requests=_int(env, "MAX_OPEN_REQUESTS", 3, 1, 1000),
+        max_open_emergencies=_int(env, "MAX_OPEN_EMERGENCIES", 1, 1, 1000),
+        max_sockets_per_user=_int(env, "MAX_SOCKETS_PER_USER", 8, 1, 10000),
     )
