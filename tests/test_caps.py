@@ -244,3 +244,23 @@ async def test_one_precall_check_per_user_across_instances(start_instance: Start
     finally:
         for pc in pcs:
             await pc.close()
+
+
+async def test_one_seat_per_user_in_a_rounds_call_too(two_instances, clients) -> None:
+    from tests.test_rounds import join as join_round
+    from tests.test_rounds import new_round
+
+    a, b = two_instances
+    rid = (await new_round(a))["id"]
+    lead = await clients(b, "xanhpon.icu")  # a specialist at Xanh Pôn, the lead
+    first_tab, second_tab = await clients(a, "bavi.clinician"), await clients(b, "bavi.clinician")
+    first = await join_round(first_tab, rid)
+    lead_peer = (await join_round(lead, rid))["peer_id"]
+    second = await join_round(second_tab, rid)
+    assert second["peer_id"] == first["peer_id"] and [p["peer_id"] for p in second["peers"]] == [lead_peer]
+    told = await first_tab.next("round:replaced")
+    assert told["round_id"] == rid and "another tab or device" in told["message"]
+    signal = {"round_id": rid, "to": lead_peer, "data": {"type": "offer", "sdp": "v=0"}}
+    assert (await first_tab.call("rtc:signal", signal))["error"]["code"] == "forbidden"
+    assert (await second_tab.call("rtc:signal", signal))["ok"] is True
+    assert len(await a.services.rooms.peers(f"round:{rid}")) == 2
