@@ -5,6 +5,7 @@ python -m bench --full                full mode (under 15 minutes): two rounds, 
 python -m bench --steps               short mode with the optimization steps
 python -m bench --soak --minutes 30   the soak only (its section of docs/benchmarks.md)
 python -m bench --only S1,S3          some scenarios only (development; the document is not written)
+python -m bench.flood                 a bystander's latency while one user floods at the caps (its section)
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from bench import calls, fixtures, loadgen, memory, relay, report, request_offer
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 SOAK_START, SOAK_END = "<!-- soak -->", "<!-- /soak -->"
+# Written by bench/flood.py; kept as it is.
+FLOOD_START, FLOOD_END = "<!-- flood -->", "<!-- /flood -->"
 # Written by hand from measured runs (what each optimization gained or cost); kept as it is.
 GAINS_START, GAINS_END = "<!-- gains -->", "<!-- /gains -->"
 
@@ -203,6 +206,7 @@ def _soak_section(r: dict[str, Any], command: str, load: str) -> str:
 def _document(out: dict[str, Any], meta: dict[str, Any], rounds: int, with_steps: bool) -> str:
     old = DOC.read_text() if DOC.exists() else ""
     soak_section = old[old.index(SOAK_START) : old.index(SOAK_END) + len(SOAK_END)] if SOAK_END in old else ""
+    flood_section = old[old.index(FLOOD_START) : old.index(FLOOD_END) + len(FLOOD_END)] if FLOOD_END in old else ""
     gains_section = old[old.index(GAINS_START) : old.index(GAINS_END) + len(GAINS_END)] if GAINS_END in old else ""
     parts = [
         "# Benchmarks\n",
@@ -270,6 +274,8 @@ def _document(out: dict[str, Any], meta: dict[str, Any], rounds: int, with_steps
         parts.append(gains_section + "\n")
     if soak_section:
         parts.append(soak_section + "\n")
+    if flood_section:
+        parts.append(flood_section + "\n")
     return "\n".join(parts)
 
 

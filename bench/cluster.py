@@ -29,6 +29,9 @@ BENCH_ENV = {
     "LOGIN_ATTEMPTS_PER_MINUTE": "10000",
     "RATE_EVENTS_BURST": "1000000",
     "RATE_EVENTS_PER_S": "1000000",
+    "MAX_OPEN_REQUESTS": "1000",  # S4: requests in flight at 10/s, each cancelled once offered
+    "MAX_OPEN_EMERGENCIES": "1000",
+    "MAX_SOCKETS_PER_USER": "10000",
 }
 
 

@@ -6,7 +6,7 @@ race (two accepts, an accept and an expiry, a cancel and an offer) exactly one c
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -15,6 +15,8 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.caps import WAITING_STATUSES
+from server.errors import AppError
 from server.records import Consult, ConsultEvent, Database, Hospital, SisterLink, User, utcnow
 
 OPEN_STATUSES = ("queued", "offered", "active")
@@ -36,8 +38,12 @@ async def create(
     patient: dict[str, Any],
     named_specialist_id: str | None,
     kind: str = "consult",
+    cap: Callable[[list[str]], AppError | None] | None = None,
 ) -> tuple[Consult, bool]:
-    """Record a new request, or return the one this `op_id` already made. `(consult, created)`."""
+    """Record a new request, or return the one this `op_id` already made. `(consult, created)`.
+
+    `cap`: given the urgencies of the requester's requests still waiting for an answer, why a
+    new one is refused (raised), or None; a repeated `op_id` is answered before it is asked."""
     consult = Consult(
         kind=kind,
         op_id=op_id,
@@ -57,6 +63,8 @@ async def create(
             existing = await _by_op(session, requester_id, op_id)
             if existing is not None:
                 return existing, False
+            if cap is not None and (refused := cap(await _waiting_urgencies(session, requester_id))) is not None:
+                raise refused
             session.add(consult)
             await session.flush()
             session.add(ConsultEvent(consult_id=consult.id, kind="requested", actor_id=requester_id, detail={}))
@@ -68,6 +76,18 @@ async def create(
             raise
         return raced, False
     return consult, True
+
+
+async def _waiting_urgencies(session: AsyncSession, requester_id: str) -> list[str]:
+    """The urgencies of this clinician's consult requests waiting for an answer (queued or offered)."""
+    result = await session.scalars(
+        select(Consult.urgency).where(
+            Consult.requester_id == requester_id,
+            Consult.kind == "consult",
+            Consult.status.in_(WAITING_STATUSES),
+        )
+    )
+    return list(result.all())
 
 
 async def _by_op(session: AsyncSession, requester_id: str, op_id: str) -> Consult | None:

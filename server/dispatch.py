@@ -13,7 +13,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from server import consults, loops, matching, presence
+from server import caps, consults, loops, matching, presence
 from server.errors import AppError
 from server.matching import Candidate, Urgency
 from server.offers import named_queue_key, now, queue_key
@@ -222,16 +222,19 @@ async def request(
             raise AppError("not_found", "no such specialist")
         if specialty not in await consults.specialties_of(services.db, specialist_id):
             raise AppError("invalid", "this specialist does not practise that specialty")
-    consult, created = await consults.create(
-        services.db,
-        op_id=op_id,
-        requester_id=account.id,
-        hospital_id=account.hospital_id,
-        specialty=specialty,
-        urgency=urgency,
-        patient=patient,
-        named_specialist_id=specialist_id,
-    )
+    # The count of the clinician's waiting requests and the new one's write, one device at a time.
+    async with caps.one_at_a_time(services.redis, f"caps:requesting:{account.id}"):
+        consult, created = await consults.create(
+            services.db,
+            op_id=op_id,
+            requester_id=account.id,
+            hospital_id=account.hospital_id,
+            specialty=specialty,
+            urgency=urgency,
+            patient=patient,
+            named_specialist_id=specialist_id,
+            cap=lambda waiting: caps.request_refusal(waiting, urgency, services.settings),
+        )
     if not created:
         return consult
     return await dispatch(services, consult)

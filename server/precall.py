@@ -2,8 +2,9 @@
 
 A clinician tests camera, microphone and network before a consult: the browser sends its media
 here and sees and hears it come back, with connection figures on a data channel. Each check is
-closed after `PRECALL_SECONDS`; at most `PRECALL_MAX` run at once on an instance. ICE servers come
-from settings only, so the peer never reaches anywhere else.
+closed after `PRECALL_SECONDS`; at most `PRECALL_MAX` run at once on an instance, and one per user
+across all instances (a lease in Redis, released when the check closes and lapsing by itself
+if its instance dies). ICE servers come from settings only, so the peer never reaches anywhere else.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 from typing import Any
 
+import redis.asyncio as aioredis
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaRelay
 
+from server import caps
 from server.errors import AppError
 from server.ice import ice_servers
 from server.settings import Settings
@@ -24,11 +28,22 @@ from server.settings import Settings
 log = logging.getLogger("telerounds.precall")
 
 
+# A check's lease outlives its `PRECALL_SECONDS` a little: it is released when the check closes.
+LEASE_MARGIN_S = 5.0
+
+
+def lease_key(user_id: str) -> str:
+    return f"precall:user:{user_id}"
+
+
 class PrecallPeers:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, redis: aioredis.Redis) -> None:
         self.settings = settings
+        self.redis = redis
         self.active: set[RTCPeerConnection] = set()
         self.tasks: set[asyncio.Task[None]] = set()
+        # Each running check's user and lease token, to release the lease when it closes.
+        self.leases: dict[RTCPeerConnection, tuple[str, str]] = {}
 
     def _configuration(self, user_id: str) -> RTCConfiguration:
         servers = [
@@ -42,9 +57,20 @@ class PrecallPeers:
         if "m=audio" not in sdp and "m=video" not in sdp:
             raise AppError("invalid", "the offer carries no camera or microphone to check")
         if len(self.active) >= self.settings.precall_max:
-            raise AppError("rate_limited", "too many pre-call checks are running; try again in a minute")
+            raise AppError("rate_limited", "too many pre-call checks are running; try again in a minute", 60)
+        key = lease_key(user_id)
+        token = await caps.take_lease(self.redis, key, self.settings.precall_seconds + LEASE_MARGIN_S)
+        if token is None:
+            wait_s = max(1.0, await caps.lease_wait_s(self.redis, key))
+            raise AppError(
+                "rate_limited",
+                "a pre-call check of yours is running already (one at a time); close it, or try again "
+                f"in {math.ceil(wait_s)} s",
+                wait_s,
+            )
         pc = RTCPeerConnection(self._configuration(user_id))
         self.active.add(pc)
+        self.leases[pc] = (key, token)
         relay = MediaRelay()
 
         @pc.on("track")
@@ -97,6 +123,10 @@ class PrecallPeers:
     async def _close(self, pc: RTCPeerConnection) -> None:
         if pc in self.active:
             self.active.discard(pc)
+            lease = self.leases.pop(pc, None)
+            if lease is not None:
+                with contextlib.suppress(Exception):  # Redis down: the lease lapses by itself
+                    await caps.release_lease(self.redis, *lease)
             await pc.close()
 
     async def close_all(self) -> None:

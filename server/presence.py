@@ -47,14 +47,46 @@ async def set_status(redis: aioredis.Redis, user_id: str, status: Status, *, cho
     await redis.hset(_key(user_id), mapping=fields)
 
 
-async def connect(redis: aioredis.Redis, user_id: str, sid: str, ttl_s: int, default: Status) -> None:
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.zadd(_conns(user_id), {sid: time.time() + ttl_s})
-        pipe.zadd(SOCKETS, {_socket(user_id, sid): time.time() + ttl_s})
-        pipe.hsetnx(_key(user_id), "status", default)
-        pipe.hsetnx(_key(user_id), "chosen", default)
-        pipe.hsetnx(_key(user_id), "changed_at", datetime.now(UTC).isoformat())
-        await pipe.execute()
+# KEYS: `presence:conns:<user>`, SOCKETS, `presence:<user>`. ARGV: sid, its member of SOCKETS,
+# lapse time, now, the most live sockets (0: no cap), default status, changed_at. Counts the
+# user's live sockets (a crashed instance's lapse with their heartbeat) and adds this one only
+# while there are fewer than the cap: 1 when added, 0 when refused.
+_CONNECT = """
+local most = tonumber(ARGV[5])
+if most > 0 and not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  if redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[4], '+inf') >= most then return 0 end
+end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+redis.call('HSETNX', KEYS[3], 'status', ARGV[6])
+redis.call('HSETNX', KEYS[3], 'chosen', ARGV[6])
+redis.call('HSETNX', KEYS[3], 'changed_at', ARGV[7])
+return 1
+"""
+
+
+@functools.lru_cache(maxsize=8)  # one per client: a service has one
+def _connect_script(redis: aioredis.Redis) -> AsyncScript:
+    return redis.register_script(_CONNECT)
+
+
+async def connect(redis: aioredis.Redis, user_id: str, sid: str, ttl_s: int, default: Status, most: int = 0) -> bool:
+    """Count a new socket of this user as online; False (and nothing recorded) when they have
+    `most` live sockets already, on any instance (0: no cap)."""
+    moment = time.time()
+    added = await _connect_script(redis)(
+        keys=[_conns(user_id), SOCKETS, _key(user_id)],
+        args=[
+            sid,
+            _socket(user_id, sid),
+            repr(moment + ttl_s),
+            repr(moment),
+            most,
+            default,
+            datetime.now(UTC).isoformat(),
+        ],
+    )
+    return bool(int(added))
 
 
 async def disconnect(redis: aioredis.Redis, user_id: str, sid: str) -> None:

@@ -63,9 +63,16 @@ def key(name: str) -> str:
     return f"ratelimit:{name}"
 
 
+def user_events(user_id: str) -> str:
+    """The name of a user's event bucket: their Socket.IO events and signed-in HTTP requests,
+    on every device and instance, draw from it (RATE_EVENTS_BURST, RATE_EVENTS_PER_S)."""
+    return f"events:{user_id}"
+
+
 def refusal(message: str, wait_s: float) -> AppError:
     """`rate_limited`, saying when to try again."""
-    return AppError("rate_limited", f"{message}; try again in {max(1, math.ceil(wait_s))} s")
+    seconds = max(1, math.ceil(wait_s))
+    return AppError("rate_limited", f"{message}; try again in {seconds} s", retry_after_s=seconds)
 
 
 @functools.lru_cache(maxsize=8)  # one per client: a service has one

@@ -20,21 +20,23 @@ import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis.asyncio as aioredis
 
 MAX_PEERS = 6  # a mesh call: each peer sends to every other
 DROPPED = "rooms:dropped"
 
-# Join atomically: take back this user's dropped peer, or add a new one while there is room.
-# Returns [status, peer_json, other peers' json...]: status 'new', 'rejoined', 'same' (this
-# socket already joined), 'full'. The others are read in the same step, so of two peers joining
-# at once exactly one sees the other and offers: never both (glare), never neither.
+# Join atomically: take this user's peer (one seat per user: a dropped one is taken back, a live
+# one on another socket is taken over), or add a new one while there is room. Returns [status,
+# peer_json, replaced socket, other peers' json...]: status 'new', 'rejoined', 'replaced' (the
+# user's live peer moved to this socket from the one named), 'same' (this socket already
+# joined), 'full'. The others are read in the same step, so of two peers joining at once exactly
+# one sees the other and offers: never both (glare), never neither.
 _JOIN = """
 local peers = redis.call('HGETALL', KEYS[1])
-local function answer(status, encoded, own_id)
-  local out = {status, encoded}
+local function answer(status, encoded, own_id, replaced)
+  local out = {status, encoded, replaced}
   for i = 1, #peers, 2 do
     if peers[i] ~= own_id then table.insert(out, peers[i + 1]) end
   end
@@ -42,25 +44,28 @@ local function answer(status, encoded, own_id)
 end
 for i = 1, #peers, 2 do
   local peer = cjson.decode(peers[i + 1])
-  if peer['sid'] == ARGV[2] then return answer('same', peers[i + 1], peers[i]) end
+  if peer['sid'] == ARGV[2] then return answer('same', peers[i + 1], peers[i], '') end
 end
 for i = 1, #peers, 2 do
   local peer = cjson.decode(peers[i + 1])
-  if peer['user']['id'] == ARGV[1] and peer['dropped_at'] ~= nil and peer['dropped_at'] ~= cjson.null then
+  if peer['user']['id'] == ARGV[1] then
+    local dropped = peer['dropped_at'] ~= nil and peer['dropped_at'] ~= cjson.null
+    local replaced = peer['sid']
     peer['sid'] = ARGV[2]
     peer['dropped_at'] = cjson.null
     local encoded = cjson.encode(peer)
     redis.call('HSET', KEYS[1], peer['peer_id'], encoded)
     redis.call('ZREM', KEYS[2], ARGV[5] .. '|' .. peer['peer_id'])
     redis.call('SADD', KEYS[3], ARGV[5] .. '|' .. peer['peer_id'])
-    return answer('rejoined', encoded, peers[i])
+    if dropped then return answer('rejoined', encoded, peers[i], '') end
+    return answer('replaced', encoded, peers[i], replaced)
   end
 end
-if #peers / 2 >= tonumber(ARGV[4]) then return {'full', ''} end
+if #peers / 2 >= tonumber(ARGV[4]) then return {'full', '', ''} end
 local peer = cjson.decode(ARGV[3])
 redis.call('HSET', KEYS[1], peer['peer_id'], ARGV[3])
 redis.call('SADD', KEYS[3], ARGV[5] .. '|' .. peer['peer_id'])
-return answer('new', ARGV[3], peer['peer_id'])
+return answer('new', ARGV[3], peer['peer_id'], '')
 """
 
 # Remove a dropped peer whose grace period ended, unless it was taken back meanwhile.
@@ -103,6 +108,16 @@ class Peer:
         return {"peer_id": self.peer_id, "user": self.user, "role": self.role}
 
 
+class Joined(NamedTuple):
+    """What `Rooms.join` did: its status, the caller's peer, the others already in the call,
+    and the socket the user's peer moved from (status `replaced`)."""
+
+    status: str
+    peer: Peer | None
+    others: list[Peer]
+    replaced_sid: str | None
+
+
 def peers_key(room: str) -> str:
     """The hash of a room's peers: peer id → `Peer.encode()`."""
     return f"room:{room}:peers"
@@ -123,18 +138,23 @@ class Rooms:
         self._join = redis.register_script(_JOIN)
         self._remove_if_dropped = redis.register_script(_REMOVE_IF_DROPPED)
 
-    async def join(self, room: str, user: dict[str, Any], role: str, sid: str) -> tuple[str, Peer | None, list[Peer]]:
-        """`(status, peer, others)`: status `new`, `rejoined`, `same` or `full` (peer None);
-        `others` are the peers already in the call at that instant."""
+    async def join(self, room: str, user: dict[str, Any], role: str, sid: str) -> Joined:
+        """Status `new`, `rejoined`, `replaced`, `same` or `full` (peer None); `others` are the
+        peers already in the call at that instant. A user has one seat in a call: joining from
+        a second socket moves their peer there (`replaced`, naming the socket it left)."""
         fresh = Peer(secrets.token_urlsafe(9), user, role, sid)
-        status, raw, *others = await self._join(
+        status, raw, replaced, *others = await self._join(
             keys=[peers_key(room), DROPPED, _sid(sid)],
             args=[user["id"], sid, fresh.encode(), MAX_PEERS, room],
         )
         status = status.decode() if isinstance(status, bytes) else str(status)
         if status == "full":
-            return status, None, []
-        return status, Peer.decode(raw), decode_peers(others)
+            return Joined(status, None, [], None)
+        if replaced:
+            # The old socket's list no longer names this peer: its leave or disconnect must not
+            # take the seat from the new one.
+            await self.forget_sid(str(replaced), room, Peer.decode(raw).peer_id)
+        return Joined(status, Peer.decode(raw), decode_peers(others), str(replaced) or None)
 
     async def peers(self, room: str) -> list[Peer]:
         return decode_peers((await self.redis.hgetall(peers_key(room))).values())
@@ -147,7 +167,9 @@ class Rooms:
         for entry in await self.redis.smembers(_sid(sid)):
             entry_room, _, peer_id = str(entry).rpartition("|")
             if entry_room == room:
-                return await self.peer(room, peer_id)
+                peer = await self.peer(room, peer_id)
+                # Not when the peer moved to another socket of its user since.
+                return peer if peer is not None and peer.sid == sid else None
         return None
 
     async def leave(self, room: str, peer_id: str) -> bool:

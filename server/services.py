@@ -154,7 +154,7 @@ class Services:
     def __post_init__(self) -> None:
         self.live = LiveState(self.redis)
         self.rooms = Rooms(self.redis)
-        self.precall = PrecallPeers(self.settings)
+        self.precall = PrecallPeers(self.settings, self.redis)
 
     def board_changed(self) -> None:
         self.board_dirty = True

@@ -59,6 +59,13 @@ class Settings:
     note_page_bytes: int = 256 * 1024
     attachment_bytes_per_consult: int = 100 * 1024 * 1024
     attachment_bytes_per_user_day: int = 200 * 1024 * 1024  # uploaded by one user in 24 hours
+    # Caps per user on the live side (server/caps.py). Requests waiting for an answer (queued or
+    # offered) per clinician, and emergencies among them: each open emergency rings every
+    # specialist of its specialty at once, so one is what a clinician needs at a time.
+    max_open_requests: int = 3
+    max_open_emergencies: int = 1
+    # Live sockets per user across all instances: a few tabs on a few devices.
+    max_sockets_per_user: int = 8
 
     @property
     def embedded_redis(self) -> bool:
@@ -199,4 +206,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         attachment_bytes_per_user_day=_int(
             env, "ATTACHMENT_BYTES_PER_USER_DAY", 200 * 1024 * 1024, 1024, 1024 * 1024 * 1024 * 1024
         ),
+        max_open_requests=_int(env, "MAX_OPEN_REQUESTS", 3, 1, 1000),
+        max_open_emergencies=_int(env, "MAX_OPEN_EMERGENCIES", 1, 1, 1000),
+        max_sockets_per_user=_int(env, "MAX_SOCKETS_PER_USER", 8, 1, 10000),
     )

@@ -168,7 +168,7 @@ async def admit_event(services: Services, account: Account, read: str | None = N
     deactivation sends to every instance may be lost, and the session's account was read at
     connect (see server/revocation.py). A revoked event takes no token."""
     settings = services.settings
-    keys = [ratelimit.key(f"events:{account.id}"), revocation.key(account.id), *([read] if read else [])]
+    keys = [ratelimit.key(ratelimit.user_events(account.id)), revocation.key(account.id), *([read] if read else [])]
     args: list[float | str] = [settings.rate_events_burst, settings.rate_events_per_s, repr(ratelimit.clock())]
     allowed, *rest = await _admit_script(services.redis)(keys=keys, args=args)
     if allowed == -1:

@@ -29,6 +29,7 @@ router = Router("/")
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 MAX_SDP_CHARS = 64 * 1024
+REPLACED_MESSAGE = "you joined this call from another tab or device; this one has left it"
 
 
 class ConsultRef(Payload):
@@ -87,20 +88,29 @@ async def join_room(
 ) -> tuple[Peer, list[dict[str, Any]]]:
     """Join (or take back) a peer in `room`; tells the others. Returns the peer and the others."""
     services = caller.services
-    status, peer, already = await services.rooms.join(room, _user(caller), role, caller.sid)
+    status, peer, already, replaced = await services.rooms.join(room, _user(caller), role, caller.sid)
     services.board_changed()
     if status == "rejoined":
         services.metrics.reconnects.inc()
     if peer is None:
         raise AppError("conflict", f"this call is full: at most {MAX_PEERS} people can be in one call")
     assert services.sio is not None
+    key, ref = room.split(":", 1)
+    if replaced is not None:
+        # One seat per user: their other tab or device leaves the call (on whichever instance
+        # holds it) and is told why; the others renegotiate with this socket, as after a drop.
+        await services.sio.leave_room(replaced, sio_room or room)
+        await services.sio.emit(
+            f"{key}:replaced",
+            {f"{key}_id": ref, "peer_id": peer.peer_id, "message": REPLACED_MESSAGE},
+            to=replaced,
+        )
     await services.sio.enter_room(caller.sid, sio_room or room)
     others = [p.public() for p in already]
     if status != "same":
-        key, ref = room.split(":", 1)
         await services.sio.emit(
             f"{key}:peer-joined",
-            {f"{key}_id": ref, **peer.public(), "rejoined": status == "rejoined"},
+            {f"{key}_id": ref, **peer.public(), "rejoined": status in ("rejoined", "replaced")},
             room=sio_room or room,
             skip_sid=caller.sid,
         )

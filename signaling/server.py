@@ -7,7 +7,7 @@ from typing import Any
 
 import socketio
 
-from server import dispatch, loops, presence, recovery, revocation, rounds
+from server import caps, dispatch, loops, presence, recovery, revocation, rounds
 from server.services import Services
 from server.snapshot import session_state
 from server.users import Account
@@ -17,7 +17,7 @@ from signaling import notes as note_events
 from signaling import presence as presence_events
 from signaling import rounds as round_events
 from signaling.redis_manager import RedisManager
-from signaling.router import Router, admit, client_event, refused_while_storage_down
+from signaling.router import Router, admit, client_event, refusal, refused_while_storage_down
 from signaling.websocket import use_uncompressed_websocket
 
 log = logging.getLogger("telerounds.signaling")
@@ -60,7 +60,10 @@ def create_sio(services: Services, redis_url: str) -> socketio.AsyncServer:
         async with refused_while_storage_down():
             account = await admit(services, auth, "/")
             default: presence.Status = "available" if account.role == "specialist" else "away"
-            await presence.connect(services.redis, account.id, sid, settings.presence_ttl_s, default)
+            most = settings.max_sockets_per_user
+            if not await presence.connect(services.redis, account.id, sid, settings.presence_ttl_s, default, most):
+                services.metrics.events.labels("connect", "rate_limited").inc()
+                raise refusal(caps.sockets_refusal(settings))
         address = _address(environ)
         await sio.save_session(sid, {"account": account, "address": address})
         await sio.enter_room(sid, f"user:{account.id}")

@@ -78,6 +78,11 @@ function start() {
   state.socket = socket;
   socket.on("connect_error", (error) => {
     if (error.data?.code === "unauthorized") { sessionStorage.removeItem("telerounds.token"); socket.disconnect(); showLogin(); }
+    // Too many tabs or devices of this user are connected: say so, and try again now and then.
+    else if (error.data?.code === "rate_limited") {
+      say(error.data.message, true);
+      if (!socket.active) setTimeout(() => socket.connect(), 15000);
+    }
     // Refused by the server for now (`unavailable`: its storage is down): socket.io-client does
     // not retry a refusal by itself, so try again shortly. Network errors it retries on its own.
     // Either way the banner says so: a page opened meanwhile would otherwise stay blank.
@@ -108,6 +113,9 @@ function start() {
   socket.on("round:updated", ({ round }) => state.round?.id === round.id && state.round.apply(round));
   socket.on("round:peer-joined", (p) => state.round?.peerJoined(p));
   socket.on("round:peer-left", (p) => state.round?.call?.drop(p.peer_id));
+  // This user joined the call from another tab or device, which now holds their one seat.
+  socket.on("consult:replaced", (p) => { if (state.room?.consult.id === p.consult_id) { state.room.close(); say(p.message); } });
+  socket.on("round:replaced", (p) => { if (state.round?.id === p.round_id) { state.round.close(); say(p.message); } });
   socket.on("round:starting", ({ round }) => { say(t("rounds.starting", { title: round.title })); state.roundsList?.load(); });
   socket.on("round:lead-requested", ({ request }) => { say(t("rounds.lead_requested", { title: request.title })); state.roundsList?.load(); });
 }

@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 
 from server.rooms import Rooms
-from tests.conftest import Client, Instance, StartInstance, until
+from tests.conftest import Client, Instance, StartInstance, add_user, until
 from tests.test_consults import ask
 
 
@@ -191,14 +191,17 @@ async def test_refusals(instance: Instance, clients) -> None:
     assert (await clinician.call("rtc:signal", not_joined))["error"]["code"] == "forbidden"
 
 
-async def test_a_seventh_peer_is_refused(instance: Instance, clients) -> None:
+async def test_a_seventh_peer_is_refused(instance: Instance, clients, database_url: str) -> None:
+    # Seven different people: one user has one seat in a call (tests/test_caps.py).
     clinician, surgeon, consult = await active_consult(clients, instance, instance)
     await join(clinician, consult["id"])
     await join(surgeon, consult["id"])
-    devices = [await clients(instance, "bavi.clinician") for _ in range(5)]
-    for device in devices[:4]:
+    for i in range(5):  # the Ba Vì district team may join their hospital's consult
+        await add_user(database_url, f"bavi.team{i}", "clinician", "bavi-dgh")
+    team = [await clients(instance, f"bavi.team{i}") for i in range(5)]
+    for device in team[:4]:
         await join(device, consult["id"])
-    full = await devices[4].call("consult:join", {"consult_id": consult["id"]})
+    full = await team[4].call("consult:join", {"consult_id": consult["id"]})
     assert full["ok"] is False and full["error"]["code"] == "conflict" and "6" in full["error"]["message"]
 
 
@@ -297,6 +300,6 @@ async def test_of_two_peers_joining_at_once_exactly_one_is_told_to_offer(redis_u
                 rooms.join(room, clinician, "clinician", f"sid-a-{n}"),
                 rooms.join(room, specialist, "specialist", f"sid-b-{n}"),
             )
-            assert sorted(len(others) for _, _, others in joined) == [0, 1]
+            assert sorted(len(j.others) for j in joined) == [0, 1]
     finally:
         await redis.aclose()

@@ -5,12 +5,14 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
 from aiohttp import web
 
+from server import ratelimit
 from server.auth import read_token
 from server.errors import AppError, storage_unavailable
 from server.services import Services
@@ -32,7 +34,10 @@ def services_of(request: web.Request) -> Services:
 
 def error_response(error: AppError) -> web.Response:
     body = {"ok": False, "error": {"code": error.code, "message": error.message}}
-    return web.json_response(body, status=error.http_status)
+    response = web.json_response(body, status=error.http_status)
+    if error.retry_after_s is not None:
+        response.headers["Retry-After"] = str(max(1, math.ceil(error.retry_after_s)))
+    return response
 
 
 @web.middleware
@@ -108,12 +113,23 @@ ACCOUNT = web.RequestKey("account", Account)
 
 
 async def require_account(request: web.Request) -> Account:
-    """The signed-in caller; `unauthorized` without a valid bearer token."""
+    """The signed-in caller; `unauthorized` without a valid bearer token. Each signed-in request
+    takes one token of the user's event bucket, the one their Socket.IO events draw from
+    (`rate_limited`, 429 with `Retry-After`, when it is empty): a user flooding the HTTP API
+    slows down only themselves, as on the socket."""
     if ACCOUNT in request:
         return request[ACCOUNT]
     services = services_of(request)
-    token = read_token(services.settings.secret_key, bearer_token(request))
+    settings = services.settings
+    token = read_token(settings.secret_key, bearer_token(request))
     account = await load_account(services, token.user_id, token.generation)
+    await ratelimit.take(
+        services.redis,
+        ratelimit.user_events(account.id),
+        settings.rate_events_burst,
+        settings.rate_events_per_s,
+        "too many requests; slow down",
+    )
     request[ACCOUNT] = account
     return account
 
