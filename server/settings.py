@@ -149,7 +149,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         if origin != "*" and not origin.startswith(("http://", "https://")):
             raise SettingsError(f"ALLOWED_ORIGINS entries must start with http:// or https://, got {origin!r}")
     # A relative BLOB_DIR is taken from the working directory, as TELEROUNDS_VAR_DIR is.
-    blob_dir = Path(env.get("BLOB_DIR") or var_dir / "blobs")
+    raw_blob_dir = env.get("BLOB_DIR", "")
+    if "\x00" in raw_blob_dir:
+        raise SettingsError("BLOB_DIR must be a folder's path, got one with a NUL character")
+    blob_dir = Path(raw_blob_dir or var_dir / "blobs")
     demo_password = env.get("TELEROUNDS_DEMO_PASSWORD", "demo")
     if not demo_password:
         raise SettingsError("TELEROUNDS_DEMO_PASSWORD must not be empty")
