@@ -84,10 +84,13 @@ async def adopt(services: Services, item: Attachment) -> bool:
 
 
 async def adopt_all(services: Services) -> None:
-    """At start: adopt every attachment file this instance's var dir still holds. A failure is
-    logged; the files stay, and each is adopted when it is first read."""
+    """At start: adopt every attachment file this instance's var dir still holds, and remove
+    the store's day-old unfinished uploads. A failure is logged; the files stay, and each is
+    adopted when it is first read."""
     try:
         await adopt_files(services)
+        if removed := await services.blobs.remove_stale_incoming():
+            log.info("removed %d unfinished uploads left in the blob store", removed)
     except Exception:
         log.exception("attachment files could not be moved into the blob store now")
 

@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import secrets
+import time
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
 from typing import BinaryIO
@@ -29,6 +30,7 @@ from server.errors import AppError
 log = logging.getLogger("telerounds.blobs")
 
 CHUNK = 256 * 1024  # bytes read or written per worker-thread call
+STALE_INCOMING_S = 24 * 3600.0
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -186,6 +188,26 @@ class BlobStore:
 
     async def exists(self, sha256: str) -> bool:
         return await asyncio.to_thread(self.path_of(sha256).is_file)
+
+    async def remove_stale_incoming(self, older_than_s: float = STALE_INCOMING_S) -> int:
+        """Remove temporary files that no put is writing any more (an instance that crashed
+        mid-upload leaves one); how many. A put in progress writes its file every few seconds
+        at most, so a day-old one belongs to nobody."""
+        return await asyncio.to_thread(self._remove_stale, older_than_s)
+
+    def _remove_stale(self, older_than_s: float) -> int:
+        if not self._incoming.is_dir():
+            return 0
+        cutoff = time.time() - older_than_s
+        removed = 0
+        for path in self._incoming.iterdir():
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue  # another instance removed it first
+        return removed
 
     async def check_writable(self) -> None:
         """Write, flush and remove a small file, as a put would (raises OSError when the store

@@ -7,6 +7,7 @@ import hashlib
 import logging
 import os
 import stat
+import time
 import tracemalloc
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -61,6 +62,19 @@ async def test_a_blob_over_the_limit_is_refused_and_nothing_is_kept(tmp_path: Pa
     assert refused.value.code == "too_large"
     assert files_under(tmp_path / "blobs") == []
     assert await store.put(chunks_of(b"x" * 1000), limit=1000) == (hashlib.sha256(b"x" * 1000).hexdigest(), 1000)
+
+
+async def test_an_upload_left_unfinished_by_a_crash_is_removed_after_a_day(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path / "blobs")
+    sha256, _ = await store.put(chunks_of(PNG), limit=len(PNG))
+    incoming = tmp_path / "blobs" / "incoming"
+    old, fresh = incoming / "crashed.part", incoming / "writing.part"
+    old.write_bytes(b"half a scan")
+    fresh.write_bytes(b"half a scan")
+    day_ago = time.time() - 25 * 3600
+    os.utime(old, (day_ago, day_ago))
+    assert await store.remove_stale_incoming() == 1
+    assert not old.exists() and fresh.exists() and await store.exists(sha256)
 
 
 async def test_a_large_blob_is_streamed_never_held_in_memory(tmp_path: Path) -> None:
