@@ -1,4 +1,6 @@
-# telerounds: one instance. Give several the same REDIS_URL and DATABASE_URL to form one service.
+# telerounds: one instance. Give several the same REDIS_URL and DATABASE_URL to form one service,
+# and one volume at BLOB_DIR (docker-compose.yml mounts /var/lib/telerounds-blobs, created here
+# owned by the service's user so that a new volume mounted there is writable by it).
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -14,7 +16,8 @@ COPY server ./server
 COPY signaling ./signaling
 COPY static ./static
 RUN pip install --no-cache-dir . \
-    && useradd --system --uid 10001 --home-dir /var/lib/telerounds --create-home telerounds
+    && useradd --system --uid 10001 --home-dir /var/lib/telerounds --create-home telerounds \
+    && install -d -o telerounds -g telerounds -m 0750 /var/lib/telerounds-blobs
 
 USER 10001:10001
 EXPOSE 8080

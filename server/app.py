@@ -8,7 +8,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from server import api, logs, permissions
+from server import api, attachments, logs, permissions
 from server.api.http import SERVICES, Handler, errors_middleware, require_account
 from server.services import Services
 from signaling.server import create_sio
@@ -68,6 +68,8 @@ def create_app(services: Services, redis_url: str) -> web.Application:
     api.add_routes(app)
     sio = create_sio(services, redis_url)
     sio.attach(app)
+    # Attachment files an earlier version kept under this instance's var dir: into the shared store.
+    services.background.append(lambda: attachments.adopt_all(services))
 
     async def index(request: web.Request) -> web.FileResponse:
         return web.FileResponse(STATIC / "index.html")

@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 import redis.exceptions as redis_exc
 from redis.asyncio.connection import parse_url
 
+from server.blobs import BlobStore
 from server.metrics import Metrics
 from server.offers import LiveState
 from server.precall import PrecallPeers
@@ -145,6 +146,7 @@ class Services:
     live: LiveState = field(init=False)
     rooms: Rooms = field(init=False)
     precall: PrecallPeers = field(init=False)
+    blobs: BlobStore = field(init=False)
     sio: socketio.AsyncServer | None = None
     # Loops that run while the app runs (heartbeats, offer expiry); started and cancelled by the app.
     background: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -155,6 +157,7 @@ class Services:
         self.live = LiveState(self.redis)
         self.rooms = Rooms(self.redis)
         self.precall = PrecallPeers(self.settings, self.redis)
+        self.blobs = BlobStore(self.settings.blob_dir)
 
     def board_changed(self) -> None:
         self.board_dirty = True

@@ -27,6 +27,8 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()  # empty: same origin only
     metrics_token: str = ""  # empty: /metrics answers scrapers on this host only
     var_dir: Path = Path("var")
+    # Files every instance reads (attachments): one folder all instances mount; var_dir/blobs when unset.
+    blob_dir: Path = Path("var/blobs")
     token_ttl_s: int = 12 * 3600
     # Sign-in attempts (failed ones; a success gives its token back), per username and per
     # address: a burst of this many, then refilled evenly over a minute (server/ratelimit.py).
@@ -164,6 +166,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     for origin in origins:
         if origin != "*" and not origin.startswith(("http://", "https://")):
             raise SettingsError(f"ALLOWED_ORIGINS entries must start with http:// or https://, got {origin!r}")
+    # A relative BLOB_DIR is taken from the working directory, as TELEROUNDS_VAR_DIR is.
+    raw_blob_dir = env.get("BLOB_DIR", "")
+    if "\x00" in raw_blob_dir:
+        raise SettingsError("BLOB_DIR must be a folder's path, got one with a NUL character")
+    blob_dir = Path(raw_blob_dir or var_dir / "blobs")
     demo_password = env.get("TELEROUNDS_DEMO_PASSWORD", "demo")
     if not demo_password:
         raise SettingsError("TELEROUNDS_DEMO_PASSWORD must not be empty")
@@ -177,6 +184,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         allowed_origins=origins,
         metrics_token=env.get("METRICS_TOKEN", ""),
         var_dir=var_dir,
+        blob_dir=blob_dir,
         token_ttl_s=_int(env, "TOKEN_TTL_S", 12 * 3600, 60, 12 * 3600),
         login_attempts_per_minute=_int(env, "LOGIN_ATTEMPTS_PER_MINUTE", 10, 1, 10000),
         login_address_attempts_per_minute=_int(env, "LOGIN_ADDRESS_ATTEMPTS_PER_MINUTE", 50, 1, 100000),

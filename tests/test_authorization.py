@@ -267,6 +267,10 @@ async def test_every_registered_route_has_a_rule_and_every_rule_a_route(world: W
     assert not stale, f"rules for routes that do not exist: {stale}"
 
 
+async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
 async def add_attachment(world: World, consult: Consult) -> str:
     item = Attachment(
         id=new_id(),
@@ -274,13 +278,10 @@ async def add_attachment(world: World, consult: Consult) -> str:
         filename="phim.png",
         content_type="image/png",
         size=len(PNG),
-        sha256="0" * 64,
+        sha256=(await world.instance.services.blobs.put(_one_chunk(PNG), len(PNG)))[0],
         uploader_id=world.ids["bavi.clinician"],
         created_at=utcnow(),
     )
-    folder = world.instance.services.settings.var_dir / "attachments" / consult.id
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / item.id).write_bytes(PNG)
     async with world.db.session() as session, session.begin():
         session.add(item)
     return item.id

@@ -16,7 +16,7 @@ async def test_health_ready_and_metrics(instance: Instance) -> None:
             assert resp.status == 200
         async with http.get(f"{instance.url}/readyz") as resp:
             assert resp.status == 200
-            assert (await resp.json())["checks"] == {"redis": "ok", "database": "ok", "pubsub": "ok"}
+            assert (await resp.json())["checks"] == {"redis": "ok", "database": "ok", "pubsub": "ok", "blobs": "ok"}
         async with http.get(f"{instance.url}/metrics") as resp:
             text = await resp.text()
             assert resp.status == 200

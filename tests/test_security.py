@@ -287,7 +287,9 @@ async def test_attachment_paths_never_leave_the_attachment_folder(instance: Inst
             stored = (await resp.json())["attachment"]
         assert "/" not in stored["filename"] and "\\" not in stored["filename"]  # a name, never a path
         files = [p.resolve() for p in var_dir.rglob("*") if p.is_file()]
-        assert [p for p in files if p.read_bytes() == PNG] == [(var_dir / "attachments" / cid / stored["id"]).resolve()]
+        # Stored once, named by its content's SHA-256 in the blob store (under var/ by default).
+        blob = instance.services.blobs.path_of(stored["sha256"]).resolve()
+        assert [p for p in files if p.read_bytes() == PNG] == [blob]
         for bad in TRAVERSALS:
             for path in (
                 f"/api/consults/{cid}/attachments/{bad}",

@@ -15,6 +15,8 @@ def test_defaults_use_embedded_redis_and_sqlite_under_var(tmp_path: Path) -> Non
     assert settings.embedded_redis
     assert settings.database_url == f"sqlite+aiosqlite:///{tmp_path}/telerounds.db"
     assert settings.allowed_origins == ()
+    assert settings.blob_dir == tmp_path / "blobs"  # the blob store: under the var dir unless BLOB_DIR says
+    assert load_settings({"TELEROUNDS_VAR_DIR": str(tmp_path), "BLOB_DIR": "/mnt/blobs"}).blob_dir == Path("/mnt/blobs")
 
 
 def test_secret_key_is_generated_once_and_kept(tmp_path: Path) -> None:
@@ -38,6 +40,7 @@ def test_postgres_urls_get_the_async_driver(tmp_path: Path) -> None:
         ("DATABASE_URL", "mysql://localhost/x"),
         ("SECRET_KEY", "short"),
         ("TELEROUNDS_DEMO_PASSWORD", ""),
+        ("BLOB_DIR", "/mnt/blobs\x00"),
         ("ALLOWED_ORIGINS", "evil.example"),
         ("TELEROUNDS_DEMO_DATA", "maybe"),
         ("OFFER_TIMEOUT_URGENT_S", "soon"),

@@ -35,6 +35,12 @@ def test_vendored_files_are_recorded_with_version_and_licence() -> None:
     readme = (STATIC / "vendor" / "README.md").read_text()
     for path in (STATIC / "vendor").glob("*.js"):
         assert f"`{path.name}`" in readme and "MIT" in readme
+        # Its row names a version and a licence text that lies beside it.
+        row = next(line for line in readme.splitlines() if line.startswith(f"| `{path.name}`"))
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        assert len(cells) == 5 and cells[2][0].isdigit() and cells[3] == "MIT", row
+        licence = STATIC / "vendor" / cells[4].strip("`")
+        assert licence.is_file() and "Permission is hereby granted" in licence.read_text(), licence
 
 
 async def test_the_app_pages_forbid_inline_script_and_framing(instance: Instance) -> None:

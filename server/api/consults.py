@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from datetime import timedelta
@@ -11,9 +10,10 @@ from pathlib import Path
 from aiohttp import BodyPartReader, web
 from sqlalchemy import func, or_, select
 
-from server import audit, consults, dispatch, record
+from server import attachments, audit, consults, dispatch, record
 from server.access import consult_for
 from server.api.http import client_address, printable_page, query_time, require_account, services_of
+from server.blobs import BlobDamaged, BlobTooLarge
 from server.errors import AppError, ErrorCode
 from server.records import Attachment, Consult, User, new_id, utcnow
 from server.scope import hospital_scope
@@ -22,12 +22,6 @@ from server.services import Services
 routes = web.RouteTableDef()
 
 MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
-# The type comes from the first bytes of the content, never from the name or the client's header.
-SIGNATURES = [
-    (b"\xff\xd8\xff", "image/jpeg", ".jpg"),
-    (b"\x89PNG\r\n\x1a\n", "image/png", ".png"),
-    (b"%PDF-", "application/pdf", ".pdf"),
-]
 
 
 @routes.get("/api/consults")
@@ -164,29 +158,22 @@ async def add_attachment(request: web.Request) -> web.Response:
         part = await reader.next()
     if not isinstance(part, BodyPartReader):
         raise AppError("invalid", "send the file in a field named 'file'")
-    data = bytearray()
-    while chunk := await part.read_chunk(64 * 1024):
-        data.extend(chunk)
-        if len(data) > MAX_ATTACHMENT_BYTES:
-            raise AppError("too_large", "an attachment is at most 10 MB")
-        if len(data) > allowance.bytes:
-            raise AppError(allowance.code, allowance.message)
-    kind = next(((t, ext) for sig, t, ext in SIGNATURES if data.startswith(sig)), None)
-    if kind is None:
-        raise AppError("invalid", "only JPEG, PNG and PDF files can be attached")
-    content_type, extension = kind
+    # The stream stops at whichever comes first: the size of one file or what the caps leave.
+    limit = min(MAX_ATTACHMENT_BYTES, allowance.bytes)
+    try:
+        sha256, size, content_type, extension = await attachments.receive(services, part, limit)
+    except BlobTooLarge:
+        if limit < MAX_ATTACHMENT_BYTES:
+            raise AppError(allowance.code, allowance.message) from None
+        raise AppError("too_large", "an attachment is at most 10 MB") from None
     attachment_id = new_id()
-    folder = services.settings.var_dir / "attachments" / consult.id
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / attachment_id
-    path.write_bytes(bytes(data))
     item = Attachment(
         id=attachment_id,
         consult_id=consult.id,
         filename=_safe_name(part.filename or "tep", extension),
         content_type=content_type,
-        size=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
+        size=size,
+        sha256=sha256,
         uploader_id=account.id,
         created_at=utcnow(),
     )
@@ -214,12 +201,8 @@ async def get_attachment(request: web.Request) -> web.StreamResponse:
         item = await session.get(Attachment, request.match_info["attachment_id"])
     if item is None or item.consult_id != consult.id:
         raise AppError("not_found", "no such attachment")
-    path = services.settings.var_dir / "attachments" / consult.id / item.id
-    if not path.exists():
-        raise AppError("not_found", "the file of this attachment is missing")
-    return web.Response(
-        body=path.read_bytes(),
-        content_type=item.content_type,
+    blob = await attachments.open_file(services, item)
+    response = web.StreamResponse(
         headers={
             "Content-Disposition": f'attachment; filename="{item.filename.encode("ascii", "replace").decode()}"',
             "X-Content-Type-Options": "nosniff",
@@ -227,3 +210,18 @@ async def get_attachment(request: web.Request) -> web.StreamResponse:
             "Cache-Control": "private, no-store",
         },
     )
+    response.content_type = item.content_type
+    response.content_length = blob.size
+    try:
+        await response.prepare(request)
+        async for chunk in blob:
+            await response.write(chunk)
+    except BlobDamaged:
+        # Changed on disk after the check: the response ends short of its length, never whole.
+        if request.transport is not None:
+            request.transport.close()
+        return response
+    finally:
+        blob.close()
+    await response.write_eof()
+    return response

@@ -1,4 +1,4 @@
-"""`/healthz` (the process answers), `/readyz` (Redis, the database and pub/sub work), `/metrics`."""
+"""`/healthz` (the process answers), `/readyz` (Redis, the database, pub/sub and the blob store work), `/metrics`."""
 
 from __future__ import annotations
 
@@ -36,6 +36,12 @@ async def readyz(request: web.Request) -> web.Response:
         checks["database"] = "ok"
     except Exception as exc:
         checks["database"] = f"unavailable: {type(exc).__name__}"
+    try:
+        # Every instance must be able to store an attachment it receives.
+        await asyncio.wait_for(services.blobs.check_writable(), timeout=2)
+        checks["blobs"] = "ok"
+    except Exception as exc:
+        checks["blobs"] = f"unavailable: {type(exc).__name__}"
     manager = getattr(services.sio, "manager", None)
     if manager is not None:
         # Without the listener, events from other instances would silently not arrive: the
