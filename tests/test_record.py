@@ -101,6 +101,51 @@ async def test_minutes_are_a_printable_vietnamese_page_with_inert_text(
     assert "@media print" in html
 
 
+class Struck(HTMLParser):
+    """The text inside `<del>`: what an amendment replaced."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inside = 0
+        self.struck: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.inside += tag == "del"
+
+    def handle_endtag(self, tag: str) -> None:
+        self.inside -= tag == "del"
+
+    def handle_data(self, data: str) -> None:
+        if self.inside:
+            self.struck.append(data)
+
+
+async def test_the_minutes_and_fhir_show_the_amended_text_and_what_it_replaced(
+    instance: Instance, ended_consult: dict[str, Any]
+) -> None:
+    async with await http(instance, "bavi.clinician") as client:
+        async with client.get(f"/api/consults/{ended_consult['id']}/minutes") as resp:
+            html = await resp.text()
+        async with client.get(f"/api/consults/{ended_consult['id']}/fhir") as resp:
+            body = await resp.json(content_type=None)
+    parsed = Text()
+    parsed.feed(html)
+    text = " ".join(parsed.parts)
+    assert "Viêm ruột thừa cấp" in text and "(đã sửa)" in text and "Nội dung trước khi sửa" in text
+    struck = Struck()
+    struck.feed(html)
+    assert struck.struck == ["Viêm ruột thừa"]  # the replaced text, shown struck through, once
+    assert text.index("Viêm ruột thừa cấp") < text.index("Nội dung trước khi sửa")  # the current one first
+    bundle = Bundle.model_validate(body)
+    amended = next(e.resource for e in bundle.entry[2:] if e.resource.payload[0].contentString == "Viêm ruột thừa cấp")
+    (replaced,) = amended.note
+    assert replaced.text == "Nội dung trước khi sửa: Viêm ruột thừa"
+    assert replaced.authorReference.display == "BS. Lê Minh Đức" and replaced.time is not None
+    others = [e.resource for e in bundle.entry[2:] if e.resource is not amended]
+    assert all(not r.note for r in others)  # notes never amended carry no history
+    assert all(r.payload[0].contentString != "Viêm ruột thừa" for r in others)  # nor is it a note of its own
+
+
 async def test_fhir_bundle_is_valid_r4(instance: Instance, ended_consult: dict[str, Any]) -> None:
     async with await http(instance, "bavi.clinician") as client:
         async with client.get(f"/api/consults/{ended_consult['id']}/fhir") as resp:
