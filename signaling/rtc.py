@@ -156,7 +156,15 @@ async def _active_consult(caller: Caller, consult_id: str) -> Consult:
 async def consult_join(caller: Caller, payload: ConsultRef) -> dict[str, Any]:
     consult = await _active_consult(caller, payload.consult_id)
     role = "specialist" if caller.account.id == consult.specialist_id else caller.account.role
-    peer, others = await join_room(caller, f"consult:{consult.id}", role)
+    room = f"consult:{consult.id}"
+    peer, others = await join_room(caller, room, role)
+    account = caller.account
+    if not consults.may_join(consult, account.id, account.role, account.hospital_id, False):
+        # Here by invitation only: look again now that the peer is in. A withdrawal removes the
+        # invitation before it sweeps the call, so either this sees it or the sweep sees the peer.
+        if not await caller.services.rooms.invited(room, account.id):
+            await leave_room(caller.services, room, peer)
+            raise AppError("forbidden", "your invitation to this consult was withdrawn")
     return {
         "consult": await dispatch.describe(caller.services, consult),
         "peer_id": peer.peer_id,
