@@ -437,9 +437,8 @@ async def audit_page(db: Database, query: AuditQuery) -> dict[str, Any]:
         about = and_(AuditEntry.target_type == "user", AuditEntry.target_id == query.user_id)
         select_entries = select_entries.where(or_(AuditEntry.actor_id == query.user_id, about))
     if query.consult_id is not None:
-        select_entries = select_entries.where(
-            AuditEntry.target_type == "consult", AuditEntry.target_id == query.consult_id
-        )
+        about_it = and_(AuditEntry.target_type == "consult", AuditEntry.target_id == query.consult_id)
+        select_entries = select_entries.where(or_(about_it, audit.listed(query.consult_id)))  # lists that showed it
     if query.start is not None:
         select_entries = select_entries.where(AuditEntry.at >= query.start)
     if query.end is not None:

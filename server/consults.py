@@ -206,6 +206,19 @@ async def sister_hospitals(db: Database, hospital_id: str) -> set[str]:
         return await _sister_hospitals(session, hospital_id)
 
 
+async def networks(db: Database, hospital_ids: Iterable[str]) -> set[str]:
+    """The hospitals given and every hospital sister-linked to one of them, upper or lower:
+    whom the people of a consult between them may call in."""
+    wanted = set(hospital_ids)
+    async with db.session() as session:
+        rows = await session.execute(
+            select(SisterLink.upper_id, SisterLink.lower_id).where(
+                or_(SisterLink.upper_id.in_(wanted), SisterLink.lower_id.in_(wanted))
+            )
+        )
+        return wanted | {hospital for row in rows for hospital in row}
+
+
 async def _sister_hospitals(session: AsyncSession, hospital_id: str) -> set[str]:
     result = await session.scalars(select(SisterLink.upper_id).where(SisterLink.lower_id == hospital_id))
     return set(result.all())
@@ -283,7 +296,7 @@ def view(consult: Consult, who: dict[str, dict[str, Any]], queue_position: int |
 
 def may_join(consult: Consult, user_id: str, role: str, hospital_id: str, invited: bool) -> bool:
     """Who may be in a consult's call: the requester, the accepted specialist, the clinicians
-    of the requesting hospital (the district team) and whoever a participant invited."""
+    of the requesting hospital (the district team) and whoever the requester or the specialist invited."""
     return (
         user_id in (consult.requester_id, consult.specialist_id)
         or (role == "clinician" and hospital_id == consult.hospital_id)

@@ -1,5 +1,9 @@
 """Case notes: durable before acknowledged, idempotent by op_id, numbered per consult, append-only.
 
+An amendment is a new note that `amends` the version it replaces: only that note's author may
+write it, and only of the current version (each version is amended at most once), so a
+note's versions form one line, never a fork that hides one writer's text behind another's.
+
 `seq` comes from a counter on the consult, incremented in the same transaction that inserts
 the note. The increment is the transaction's first statement, so it takes the write lock
 first (a row lock on PostgreSQL, the database lock on SQLite) and writers on every instance
@@ -137,6 +141,17 @@ async def add(
                 original = await session.get(Note, amends)
                 if original is None or original.consult_id != consult_id:
                     raise AppError("not_found", "no such note in this consult")
+                if original.author_id != author_id:
+                    raise AppError("forbidden", "only the author of a note may amend it; add a note of your own")
+                # Read under the consult's write lock (taken above): of two amendments of one
+                # version, on any instances, the second finds the first and is refused.
+                newer = await session.scalar(
+                    select(Note.seq).where(Note.consult_id == consult_id, Note.amends == amends).limit(1)
+                )
+                if newer is not None:
+                    raise AppError(
+                        "conflict", f"this version was amended already (by note {newer}); amend the current version"
+                    )
                 section = original.section
             counted = (
                 await session.execute(select(Consult.note_seq, Consult.note_bytes).where(Consult.id == consult_id))

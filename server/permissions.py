@@ -7,7 +7,7 @@ or round it is about that the caller needs besides:
 - `any`: any signed-in user of the rule's roles; nothing else, or the answer is filtered to
   what the caller may see (the consult list, statistics by scope).
 - `participant`: a participant of the consult: its requester, its accepted specialist, a
-  clinician of the requesting hospital (the district team), a user a participant invited, or
+  clinician of the requesting hospital (the district team), a user a party invited, or
   someone taking part in the round the consult belongs to.
 - `party`: the requester or the accepted specialist of the consult.
 - `requester`: the clinician who asked.
@@ -87,7 +87,9 @@ EVENTS: dict[tuple[str, str], Rule] = {
     ("/", "consult:end"): _rule(*CALLERS, relation="party"),
     ("/", "consult:join"): _rule(*CALLERS, relation="participant"),
     ("/", "consult:leave"): _rule(*CALLERS),  # leaves only the caller's own peer
-    ("/", "consult:invite"): _rule(*CALLERS, relation="participant"),
+    # Only the two parties call people in (of their hospitals' networks) or send them out again.
+    ("/", "consult:invite"): _rule(*CALLERS, relation="party"),
+    ("/", "consult:uninvite"): _rule(*CALLERS, relation="party"),
     ("/", "rtc:signal"): _rule(*CALLERS, relation="in_call"),
     ("/", "rtc:stats"): _rule(*CALLERS, relation="in_call"),
     ("/", "note:add"): _rule(*CALLERS, relation="participant"),

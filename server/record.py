@@ -112,11 +112,7 @@ def minutes_html(record: dict[str, Any]) -> str:
         items = [n for n in record["notes"] if n["section"] == code]
         if not items:
             continue
-        body = "".join(
-            f'<p class="note">{e(n["text"])}<br><small>{e(n["author"]["name"] if n["author"] else "")}, '
-            f"{e(_vn(n['created_at']))}{' (đã sửa)' if n['history'] else ''}</small></p>"
-            for n in items
-        )
+        body = "".join(_note_html(n) for n in items)
         sections += f"<h2>{e(name)}</h2>{body}"
     outcome = OUTCOMES.get(c["outcome"] or "", "Chưa kết luận")
     hospital = record["hospital"]["name"] if record["hospital"] else ""
@@ -130,6 +126,7 @@ h2 {{ font-size: 1.1rem; margin-top: 1.4rem; }}
 table {{ border-collapse: collapse; width: 100%; }}
 td, th {{ border: 1px solid #444; padding: .3rem .5rem; text-align: left; vertical-align: top; }}
 .note {{ white-space: pre-wrap; }}
+.replaced {{ margin-left: 1.5rem; color: #444; }}
 .sign {{ display: flex; justify-content: space-between; margin-top: 3rem; text-align: center; }}
 @media print {{ body {{ margin: 0; }} a {{ display: none; }} }}
 </style></head>
@@ -158,6 +155,22 @@ td, th {{ border: 1px solid #444; padding: .3rem .5rem; text-align: left; vertic
 <div>Chuyên gia tuyến trên<br><br><br>{person(c["specialist"])}</div></div>
 </body></html>
 """
+
+
+def _note_html(n: dict[str, Any]) -> str:
+    """A note's current text, then each text it replaced (newest first): an amendment never hides what was written."""
+    e = escape
+
+    def signed(version: dict[str, Any]) -> str:
+        return f"{e(version['author']['name'] if version['author'] else '')}, {e(_vn(version['created_at']))}"
+
+    html = f'<p class="note">{e(n["text"])}<br><small>{signed(n)}{" (đã sửa)" if n["history"] else ""}</small></p>'
+    for old in n["history"]:
+        html += (
+            f'<p class="note replaced"><small>Nội dung trước khi sửa ({signed(old)}):</small><br>'
+            f"<del>{e(old['text'])}</del></p>"
+        )
+    return html
 
 
 def _part_name(part: str) -> str:
@@ -249,6 +262,8 @@ def fhir_bundle(record: dict[str, Any], base_url: str) -> dict[str, Any]:
                     "sent": n["created_at"],
                     "sender": practitioner(n["author"]),
                     "payload": [{"contentString": n["text"]}],
+                    # What this text replaced, newest first: who wrote it, when, and the text.
+                    **({"note": [_replaced_annotation(old) for old in n["history"]]} if n["history"] else {}),
                 },
             }
         )
@@ -258,3 +273,14 @@ def fhir_bundle(record: dict[str, Any], base_url: str) -> dict[str, Any]:
         "timestamp": c["ended_at"] or c["created_at"],
         "entry": entries,
     }
+
+
+def _replaced_annotation(old: dict[str, Any]) -> dict[str, Any]:
+    """A replaced version of a note as a FHIR Annotation on the Communication of its current version."""
+    author = old["author"]
+    annotation: dict[str, Any] = {"time": old["created_at"], "text": f"Nội dung trước khi sửa: {old['text']}"}
+    if author:
+        annotation["authorReference"] = {"reference": f"Practitioner/{author['id']}", "display": author["name"]}
+    else:
+        annotation["authorString"] = "unknown"
+    return annotation

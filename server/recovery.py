@@ -85,7 +85,8 @@ async def rebuild_once(services: Services) -> str | None:
 async def rebuild(services: Services) -> dict[str, int]:
     """Put back into Redis what the database knows about open consults.
 
-    Active consults: their specialist is in a consult (and busy), their invitations stand.
+    Active consults: their specialist is in a consult (and busy), their invitations stand (those
+    not withdrawn since).
     Offered consults: the offer is gone, so they go back to the queue (a `requeued` line in the
     timeline; a compare-and-set, so once). Queued ones, those included: dispatched again, so
     they wait in their queue or are offered to whoever is free.
@@ -101,16 +102,20 @@ async def rebuild(services: Services) -> dict[str, int]:
         events: list[Any] = []
         if ids:
             rows = await session.execute(
-                select(ConsultEvent.consult_id, ConsultEvent.kind, ConsultEvent.actor_id, ConsultEvent.detail).where(
-                    ConsultEvent.consult_id.in_(ids), ConsultEvent.kind.in_(("declined", "invited"))
-                )
+                select(ConsultEvent.consult_id, ConsultEvent.kind, ConsultEvent.actor_id, ConsultEvent.detail)
+                .where(ConsultEvent.consult_id.in_(ids), ConsultEvent.kind.in_(("declined", "invited", "uninvited")))
+                .order_by(ConsultEvent.id)
             )
             events = list(rows.all())
+    standing: dict[tuple[str, str], bool] = {}  # (consult, user) → invited, as the latest line says
     for consult_id, kind, actor_id, detail in events:
         if kind == "declined" and actor_id:
             await services.live.add_declined(consult_id, actor_id)
-        elif kind == "invited" and isinstance(detail, dict) and detail.get("user_id"):
-            await services.rooms.invite(dispatch.room_of(consult_id), str(detail["user_id"]))
+        elif kind in ("invited", "uninvited") and isinstance(detail, dict) and detail.get("user_id"):
+            standing[(consult_id, str(detail["user_id"]))] = kind == "invited"
+    for (consult_id, user_id), invited in standing.items():
+        if invited:
+            await services.rooms.invite(dispatch.room_of(consult_id), user_id)
     counts = {"active": 0, "requeued": 0, "dispatched": 0}
     for consult in open_consults:
         if consult.status == "active":

@@ -214,6 +214,9 @@ class Rooms:
     async def invite(self, room: str, user_id: str) -> None:
         await self.redis.sadd(f"room:{room}:invited", user_id)
 
+    async def uninvite(self, room: str, user_id: str) -> None:
+        await self.redis.srem(f"room:{room}:invited", user_id)
+
     async def invited(self, room: str, user_id: str) -> bool:
         return bool(await self.redis.sismember(f"room:{room}:invited", user_id))
 

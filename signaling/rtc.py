@@ -1,4 +1,5 @@
-"""The call of a consult: `consult:join`, `consult:leave`, `consult:invite`, `rtc:signal`, `rtc:stats`.
+"""The call of a consult: `consult:join`, `consult:leave`, `consult:invite`, `consult:uninvite`,
+`rtc:signal`, `rtc:stats`.
 
 The server relays WebRTC signaling between the peers of one call and nothing else: media flows
 browser to browser (or through TURN). A newcomer sends the offers: every peer listed in its
@@ -166,7 +167,15 @@ async def _active_consult(caller: Caller, consult_id: str) -> Consult:
 async def consult_join(caller: Caller, payload: ConsultRef) -> dict[str, Any]:
     consult = await _active_consult(caller, payload.consult_id)
     role = "specialist" if caller.account.id == consult.specialist_id else caller.account.role
-    peer, others = await join_room(caller, f"consult:{consult.id}", role)
+    room = f"consult:{consult.id}"
+    peer, others = await join_room(caller, room, role)
+    account = caller.account
+    if not consults.may_join(consult, account.id, account.role, account.hospital_id, False):
+        # Here by invitation only: look again now that the peer is in. A withdrawal removes the
+        # invitation before it sweeps the call, so either this sees it or the sweep sees the peer.
+        if not await caller.services.rooms.invited(room, account.id):
+            await leave_room(caller.services, room, peer)
+            raise AppError("forbidden", "your invitation to this consult was withdrawn")
     return {
         "consult": await dispatch.describe(caller.services, consult),
         "peer_id": peer.peer_id,
@@ -190,18 +199,67 @@ async def consult_leave(caller: Caller, payload: ConsultRef) -> dict[str, Any]:
     return {}
 
 
+async def _party_consult(caller: Caller, consult_id: str) -> Consult:
+    """The active consult whose requester or accepted specialist the caller is."""
+    consult = await consults.get(caller.services.db, consult_id)
+    if consult is None:
+        raise AppError("not_found", "no such consult")
+    if caller.account.id not in (consult.requester_id, consult.specialist_id):
+        raise AppError(
+            "forbidden", "only the clinician who asked and the accepted specialist invite to a consult or withdraw"
+        )
+    if consult.status != "active":
+        raise AppError("conflict", f"the consult is {consult.status}, not in progress")
+    return consult
+
+
 @router.on("consult:invite", Invite)
 async def consult_invite(caller: Caller, payload: Invite) -> dict[str, Any]:
-    consult = await _active_consult(caller, payload.consult_id)
-    who = await consults.people(caller.services.db, [payload.user_id])
+    consult = await _party_consult(caller, payload.consult_id)
+    db = caller.services.db
+    who = await consults.people(db, [payload.user_id, consult.specialist_id])
     invitee = who.get(payload.user_id)
     if invitee is None or invitee["role"] not in ("specialist", "clinician"):
         raise AppError("not_found", "no such specialist or clinician")
+    # The two hospitals' networks: each hospital and those sister-linked to it. A stranger to
+    # both (another province's hospital, say) is not brought to the patient's record this way.
+    parties = {consult.hospital_id}
+    if consult.specialist_id in who:
+        parties.add(who[consult.specialist_id]["hospital"]["id"])
+    if invitee["hospital"]["id"] not in await consults.networks(db, parties):
+        raise AppError(
+            "forbidden", "only people of the two hospitals and their sister hospitals can be invited to this consult"
+        )
     await caller.services.rooms.invite(f"consult:{consult.id}", payload.user_id)
-    await consults.add_event(caller.services.db, consult.id, "invited", caller.account.id, {"user_id": payload.user_id})
+    await consults.add_event(db, consult.id, "invited", caller.account.id, {"user_id": payload.user_id})
     view = await dispatch.describe(caller.services, consult)
     await dispatch.emit(caller.services, "consult:invited", {"consult": view, "by": _user(caller)}, [payload.user_id])
     return {}
+
+
+@router.on("consult:uninvite", Invite)
+async def consult_uninvite(caller: Caller, payload: Invite) -> dict[str, Any]:
+    """Withdraw an invitation: the user loses the consult (its call, notes and record) at once;
+    one who still takes part otherwise (a clinician of the requesting hospital) keeps it."""
+    consult = await _party_consult(caller, payload.consult_id)
+    services = caller.services
+    room = f"consult:{consult.id}"
+    view = await dispatch.describe(services, consult)
+    if not await services.rooms.invited(room, payload.user_id):
+        return {"consult": view}  # never invited, or withdrawn already: nothing to do
+    # The timeline first: what Redis loses is rebuilt from it (server/recovery.py).
+    await consults.add_event(services.db, consult.id, "uninvited", caller.account.id, {"user_id": payload.user_id})
+    await services.rooms.uninvite(room, payload.user_id)
+    who = (await consults.people(services.db, [payload.user_id])).get(payload.user_id)
+    still = who is not None and consults.may_join(consult, who["id"], who["role"], who["hospital"]["id"], False)
+    if not still:
+        for peer in await services.rooms.peers(room):
+            if peer.user["id"] == payload.user_id:
+                await leave_room(services, room, peer)
+    await dispatch.emit(
+        services, "consult:uninvited", {"consult_id": consult.id, "by": _user(caller)}, [payload.user_id]
+    )
+    return {"consult": view}
 
 
 def _signal_room_peers(signal: Signal) -> str:

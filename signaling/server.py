@@ -7,7 +7,7 @@ from typing import Any
 
 import socketio
 
-from server import caps, dispatch, loops, presence, recovery, revocation, rounds
+from server import audit, caps, dispatch, loops, presence, recovery, revocation, rounds
 from server.services import Services
 from server.snapshot import session_state
 from server.users import Account
@@ -71,7 +71,7 @@ def create_sio(services: Services, redis_url: str) -> socketio.AsyncServer:
         services.metrics.sockets.labels("/").inc()
         services.board_changed()
         # After the handler returns the CONNECT packet goes out; state must follow it, not precede it.
-        sio.start_background_task(_send_state, sio, services, sid, account)
+        sio.start_background_task(_send_state, sio, services, sid, account, address)
         return None
 
     async def disconnect(sid: str, reason: Any = None, *extra: Any) -> dict[str, Any] | None:
@@ -122,9 +122,16 @@ async def _heartbeat(services: Services, local: dict[str, str]) -> None:
     await loops.every(services.settings.presence_ttl_s / 3, beat, "presence heartbeat")
 
 
-async def _send_state(sio: socketio.AsyncServer, services: Services, sid: str, account: Account) -> None:
+async def _send_state(sio: socketio.AsyncServer, services: Services, sid: str, account: Account, address: str) -> None:
     try:
-        await sio.emit("session:state", await session_state(services, account), to=sid)
+        state = await session_state(services, account)
+        # Audited before it is sent: which consults (and rounds) this user's screen was given.
+        shown = [c["id"] for c in state["consults"]] + [o["consult"]["id"] for o in state["offers"]]
+        rounds_shown = ",".join(r["round"]["id"] for r in state["rounds"])
+        await audit.record_listing(
+            services.db, account.id, "session.state", shown, address, f"rounds={rounds_shown}" if rounds_shown else ""
+        )
+        await sio.emit("session:state", state, to=sid)
         if account.role == "specialist":
             await dispatch.specialist_back(services, account.id)
     except Exception:

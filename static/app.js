@@ -371,10 +371,11 @@ class Room {
       h("div", { class: "note", "data-seq": n.seq, "data-section": n.section },
         h("strong", {}, t(`section.${n.section}`)), " ", n.text,
         h("small", {}, `${n.author?.name || ""} · ${when(n.created_at)}${n.amends ? ` · ${t("notes.amended")}` : ""} `,
-          h("button", { class: "secondary", onclick: async () => {
+          // Only its author amends a note (the server refuses anyone else).
+          n.author?.id === state.user.id ? h("button", { class: "secondary", onclick: async () => {
             const text = prompt(t("notes.amend_prompt"), n.text);
             if (text) this.addNote((await emit("note:amend", { consult_id: this.consult.id, op_id: opId(), note_id: n.id, text })).note);
-          } }, t("notes.amend")))));
+          } }, t("notes.amend")) : null)));
     this.noteList.replaceChildren(...items);
   }
 

@@ -187,6 +187,7 @@ def event_payload(event: str, consult_id: str, world: World) -> dict[str, Any]:
         "consult:join": ref,
         "consult:leave": ref,
         "consult:invite": {**ref, "user_id": world.ids["xanhpon.obgyn"]},
+        "consult:uninvite": {**ref, "user_id": world.ids["xanhpon.obgyn"]},
         "rtc:signal": {**ref, "to": "no-such-peer", "data": {"type": "offer", "sdp": "v=0"}},
         "rtc:stats": {**ref, "rtt_ms": 40.0},
         "note:add": {**ref, "op_id": uuid.uuid4().hex, "section": "plan", "text": "Theo dõi"},

@@ -125,6 +125,9 @@ async def test_request_accept_call_and_notes_across_two_instances(two_instances,
     seen = await specialist.wait_for_selector('.note[data-section="examination"]')
     assert "<b>Mạch 90</b>, HA 120/80" in await seen.inner_text()  # shown as text, not markup
     assert await specialist.query_selector(".note b") is None
+    assert await seen.query_selector("button") is None  # only its author is offered to amend it
+    own = await clinician.wait_for_selector('.note[data-section="examination"]')
+    assert await own.query_selector("button") is not None
     await shot(clinician, "consult-room")
 
     await specialist.select_option("select[name=outcome]", "treated_locally")

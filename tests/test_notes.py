@@ -87,6 +87,62 @@ async def test_amending_appends_and_keeps_history(instance: Instance, clients) -
     assert other["error"]["code"] == "not_found"
 
 
+async def amend(client: Client, consult_id: str, note_id: str, text: str) -> dict[str, Any]:
+    return await client.call(
+        "note:amend", {"consult_id": consult_id, "op_id": f"a-{next(_ops)}", "note_id": note_id, "text": text}
+    )
+
+
+async def test_only_the_author_amends_a_note(instance: Instance, clients) -> None:
+    clinician, surgeon, consult = await active_consult(clients, instance, instance)
+    theirs = await add(surgeon, note(consult["id"], "Chẩn đoán: viêm ruột thừa", section="assessment"))
+    refused = await amend(clinician, consult["id"], theirs["id"], "Chẩn đoán: viêm túi mật")
+    assert refused["ok"] is False and refused["error"]["code"] == "forbidden", refused
+    assert "author" in refused["error"]["message"]
+    listed = (await surgeon.call("note:list", {"consult_id": consult["id"]}))["notes"]
+    assert [n["text"] for n in listed] == ["Chẩn đoán: viêm ruột thừa"]  # nothing stored, no seq used
+    assert (await add(clinician, note(consult["id"])))["seq"] == 2
+    assert (await amend(surgeon, consult["id"], theirs["id"], "Viêm ruột thừa cấp"))["ok"] is True
+
+
+async def test_only_the_current_version_is_amended(instance: Instance, clients) -> None:
+    _, surgeon, consult = await active_consult(clients, instance, instance)
+    cid = consult["id"]
+    first = await add(surgeon, note(cid, "Viêm ruột thừa", section="assessment"))
+    second = await amend(surgeon, cid, first["id"], "Viêm ruột thừa cấp")
+    assert second["ok"] is True
+    stale = await amend(surgeon, cid, first["id"], "Viêm ruột thừa mạn")
+    assert stale["ok"] is False and stale["error"]["code"] == "conflict", stale
+    assert "current version" in stale["error"]["message"]
+    third = await amend(surgeon, cid, second["note"]["id"], "Viêm ruột thừa cấp, chưa vỡ")
+    assert third["ok"] is True and third["note"]["amends"] == second["note"]["id"]
+    assert third["note"]["section"] == "assessment"
+    listed = (await surgeon.call("note:list", {"consult_id": cid}))["notes"]
+    assert [n["seq"] for n in listed] == [1, 2, 3]
+
+
+async def test_two_amendments_of_one_version_on_two_instances_one_wins(
+    start_instance: StartInstance, clients, any_database_url: str
+) -> None:
+    a = await start_instance(database=any_database_url)
+    b = await start_instance(database=any_database_url)
+    _, surgeon_b, consult = await active_consult(clients, a, b)
+    surgeon_a = await clients(a, "xanhpon.surgeon")  # the same specialist on a second device
+    cid = consult["id"]
+    original = await add(surgeon_b, note(cid, "Theo dõi", section="plan"))
+    for round_ in range(5):
+        acks = await asyncio.gather(
+            amend(surgeon_a, cid, original["id"], f"Mổ cấp cứu {round_}"),
+            amend(surgeon_b, cid, original["id"], f"Mổ phiên {round_}"),
+        )
+        assert sorted(ack["ok"] for ack in acks) == [False, True], acks
+        assert next(ack for ack in acks if not ack["ok"])["error"]["code"] == "conflict"
+        original = next(ack for ack in acks if ack["ok"])["note"]
+    listed = (await surgeon_a.call("note:list", {"consult_id": cid}))["notes"]
+    assert [n["seq"] for n in listed] == list(range(1, 7))  # one line of versions, no fork, no gap
+    assert all(later["amends"] == earlier["id"] for earlier, later in itertools.pairwise(listed))
+
+
 async def test_text_is_kept_as_inert_text(instance: Instance, clients) -> None:
     clinician, _, consult = await active_consult(clients, instance, instance)
     stored = await add(clinician, note(consult["id"], XSS))

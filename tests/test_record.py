@@ -8,8 +8,11 @@ from typing import Any
 import aiohttp
 import pytest
 from fhir.resources.R4B.bundle import Bundle
+from sqlalchemy import select
 
+from server.records import AuditEntry
 from tests.conftest import Instance, add_user, login
+from tests.test_consults import ask
 from tests.test_notes import XSS, add, note
 from tests.test_rtc import active_consult
 
@@ -99,6 +102,51 @@ async def test_minutes_are_a_printable_vietnamese_page_with_inert_text(
         assert expected in text, expected
     assert "script" not in parsed.tags and "img" not in parsed.tags  # ... never as markup
     assert "@media print" in html
+
+
+class Struck(HTMLParser):
+    """The text inside `<del>`: what an amendment replaced."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inside = 0
+        self.struck: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.inside += tag == "del"
+
+    def handle_endtag(self, tag: str) -> None:
+        self.inside -= tag == "del"
+
+    def handle_data(self, data: str) -> None:
+        if self.inside:
+            self.struck.append(data)
+
+
+async def test_the_minutes_and_fhir_show_the_amended_text_and_what_it_replaced(
+    instance: Instance, ended_consult: dict[str, Any]
+) -> None:
+    async with await http(instance, "bavi.clinician") as client:
+        async with client.get(f"/api/consults/{ended_consult['id']}/minutes") as resp:
+            html = await resp.text()
+        async with client.get(f"/api/consults/{ended_consult['id']}/fhir") as resp:
+            body = await resp.json(content_type=None)
+    parsed = Text()
+    parsed.feed(html)
+    text = " ".join(parsed.parts)
+    assert "Viêm ruột thừa cấp" in text and "(đã sửa)" in text and "Nội dung trước khi sửa" in text
+    struck = Struck()
+    struck.feed(html)
+    assert struck.struck == ["Viêm ruột thừa"]  # the replaced text, shown struck through, once
+    assert text.index("Viêm ruột thừa cấp") < text.index("Nội dung trước khi sửa")  # the current one first
+    bundle = Bundle.model_validate(body)
+    amended = next(e.resource for e in bundle.entry[2:] if e.resource.payload[0].contentString == "Viêm ruột thừa cấp")
+    (replaced,) = amended.note
+    assert replaced.text == "Nội dung trước khi sửa: Viêm ruột thừa"
+    assert replaced.authorReference.display == "BS. Lê Minh Đức" and replaced.time is not None
+    others = [e.resource for e in bundle.entry[2:] if e.resource is not amended]
+    assert all(not r.note for r in others)  # notes never amended carry no history
+    assert all(r.payload[0].contentString != "Viêm ruột thừa" for r in others)  # nor is it a note of its own
 
 
 async def test_fhir_bundle_is_valid_r4(instance: Instance, ended_consult: dict[str, Any]) -> None:
@@ -206,3 +254,54 @@ async def test_a_supervisor_attached_to_a_hospital_reads_only_its_consults(
             async with client.get("/api/consults") as resp:
                 ids = [c["id"] for c in (await resp.json())["consults"]]
                 assert (ended_consult["id"] in ids) is listed, username
+
+
+async def audit_entries(instance: Instance, action: str) -> list[AuditEntry]:
+    async with instance.services.db.session() as session:
+        found = await session.scalars(select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.at))
+        return list(found.all())
+
+
+async def test_the_consult_list_is_audited_by_id_never_by_text(
+    instance: Instance, ended_consult: dict[str, Any]
+) -> None:
+    cid = ended_consult["id"]
+    async with await http(instance, "soyte.supervisor") as client:
+        async with client.get("/api/consults", params={"status": "ended"}) as resp:
+            listed = [c["id"] for c in (await resp.json())["consults"]]
+            assert listed == [cid]
+        async with client.get("/api/consults", params={"status": "cancelled"}) as resp:
+            assert (await resp.json())["consults"] == []
+    shown, empty = await audit_entries(instance, "consults.list")
+    assert shown.target_type == "consult_list" and shown.address == "127.0.0.1"
+    assert shown.detail == f"status=ended ids={cid}"
+    assert empty.detail == "status=cancelled ids="  # an empty list is a read too
+    assert shown.actor_id == empty.actor_id and shown.actor_id not in (None, "")
+    for entry in (shown, empty):  # the patient and the notes stay out of the log
+        assert all(words not in entry.detail for words in ("BV-0042", "Viêm ruột thừa", "Mổ tại chỗ"))
+    # The audit viewer finds the list by the consult it showed; a part of an id finds nothing.
+    async with await http(instance, "admin") as client:
+        async with client.get("/api/admin/audit", params={"consult_id": cid, "limit": "200"}) as resp:
+            actions = [e["action"] for e in (await resp.json())["entries"]]
+        async with client.get("/api/admin/audit", params={"consult_id": cid[:8], "limit": "200"}) as resp:
+            assert (await resp.json())["entries"] == []
+    assert actions.count("consults.list") == 1  # the list that showed it, not the empty one
+
+
+async def test_session_state_is_audited_with_the_consults_and_offers_it_showed(instance: Instance, clients) -> None:
+    surgeon = await clients(instance, "xanhpon.surgeon")
+    surgeon_id = (await surgeon.next("session:state"))["user"]["id"]
+    clinician = await clients(instance, "bavi.clinician")
+    consult = await ask(clinician)
+    await surgeon.next("consult:offer")
+    device = await clients(instance, "xanhpon.surgeon")  # a second device while the offer waits
+    assert [o["consult"]["id"] for o in (await device.next("session:state"))["offers"]] == [consult["id"]]
+    again = await clients(instance, "bavi.clinician")
+    assert [c["id"] for c in (await again.next("session:state"))["consults"]] == [consult["id"]]
+    entries = await audit_entries(instance, "session.state")  # each written before its state was sent
+    for user, shown in (
+        (surgeon_id, ["ids=", f"ids={consult['id']}"]),
+        (consult["requester"]["id"], ["ids=", f"ids={consult['id']}"]),
+    ):
+        assert [e.detail for e in entries if e.actor_id == user] == shown  # once per connect
+    assert {(e.target_type, e.address) for e in entries} == {("consult_list", "127.0.0.1")}

@@ -52,6 +52,10 @@ async def list_consults(request: web.Request) -> web.Response:
         query = query.where(or_(Consult.hospital_id == scope, Consult.specialist_id.in_(answered_there)))
     async with services.db.session() as session:
         found = list((await session.scalars(query)).all())
+    filters = " ".join(f"{key}={request.query[key]}" for key in ("status", "from", "to") if request.query.get(key))
+    await audit.record_listing(
+        services.db, account.id, "consults.list", [c.id for c in found], client_address(request), filters
+    )
     ids = {i for c in found for i in (c.requester_id, c.specialist_id, c.named_specialist_id)}
     who = await consults.people(services.db, ids)
     return web.json_response({"consults": [consults.view(c, who) for c in found]})
