@@ -47,7 +47,9 @@ USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,99}")
 HOSPITAL_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 # A province is matched by its code (server/scope.py), so one spelling only: `hanoi`, `quangninh`.
 PROVINCE = re.compile(r"[a-z][a-z0-9]{1,31}")
-PROVINCE_SHAPE = "a short lowercase code such as hanoi or quangninh: 2 to 32 letters a-z or digits, no spaces or accents"
+PROVINCE_SHAPE = (
+    "a short lowercase code such as hanoi or quangninh: 2 to 32 letters a-z or digits, no spaces or accents"
+)
 
 
 def _shaped(pattern: re.Pattern[str], what: str) -> Any:

@@ -123,7 +123,5 @@ async def describe(db: Database, scope: Scope) -> dict[str, str | None] | None:
         if scope.kind == "hospital":
             hospital = await session.get(Hospital, scope.code)
             return {"kind": "hospital", "id": scope.code, "name": hospital.name if hospital else scope.code}
-        names = (
-            await session.scalars(select(Hospital.province_name).where(Hospital.province == scope.code))
-        ).all()
+        names = (await session.scalars(select(Hospital.province_name).where(Hospital.province == scope.code))).all()
     return {"kind": "province", "id": scope.code, "name": next((n for n in names if n), scope.code)}

@@ -1,7 +1,8 @@
 """The authorization matrix, generated from server/permissions.py: every Socket.IO event and HTTP
 route the service registers, tried as every role, on a consult of their own, of their hospital and
-of another hospital, and as the supervisors of its province and of another province; what the table allows must succeed (whatever the state says: not `forbidden`),
-what it refuses must be `forbidden` (403). An event or route without a rule fails here.
+of another hospital, and as the supervisors of its province and of another province; what the
+table allows must succeed (whatever the state says: not `forbidden`), what it refuses must be
+`forbidden` (403). An event or route without a rule fails here.
 
 One instance and one signed-in client per user serve the whole module (argon2 is slow on purpose);
 each case that needs a consult gets a fresh one, so no case depends on another's order.

@@ -67,7 +67,13 @@ async def get_report(request: web.Request) -> web.Response:
     in_scope = hospital_scope(account)
     rows, names = await stats.load(services.db, start, end, in_scope)
     await audit.record(
-        services.db, account.id, "stats.report", "stats", in_scope.audit_target, client_address(request), f"month={month}"
+        services.db,
+        account.id,
+        "stats.report",
+        "stats",
+        in_scope.audit_target,
+        client_address(request),
+        f"month={month}",
     )
     described = await describe(services.db, in_scope)
     html = report_html(
