@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from server import consults, rounds
+from server import consults, rounds, scope
 from server.errors import AppError
 from server.records import Consult, RoundSession
-from server.scope import hospital_scope
 from server.services import Services
 from server.users import Account
 
@@ -32,12 +31,12 @@ async def consult_for(services: Services, account: Account, consult_id: str, *, 
 
 async def _oversees(services: Services, account: Account, consult: Consult) -> bool:
     """A supervisor reads the consults of their scope, as on the board and in the statistics:
-    the whole network, or those that involve their hospital (asked there or answered from there)."""
-    scope = hospital_scope(account)
-    if scope is None or consult.hospital_id == scope:
+    those asked at, or answered from, a hospital in view (server/scope.py)."""
+    in_view = await scope.in_view(services.db, account)
+    if scope.sees(in_view, consult.hospital_id):
         return True
     specialist = (await consults.people(services.db, [consult.specialist_id])).get(consult.specialist_id or "")
-    return specialist is not None and specialist["hospital"]["id"] == scope
+    return specialist is not None and scope.sees(in_view, specialist["hospital"]["id"])
 
 
 async def _in_round(services: Services, account: Account, session_id: str) -> bool:

@@ -39,12 +39,17 @@ def _not_blank(value: str) -> str:
 
 Ref = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_not_blank)]
-Province = Annotated[str, StringConstraints(min_length=1, max_length=100), AfterValidator(_not_blank)]
+ProvinceName = Annotated[str, StringConstraints(min_length=1, max_length=100), AfterValidator(_not_blank)]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=200)]
 
 AUDIT_PAGE_MAX = 200
 USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,99}")
 HOSPITAL_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+# A province is matched by its code (server/scope.py), so one spelling only: `hanoi`, `quangninh`.
+PROVINCE = re.compile(r"[a-z][a-z0-9]{1,31}")
+PROVINCE_SHAPE = (
+    "a short lowercase code such as hanoi or quangninh: 2 to 32 letters a-z or digits, no spaces or accents"
+)
 
 
 def _shaped(pattern: re.Pattern[str], what: str) -> Any:
@@ -73,17 +78,30 @@ class NewHospital(Payload):
     id: str | None = None
     name: Name
     level: Level
-    province: Province
+    # None: no Department of Health sees the hospital until an admin sets it.
+    province: str | None = None
+    province_name: ProvinceName | None = None
 
     _id_shape = field_validator("id", mode="before")(
         _shaped(HOSPITAL_ID, "1 to 64 lowercase letters, digits or '-', starting with a letter or digit")
     )
+    _province_shape = field_validator("province", mode="before")(_shaped(PROVINCE, PROVINCE_SHAPE))
 
 
 class HospitalChange(Payload):
+    """Fields left out stay as they are; `province: null` (or `province_name: null`) clears it."""
+
     name: Name | None = None
     level: Level | None = None
-    province: Province | None = None
+    province: str | None = None
+    province_name: ProvinceName | None = None
+
+    _province_shape = field_validator("province", mode="before")(_shaped(PROVINCE, PROVINCE_SHAPE))
+
+    def changes(self) -> dict[str, Any]:
+        """What to set: the fields given; a null name or level is not a change (they cannot be empty)."""
+        given = {field: getattr(self, field) for field in self.model_fields_set}
+        return {k: v for k, v in given.items() if v is not None or k in ("province", "province_name")}
 
 
 class NewLink(Payload):
@@ -128,7 +146,13 @@ class NewPassword(Payload):
 
 
 def hospital_view(hospital: Hospital) -> dict[str, Any]:
-    return {"id": hospital.id, "name": hospital.name, "level": hospital.level, "province": hospital.province}
+    return {
+        "id": hospital.id,
+        "name": hospital.name,
+        "level": hospital.level,
+        "province": hospital.province,
+        "province_name": hospital.province_name,
+    }
 
 
 def _hospital_ref(hospital: Hospital) -> dict[str, Any]:
@@ -153,12 +177,23 @@ def user_view(user: User, hospital: Hospital) -> dict[str, Any]:
 
 async def hospitals(db: Database) -> list[dict[str, Any]]:
     async with db.session() as session:
-        found = (await session.scalars(select(Hospital).order_by(Hospital.province, Hospital.name))).all()
+        # Hospitals without a province first: what an admin has still to set.
+        found = (
+            await session.scalars(
+                select(Hospital).order_by(Hospital.province.is_not(None), Hospital.province, Hospital.name)
+            )
+        ).all()
     return [hospital_view(h) for h in found]
 
 
 async def create_hospital(db: Database, actor: Account, body: NewHospital, address: str) -> dict[str, Any]:
-    hospital = Hospital(id=body.id or new_id(), name=body.name, level=body.level, province=body.province)
+    hospital = Hospital(
+        id=body.id or new_id(),
+        name=body.name,
+        level=body.level,
+        province=body.province,
+        province_name=body.province_name,
+    )
     try:
         async with db.session() as session, session.begin():
             if await session.get(Hospital, hospital.id) is not None:
@@ -178,9 +213,9 @@ async def create_hospital(db: Database, actor: Account, body: NewHospital, addre
 async def update_hospital(
     db: Database, actor: Account, hospital_id: str, body: HospitalChange, address: str
 ) -> dict[str, Any]:
-    changes = {k: v for k, v in body.model_dump().items() if v is not None}
+    changes = body.changes()
     if not changes:
-        raise AppError("invalid", "give at least one of name, level, province")
+        raise AppError("invalid", "give at least one of name, level, province, province_name")
     async with db.session() as session, session.begin():
         hospital = await session.get(Hospital, hospital_id)
         if hospital is None:

@@ -1,6 +1,7 @@
 """The supervisor board: who is available, who waits, which calls run, today's figures.
 
-One function builds the whole board for a scope (the network, or one hospital); `/monitor`
+One function builds the whole board for a scope (server/scope.py: the network, the hospitals
+of one province, one hospital, or nothing); `/monitor`
 sends it as `monitor:snapshot` and again, whole, as each coalesced `monitor:update`. The
 board never carries clinical text: no patient reference, summary or note.
 
@@ -8,7 +9,7 @@ A ward round in progress is one session (its one call, `round:<id>`), with the n
 patients and how many have a decision; its patients' consults are not sessions of their own.
 
 Who watches which board is kept in Redis (`monitor:watchers`, a sorted set of
-`<scope>|<socket id>` scored by when the watcher lapses, as presence does), so that an
+`<scope key>|<socket id>` scored by when the watcher lapses, as presence does), so that an
 instance reads the network only when some supervisor, on any instance, has a board open.
 """
 
@@ -26,6 +27,7 @@ from server import presence, rounds
 from server.consults import VIETNAM, iso
 from server.records import Consult, Hospital, Round, RoundSession, SisterLink, User
 from server.rooms import Peer
+from server.scope import Scope, sees
 from server.services import Services
 
 OPEN = ("queued", "offered", "active")
@@ -155,22 +157,21 @@ async def load(services: Services) -> Network:
 # Who watches.
 
 WATCHERS = "monitor:watchers"
-NETWORK = "*"  # the scope of the whole network's board, in WATCHERS
 
 
-def _watcher(scope: str | None, sid: str) -> str:
-    return f"{scope or NETWORK}|{sid}"
+def _watcher(scope: Scope, sid: str) -> str:
+    return f"{scope.key}|{sid}"
 
 
-async def watch(redis: aioredis.Redis, scope: str | None, sid: str, ttl_s: float) -> None:
+async def watch(redis: aioredis.Redis, scope: Scope, sid: str, ttl_s: float) -> None:
     await redis.zadd(WATCHERS, {_watcher(scope, sid): time.time() + ttl_s})
 
 
-async def unwatch(redis: aioredis.Redis, scope: str | None, sid: str) -> None:
+async def unwatch(redis: aioredis.Redis, scope: Scope, sid: str) -> None:
     await redis.zrem(WATCHERS, _watcher(scope, sid))
 
 
-async def keep_watching(redis: aioredis.Redis, watchers: dict[str, str | None], ttl_s: float) -> None:
+async def keep_watching(redis: aioredis.Redis, watchers: dict[str, Scope], ttl_s: float) -> None:
     """Push forward the lapse time of this instance's watchers (socket id -> scope); a crashed
     instance's lapse."""
     expires = time.time() + ttl_s
@@ -181,27 +182,30 @@ async def keep_watching(redis: aioredis.Redis, watchers: dict[str, str | None], 
         await pipe.execute()
 
 
-async def watched(redis: aioredis.Redis) -> set[str | None]:
-    """The scopes with a board open anywhere (None: the whole network's)."""
+async def watched(redis: aioredis.Redis) -> set[Scope]:
+    """The scopes with a board open anywhere."""
     members = await redis.zrangebyscore(WATCHERS, time.time(), "+inf")
-    scopes = {str(m).rpartition("|")[0] for m in members}
-    return {None if scope == NETWORK else scope for scope in scopes}
+    return {Scope.from_key(str(m).rpartition("|")[0]) for m in members}
 
 
-def view(network: Network, scope: str | None) -> dict[str, Any]:
-    """`{presence, queue, sessions, stats, server_time}` for the network (`scope=None`) or one hospital."""
+def view(network: Network, scope: Scope) -> dict[str, Any]:
+    """`{presence, queue, sessions, stats, server_time}` of what `scope` oversees: the consults
+    and rounds that involve a hospital in view (server/scope.py), and the specialists of those
+    hospitals (of a hospital's sister hospitals too, for a hospital's supervisor)."""
     now, hospitals, people = network.now, network.hospitals, network.people
-    # A hospital's supervisor sees its own specialists and those of its sister hospitals.
-    near = None if scope is None else {scope} | network.sisters.get(scope, set())
+    in_view = scope.hospitals({h.id: h.province for h in hospitals.values()})
+    near = in_view
+    if scope.kind == "hospital":
+        near = frozenset({scope.code} | network.sisters.get(scope.code, set()))
     roster = [u for u in network.specialists if near is None or u.hospital_id in near]
 
     def involves(consult: Consult) -> bool:
         specialist = people.get(consult.specialist_id or "")
-        return scope is None or scope in (consult.hospital_id, specialist.hospital_id if specialist else None)
+        return sees(in_view, consult.hospital_id, specialist.hospital_id if specialist else None)
 
     def oversees(live: RoundLive) -> bool:
         lead = people.get(live.round.lead_specialist_id)
-        return scope is None or scope in (live.round.hospital_id, lead.hospital_id if lead else None)
+        return sees(in_view, live.round.hospital_id, lead.hospital_id if lead else None)
 
     rows = [c for c in network.consults if involves(c)]
     queue = [
@@ -289,6 +293,6 @@ def _round_session(
     }
 
 
-async def build(services: Services, scope: str | None) -> dict[str, Any]:
+async def build(services: Services, scope: Scope) -> dict[str, Any]:
     """One scope's board, read now (a supervisor's snapshot)."""
     return view(await load(services), scope)

@@ -29,18 +29,18 @@ from server.records import (
     User,
 )
 
-HOSPITALS: list[tuple[str, str, str, str]] = [
-    # id, name, level, province
-    ("xanhpon", "Bệnh viện Đa khoa Xanh Pôn", "city", "Hà Nội"),
-    ("bavi-dgh", "Bệnh viện Đa khoa huyện Ba Vì", "district", "Hà Nội"),
-    ("bavi-ttyt", "Trung tâm Y tế huyện Ba Vì", "district", "Hà Nội"),
-    ("tyt-tanlinh", "Trạm Y tế xã Tản Lĩnh", "commune", "Hà Nội"),
-    ("tyt-batrai", "Trạm Y tế xã Ba Trại", "commune", "Hà Nội"),
-    ("soyte-hanoi", "Sở Y tế Hà Nội", "authority", "Hà Nội"),
-    ("qn-dkt", "Bệnh viện Đa khoa tỉnh Quảng Ninh", "provincial", "Quảng Ninh"),
-    ("ttyt-tienyen", "Trung tâm Y tế huyện Tiên Yên", "district", "Quảng Ninh"),
-    ("ttyt-vandon", "Trung tâm Y tế huyện Vân Đồn", "district", "Quảng Ninh"),
-    ("soyte-quangninh", "Sở Y tế Quảng Ninh", "authority", "Quảng Ninh"),
+HOSPITALS: list[tuple[str, str, str, str, str]] = [
+    # id, name, level, province (code), province name
+    ("xanhpon", "Bệnh viện Đa khoa Xanh Pôn", "city", "hanoi", "Hà Nội"),
+    ("bavi-dgh", "Bệnh viện Đa khoa huyện Ba Vì", "district", "hanoi", "Hà Nội"),
+    ("bavi-ttyt", "Trung tâm Y tế huyện Ba Vì", "district", "hanoi", "Hà Nội"),
+    ("tyt-tanlinh", "Trạm Y tế xã Tản Lĩnh", "commune", "hanoi", "Hà Nội"),
+    ("tyt-batrai", "Trạm Y tế xã Ba Trại", "commune", "hanoi", "Hà Nội"),
+    ("soyte-hanoi", "Sở Y tế Hà Nội", "authority", "hanoi", "Hà Nội"),
+    ("qn-dkt", "Bệnh viện Đa khoa tỉnh Quảng Ninh", "provincial", "quangninh", "Quảng Ninh"),
+    ("ttyt-tienyen", "Trung tâm Y tế huyện Tiên Yên", "district", "quangninh", "Quảng Ninh"),
+    ("ttyt-vandon", "Trung tâm Y tế huyện Vân Đồn", "district", "quangninh", "Quảng Ninh"),
+    ("soyte-quangninh", "Sở Y tế Quảng Ninh", "authority", "quangninh", "Quảng Ninh"),
 ]
 
 SISTER_LINKS: list[tuple[str, str]] = [
@@ -71,6 +71,8 @@ USERS: list[DemoUser] = [
     DemoUser("quangninh.trauma", "BS. Hoàng Văn Nam", "specialist", "qn-dkt", ("trauma", "surgery")),
     DemoUser("quangninh.dialysis", "BS. Ngô Thị Hoa", "specialist", "qn-dkt", ("dialysis", "internal")),
     DemoUser("tienyen.clinician", "BS. Bùi Văn Tùng", "clinician", "ttyt-tienyen"),
+    # The Quảng Ninh Department of Health: oversees Quảng Ninh's hospitals only (server/scope.py).
+    DemoUser("quangninh.supervisor", "Trịnh Thị Thu", "supervisor", "soyte-quangninh"),
 ]
 
 
@@ -82,9 +84,11 @@ async def seed(db: Database, password: str, *, history: bool = True) -> list[Dem
     """
     async with db.session() as session, session.begin():
         known = set((await session.scalars(select(Hospital.id))).all())
-        for hospital_id, name, level, province in HOSPITALS:
+        for hospital_id, name, level, province, province_name in HOSPITALS:
             if hospital_id not in known:
-                session.add(Hospital(id=hospital_id, name=name, level=level, province=province))
+                session.add(
+                    Hospital(id=hospital_id, name=name, level=level, province=province, province_name=province_name)
+                )
         await session.flush()
         links = {(row[0], row[1]) for row in await session.execute(select(SisterLink.upper_id, SisterLink.lower_id))}
         for upper, lower in SISTER_LINKS:

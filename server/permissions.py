@@ -19,9 +19,12 @@ or round it is about that the caller needs besides:
 - `round_planner`: changes the round's schedule: its creator, lead and the clinicians of its hospital.
 - `round_creator`: schedules rounds at a hospital: its own clinicians, its sister hospital's specialists.
 - `round_named_lead`: the specialist named as the round's lead, accepted or asked (another network's).
+- `in_scope`: the consult or round is within the caller's scope (server/scope.py): it involves
+  their hospital or, for a Department of Health, a hospital of its province (a consult between
+  two provinces is in both). A supervisor of another province does not hold it.
 
-Roles in `unrelated` need no relation: supervisors read any consult and the rounds in their scope,
-admins plan any round.
+Roles in `overseers` need `in_scope` instead of the rule's relation: supervisors read the consults
+and rounds of their scope. Roles in `unrelated` need no relation: admins plan and read any round.
 
 The role gate is enforced in one place before any handler runs (`signaling.router.Router` for
 events, the middleware in `server.app` for HTTP). The relation is checked by the code that reads
@@ -52,6 +55,7 @@ Relation = Literal[
     "round_planner",
     "round_creator",
     "round_named_lead",
+    "in_scope",
 ]
 
 
@@ -60,13 +64,16 @@ class Rule:
     roles: frozenset[Role]
     relation: Relation = "any"
     unrelated: frozenset[Role] = frozenset()  # roles that need no relation
+    overseers: frozenset[Role] = frozenset()  # roles that need `in_scope` instead of `relation`
 
     def describe(self) -> str:
         return ", ".join(role for role in ROLES if role in self.roles) or "nobody"
 
 
-def _rule(*roles: Role, relation: Relation = "any", unrelated: tuple[Role, ...] = ()) -> Rule:
-    return Rule(frozenset(roles), relation, frozenset(unrelated))
+def _rule(
+    *roles: Role, relation: Relation = "any", unrelated: tuple[Role, ...] = (), overseers: tuple[Role, ...] = ()
+) -> Rule:
+    return Rule(frozenset(roles), relation, frozenset(unrelated), frozenset(overseers))
 
 
 EVERYONE = _rule(*ROLES)
@@ -94,7 +101,7 @@ EVENTS: dict[tuple[str, str], Rule] = {
     ("/", "rtc:stats"): _rule(*CALLERS, relation="in_call"),
     ("/", "note:add"): _rule(*CALLERS, relation="participant"),
     ("/", "note:amend"): _rule(*CALLERS, relation="participant"),
-    ("/", "note:list"): _rule(*CALLERS, "supervisor", relation="participant", unrelated=("supervisor",)),
+    ("/", "note:list"): _rule(*CALLERS, "supervisor", relation="participant", overseers=("supervisor",)),
     ("/", "round:join"): _rule(*CALLERS, relation="round_member"),
     ("/", "round:notes"): _rule(*CALLERS, relation="round_member"),
     ("/", "round:leave"): _rule(*CALLERS),  # leaves only the caller's own peer
@@ -103,7 +110,7 @@ EVENTS: dict[tuple[str, str], Rule] = {
     ("/monitor", "connect"): _rule("supervisor"),
 }
 
-_CONSULT_READ = _rule(*CALLERS, "supervisor", relation="participant", unrelated=("supervisor",))
+_CONSULT_READ = _rule(*CALLERS, "supervisor", relation="participant", overseers=("supervisor",))
 _ROUND_PLAN = _rule(*CALLERS, "admin", relation="round_planner", unrelated=("admin",))
 _ROUND_TEAM = _rule(*CALLERS, relation="round_team")
 
@@ -148,7 +155,9 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/rounds"): EVERYONE,  # filtered to the rounds the caller takes part in or supervises
     ("GET", "/api/rounds/hospitals"): _rule(*CALLERS, "admin"),  # where the caller may schedule a round
     ("POST", "/api/rounds"): _rule(*CALLERS, "admin", relation="round_creator", unrelated=("admin",)),
-    ("GET", "/api/rounds/{round_id}"): _rule(*ROLES, relation="round_member", unrelated=("supervisor", "admin")),
+    ("GET", "/api/rounds/{round_id}"): _rule(
+        *ROLES, relation="round_member", unrelated=("admin",), overseers=("supervisor",)
+    ),
     ("PATCH", "/api/rounds/{round_id}"): _ROUND_PLAN,
     ("POST", "/api/rounds/{round_id}/lead"): _rule("specialist", relation="round_named_lead"),
     ("POST", "/api/rounds/{round_id}/cancel"): _ROUND_PLAN,
@@ -191,4 +200,6 @@ def permits(rule: Rule, role: str, relations: frozenset[str]) -> bool:
         return False
     if rule.relation == "any" or role in rule.unrelated:
         return True
+    if role in rule.overseers:
+        return "in_scope" in relations
     return rule.relation in relations

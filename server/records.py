@@ -50,7 +50,10 @@ class Hospital(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     level: Mapped[str] = mapped_column(String(20))  # central / city / provincial / district / commune / authority
-    province: Mapped[str] = mapped_column(String(100))
+    # A short lowercase code (`hanoi`, `quangninh`): what a Department of Health's scope matches
+    # (server/scope.py). None: no Department of Health sees the hospital. Its name is for people.
+    province: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    province_name: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
 
 class SisterLink(Base):

@@ -23,7 +23,8 @@ Who does what (policy, pure functions below):
 - Move the focus and end the session: the lead specialist and the invited specialists.
 - Edit or cancel the schedule: an admin, whoever created it, the lead, the district team.
 - Read: besides those taking part, supervisors within their scope (server/scope.py): the
-  round's hospital or the lead specialist's hospital; the Department of Health sees all.
+  round's hospital or the lead specialist's hospital is in view (their hospital, or their
+  Department of Health's province).
 
 A lead specialist of another network (a hospital neither the round's nor linked to it as a
 sister) is only asked: the round's `lead_status` is `pending` until they accept (`accepted`) or
@@ -59,7 +60,7 @@ from server.records import (
     User,
     utcnow,
 )
-from server.scope import hospital_scope
+from server.scope import InView, in_view, sees
 from server.services import Services
 from server.settings import Settings
 from server.users import Account
@@ -127,13 +128,13 @@ def may_create(account: Account, hospital_id: str, sisters_of_hospital: set[str]
     return account.role == "specialist" and account.hospital_id in sisters_of_hospital
 
 
-def supervises(item: Round, account: Account, lead_hospital_id: str | None) -> bool:
+def supervises(item: Round, account: Account, lead_hospital_id: str | None, hospitals: InView) -> bool:
+    """`hospitals`: those in `account`'s scope (`server.scope.in_view`)."""
     if account.role == "admin":
         return True
     if account.role != "supervisor":
         return False
-    scope = hospital_scope(account)
-    return scope is None or scope in (item.hospital_id, lead_hospital_id)
+    return sees(hospitals, item.hospital_id, lead_hospital_id)
 
 
 # Reading.
@@ -204,7 +205,11 @@ async def lead_hospital(db: Database, item: Round) -> str | None:
 async def readable(db: Database, account: Account, round_id: str) -> Round:
     """The round if `account` takes part in it or supervises it; `forbidden` otherwise."""
     item = await get(db, round_id)
-    if takes_part(item, account) or supervises(item, account, await lead_hospital(db, item)):
+    if takes_part(item, account):
+        return item
+    if account.role in ("supervisor", "admin") and supervises(
+        item, account, await lead_hospital(db, item), await in_view(db, account)
+    ):
         return item
     raise AppError("forbidden", "you do not take part in this round")
 
@@ -286,7 +291,12 @@ async def visible(db: Database, account: Account) -> list[Round]:
         if leads:
             found = await session.execute(select(User.id, User.hospital_id).where(User.id.in_(leads)))
             hospital_of = {user_id: hospital_id for user_id, hospital_id in found.all()}
-    return [r for r in rows if takes_part(r, account) or supervises(r, account, hospital_of.get(r.lead_specialist_id))]
+    hospitals = await in_view(db, account) if account.role == "supervisor" else None
+    return [
+        r
+        for r in rows
+        if takes_part(r, account) or supervises(r, account, hospital_of.get(r.lead_specialist_id), hospitals)
+    ]
 
 
 def occurrences_of(item: Round, start: datetime, end: datetime) -> list[datetime]:

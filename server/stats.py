@@ -46,6 +46,7 @@ from server.consults import VIETNAM, iso
 from server.errors import AppError
 from server.matching import SPECIALTIES
 from server.records import Consult, ConsultEvent, Database, Hospital, User
+from server.scope import InView, Scope, sees
 from server.validation import parse_instant
 
 OUTCOME_CODES: tuple[str, ...] = ("treated_locally", "transfer", "follow_up", "onsite_support")
@@ -145,9 +146,10 @@ def figures(rows: Iterable[Row]) -> dict[str, Any]:
     }
 
 
-def in_scope(row: Row, scope: str | None) -> bool:
-    """The whole network (`scope=None`), or consults that involve the hospital `scope`."""
-    return scope is None or scope in (row.hospital_id, row.specialist_hospital_id)
+def in_scope(row: Row, hospitals: InView) -> bool:
+    """Whether the consult involves a hospital in view (`None`: the whole network): asked there,
+    or answered (offered) from there."""
+    return sees(hospitals, row.hospital_id, row.specialist_hospital_id)
 
 
 def month_of(moment: datetime) -> str:
@@ -284,11 +286,13 @@ def csv_text(report: dict[str, Any]) -> str:
 # Loading.
 
 
-async def load(db: Database, start: datetime, end: datetime, scope: str | None) -> tuple[list[Row], dict[str, str]]:
+async def load(db: Database, start: datetime, end: datetime, scope: Scope) -> tuple[list[Row], dict[str, str]]:
     """The consults created in `[start, end)` within `scope`, and every hospital's name by id."""
     period = (Consult.created_at >= start, Consult.created_at < end)
     async with db.session() as session:
-        names = {h.id: h.name for h in (await session.scalars(select(Hospital))).all()}
+        found = (await session.scalars(select(Hospital))).all()
+        names = {h.id: h.name for h in found}
+        in_view = scope.hospitals({h.id: h.province for h in found})
         hospital_of = {
             user_id: hospital_id for user_id, hospital_id in await session.execute(select(User.id, User.hospital_id))
         }
@@ -345,6 +349,6 @@ async def load(db: Database, start: datetime, end: datetime, scope: str | None) 
             demo=bool(c.demo),
             round_session_id=c.round_session_id,
         )
-        if in_scope(row, scope):
+        if in_scope(row, in_view):
             rows.append(row)
     return rows, names

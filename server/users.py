@@ -26,6 +26,8 @@ class Account:
     hospital_name: str
     hospital_level: str
     specialties: tuple[str, ...]
+    # The hospital's province code (None when unset): a Department of Health oversees its province.
+    hospital_province: str | None = None
 
     def public(self) -> dict[str, Any]:
         return {
@@ -47,6 +49,7 @@ def _account(user: User, hospital: Hospital) -> Account:
         hospital_name=hospital.name,
         hospital_level=hospital.level,
         specialties=tuple(user.specialties or ()),
+        hospital_province=hospital.province,
     )
 
 

@@ -19,7 +19,7 @@ import socketio
 
 from server import board
 from server.loops import every
-from server.scope import hospital_scope
+from server.scope import Scope, hospital_scope
 from server.services import Services
 from server.users import Account
 from signaling.router import Router, admit, client_event, refused_while_storage_down
@@ -32,13 +32,14 @@ REFRESH_S = 15.0
 router = Router(NAMESPACE)
 
 
-def board_room(scope: str | None) -> str:
-    return "monitor:network" if scope is None else f"monitor:hospital:{scope}"
+def board_room(scope: Scope) -> str:
+    """One room per scope: a Department of Health's supervisors share their province's board."""
+    return f"monitor:{scope.key}"
 
 
 def attach(sio: socketio.AsyncServer, services: Services) -> None:
     # The boards open on this instance: socket id -> the scope it watches.
-    watching: dict[str, str | None] = {}
+    watching: dict[str, Scope] = {}
 
     async def connect(sid: str, environ: Any = None, auth: Any = None, *extra: Any) -> dict[str, Any] | None:
         # Any arity: a client's event named "connect" arrives here with its own arguments.
@@ -78,12 +79,12 @@ async def _send_snapshot(sio: socketio.AsyncServer, services: Services, sid: str
         log.exception("monitor:snapshot failed", extra={"sid": sid})
 
 
-async def _keep_watching(services: Services, watching: dict[str, str | None]) -> None:
+async def _keep_watching(services: Services, watching: dict[str, Scope]) -> None:
     ttl_s = services.settings.presence_ttl_s
     await every(ttl_s / 3, lambda: board.keep_watching(services.redis, watching, ttl_s), "board watchers")
 
 
-async def _updates(sio: socketio.AsyncServer, services: Services, watching: dict[str, str | None]) -> None:
+async def _updates(sio: socketio.AsyncServer, services: Services, watching: dict[str, Scope]) -> None:
     last = time.monotonic()
 
     async def send() -> None:

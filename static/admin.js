@@ -27,7 +27,8 @@ export function adminHome({ h, t, api, when }) {
   const specialtyName = (code) => data.specialties.find((s) => s.code === code)?.name || code;
   const hospitalOptions = (select) => {
     const chosen = select.value;
-    select.replaceChildren(...options(data.hospitals, (x) => x.id, (x) => `${x.name} (${x.province})`, chosen));
+    select.replaceChildren(...options(data.hospitals, (x) => x.id,
+      (x) => `${x.name} (${x.province_name || x.province || t("admin.hospitals.no_province_short")})`, chosen));
   };
 
   // Accounts.
@@ -97,20 +98,37 @@ export function adminHome({ h, t, api, when }) {
     table([t("admin.users.username"), t("admin.users.name"), t("admin.users.role"), t("admin.users.hospital"),
       t("admin.users.specialties"), t("admin.users.state"), ""], usersBody), userForm);
 
-  // Hospitals.
+  // Hospitals. A Department of Health sees the hospitals whose province code is its own: one
+  // without a code is seen by none, which the table says in so many words.
+  const PROVINCE_PATTERN = "[a-z][a-z0-9]{1,31}";
   const hospitalsBody = h("tbody");
+  function provinceCell(x) {
+    const code = h("input", { name: "province", value: x.province || "", maxlength: 32, pattern: PROVINCE_PATTERN,
+      placeholder: t("admin.hospitals.province_hint"), "aria-label": t("admin.hospitals.province_code") });
+    const name = h("input", { name: "province_name", value: x.province_name || "", maxlength: 100,
+      "aria-label": t("admin.hospitals.province_name") });
+    const form = h("form", { class: "row", onsubmit: run(async () => {
+      // An empty code clears it: then no Department of Health sees the hospital.
+      await send("PATCH", `/api/admin/hospitals/${id(x.id)}`,
+        { province: code.value.trim() || null, province_name: name.value.trim() || null });
+      await loadHospitals();
+    }, t("admin.hospitals.province_saved")) }, code, name, h("button", { type: "submit" }, t("admin.hospitals.set_province")));
+    return h("td", {}, x.province ? null : h("p", { class: "error", "data-no-province": x.id }, t("admin.hospitals.no_province")), form);
+  }
   async function loadHospitals() {
     data.hospitals = (await api("/api/admin/hospitals")).hospitals;
     hospitalsBody.replaceChildren(...data.hospitals.map((x) => h("tr", { "data-hospital": x.id },
-      h("td", {}, x.id), h("td", {}, x.name), h("td", {}, t(`admin.level.${x.level}`)), h("td", {}, x.province))));
+      h("td", {}, x.id), h("td", {}, x.name), h("td", {}, t(`admin.level.${x.level}`)), provinceCell(x))));
     for (const select of [newHospital, upper, lower]) hospitalOptions(select);
   }
   const hospitalId = h("input", { name: "id", maxlength: 64, pattern: "[a-z0-9][a-z0-9\\-]*", placeholder: t("admin.hospitals.id_hint") });
   const hospitalName = h("input", { name: "name", required: true, maxlength: 200 });
   const hospitalLevel = h("select", { name: "level" }, LEVELS.map((l) => h("option", { value: l }, t(`admin.level.${l}`))));
-  const hospitalProvince = h("input", { name: "province", required: true, maxlength: 100 });
+  const hospitalProvince = h("input", { name: "province", maxlength: 32, pattern: PROVINCE_PATTERN, placeholder: t("admin.hospitals.province_hint") });
+  const hospitalProvinceName = h("input", { name: "province_name", maxlength: 100 });
   const hospitalForm = h("form", { class: "admin-form", onsubmit: run(async () => {
-    const body = { name: hospitalName.value, level: hospitalLevel.value, province: hospitalProvince.value };
+    const body = { name: hospitalName.value, level: hospitalLevel.value,
+      province: hospitalProvince.value.trim() || null, province_name: hospitalProvinceName.value.trim() || null };
     if (hospitalId.value) body.id = hospitalId.value;
     await send("POST", "/api/admin/hospitals", body);
     hospitalForm.reset();
@@ -118,7 +136,9 @@ export function adminHome({ h, t, api, when }) {
   }, t("admin.hospitals.created")) },
   h("h3", {}, t("admin.hospitals.create")),
   h("label", {}, t("admin.hospitals.id"), hospitalId), h("label", {}, t("admin.hospitals.name"), hospitalName),
-  h("label", {}, t("admin.hospitals.level"), hospitalLevel), h("label", {}, t("admin.hospitals.province"), hospitalProvince),
+  h("label", {}, t("admin.hospitals.level"), hospitalLevel),
+  h("label", {}, t("admin.hospitals.province_code"), hospitalProvince),
+  h("label", {}, t("admin.hospitals.province_name"), hospitalProvinceName),
   h("button", { type: "submit" }, t("admin.hospitals.create")));
   const hospitalsSection = h("section", { class: "admin-hospitals" }, h("h2", {}, t("admin.hospitals.title")),
     table([t("admin.hospitals.id"), t("admin.hospitals.name"), t("admin.hospitals.level"), t("admin.hospitals.province")], hospitalsBody),

@@ -1,7 +1,8 @@
 """The authorization matrix, generated from server/permissions.py: every Socket.IO event and HTTP
 route the service registers, tried as every role, on a consult of their own, of their hospital and
-of another hospital; what the table allows must succeed (whatever the state says: not `forbidden`),
-what it refuses must be `forbidden` (403). An event or route without a rule fails here.
+of another hospital, and as the supervisors of its province and of another province; what the
+table allows must succeed (whatever the state says: not `forbidden`), what it refuses must be
+`forbidden` (403). An event or route without a rule fails here.
 
 One instance and one signed-in client per user serve the whole module (argon2 is slow on purpose);
 each case that needs a consult gets a fresh one, so no case depends on another's order.
@@ -58,7 +59,10 @@ SITUATIONS = [
     Situation("clinician", "bavi.nurse", "other-hospital", frozenset()),
     Situation("specialist", "xanhpon.surgeon", "accepted", frozenset({"party", "participant", "in_call"})),
     Situation("specialist", "xanhpon.icu", "other-specialist", frozenset()),
-    Situation("supervisor", "soyte.supervisor", "network", frozenset()),
+    # Ba Vì and Xanh Pôn are in Hà Nội: the Hà Nội Department of Health oversees the consult,
+    # the Quảng Ninh one (a supervisor of another province) does not.
+    Situation("supervisor", "soyte.supervisor", "same-province", frozenset({"in_scope"})),
+    Situation("supervisor", "quangninh.supervisor", "other-province", frozenset()),
     Situation("admin", "admin", "admin", frozenset()),
 ]
 USERNAMES = sorted({s.username for s in SITUATIONS} | {"xanhpon.obgyn", "victim"})
@@ -313,7 +317,7 @@ async def route_request(world: World, method: str, path: str, token: str) -> tup
     bodies: dict[str, Any] = {
         "/api/admin/users/{user_id}": {"name": "Victim"},
         "/api/admin/users/{user_id}/password": {"password": "a-new-password-1"},
-        "/api/admin/hospitals/{hospital_id}": {"province": "Hà Nội"},
+        "/api/admin/hospitals/{hospital_id}": {"province": "hanoi", "province_name": "Hà Nội"},
     }
     kwargs: dict[str, Any] = {}
     if method in ("POST", "PUT", "PATCH") and not path.endswith(("/deactivate", "/activate")):

@@ -244,6 +244,29 @@ async def test_an_admin_creates_a_clinician_who_can_then_sign_in(instance: Insta
     await page.wait_for_selector("text=Đề nghị hội chẩn")
 
 
+async def test_the_admin_screen_says_which_hospitals_no_department_sees_and_sets_their_province(
+    instance: Instance, browser: Browser
+) -> None:
+    token = await login(instance.url, "admin")
+    new = {"id": "tyt-vatlai", "name": "Trạm Y tế xã Vật Lại", "level": "commune"}
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
+        async with http.post(f"{instance.url}/api/admin/hospitals", json=new) as response:
+            assert response.status == 201
+    admin = await signed_in(browser, instance, "admin")
+    row = 'tr[data-hospital="tyt-vatlai"]'
+    await admin.wait_for_selector(f'{row} [data-no-province="tyt-vatlai"]')
+    assert await admin.locator('[data-no-province="bavi-dgh"]').count() == 0  # Hà Nội's: seen by its Department
+    await admin.fill(f"{row} input[name=province]", "hanoi")
+    await admin.fill(f"{row} input[name=province_name]", "Hà Nội")
+    await admin.click(f"{row} button[type=submit]")
+    await admin.wait_for_selector(f'{row} [data-no-province="tyt-vatlai"]', state="detached")
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
+        async with http.get(f"{instance.url}/api/admin/hospitals") as response:
+            listed = {x["id"]: x for x in (await response.json())["hospitals"]}
+    assert (listed["tyt-vatlai"]["province"], listed["tyt-vatlai"]["province_name"]) == ("hanoi", "Hà Nội")
+    assert admin.errors == [], admin.errors  # type: ignore[attr-defined]
+
+
 async def test_a_password_changed_by_an_admin_brings_every_open_page_back_to_the_login(
     two_instances, browser: Browser
 ) -> None:

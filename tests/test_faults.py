@@ -523,7 +523,7 @@ async def test_database_unavailable_refuses_writes_and_recovers(
     first = (await clinician.call("note:add", note(consult["id"], "trước sự cố")))["note"]
     admin = {"Authorization": f"Bearer {await login(instance.url, 'admin')}"}
     reader = {"Authorization": f"Bearer {await login(instance.url, 'bavi.clinician')}"}
-    hospital = {"name": "Trạm Y tế xã Tản Lĩnh", "level": "commune", "province": "Hà Nội"}
+    hospital = {"name": "Trạm Y tế xã Tản Lĩnh", "level": "commune", "province": "hanoi", "province_name": "Hà Nội"}
     outage = DatabaseOutage(any_database_url)
     await outage.begin()
     try:

@@ -10,11 +10,14 @@ import time
 from typing import Any
 
 from server import board
+from server.scope import Scope
 from tests.conftest import Instance, add_user, until
 from tests.test_consults import ask
 from tests.test_rounds import join as join_round
 from tests.test_rounds import new_round
 from tests.test_rtc import join
+
+HANOI, BAVI = Scope("province", "hanoi"), Scope("hospital", "bavi-dgh")
 
 
 def session_of(board: dict[str, Any], consult_id: str) -> dict[str, Any] | None:
@@ -102,29 +105,30 @@ async def test_boards_are_built_only_for_the_scopes_open_on_some_instance(
     # Nobody has a board open: a burst of connects and changes builds none.
     assert await board.watched(redis) == set()
     await add_user(database_url, "bavi.supervisor", "supervisor", "bavi-dgh")
-    network = await clients(a, "soyte.supervisor", namespace="/monitor")
+    hanoi = await clients(a, "soyte.supervisor", namespace="/monitor")
     bavi = await clients(b, "bavi.supervisor", namespace="/monitor")
-    await network.next("monitor:snapshot")
+    await hanoi.next("monitor:snapshot")
     await bavi.next("monitor:snapshot")
-    assert await board.watched(redis) == {None, "bavi-dgh"}
+    # The Hà Nội Department of Health watches its province's board, Ba Vì's supervisor Ba Vì's.
+    assert await board.watched(redis) == {HANOI, BAVI}
 
     # A board left on a crashed instance lapses: it is not built, and the next keep-alive drops it.
-    await redis.zadd(board.WATCHERS, {"ttyt-tienyen|deadbeef0000~gone": time.time() - 1})
-    assert await board.watched(redis) == {None, "bavi-dgh"}
+    await redis.zadd(board.WATCHERS, {"hospital:ttyt-tienyen|deadbeef0000~gone": time.time() - 1})
+    assert await board.watched(redis) == {HANOI, BAVI}
     await board.keep_watching(redis, {}, ttl_s=30)
     assert await redis.zcard(board.WATCHERS) == 2
 
     # A change on either instance reaches the board open on the other.
     clinician = await clients(b, "bavi.clinician")
     consult = await ask(clinician)
-    await until(network, "monitor:update", lambda u: any(q["id"] == consult["id"] for q in u["queue"]))
+    await until(hanoi, "monitor:update", lambda u: any(q["id"] == consult["id"] for q in u["queue"]))
 
     await bavi.close()
     for _ in range(50):
-        if await board.watched(redis) == {None}:
+        if await board.watched(redis) == {HANOI}:
             break
         await asyncio.sleep(0.1)
-    assert await board.watched(redis) == {None}
+    assert await board.watched(redis) == {HANOI}
 
 
 def round_session(board: dict[str, Any], round_id: str) -> dict[str, Any] | None:

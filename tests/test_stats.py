@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from server import consults, demo, migrate, stats
 from server.consults import VIETNAM
 from server.records import AuditEntry, Consult, ConsultEvent, Database, Hospital, Note, User
+from server.scope import NETWORK
 from server.settings import normalize_database_url
 from tests.conftest import (
     PASSWORD,
@@ -81,7 +82,9 @@ async def insert_history(url: str) -> None:
     db = Database(url)
     try:
         async with db.session() as session, session.begin():
-            session.add(Hospital(id="xss-hospital", name=XSS_NAME, level="district", province="Hà Nội"))
+            session.add(
+                Hospital(id="xss-hospital", name=XSS_NAME, level="district", province="hanoi", province_name="Hà Nội")
+            )
             await session.flush()
             session.add(
                 User(
@@ -203,14 +206,15 @@ def expected(
     }
 
 
-# March over the whole network. Waits of the 9 accepted: 5 15 20 30 45 60 90 120 300 →
+# March over the whole network, as an admin sees it (a Department of Health sees its province).
+# Waits of the 9 accepted: 5 15 20 30 45 60 90 120 300 →
 # median 45, p90 at rank 7.2: 120 + 0.2 * 180 = 156. Durations of the 8 ended:
 # 60 300 600 600 900 1200 1800 3000 → median (600 + 900) / 2 = 750.
 MARCH_TOTALS = expected(12, 9, 1, 1, 1, 8, (45.0, 156.0), 750.0, (5, 1, 1, 1), patients_reviewed=1)
 
 
 async def test_totals_over_the_network(server: Instance) -> None:
-    status, body, _ = await fetch(server, "soyte.supervisor", "/api/stats", MARCH)
+    status, body, _ = await fetch(server, "admin", "/api/stats", MARCH)
     assert status == 200, body
     assert body["from"] == "2025-02-28T17:00:00+00:00" and body["to"] == "2025-03-31T17:00:00+00:00"
     assert body["scope"] is None and body["group_by"] is None and body["groups"] == []
@@ -218,7 +222,7 @@ async def test_totals_over_the_network(server: Instance) -> None:
 
 
 async def test_group_by_pair(server: Instance) -> None:
-    status, body, _ = await fetch(server, "soyte.supervisor", "/api/stats", {**MARCH, "group_by": "pair"})
+    status, body, _ = await fetch(server, "admin", "/api/stats", {**MARCH, "group_by": "pair"})
     assert status == 200, body
     assert [(g["key"], g["label"]) for g in body["groups"]] == [
         ("bavi-dgh>", "Bệnh viện Đa khoa huyện Ba Vì → chưa có chuyên gia"),
@@ -242,7 +246,7 @@ async def test_group_by_pair(server: Instance) -> None:
 
 
 async def test_group_by_specialty_hospital_and_month(server: Instance) -> None:
-    _, body, _ = await fetch(server, "soyte.supervisor", "/api/stats", {**MARCH, "group_by": "specialty"})
+    _, body, _ = await fetch(server, "admin", "/api/stats", {**MARCH, "group_by": "specialty"})
     assert [(g["key"], g["label"], g["requests"], g["accepted"]) for g in body["groups"]] == [
         ("dialysis", "Thận nhân tạo", 1, 1),
         ("icu", "Hồi sức cấp cứu", 3, 2),
@@ -267,7 +271,7 @@ async def test_group_by_specialty_hospital_and_month(server: Instance) -> None:
     assert body["totals"] == MARCH_TOTALS
 
     period = {"from": "2025-02-01", "to": "2025-05-01", "group_by": "month"}
-    _, body, _ = await fetch(server, "soyte.supervisor", "/api/stats", period)
+    _, body, _ = await fetch(server, "admin", "/api/stats", period)
     assert [(g["key"], g["label"], g["requests"]) for g in body["groups"]] == [
         ("2025-03", "03/2025", 12),
         ("2025-04", "04/2025", 2),
@@ -276,14 +280,12 @@ async def test_group_by_specialty_hospital_and_month(server: Instance) -> None:
 
     # UTC times select by the instant: c12 (28 Feb 23:30 UTC) falls out, c13 (31 Mar 23:30 UTC) comes in.
     utc = {"from": "2025-03-01T00:00:00Z", "to": "2025-04-01T00:00:00+00:00", "group_by": "month"}
-    _, body, _ = await fetch(server, "soyte.supervisor", "/api/stats", utc)
+    _, body, _ = await fetch(server, "admin", "/api/stats", utc)
     assert [(g["key"], g["requests"]) for g in body["groups"]] == [("2025-03", 11), ("2025-04", 1)]
 
 
 async def test_csv_has_a_header_a_row_per_group_and_a_total(server: Instance) -> None:
-    status, text, headers = await fetch(
-        server, "soyte.supervisor", "/api/stats", {**MARCH, "group_by": "pair"}, accept="text/csv"
-    )
+    status, text, headers = await fetch(server, "admin", "/api/stats", {**MARCH, "group_by": "pair"}, accept="text/csv")
     assert status == 200
     assert headers["Content-Type"].startswith("text/csv")
     assert headers["Content-Disposition"] == 'attachment; filename="telerounds-stats-20250301-20250401-pair.csv"'
@@ -343,18 +345,19 @@ async def test_csv_has_a_header_a_row_per_group_and_a_total(server: Instance) ->
     assert rows[-1][2:] == ["12", "9", "1", "1", "1", "8", "45.0", "156.0", "750.0", "5", "1", "1", "1", "5", "0", "1"]
 
     # JSON unless CSV is asked for at least as much as JSON.
-    status, body, headers = await fetch(
-        server, "soyte.supervisor", "/api/stats", MARCH, accept="application/json, text/csv;q=0.5"
-    )
+    status, body, headers = await fetch(server, "admin", "/api/stats", MARCH, accept="application/json, text/csv;q=0.5")
     assert status == 200 and body["totals"]["requests"] == 12
-    status, text, _ = await fetch(server, "soyte.supervisor", "/api/stats", MARCH, accept="text/csv")
+    status, text, _ = await fetch(server, "admin", "/api/stats", MARCH, accept="text/csv")
     assert [r[0] for r in csv.reader(io.StringIO(text.removeprefix("\ufeff")))] == ["key", "total"]
 
 
 @pytest.mark.parametrize(
     ("username", "requests", "pairs"),
     [
-        ("soyte.supervisor", 12, 5),
+        # The Hà Nội Department of Health: every consult asked in Hà Nội (all but c5 c6 c9).
+        ("soyte.supervisor", 9, 4),
+        # The Quảng Ninh one: Tiên Yên's c5 c6 c9, answered in Quảng Ninh.
+        ("quangninh.supervisor", 3, 1),
         ("admin", 12, 5),
         # Ba Vì's supervisor: the consults Ba Vì district hospital asked for (c1 c2 c3 c7 c8 c12 c14).
         ("bavi.supervisor", 7, 2),
@@ -368,9 +371,15 @@ async def test_scope_of_each_supervisor(server: Instance, username: str, request
     assert body["totals"]["requests"] == requests
     assert len(body["groups"]) == pairs
     if username == "bavi.supervisor":
-        assert body["scope"] == {"id": "bavi-dgh", "name": "Bệnh viện Đa khoa huyện Ba Vì"}
+        assert body["scope"] == {"kind": "hospital", "id": "bavi-dgh", "name": "Bệnh viện Đa khoa huyện Ba Vì"}
         assert {g["key"] for g in body["groups"]} == {"bavi-dgh>", "bavi-dgh>xanhpon"}
         assert body["totals"] == expected(7, 5, 1, 1, 0, 5, (30.0, 96.0), 900.0, (4, 1, 0, 0), patients_reviewed=1)
+    if username == "soyte.supervisor":
+        assert body["scope"] == {"kind": "province", "id": "hanoi", "name": "Hà Nội"}
+        assert not any("tienyen" in g["key"] or "qn-dkt" in g["key"] for g in body["groups"])
+    if username == "quangninh.supervisor":
+        assert body["scope"] == {"kind": "province", "id": "quangninh", "name": "Quảng Ninh"}
+        assert [g["key"] for g in body["groups"]] == ["ttyt-tienyen>qn-dkt"]
 
 
 @pytest.mark.parametrize("username", ["bavi.clinician", "xanhpon.surgeon"])
@@ -414,7 +423,7 @@ async def test_default_period_is_the_last_30_days(server: Instance) -> None:
 async def test_monthly_report_is_a_printable_vietnamese_page_with_inert_names(
     server: Instance, history_url: str
 ) -> None:
-    status, html, headers = await fetch(server, "soyte.supervisor", "/api/stats/report", {"month": "2025-03"})
+    status, html, headers = await fetch(server, "admin", "/api/stats/report", {"month": "2025-03"})
     assert status == 200
     assert headers["Content-Type"].startswith("text/html")
     assert "default-src 'none'" in headers["Content-Security-Policy"]
@@ -515,7 +524,7 @@ async def test_first_seed_adds_a_closed_demo_history(empty_database_url: str) ->
             assert await consults.open_for(db, user.id) == []
 
         # The statistics read it as the definitions say.
-        figures_rows, names = await stats.load(db, today - timedelta(days=92), today, None)
+        figures_rows, names = await stats.load(db, today - timedelta(days=92), today, NETWORK)
         report = stats.summarize(figures_rows, today - timedelta(days=92), today, "pair", names)
         totals = report["totals"]
         assert totals["requests"] == len(rows) and totals["waiting"] == 0
@@ -616,8 +625,9 @@ def test_figures_of_nothing() -> None:
 
 def test_scope_and_month() -> None:
     upper = row(specialist_hospital_id="xanhpon")
-    assert stats.in_scope(upper, None) and stats.in_scope(upper, "xanhpon") and stats.in_scope(upper, "bavi-dgh")
-    assert not stats.in_scope(upper, "qn-dkt")
+    assert stats.in_scope(upper, None) and stats.in_scope(upper, frozenset({"xanhpon"}))
+    assert stats.in_scope(upper, frozenset({"bavi-dgh"})) and stats.in_scope(upper, frozenset({"qn-dkt", "bavi-dgh"}))
+    assert not stats.in_scope(upper, frozenset({"qn-dkt"})) and not stats.in_scope(upper, frozenset())
     assert stats.month_of(datetime(2025, 2, 28, 17, 0, tzinfo=UTC)) == "2025-03"
     assert stats.month_of(datetime(2025, 2, 28, 16, 59, tzinfo=UTC)) == "2025-02"
 

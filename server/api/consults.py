@@ -10,13 +10,12 @@ from pathlib import Path
 from aiohttp import BodyPartReader, web
 from sqlalchemy import func, or_, select
 
-from server import attachments, audit, consults, dispatch, record
+from server import attachments, audit, consults, dispatch, record, scope
 from server.access import consult_for
 from server.api.http import client_address, printable_page, query_time, require_account, services_of
 from server.blobs import BlobDamaged, BlobTooLarge
 from server.errors import AppError, ErrorCode
 from server.records import Attachment, Consult, User, new_id, utcnow
-from server.scope import hospital_scope
 from server.services import Services
 
 routes = web.RouteTableDef()
@@ -46,10 +45,11 @@ async def list_consults(request: web.Request) -> web.Response:
         query = query.where(mine)
     elif account.role != "supervisor":
         raise AppError("forbidden", "consults are for clinicians, specialists and supervisors")
-    elif (scope := hospital_scope(account)) is not None:
-        # A supervisor attached to a hospital: the consults it asked or answered, as on the board.
-        answered_there = select(User.id).where(User.hospital_id == scope)
-        query = query.where(or_(Consult.hospital_id == scope, Consult.specialist_id.in_(answered_there)))
+    elif (in_view := await scope.in_view(services.db, account)) is not None:
+        # The consults asked at or answered from a hospital in the supervisor's scope, as on the
+        # board: their hospital, or their Department of Health's province (none without one).
+        answered_there = select(User.id).where(User.hospital_id.in_(sorted(in_view)))
+        query = query.where(or_(Consult.hospital_id.in_(sorted(in_view)), Consult.specialist_id.in_(answered_there)))
     async with services.db.session() as session:
         found = list((await session.scalars(query)).all())
     filters = " ".join(f"{key}={request.query[key]}" for key in ("status", "from", "to") if request.query.get(key))

@@ -10,7 +10,7 @@ from server import audit, stats
 from server.api.http import client_address, printable_page, require_account, services_of
 from server.consults import VIETNAM
 from server.monthly_report import report_html
-from server.scope import hospital_scope
+from server.scope import describe, hospital_scope
 from server.users import Account
 
 routes = web.RouteTableDef()
@@ -27,15 +27,15 @@ async def get_stats(request: web.Request) -> web.Response:
     services = services_of(request)
     start, end = stats.parse_period(request.query.get("from"), request.query.get("to"), datetime.now(UTC))
     group_by = stats.parse_group_by(request.query.get("group_by"))
-    scope = hospital_scope(account)
-    rows, names = await stats.load(services.db, start, end, scope)
+    in_scope = hospital_scope(account)
+    rows, names = await stats.load(services.db, start, end, in_scope)
     report = stats.summarize(rows, start, end, group_by, names)
     await audit.record(
         services.db,
         account.id,
         "stats.read",
         "stats",
-        scope or "network",
+        in_scope.audit_target,
         client_address(request),
         f"from={report['from']} to={report['to']} group_by={group_by or ''}",
     )
@@ -53,7 +53,7 @@ async def get_stats(request: web.Request) -> web.Response:
             },
         )
     return web.json_response(
-        {**report, "scope": {"id": scope, "name": names.get(scope, scope)} if scope else None},
+        {**report, "scope": await describe(services.db, in_scope)},
         headers={"Cache-Control": "private, no-store"},
     )
 
@@ -64,14 +64,21 @@ async def get_report(request: web.Request) -> web.Response:
     services = services_of(request)
     now = datetime.now(UTC)
     month, start, end = stats.parse_month(request.query.get("month"), now)
-    scope = hospital_scope(account)
-    rows, names = await stats.load(services.db, start, end, scope)
+    in_scope = hospital_scope(account)
+    rows, names = await stats.load(services.db, start, end, in_scope)
     await audit.record(
-        services.db, account.id, "stats.report", "stats", scope or "network", client_address(request), f"month={month}"
+        services.db,
+        account.id,
+        "stats.report",
+        "stats",
+        in_scope.audit_target,
+        client_address(request),
+        f"month={month}",
     )
+    described = await describe(services.db, in_scope)
     html = report_html(
         month=month,
-        scope_name=names.get(scope, scope) if scope else None,
+        scope_name=described["name"] if described else None,
         start=start,
         end=end,
         by_pair=stats.summarize(rows, start, end, "pair", names),

@@ -5,14 +5,14 @@ Rounds already scheduled keep their lead as accepted; the bytes of notes already
 counted once here.
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
