@@ -26,10 +26,12 @@ HTTP_STATUS: dict[str, int] = {
 class AppError(Exception):
     """A refusal the client should see: a contract error code and a human message."""
 
-    def __init__(self, code: ErrorCode, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str, *, retry_after_s: int | None = None) -> None:
         super().__init__(message)
         self.code: ErrorCode = code
         self.message = message
+        # For `rate_limited`: whole seconds until a retry may succeed (HTTP `Retry-After`).
+        self.retry_after_s = retry_after_s
 
     @property
     def http_status(self) -> int:

@@ -64,8 +64,9 @@ def key(name: str) -> str:
 
 
 def refusal(message: str, wait_s: float) -> AppError:
-    """`rate_limited`, saying when to try again."""
-    return AppError("rate_limited", f"{message}; try again in {max(1, math.ceil(wait_s))} s")
+    """`rate_limited`, saying when to try again (also as `Retry-After` over HTTP)."""
+    seconds = max(1, math.ceil(wait_s))
+    return AppError("rate_limited", f"{message}; try again in {seconds} s", retry_after_s=seconds)
 
 
 @functools.lru_cache(maxsize=8)  # one per client: a service has one

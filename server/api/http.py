@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from server import addresses
 from server.auth import read_token
 from server.errors import AppError, storage_unavailable
 from server.services import Services
@@ -32,7 +33,8 @@ def services_of(request: web.Request) -> Services:
 
 def error_response(error: AppError) -> web.Response:
     body = {"ok": False, "error": {"code": error.code, "message": error.message}}
-    return web.json_response(body, status=error.http_status)
+    headers = {"Retry-After": str(error.retry_after_s)} if error.retry_after_s is not None else None
+    return web.json_response(body, status=error.http_status, headers=headers)
 
 
 @web.middleware
@@ -113,13 +115,17 @@ async def require_account(request: web.Request) -> Account:
         return request[ACCOUNT]
     services = services_of(request)
     token = read_token(services.settings.secret_key, bearer_token(request))
-    account = await load_account(services, token.user_id, token.generation)
+    account = await load_account(services, token.user_id, token.generation, token.id)
     request[ACCOUNT] = account
     return account
 
 
 def client_address(request: web.Request) -> str:
-    return request.remote or ""
+    """The client's address, through trusted proxies (see `server.addresses`): what the audit
+    log records and sign-in throttles by. Socket.IO reads its connect request's address here too."""
+    return addresses.client_address(
+        request.remote, request.headers.getall("X-Forwarded-For", []), services_of(request).settings.trusted_proxies
+    )
 
 
 def query_time(request: web.Request, name: str) -> datetime | None:
