@@ -104,17 +104,20 @@ async def add_attachment(request: web.Request) -> web.Response:
         raise AppError("conflict", f"attachments are added once the consult is accepted; it is {consult.status}")
     if not request.content_type.startswith("multipart/"):
         raise AppError("invalid", "send the file as multipart/form-data in a field named 'file'")
-    reader = await request.multipart()
-    part = await reader.next()
-    while part is not None and getattr(part, "name", None) != "file":
+    try:
+        reader = await request.multipart()
         part = await reader.next()
-    if not isinstance(part, BodyPartReader):
-        raise AppError("invalid", "send the file in a field named 'file'")
-    data = bytearray()
-    while chunk := await part.read_chunk(64 * 1024):
-        data.extend(chunk)
-        if len(data) > MAX_ATTACHMENT_BYTES:
-            raise AppError("too_large", "an attachment is at most 10 MB")
+        while part is not None and getattr(part, "name", None) != "file":
+            part = await reader.next()
+        if not isinstance(part, BodyPartReader):
+            raise AppError("invalid", "send the file in a field named 'file'")
+        data = bytearray()
+        while chunk := await part.read_chunk(64 * 1024):
+            data.extend(chunk)
+            if len(data) > MAX_ATTACHMENT_BYTES:
+                raise AppError("too_large", "an attachment is at most 10 MB")
+    except ValueError:  # aiohttp's multipart reader: no boundary, a boundary it never finds, ...
+        raise AppError("invalid", "the multipart/form-data body is malformed") from None
     kind = next(((t, ext) for sig, t, ext in SIGNATURES if data.startswith(sig)), None)
     if kind is None:
         raise AppError("invalid", "only JPEG, PNG and PDF files can be attached")
