@@ -15,13 +15,13 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, StringConstraints, field_validator
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from server import audit, matching, presence, revocation
+from server import audit, matching, passwords, presence, revocation
 from server.auth import hash_password
 from server.errors import AppError
-from server.records import AuditEntry, Database, Hospital, SisterLink, User, new_id, utcnow
+from server.records import AuditEntry, CalendarFeed, Database, Hospital, SisterLink, User, new_id, utcnow
 from server.services import Services
 from server.users import ROLES, Account
 from server.validation import Payload
@@ -40,7 +40,9 @@ def _not_blank(value: str) -> str:
 Ref = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_not_blank)]
 ProvinceName = Annotated[str, StringConstraints(min_length=1, max_length=100), AfterValidator(_not_blank)]
-Password = Annotated[str, StringConstraints(min_length=8, max_length=200)]
+# The length here too, so a short one is refused with the body's other faults; the rest of the
+# policy needs the account (its username and name): `server.passwords`, in `_hashed`.
+Password = Annotated[str, StringConstraints(min_length=passwords.MIN_LENGTH, max_length=passwords.MAX_LENGTH)]
 
 AUDIT_PAGE_MAX = 200
 USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,99}")
@@ -297,10 +299,20 @@ def _check_specialties(role: str, specialties: list[str]) -> None:
         raise AppError("invalid", "specialties: only specialists have specialties")
 
 
+def _checked_hash(password: str, username: str, name: str) -> str:
+    passwords.check(password, username, name)
+    return hash_password(password)
+
+
+async def _hashed(password: str, username: str, name: str) -> str:
+    """The hash of a new password that the policy allows (`server.passwords`), else `invalid`.
+    argon2 is slow on purpose, and the policy's estimate takes milliseconds: off the event loop."""
+    return await asyncio.to_thread(_checked_hash, password, username, name)
+
+
 async def create_user(db: Database, actor: Account, body: NewUser, address: str) -> dict[str, Any]:
     _check_specialties(body.role, body.specialties)
-    # argon2 is slow on purpose: keep it off the event loop.
-    password_hash = await asyncio.to_thread(hash_password, body.password)
+    password_hash = await _hashed(body.password, body.username, body.name)
     user = User(
         id=new_id(),
         username=body.username,
@@ -364,13 +376,20 @@ async def update_user(db: Database, actor: Account, user_id: str, body: UserChan
     return user_view(user, hospital)
 
 
-async def _set_active(db: Database, actor: Account, user_id: str, active: bool, address: str) -> dict[str, Any]:
+async def _set_active(
+    db: Database, actor: Account, user_id: str, active: bool, address: str
+) -> tuple[dict[str, Any], bool]:
+    """The account's view, and whether it was re-activated (inactive until now)."""
     async with db.session() as session, session.begin():
         user, hospital = await _user(session, user_id)
+        reactivated = active and not user.active
+        if reactivated:
+            # A new token generation: no token issued before the deactivation comes back to life.
+            user.token_generation += 1
         user.active = active
         action = "admin.user.activate" if active else "admin.user.deactivate"
         session.add(audit.entry(actor.id, action, "user", user.id, address, f"username={user.username}"))
-    return user_view(user, hospital)
+    return user_view(user, hospital), reactivated
 
 
 async def deactivate(
@@ -388,7 +407,7 @@ async def deactivate(
     """
     if user_id == actor.id:
         raise AppError("forbidden", "an admin cannot deactivate their own account")
-    view = await _set_active(services.db, actor, user_id, False, address)
+    view, _ = await _set_active(services.db, actor, user_id, False, address)
     await revocation.revoke(services.redis, user_id)
     if disconnect and services.sio is not None:
         # signaling.redis_manager.RedisManager: this instance's sockets, then a message to the others.
@@ -398,7 +417,11 @@ async def deactivate(
 
 
 async def activate(services: Services, actor: Account, user_id: str, address: str) -> dict[str, Any]:
-    view = await _set_active(services.db, actor, user_id, True, address)
+    """Let the account sign in again. Only a new sign-in: its earlier tokens stay refused (a new
+    token generation), and a socket that outlived the deactivation is closed, on every instance."""
+    view, reactivated = await _set_active(services.db, actor, user_id, True, address)
+    if reactivated and services.sio is not None:
+        await services.sio.manager.disconnect_user(user_id)
     await revocation.restore(services.redis, user_id)
     services.board_changed()
     return view
@@ -408,13 +431,19 @@ async def set_password(
     services: Services, actor: Account, user_id: str, body: NewPassword, address: str
 ) -> dict[str, Any]:
     """A new password, which ends every sign-in made with the old one: it no longer logs in,
-    the tokens issued before it are refused (a new token generation, `server.auth.Token`), and
-    the user's sockets are disconnected on every instance, so each device asks them to log in."""
-    password_hash = await asyncio.to_thread(hash_password, body.password)
+    the tokens issued before it are refused (a new token generation, `server.auth.Token`), the
+    user's sockets are disconnected on every instance, so each device asks them to log in, and
+    their calendar feed address stops working (whoever had the password could have read it):
+    they make a new one from the rounds screen."""
+    async with services.db.session() as session:
+        user, _ = await _user(session, user_id)
+        username, name = user.username, user.name
+    password_hash = await _hashed(body.password, username, name)
     async with services.db.session() as session, session.begin():
         user, hospital = await _user(session, user_id)
         user.password_hash = password_hash
         user.token_generation += 1
+        await session.execute(delete(CalendarFeed).where(CalendarFeed.user_id == user.id))
         session.add(audit.entry(actor.id, "admin.user.password", "user", user.id, address, f"username={user.username}"))
     if services.sio is not None:
         await services.sio.manager.disconnect_user(user_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -33,20 +34,33 @@ def verify_password(password_hash: str | None, password: str) -> bool:
 
 
 def issue_token(secret: str, user_id: str, ttl_s: int, now: float | None = None, generation: int = 0) -> str:
-    """A token for `user_id`, in the account's current `generation` (see `Token`)."""
+    """A token for `user_id`, in the account's current `generation` (see `Token`), with an id of
+    its own (`jti`) by which signing out ends this token alone (`server.sessions`)."""
     issued = int(time.time() if now is None else now)
-    claims = {"sub": user_id, "iss": ISSUER, "aud": AUDIENCE, "iat": issued, "exp": issued + ttl_s, "gen": generation}
+    claims = {
+        "sub": user_id,
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "iat": issued,
+        "exp": issued + ttl_s,
+        "gen": generation,
+        "jti": secrets.token_urlsafe(16),
+    }
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
 @dataclass(frozen=True)
 class Token:
     """What a valid token says: whose it is, and the account's token generation when it was
-    issued (`gen`; 0 if it does not say). A new password moves the account to the next
-    generation, which ends every earlier token (`server.users.load_account`)."""
+    issued (`gen`; 0 if it does not say). A new password or a re-activation moves the account
+    to the next generation, which ends every earlier token (`server.users.load_account`).
+    `id` (`jti`) names this one token, ended alone by signing out; None in tokens issued before
+    tokens had ids. `expires`: its `exp`, in seconds since the epoch."""
 
     user_id: str
     generation: int
+    id: str | None = None
+    expires: int = 0
 
 
 def read_token(secret: str, token: Any) -> Token:
@@ -70,4 +84,11 @@ def read_token(secret: str, token: Any) -> Token:
     if not isinstance(subject, str):
         raise AppError("unauthorized", "the token is not valid")
     generation = claims.get("gen")
-    return Token(subject, generation if isinstance(generation, int) else 0)
+    token_id = claims.get("jti")
+    expires = claims.get("exp")
+    return Token(
+        subject,
+        generation if isinstance(generation, int) else 0,
+        token_id if isinstance(token_id, str) and token_id else None,
+        expires if isinstance(expires, int) else 0,
+    )

@@ -100,7 +100,8 @@ async def seed(db: Database, password: str, *, history: bool = True) -> list[Dem
         for demo in USERS:
             if demo.username in usernames:
                 continue
-            # One hash for all demo users: argon2 is slow on purpose.
+            # One hash for all demo users: argon2 is slow on purpose. Not checked against the
+            # password rules (`server.passwords`): "demo" is for trying the service (`make run`).
             password_hash = password_hash or hash_password(password)
             session.add(
                 User(

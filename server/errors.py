@@ -26,7 +26,7 @@ HTTP_STATUS: dict[str, int] = {
 class AppError(Exception):
     """A refusal the client should see: a contract error code and a human message."""
 
-    def __init__(self, code: ErrorCode, message: str, retry_after_s: float | None = None) -> None:
+    def __init__(self, code: ErrorCode, message: str, *, retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.code: ErrorCode = code
         self.message = message

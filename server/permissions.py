@@ -128,6 +128,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/login"): PUBLIC,
     ("GET", "/api/specialties"): PUBLIC,  # codes and their names, shown before sign-in too
     ("GET", "/api/me"): EVERYONE,
+    ("POST", "/api/logout"): EVERYONE,
     ("GET", "/api/roster"): EVERYONE,
     ("POST", "/api/precall/offer"): _rule(*CALLERS),
     ("GET", "/api/consults"): _rule(*CALLERS, "supervisor"),  # filtered to what the caller may see

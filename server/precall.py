@@ -57,7 +57,7 @@ class PrecallPeers:
         if "m=audio" not in sdp and "m=video" not in sdp:
             raise AppError("invalid", "the offer carries no camera or microphone to check")
         if len(self.active) >= self.settings.precall_max:
-            raise AppError("rate_limited", "too many pre-call checks are running; try again in a minute", 60)
+            raise AppError("rate_limited", "too many pre-call checks are running; try again in a minute", retry_after_s=60)
         key = lease_key(user_id)
         token = await caps.take_lease(self.redis, key, self.settings.precall_seconds + LEASE_MARGIN_S)
         if token is None:
@@ -66,7 +66,7 @@ class PrecallPeers:
                 "rate_limited",
                 "a pre-call check of yours is running already (one at a time); close it, or try again "
                 f"in {math.ceil(wait_s)} s",
-                wait_s,
+                retry_after_s=wait_s,
             )
         pc = RTCPeerConnection(self._configuration(user_id))
         self.active.add(pc)

@@ -70,7 +70,7 @@ def user_events(user_id: str) -> str:
 
 
 def refusal(message: str, wait_s: float) -> AppError:
-    """`rate_limited`, saying when to try again."""
+    """`rate_limited`, saying when to try again (also as `Retry-After` over HTTP)."""
     seconds = max(1, math.ceil(wait_s))
     return AppError("rate_limited", f"{message}; try again in {seconds} s", retry_after_s=seconds)
 

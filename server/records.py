@@ -82,6 +82,17 @@ class User(Base):
     token_generation: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
+class RevokedToken(Base):
+    """A token ended by signing out before it expired: refused until then (`server.sessions`),
+    and removed once it would have expired anyway."""
+
+    __tablename__ = "revoked_tokens"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the token's `jti`
+    user_id: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
 class AuditEntry(Base):
     """Who did or read what, when, from where. Never the clinical text itself."""
 

@@ -5,11 +5,14 @@ A bad value stops the start with a `SettingsError` that names the variable.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class SettingsError(ValueError):
@@ -30,10 +33,15 @@ class Settings:
     # Files every instance reads (attachments): one folder all instances mount; var_dir/blobs when unset.
     blob_dir: Path = Path("var/blobs")
     token_ttl_s: int = 12 * 3600
-    # Sign-in attempts (failed ones; a success gives its token back), per username and per
-    # address: a burst of this many, then refilled evenly over a minute (server/ratelimit.py).
+    # Sign-in attempts (failed ones; a success gives its token back), per username from one
+    # client address, and per client address: a burst of this many, then refilled evenly over a
+    # minute (server/ratelimit.py). Never per username alone: a stranger's guesses would then
+    # lock the owner out.
     login_attempts_per_minute: int = 10
     login_address_attempts_per_minute: int = 50  # a district hospital signs in from one address
+    # The reverse proxies (nginx) whose X-Forwarded-For is believed: the client's address is
+    # read from that header only when the direct peer is one of these (server/addresses.py).
+    trusted_proxies: tuple[Network, ...] = ()
     # Socket.IO events per user, across all their devices and instances: a burst, then a rate.
     # Generous: starting a call sends dozens of ICE candidates at once.
     rate_events_burst: int = 200
@@ -102,6 +110,17 @@ def _float(env: Mapping[str, str], name: str, default: float, low: float, high: 
 
 def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[Network, ...]:
+    """Addresses and CIDR blocks, comma-separated; a single address is its own /32 or /128."""
+    found = []
+    for item in _list(env, name):
+        try:
+            found.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise SettingsError(f"{name} entries must be IP addresses or CIDR blocks, got {item!r}") from None
+    return tuple(found)
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -188,6 +207,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         token_ttl_s=_int(env, "TOKEN_TTL_S", 12 * 3600, 60, 12 * 3600),
         login_attempts_per_minute=_int(env, "LOGIN_ATTEMPTS_PER_MINUTE", 10, 1, 10000),
         login_address_attempts_per_minute=_int(env, "LOGIN_ADDRESS_ATTEMPTS_PER_MINUTE", 50, 1, 100000),
+        trusted_proxies=_networks(env, "TRUSTED_PROXIES"),
         rate_events_burst=_int(env, "RATE_EVENTS_BURST", 200, 1, 1_000_000),
         rate_events_per_s=_float(env, "RATE_EVENTS_PER_S", 50.0, 0.001, 1_000_000),
         demo_data=_bool(env, "TELEROUNDS_DEMO_DATA", True),

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 
 from server.errors import AppError
-from server.records import Hospital, User
+from server.records import Hospital, RevokedToken, User
 from server.services import Services
 
 ROLES = ("specialist", "clinician", "supervisor", "admin")
@@ -53,19 +53,23 @@ def _account(user: User, hospital: Hospital) -> Account:
     )
 
 
-async def load_account(services: Services, user_id: str, token_generation: int | None = None) -> Account:
-    """The active account with this id; `unauthorized` when it is gone or deactivated, or when
-    `token_generation` (a token's) is not the account's: its password changed since."""
+async def load_account(
+    services: Services, user_id: str, token_generation: int | None = None, token_id: str | None = None
+) -> Account:
+    """The active account with this id; `unauthorized` when it is gone or deactivated, when
+    `token_generation` (a token's) is not the account's (its password changed, or it was
+    deactivated and activated again, since), or when the token `token_id` was signed out.
+    One query: whether the token is revoked is read with the account."""
+    revoked = select(RevokedToken.id).where(RevokedToken.id == (token_id or "")).exists()  # no id: none
+    query = select(User, Hospital, revoked).join(Hospital, User.hospital_id == Hospital.id).where(User.id == user_id)
     async with services.db.session() as session:
-        row = (
-            await session.execute(
-                select(User, Hospital).join(Hospital, User.hospital_id == Hospital.id).where(User.id == user_id)
-            )
-        ).first()
+        row = (await session.execute(query)).first()
     if row is None or not row[0].active:
         raise AppError("unauthorized", "this account is not active; log in again")
     if token_generation is not None and token_generation != row[0].token_generation:
-        raise AppError("unauthorized", "the password was changed; log in again")
+        raise AppError("unauthorized", "the password was changed or the account re-activated; log in again")
+    if row[2]:
+        raise AppError("unauthorized", "this sign-in has ended (signed out); log in again")
     return _account(row[0], row[1])
 
 

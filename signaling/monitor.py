@@ -22,7 +22,7 @@ from server.loops import every
 from server.scope import Scope, hospital_scope
 from server.services import Services
 from server.users import Account
-from signaling.router import Router, admit, client_event, refused_while_storage_down
+from signaling.router import Router, admit, client_event, refused_while_storage_down, token_id
 
 log = logging.getLogger("telerounds.monitor")
 
@@ -49,7 +49,7 @@ def attach(sio: socketio.AsyncServer, services: Services) -> None:
             account = await admit(services, auth, NAMESPACE)
             scope = hospital_scope(account)
             await board.watch(services.redis, scope, sid, services.settings.presence_ttl_s)
-        await sio.save_session(sid, {"account": account}, namespace=NAMESPACE)
+        await sio.save_session(sid, {"account": account, "token_id": token_id(services, auth)}, namespace=NAMESPACE)
         await sio.enter_room(sid, board_room(scope), namespace=NAMESPACE)
         watching[sid] = scope
         services.metrics.sockets.labels(NAMESPACE).inc()

@@ -227,26 +227,35 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
                 await self._client().publish(self.own_channel, HEARTBEAT_PREFIX + self.host_id.encode())
             await asyncio.sleep(HEARTBEAT_S)
 
-    async def disconnect_user(self, user_id: str) -> None:
-        """Disconnect every socket whose session holds this user's account, here and on the other instances.
+    async def disconnect_user(self, user_id: str, token_id: str | None = None) -> None:
+        """Disconnect every socket whose session holds this user's account, here and on the other
+        instances; with `token_id`, only those connected with that token (signing out).
 
         Sent as a stock `disconnect` message with a `user_id` (and no `sid`), so an instance that
         does not know this extension treats it as a disconnect of no socket. Delivered at most once,
         like every message between instances: signaling also refuses a revoked user's events.
         """
-        await self._disconnect_user_here(user_id)
+        await self._disconnect_user_here(user_id, token_id)
         await self._publish(
-            {"method": "disconnect", "sid": None, "namespace": "/", "user_id": user_id, "host_id": self.host_id}
+            {
+                "method": "disconnect",
+                "sid": None,
+                "namespace": "/",
+                "user_id": user_id,
+                "token_id": token_id,
+                "host_id": self.host_id,
+            }
         )
 
     async def _handle_disconnect(self, message: dict[str, Any]) -> None:
         user_id = message.get("user_id")
+        token_id = message.get("token_id")
         if isinstance(user_id, str):
-            await self._disconnect_user_here(user_id)
+            await self._disconnect_user_here(user_id, token_id if isinstance(token_id, str) else None)
         else:
             await super()._handle_disconnect(message)
 
-    async def _disconnect_user_here(self, user_id: str) -> None:
+    async def _disconnect_user_here(self, user_id: str, token_id: str | None = None) -> None:
         for namespace in list(self.get_namespaces()):
             for sid, _eio_sid in list(self.get_participants(namespace, None)):
                 if not self.is_connected(sid, namespace):
@@ -255,7 +264,9 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
                     session = await self.server.get_session(sid, namespace=namespace)
                 except KeyError:  # its engine.io socket closed meanwhile
                     continue
-                if getattr(session.get("account"), "id", None) == user_id:
+                if getattr(session.get("account"), "id", None) != user_id:
+                    continue
+                if token_id is None or session.get("token_id") == token_id:
                     await self.server.disconnect(sid, namespace=namespace, ignore_queue=True)
 
     async def stop(self) -> None:

@@ -107,9 +107,18 @@ async def authenticate(services: Services, auth: Any) -> Account:
     token = auth.get("token") if isinstance(auth, dict) else None
     try:
         claims = read_token(services.settings.secret_key, token)
-        return await load_account(services, claims.user_id, claims.generation)
+        return await load_account(services, claims.user_id, claims.generation, claims.id)
     except AppError as error:
         raise refusal(error) from None
+
+
+def token_id(services: Services, auth: Any) -> str | None:
+    """The id of the token an admitted connect presented, kept in its socket's session so that
+    signing out closes the sockets of that token alone (`server.sessions.sign_out`)."""
+    try:
+        return read_token(services.settings.secret_key, auth.get("token") if isinstance(auth, dict) else None).id
+    except AppError:
+        return None
 
 
 async def admit(services: Services, auth: Any, namespace: str) -> Account:

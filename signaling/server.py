@@ -6,8 +6,10 @@ import logging
 from typing import Any
 
 import socketio
+from aiohttp import web
 
 from server import audit, caps, dispatch, loops, presence, recovery, revocation, rounds
+from server.api.http import client_address
 from server.services import Services
 from server.snapshot import session_state
 from server.users import Account
@@ -17,7 +19,7 @@ from signaling import notes as note_events
 from signaling import presence as presence_events
 from signaling import rounds as round_events
 from signaling.redis_manager import RedisManager
-from signaling.router import Router, admit, client_event, refusal, refused_while_storage_down
+from signaling.router import Router, admit, client_event, refusal, refused_while_storage_down, token_id
 from signaling.websocket import use_uncompressed_websocket
 
 log = logging.getLogger("telerounds.signaling")
@@ -65,7 +67,7 @@ def create_sio(services: Services, redis_url: str) -> socketio.AsyncServer:
                 services.metrics.events.labels("connect", "rate_limited").inc()
                 raise refusal(caps.sockets_refusal(settings))
         address = _address(environ)
-        await sio.save_session(sid, {"account": account, "address": address})
+        await sio.save_session(sid, {"account": account, "address": address, "token_id": token_id(services, auth)})
         await sio.enter_room(sid, f"user:{account.id}")
         local[sid] = account.id
         services.metrics.sockets.labels("/").inc()
@@ -139,5 +141,6 @@ async def _send_state(sio: socketio.AsyncServer, services: Services, sid: str, a
 
 
 def _address(environ: dict[str, Any]) -> str:
+    """The client's address, read as for HTTP (`server.api.http.client_address`)."""
     request = environ.get("aiohttp.request")
-    return str(getattr(request, "remote", "") or "")
+    return client_address(request) if isinstance(request, web.Request) else ""

@@ -37,7 +37,7 @@ export function adminHome({ h, t, api, when }) {
     h("option", { value: "" }, t("admin.users.all_roles")), ROLES.map((r) => h("option", { value: r }, t(`admin.role.${r}`))));
 
   function userRow(u) {
-    const password = h("input", { type: "password", name: "new_password", minlength: 8, maxlength: 200, required: true,
+    const password = h("input", { type: "password", name: "new_password", minlength: 10, maxlength: 200, required: true,
       autocomplete: "new-password", placeholder: t("admin.users.new_password") });
     // A <details>, so the form opens and closes without depending on the stylesheet.
     const reset = h("details", { class: "reset-password" }, h("summary", {}, t("admin.users.reset_password")),
@@ -76,7 +76,7 @@ export function adminHome({ h, t, api, when }) {
   const newRole = h("select", { name: "role" }, ROLES.map((r) => h("option", { value: r, selected: r === "clinician" }, t(`admin.role.${r}`))));
   const newHospital = h("select", { name: "hospital_id", required: true });
   const newSpecialties = h("fieldset", { class: "specialties", hidden: true }, h("legend", {}, t("admin.users.specialties")));
-  const newPassword = h("input", { name: "password", type: "password", required: true, minlength: 8, maxlength: 200, autocomplete: "new-password" });
+  const newPassword = h("input", { name: "password", type: "password", required: true, minlength: 10, maxlength: 200, autocomplete: "new-password" });
   newRole.addEventListener("change", () => { newSpecialties.hidden = newRole.value !== "specialist"; });
   const userForm = h("form", { class: "admin-form", onsubmit: run(async () => {
     const specialties = newRole.value === "specialist"

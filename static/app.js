@@ -57,6 +57,11 @@ function showLogin(message = "") {
     e.preventDefault();
     const response = await fetch("/api/login", { method: "POST", headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ username: username.value, password: password.value }) });
+    // Throttled (429) is not a wrong password: say how long to wait, from Retry-After (seconds).
+    if (response.status === 429) {
+      const minutes = Math.max(1, Math.ceil(Number(response.headers.get("Retry-After") || 60) / 60));
+      showLogin(t("login.throttled", { minutes })); return;
+    }
     if (!response.ok) { showLogin(t("login.failed")); return; }
     const body = await response.json();
     state.token = body.token;
@@ -475,7 +480,8 @@ async function enterRoom(consult) {
 }
 
 document.getElementById("language").addEventListener("click", async () => { await load(language === "vi" ? "en" : "vi"); if (state.user) render(); });
-document.getElementById("logout").addEventListener("click", () => { sessionStorage.removeItem("telerounds.token"); state.socket?.disconnect(); state.board?.stop(); state.board = null; state.admin = null; state.session = null; state.room?.close(); state.round?.close(); state.roundsList = null; showLogin(); });
+// Signing out ends the token on the server too (POST /api/logout), not only in this tab.
+document.getElementById("logout").addEventListener("click", () => { if (state.token) fetch("/api/logout", { method: "POST", headers: { Authorization: `Bearer ${state.token}` } }).catch(() => {}); state.token = null; sessionStorage.removeItem("telerounds.token"); state.socket?.disconnect(); state.board?.stop(); state.board = null; state.admin = null; state.session = null; state.room?.close(); state.round?.close(); state.roundsList = null; showLogin(); });
 
 await load();
 if (state.token) start(); else showLogin();

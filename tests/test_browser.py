@@ -3,6 +3,7 @@ instances go from request to a connected WebRTC call with shared notes."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -284,6 +285,49 @@ async def test_a_password_changed_by_an_admin_brings_every_open_page_back_to_the
     await clinician.wait_for_selector("input[name=password]")
     assert await clinician.is_hidden("#logout")
     assert clinician.errors == [], clinician.errors  # type: ignore[attr-defined]
+
+
+async def test_the_login_page_says_how_long_to_wait_when_throttled(
+    start_instance: StartInstance, browser: Browser
+) -> None:
+    instance = await start_instance(LOGIN_ATTEMPTS_PER_MINUTE="2")
+    page = await (await browser.new_context()).new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    await page.goto(instance.url)
+
+    async def sign_in(password: str) -> str:
+        """Submit the form; the message the page shows once the answer is in."""
+        await page.fill("input[name=username]", "bavi.clinician")
+        await page.fill("input[name=password]", password)
+        async with page.expect_response("**/api/login"):
+            await page.click("button[type=submit]")
+        # The form is rebuilt with the message, fields empty.
+        await page.wait_for_function("() => document.querySelector('input[name=password]').value === ''")
+        return await page.inner_text("form p.error")
+
+    assert await sign_in("doan-sai") == "Sai tên đăng nhập hoặc mật khẩu"
+    assert await sign_in("doan-sai") == "Sai tên đăng nhập hoặc mật khẩu"
+    # Throttled: not "wrong password" but how long to wait (Retry-After: 30 s, so 1 minute).
+    assert await sign_in(PASSWORD) == "Quá nhiều lần thử; hãy thử lại sau 1 phút"
+    await page.click("#language")
+    await page.wait_for_selector("#language:text-is('Tiếng Việt')")
+    assert await sign_in(PASSWORD) == "Too many sign-in attempts; try again in 1 min"
+    await shot(page, "login-throttled")
+
+
+async def test_signing_out_in_the_page_ends_the_token_on_the_server(instance: Instance, browser: Browser) -> None:
+    page = await signed_in(browser, instance, "bavi.clinician")
+    token = await page.evaluate("() => sessionStorage.getItem('telerounds.token')")
+    await page.click("#logout")
+    await page.wait_for_selector("input[name=username]")
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
+        for _ in range(50):  # the page does not wait for the answer of its sign-out
+            async with http.get(f"{instance.url}/api/me") as response:
+                if response.status == 401:
+                    break
+            await asyncio.sleep(0.1)
+        assert response.status == 401
+    assert page.errors == [], page.errors  # type: ignore[attr-defined]
 
 
 async def test_a_page_opened_while_redis_is_down_says_so_and_gets_in_by_itself(

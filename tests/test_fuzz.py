@@ -51,6 +51,7 @@ from hypothesis import strategies as st
 from yarl import URL
 
 from server import matching
+from server.auth import issue_token
 from server.errors import ErrorCode
 from server.validation import Payload
 from signaling import monitor
@@ -831,6 +832,12 @@ def bodies(target: RouteTarget, pool: tuple[str, ...]) -> st.SearchStrategy[tupl
 
 def http_cases(world: World, target: RouteTarget, pool: tuple[str, ...]) -> st.SearchStrategy[HttpCase]:
     tokens = [*world.tokens.values(), *forged_tokens()]
+    # Signing out ends the token it is sent with: give that route valid tokens of its own (a new
+    # one each time), or the rest of the run would be refused and its sockets closed.
+    fresh = st.builds(lambda role: issue_token(SECRET, world.ids[role], 3600), st.sampled_from(ROLES))
+    any_token = (
+        st.one_of(fresh, st.sampled_from(forged_tokens())) if target.path == "/api/logout" else st.sampled_from(tokens)
+    )
     body = bodies(target, pool)
     query = query_strings(target.query_names, pool)
     seg = segments(pool)
@@ -843,7 +850,7 @@ def http_cases(world: World, target: RouteTarget, pool: tuple[str, ...]) -> st.S
         if (q := draw(query)) or draw(st.booleans()):
             path += "?" + q
         headers = {}
-        if (token := draw(st.one_of(st.none(), st.sampled_from(tokens), st.text(st.characters(codec="ascii",
+        if (token := draw(st.one_of(st.none(), any_token, st.text(st.characters(codec="ascii",
                 exclude_categories=["Cc"]), max_size=100)))) is not None:  # fmt: skip
             headers["Authorization"] = draw(st.sampled_from(["Bearer ", "bearer  ", "Basic ", ""])) + token
         data, content_type = draw(body)

@@ -1,4 +1,4 @@
-"""`POST /api/login` and `GET /api/me`."""
+"""`POST /api/login`, `POST /api/logout` and `GET /api/me`."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import asyncio
 from aiohttp import web
 from pydantic import Field
 
-from server import ratelimit
-from server.api.http import client_address, read_json, require_account, services_of
-from server.auth import issue_token, verify_password
+from server import addresses, ratelimit, sessions
+from server.api.http import bearer_token, client_address, read_json, require_account, services_of
+from server.auth import issue_token, read_token, verify_password
 from server.errors import AppError
+from server.settings import Settings
 from server.users import find_for_login
 from server.validation import Payload
 
@@ -22,18 +23,27 @@ class Login(Payload):
     password: str = Field(min_length=1, max_length=200)
 
 
+def login_buckets(settings: Settings, username: str, address: str) -> list[tuple[str, int, str]]:
+    """The sign-in throttle's buckets for an attempt: (name, attempts per minute, where), both
+    keyed by the client's address (an IPv6 client by its /64). Per username *and* address, so
+    that a stranger guessing an account's password from elsewhere does not lock its owner out;
+    per address, so that one place cannot try many accounts. Never per username alone."""
+    place = addresses.throttle_key(address)
+    return [
+        (f"login:user:{username.lower()}:{place}", settings.login_attempts_per_minute, "for this username"),
+        (f"login:addr:{place}", settings.login_address_attempts_per_minute, "from this address"),
+    ]
+
+
 @routes.post("/api/login")
 async def login(request: web.Request) -> web.Response:
     services = services_of(request)
     settings = services.settings
     body = await read_json(request, Login)
-    # Guessing is throttled per username (one account) and per address (many accounts from one
-    # place), counted in Redis across instances. Every attempt takes a token before the password
-    # is checked, so parallel guesses are counted too; a successful sign-in gives them back.
-    buckets = [
-        (f"login:user:{body.username.lower()}", settings.login_attempts_per_minute, "for this username"),
-        (f"login:addr:{client_address(request)}", settings.login_address_attempts_per_minute, "from this address"),
-    ]
+    # Guessing is throttled in Redis across instances (`login_buckets`). Every attempt takes a
+    # token before the password is checked, so parallel guesses are counted too; a successful
+    # sign-in gives them back. A refusal is 429 with Retry-After, which the login page shows.
+    buckets = login_buckets(settings, body.username, client_address(request))
     for key, per_minute, where in buckets:
         await ratelimit.take(services.redis, key, per_minute, per_minute / 60, f"too many sign-in attempts {where}")
     found = await find_for_login(services, body.username)
@@ -46,6 +56,17 @@ async def login(request: web.Request) -> web.Response:
         await ratelimit.give_back(services.redis, key, per_minute, per_minute / 60)
     token = issue_token(settings.secret_key, found.account.id, settings.token_ttl_s, generation=found.token_generation)
     return web.json_response({"token": token, "user": found.account.public()})
+
+
+@routes.post("/api/logout")
+async def logout(request: web.Request) -> web.Response:
+    """End the caller's token at once: refused from now on over HTTP and Socket.IO, on every
+    instance, and its open sockets closed (`server.sessions`). The user's other sign-ins stay."""
+    await require_account(request)  # a valid, unrevoked token (the role gate read it already)
+    services = services_of(request)
+    token = read_token(services.settings.secret_key, bearer_token(request))
+    await sessions.sign_out(services, token, client_address(request))
+    return web.json_response({"signed_out": True})
 
 
 @routes.get("/api/me")

@@ -156,20 +156,22 @@ async def add_attachment(request: web.Request) -> web.Response:
     if not request.content_type.startswith("multipart/"):
         raise AppError("invalid", "send the file as multipart/form-data in a field named 'file'")
     allowance = await _attachment_allowance(services, consult.id, account.id)
-    reader = await request.multipart()
-    part = await reader.next()
-    while part is not None and getattr(part, "name", None) != "file":
-        part = await reader.next()
-    if not isinstance(part, BodyPartReader):
-        raise AppError("invalid", "send the file in a field named 'file'")
     # The stream stops at whichever comes first: the size of one file or what the caps leave.
     limit = min(MAX_ATTACHMENT_BYTES, allowance.bytes)
     try:
+        reader = await request.multipart()
+        part = await reader.next()
+        while part is not None and getattr(part, "name", None) != "file":
+            part = await reader.next()
+        if not isinstance(part, BodyPartReader):
+            raise AppError("invalid", "send the file in a field named 'file'")
         sha256, size, content_type, extension = await attachments.receive(services, part, limit)
     except BlobTooLarge:
         if limit < MAX_ATTACHMENT_BYTES:
             raise AppError(allowance.code, allowance.message) from None
         raise AppError("too_large", "an attachment is at most 10 MB") from None
+    except ValueError:  # aiohttp's multipart reader: no boundary, a boundary it never finds, ...
+        raise AppError("invalid", "the multipart/form-data body is malformed") from None
     attachment_id = new_id()
     item = Attachment(
         id=attachment_id,

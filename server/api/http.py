@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from server import ratelimit
+from server import addresses, ratelimit
 from server.auth import read_token
 from server.errors import AppError, storage_unavailable
 from server.services import Services
@@ -122,7 +122,7 @@ async def require_account(request: web.Request) -> Account:
     services = services_of(request)
     settings = services.settings
     token = read_token(settings.secret_key, bearer_token(request))
-    account = await load_account(services, token.user_id, token.generation)
+    account = await load_account(services, token.user_id, token.generation, token.id)
     await ratelimit.take(
         services.redis,
         ratelimit.user_events(account.id),
@@ -135,7 +135,11 @@ async def require_account(request: web.Request) -> Account:
 
 
 def client_address(request: web.Request) -> str:
-    return request.remote or ""
+    """The client's address, through trusted proxies (see `server.addresses`): what the audit
+    log records and sign-in throttles by. Socket.IO reads its connect request's address here too."""
+    return addresses.client_address(
+        request.remote, request.headers.getall("X-Forwarded-For", []), services_of(request).settings.trusted_proxies
+    )
 
 
 def query_time(request: web.Request, name: str) -> datetime | None:
