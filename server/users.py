@@ -26,6 +26,12 @@ class Account:
     hospital_name: str
     hospital_level: str
     specialties: tuple[str, ...]
+    # Which sign-in this copy belongs to (`server.auth.Token`): a copy kept by an open socket is
+    # refused once the password changed.
+    token_generation: int = 0
+    # Which version of the user's authorization this copy was read at (`server.revocation`):
+    # an open socket re-reads the account when the version in Redis is another.
+    stamp: str = ""
 
     def public(self) -> dict[str, Any]:
         return {
@@ -47,6 +53,7 @@ def _account(user: User, hospital: Hospital) -> Account:
         hospital_name=hospital.name,
         hospital_level=hospital.level,
         specialties=tuple(user.specialties or ()),
+        token_generation=user.token_generation,
     )
 
 
