@@ -79,10 +79,12 @@ async def stale_here(services: Services, stamps: dict[str, str]) -> None:
     """The users (given with their current stamps) of whom a socket here holds another stamp:
     `users_here` for them. What the presence heartbeat does, should an announcement be lost."""
     assert services.sio is not None
+    # Their sockets in "/" tell (every user with a socket here has one there, the heartbeat's
+    # own); `users_here` then re-checks the other namespaces too.
     stale = [
         user_id
         for user_id, stamp in stamps.items()
-        if any(account.stamp != stamp for _, _, account in await _sockets_of(services.sio, user_id))
+        if any(account.stamp != stamp for _, _, account in await _sockets_of(services.sio, user_id, ("/",)))
     ]
     if stale:
         await users_here(services, stale)
@@ -108,11 +110,14 @@ async def _user_here(services: Services, user_id: str) -> None:
             await sio.disconnect(sid, namespace=namespace, ignore_queue=True)
 
 
-async def _sockets_of(sio: socketio.AsyncServer, user_id: str) -> list[tuple[str, str, Account]]:
-    """This instance's sockets of one user: (sid, namespace, the account its session holds)."""
+async def _sockets_of(
+    sio: socketio.AsyncServer, user_id: str, namespaces: tuple[str, ...] | None = None
+) -> list[tuple[str, str, Account]]:
+    """This instance's sockets of one user (in `namespaces`, else in all): (sid, namespace, the
+    account its session holds)."""
     manager = sio.manager
     found = []
-    for namespace in list(manager.get_namespaces()):
+    for namespace in namespaces or list(manager.get_namespaces()):
         # In "/" every socket is in its user's room; other namespaces (few sockets) are searched.
         room = f"user:{user_id}" if namespace == "/" else None
         for sid, _eio_sid in list(manager.get_participants(namespace, room)):

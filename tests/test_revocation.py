@@ -202,3 +202,24 @@ async def test_a_signal_is_still_admitted_by_one_redis_command(
     for key in (revocation.key(surgeon_id), revocation.stamp_key(surgeon_id), f"events:{surgeon_id}"):
         assert key in ours[0], (key, ours[0])
     assert not [c for c in seen if surgeon_id in c and c not in ours], seen
+
+
+async def test_a_supervisor_given_another_scope_has_their_board_closed_and_their_other_sockets_kept(
+    two_instances: tuple[Instance, Instance], clients: Any
+) -> None:
+    a, b = two_instances
+    await add_user(a.services.settings.database_url, "xanhpon.supervisor", "supervisor", "xanhpon")
+    board = await clients(b, "xanhpon.supervisor", "/monitor")  # Xanh Pôn's board
+    await board.next("monitor:snapshot")
+    device = await clients(b, "xanhpon.supervisor")
+    await device.next("session:state")
+    token = await login(a.url, "admin")
+    supervisor_id = await user_id(a, token, "xanhpon.supervisor")
+    # Attached to the Department of Health: its board of one hospital is closed, to be opened
+    # again on the new scope; its other socket stays and is told its new hospital.
+    await ok(a, "PATCH", f"/api/admin/users/{supervisor_id}", token, {"hospital_id": "soyte-hanoi"})
+    await gone(board, within=1.0)
+    state = await until(device, "session:state", lambda s: s["user"]["hospital"]["id"] == "soyte-hanoi", 1.0)
+    assert state["user"]["id"] == supervisor_id and device.sio.connected
+    again = await clients(b, "xanhpon.supervisor", "/monitor")
+    assert "sessions" in await again.next("monitor:snapshot")
