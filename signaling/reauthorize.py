@@ -160,6 +160,13 @@ async def _apply(
 
 
 async def _may_stay(services: Services, namespace: str, room: str, account: Account) -> bool:
+    try:
+        return await _rule(services, namespace, room, account)
+    except AppError:  # what the room is about is gone (`not_found`): nothing to stay for
+        return False
+
+
+async def _rule(services: Services, namespace: str, room: str, account: Account) -> bool:
     if namespace == monitor.NAMESPACE:
         return room == monitor.board_room(hospital_scope(account))
     if namespace != "/":
@@ -174,10 +181,7 @@ async def _may_stay(services: Services, namespace: str, room: str, account: Acco
             consult, account.id, account.role, account.hospital_id, invited
         )
     if kind == "round":
-        try:
-            return rounds.takes_part(await rounds.get(services.db, ref), account)
-        except AppError:  # the round is gone
-            return False
+        return rounds.takes_part(await rounds.get(services.db, ref), account)
     log.warning("a room without a rule for a change of access is left", extra={"room": room})
     return False
 
