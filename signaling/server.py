@@ -116,8 +116,10 @@ async def _heartbeat(services: Services, local: dict[str, str]) -> None:
             for sid in by_user.pop(user_id):
                 assert services.sio is not None
                 await services.sio.disconnect(sid)
-        await reauthorize.stale_here(services, {u: standing.stamps[u] for u in by_user})
         await presence.heartbeat(services.redis, by_user, services.settings.presence_ttl_s)
+        # After the presence: Redis restarted empty, every user here re-reads (once), which
+        # must not make their presence lapse meanwhile.
+        await reauthorize.stale_here(services, {u: standing.stamps[u] for u in by_user})
 
     await loops.every(services.settings.presence_ttl_s / 3, beat, "presence heartbeat")
 
