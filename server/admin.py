@@ -353,7 +353,8 @@ async def _user(session: Any, user_id: str) -> tuple[User, Hospital]:
 
 
 async def update_user(db: Database, actor: Account, user_id: str, body: UserChange, address: str) -> dict[str, Any]:
-    """Name, specialties, hospital. Open sockets keep the account they connected with until they reconnect."""
+    """Name, specialties, hospital. The caller then has the user's open sockets re-read the
+    account (`server.revocation.reauthorize`, done by the HTTP handler)."""
     if body.name is None and body.specialties is None and body.hospital_id is None:
         raise AppError("invalid", "give at least one of name, specialties, hospital_id")
     async with db.session() as session, session.begin():
@@ -409,6 +410,9 @@ async def deactivate(
         raise AppError("forbidden", "an admin cannot deactivate their own account")
     view, _ = await _set_active(services.db, actor, user_id, False, address)
     await revocation.revoke(services.redis, user_id)
+    # A new stamp too: should Redis lose the key above, an open socket re-reads the account
+    # (inactive) at its next event all the same.
+    await revocation.bump(services.redis, [user_id])
     if disconnect and services.sio is not None:
         # signaling.redis_manager.RedisManager: this instance's sockets, then a message to the others.
         await services.sio.manager.disconnect_user(user_id)
@@ -445,6 +449,9 @@ async def set_password(
         user.token_generation += 1
         await session.execute(delete(CalendarFeed).where(CalendarFeed.user_id == user.id))
         session.add(audit.entry(actor.id, "admin.user.password", "user", user.id, address, f"username={user.username}"))
+    # A socket the disconnect below does not reach re-reads its account at its next event and
+    # is refused: its sign-in is of the old generation.
+    await revocation.bump(services.redis, [user_id])
     if services.sio is not None:
         await services.sio.manager.disconnect_user(user_id)
     return user_view(user, hospital)

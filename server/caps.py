@@ -90,7 +90,9 @@ async def one_at_a_time(
     deadline = time.monotonic() + wait_s
     while (token := await take_lease(redis, key, ttl_s)) is None:
         if time.monotonic() > deadline:
-            raise AppError("rate_limited", "another request of yours is being handled; try again in 1 s", retry_after_s=1)
+            raise AppError(
+                "rate_limited", "another request of yours is being handled; try again in 1 s", retry_after_s=1
+            )
         await asyncio.sleep(0.02)
     try:
         yield

@@ -57,7 +57,9 @@ class PrecallPeers:
         if "m=audio" not in sdp and "m=video" not in sdp:
             raise AppError("invalid", "the offer carries no camera or microphone to check")
         if len(self.active) >= self.settings.precall_max:
-            raise AppError("rate_limited", "too many pre-call checks are running; try again in a minute", retry_after_s=60)
+            raise AppError(
+                "rate_limited", "too many pre-call checks are running; try again in a minute", retry_after_s=60
+            )
         key = lease_key(user_id)
         token = await caps.take_lease(self.redis, key, self.settings.precall_seconds + LEASE_MARGIN_S)
         if token is None:

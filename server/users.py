@@ -28,6 +28,12 @@ class Account:
     specialties: tuple[str, ...]
     # The hospital's province code (None when unset): a Department of Health oversees its province.
     hospital_province: str | None = None
+    # Which sign-in this copy belongs to (`server.auth.Token`): a copy kept by an open socket is
+    # refused once the password changed.
+    token_generation: int = 0
+    # Which version of the user's authorization this copy was read at (`server.revocation`):
+    # an open socket re-reads the account when the version in Redis is another.
+    stamp: str = ""
 
     def public(self) -> dict[str, Any]:
         return {
@@ -50,6 +56,7 @@ def _account(user: User, hospital: Hospital) -> Account:
         hospital_level=hospital.level,
         specialties=tuple(user.specialties or ()),
         hospital_province=hospital.province,
+        token_generation=user.token_generation,
     )
 
 

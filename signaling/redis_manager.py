@@ -25,6 +25,9 @@ instance reads both its channels from one subscription, in the order Redis got t
 It can also disconnect every socket of one user, in every namespace, on every instance
 (`disconnect_user`, used when an admin deactivates an account): the stock manager only
 disconnects a socket id, and a user's socket ids on other instances are not known here.
+Likewise it has every instance re-check the open sockets of some users after their access
+changed (`reauthorize`; what is checked: signaling/reauthorize.py): a plain-text message on the
+shared channel, read in `_listen` like the heartbeats, which instances that do not know it skip.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import socketio
@@ -49,6 +52,7 @@ log = logging.getLogger("telerounds.signaling")
 # A heartbeat is plain text, not JSON: the stock message loop ignores what it cannot parse,
 # so instances that do not know heartbeats skip them.
 HEARTBEAT_PREFIX = b"telerounds-heartbeat:"
+REAUTHORIZE_PREFIX = b"telerounds-reauthorize:"  # + JSON {host_id, user_ids}
 HEARTBEAT_S = 1.0
 STALE_S = 5.0  # unheard this long: not healthy
 SOCKET_TIMEOUT_S = 5.0  # no byte for this long on a connection that gets a heartbeat a second: it is dead
@@ -64,6 +68,8 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
     listening: bool = False
     # When the oldest heartbeat not yet heard was sent; None when all were heard.
     unheard_since: float | None = None
+    # Re-checks the open sockets of these users on this instance (set by signaling.server).
+    on_reauthorize: Callable[[list[str]], Awaitable[None]] | None = None
 
     def __init__(self, url: str, **kwargs: Any) -> None:
         options = {"socket_timeout": SOCKET_TIMEOUT_S, "socket_connect_timeout": SOCKET_TIMEOUT_S}
@@ -151,7 +157,8 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
     async def _publish(self, data: Any, channel: str | None = None) -> Any:
         """Publish on the shared channel, or on one instance's `channel`."""
         # The stock version reconnects by replacing `self.pubsub` under the running listener.
-        message = self.json.dumps(data)
+        # Bytes go as they are: messages of this module's own that the stock loop would skip.
+        message = data if isinstance(data, bytes) else self.json.dumps(data)
         for attempt in (1, 2):  # the first try after a Redis restart may meet a dead pooled connection
             try:
                 return await self._client().publish(channel or self.channel, message)
@@ -213,6 +220,9 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
                 if data == own:
                     self.unheard_since = None
                 continue
+            if isinstance(data, bytes) and data.startswith(REAUTHORIZE_PREFIX):
+                self._reauthorize_message(data[len(REAUTHORIZE_PREFIX) :])
+                continue
             yield data
 
     async def _heartbeat(self) -> None:
@@ -268,6 +278,28 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
                     continue
                 if token_id is None or session.get("token_id") == token_id:
                     await self.server.disconnect(sid, namespace=namespace, ignore_queue=True)
+
+    async def reauthorize(self, user_ids: list[str]) -> None:
+        """Every instance re-checks the open sockets of these users: this one before returning,
+        the others on a message. Delivered at most once, like every message between instances:
+        their sockets also re-check on their next event and at the presence heartbeat."""
+        if self.on_reauthorize is not None:
+            await self.on_reauthorize(user_ids)
+        message = self.json.dumps({"host_id": self.host_id, "user_ids": user_ids})
+        await self._publish(REAUTHORIZE_PREFIX + message.encode())
+
+    def _reauthorize_message(self, body: bytes) -> None:
+        try:
+            message = self.json.loads(body)
+            host_id, user_ids = message["host_id"], message["user_ids"]
+        except (ValueError, TypeError, KeyError):
+            log.warning("a reauthorization message that could not be read was skipped")
+            return
+        if host_id == self.host_id or self.on_reauthorize is None:  # done here before it was sent
+            return
+        if isinstance(user_ids, list) and all(isinstance(u, str) for u in user_ids):
+            # In a task of its own: it reads the database, and the listener must keep reading.
+            self.server.start_background_task(self.on_reauthorize, user_ids)
 
     async def stop(self) -> None:
         """Stop listening and heartbeats, and close the manager's Redis connections."""

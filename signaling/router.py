@@ -107,9 +107,16 @@ async def authenticate(services: Services, auth: Any) -> Account:
     token = auth.get("token") if isinstance(auth, dict) else None
     try:
         claims = read_token(services.settings.secret_key, token)
-        return await load_account(services, claims.user_id, claims.generation, claims.id)
     except AppError as error:
         raise refusal(error) from None
+    # The stamp first, the account after (see server/revocation.py): a change made in between
+    # leaves an older stamp with the newer account, never the reverse.
+    stamp = await revocation.stamp_of(services.redis, claims.user_id)
+    try:
+        account = await load_account(services, claims.user_id, claims.generation, claims.id)
+    except AppError as error:
+        raise refusal(error) from None
+    return replace(account, stamp=stamp)
 
 
 def token_id(services: Services, auth: Any) -> str | None:
@@ -144,23 +151,32 @@ async def refused_while_storage_down() -> AsyncIterator[None]:
         raise refusal(AppError("unavailable", "the service cannot reach its storage now; try again")) from None
 
 
-# KEYS[1]: the user's event bucket; KEYS[2]: their revocation key; KEYS[3], optional: a hash to
-# return with an admitted event. ARGV: burst, refill per second, now (s).
-# Returns {-1} when revoked (and takes no token), else {allowed, wait[, the hash's fields and
-# values]}: the revocation, the rate limit and the event's first read in one round trip.
+# KEYS[1]: the user's event bucket; KEYS[2]: their revocation key; KEYS[3]: their authorization
+# stamp; KEYS[4], optional: a hash to return with an admitted event. ARGV: burst, refill per
+# second, now (s), the stamp the socket's account was read at.
+# Returns {-1} when revoked, {-2} when the stamp is another (both take no token), else
+# {allowed, wait[, the hash's fields and values]}: the revocation, the account's version, the rate
+# limit and the event's first read in one round trip.
 _ADMIT = (
     ratelimit.BUCKET
     + """
 if redis.call('EXISTS', KEYS[2]) == 1 then
   return {-1}
 end
+if redis.call('GET', KEYS[3]) ~= ARGV[4] then
+  return {-2}
+end
 local allowed, wait = take(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), 1)
-if allowed == 1 and KEYS[3] then
-  return {allowed, wait, redis.call('HGETALL', KEYS[3])}
+if allowed == 1 and KEYS[4] then
+  return {allowed, wait, redis.call('HGETALL', KEYS[4])}
 end
 return {allowed, wait}
 """
 )
+
+
+class Stale(Exception):
+    """The account an event's socket holds is of an older version (`server.revocation` stamps)."""
 
 
 @functools.lru_cache(maxsize=8)  # one per client: a service has one
@@ -169,19 +185,32 @@ def _admit_script(redis: aioredis.Redis) -> AsyncScript:
 
 
 async def admit_event(services: Services, account: Account, read: str | None = None) -> dict[str, str] | None:
-    """`Revoked` if the account was deactivated, else one token of the user's event bucket
-    (shared by all their sockets on every instance), else `rate_limited`; returns the hash
-    `read` names, if one is. All in one Redis round trip.
+    """`Revoked` if the account was deactivated, else `Stale` if the socket's copy of the account
+    is older than its authorization's version, else one token of the user's event bucket (shared
+    by all their sockets on every instance), else `rate_limited`; returns the hash `read` names,
+    if one is. All in one Redis round trip.
 
     A deactivated account is refused here, on every event: the disconnect an admin's
     deactivation sends to every instance may be lost, and the session's account was read at
-    connect (see server/revocation.py). A revoked event takes no token."""
+    connect (see server/revocation.py). A revoked or stale event takes no token."""
     settings = services.settings
-    keys = [ratelimit.key(ratelimit.user_events(account.id)), revocation.key(account.id), *([read] if read else [])]
-    args: list[float | str] = [settings.rate_events_burst, settings.rate_events_per_s, repr(ratelimit.clock())]
+    keys = [
+        ratelimit.key(ratelimit.user_events(account.id)),
+        revocation.key(account.id),
+        revocation.stamp_key(account.id),
+        *([read] if read else []),
+    ]
+    args: list[float | str] = [
+        settings.rate_events_burst,
+        settings.rate_events_per_s,
+        repr(ratelimit.clock()),
+        account.stamp,
+    ]
     allowed, *rest = await _admit_script(services.redis)(keys=keys, args=args)
     if allowed == -1:
         raise Revoked("unauthorized", "this account is not active; log in again")
+    if allowed == -2:
+        raise Stale()
     wait, *found = rest
     if allowed != 1:
         raise ratelimit.refusal("too many events; slow down", float(wait))
@@ -189,6 +218,30 @@ async def admit_event(services: Services, account: Account, read: str | None = N
         return None
     fields = found[0] if found else []
     return dict(zip(fields[::2], fields[1::2], strict=True))
+
+
+# Re-reads in a row before an event is refused: each is a change of the user's access made
+# while the previous re-read ran, which does not go on.
+MAX_REFRESHES = 3
+
+
+async def admit_current(
+    sio: socketio.AsyncServer, caller: Caller, read: str | None
+) -> tuple[Caller, dict[str, str] | None]:
+    """`admit_event` for the caller as their account is now: when the socket's copy is stale it
+    is read again, the socket leaves the rooms it may no longer be in, and the event is admitted
+    for the account as read (`signaling.reauthorize.refresh`). Only a stale event costs more than
+    one round trip."""
+    for _ in range(MAX_REFRESHES):
+        try:
+            return caller, await admit_event(caller.services, caller.account, read)
+        except Stale:
+            # Imported here, off the hot path: signaling.reauthorize leaves calls through
+            # signaling.rtc, which imports this module.
+            from signaling import reauthorize
+
+            caller = await reauthorize.refresh(sio, caller)
+    raise AppError("unavailable", "your access is being changed; try again")
 
 
 def _ack_handler(
@@ -210,6 +263,7 @@ def _ack_handler(
             # The payload is parsed first, for the hash it names, but a bad one is refused only
             # in its turn. The order of refusals: a deactivated account, then the rate limit (so
             # refused events count too; both one round trip), then the role gate, then the payload.
+            # The account is the current one: re-read first when it changed since the last event.
             payload: Any = None
             invalid: AppError | None = None
             read_key = None
@@ -220,7 +274,7 @@ def _ack_handler(
                 read_key = reads(payload) if reads is not None else None
             except AppError as error:
                 invalid = error
-            read = await admit_event(services, caller.account, read_key)
+            caller, read = await admit_current(sio, caller, read_key)
             permissions.check_role(rule, caller.account.role, event)
             if invalid is not None:
                 raise invalid

@@ -14,7 +14,7 @@ from server.services import Services
 from server.snapshot import session_state
 from server.users import Account
 from signaling import consults as consult_events
-from signaling import monitor, rtc
+from signaling import monitor, reauthorize, rtc
 from signaling import notes as note_events
 from signaling import presence as presence_events
 from signaling import rounds as round_events
@@ -52,6 +52,7 @@ def create_sio(services: Services, redis_url: str) -> socketio.AsyncServer:
     )
     use_uncompressed_websocket(sio)
     services.sio = sio
+    sio.manager.on_reauthorize = lambda user_ids: reauthorize.users_here(services, user_ids)
     # This instance's live sockets by user, whose presence heartbeats it keeps alive.
     local: dict[str, str] = {}
 
@@ -113,13 +114,17 @@ async def _heartbeat(services: Services, local: dict[str, str]) -> None:
         for sid, user_id in list(local.items()):
             by_user.setdefault(user_id, []).append(sid)
         # A deactivated user whose disconnect message was lost and who sends nothing would
-        # still receive pushes (notes among them): close such sockets here too.
-        revoked = await revocation.revoked_among(services.redis, set(by_user))
-        for user_id in revoked:
+        # still receive pushes (notes among them): close such sockets here too. Likewise a
+        # user whose access changed, should the announcement of it be lost: re-checked here.
+        standing = await revocation.standing_among(services.redis, set(by_user))
+        for user_id in standing.revoked:
             for sid in by_user.pop(user_id):
                 assert services.sio is not None
                 await services.sio.disconnect(sid)
         await presence.heartbeat(services.redis, by_user, services.settings.presence_ttl_s)
+        # After the presence: Redis restarted empty, every user here re-reads (once), which
+        # must not make their presence lapse meanwhile.
+        await reauthorize.stale_here(services, {u: standing.stamps[u] for u in by_user})
 
     await loops.every(services.settings.presence_ttl_s / 3, beat, "presence heartbeat")
 

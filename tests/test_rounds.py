@@ -4,6 +4,7 @@ and the statistics."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -405,3 +406,48 @@ async def test_a_forgotten_session_ends_on_its_own(instance: Instance, clients: 
     assert described["session"]["status"] == "ended"
     assert {p["status"] for p in described["patients"]} == {"cancelled"}
     assert joined["round"]["session"]["id"] == described["session"]["id"]
+
+
+async def test_a_specialist_taken_off_a_round_leaves_its_call_and_notes_within_a_second(
+    two_instances: tuple[Instance, Instance], clients: Any
+) -> None:
+    a, b = two_instances
+    surgeon_id = await user_id(a, "xanhpon.surgeon")
+    rid = (await new_round(a, participant_ids=[surgeon_id]))["id"]
+    clinician = await clients(a, "bavi.clinician")
+    lead = await clients(a, "xanhpon.icu")
+    surgeon = await clients(b, "xanhpon.surgeon")  # invited; its socket on the other instance
+    await surgeon.next("session:state")
+    patients = (await join(clinician, rid))["round"]["patients"]
+    await join(lead, rid)
+    peer_id = (await join(surgeon, rid))["peer_id"]
+    consult_id = patients[0]["consult_id"]
+    note = {"consult_id": consult_id, "section": "plan"}
+    written = await clinician.call("note:add", {**note, "op_id": "before", "text": "Thở oxy"})
+    await until(surgeon, "note:added", lambda p: p["note"]["id"] == written["note"]["id"])
+
+    # The district team takes the invitation back.
+    removed_at = asyncio.get_running_loop().time()
+    status, _ = await http(a, "bavi.clinician", "PATCH", f"/api/rounds/{rid}", {"participant_ids": []})
+    assert status == 200
+    for other in (clinician, lead):
+        await until(other, "round:peer-left", lambda p: p["peer_id"] == peer_id, within=1.0)
+    state = await until(surgeon, "session:state", lambda s: rid not in [r["round"]["id"] for r in s["rounds"]], 1.0)
+    assert state["user"]["id"] == surgeon_id
+    assert asyncio.get_running_loop().time() - removed_at < 1.0
+
+    # Its notes, its focus and its signals no longer reach the surgeon, whose socket stays open.
+    written = await clinician.call("note:add", {**note, "op_id": "after", "text": "Hết sốt"})
+    await until(lead, "note:added", lambda p: p["note"]["id"] == written["note"]["id"])
+    assert (await lead.call("round:focus", {"round_id": rid, "patient_id": patients[1]["id"]}))["ok"]
+    await until(clinician, "round:updated", lambda p: p["round"]["session"]["focus_patient_id"] == patients[1]["id"])
+    await asyncio.sleep(0.3)
+    for event in ("note:added", "round:updated", "rtc:signal"):
+        assert surgeon.queue(event).empty(), (event, surgeon.queue(event).get_nowait())
+    offer = {"round_id": rid, "to": peer_id, "data": {"type": "offer", "sdp": "v=0"}}
+    assert (await lead.call("rtc:signal", offer))["error"]["code"] == "not_found"
+    assert surgeon.sio.connected
+    # What it asks is refused, as over HTTP.
+    assert (await surgeon.call("round:join", {"round_id": rid}))["error"]["code"] == "forbidden"
+    assert (await surgeon.call("note:list", {"consult_id": consult_id}))["error"]["code"] == "forbidden"
+    assert (await http(b, "xanhpon.surgeon", "GET", f"/api/consults/{consult_id}"))[0] == 403

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server import admin
+from server import admin, revocation
 from server.api.http import client_address, query_time, read_json, require_account, services_of
 from server.errors import AppError
 from server.users import Account
@@ -62,9 +62,13 @@ async def create_hospital(request: web.Request) -> web.Response:
 async def update_hospital(request: web.Request) -> web.Response:
     actor = await require_admin(request)
     body = await read_json(request, admin.HospitalChange)
+    services = services_of(request)
     hospital = await admin.update_hospital(
-        services_of(request).db, actor, request.match_info["hospital_id"], body, client_address(request)
+        services.db, actor, request.match_info["hospital_id"], body, client_address(request)
     )
+    # What its people see may change with it (a supervisor's scope): their open sockets re-check.
+    staff = await admin.users(services.db, hospital_id=hospital["id"])
+    await revocation.reauthorize(services, [user["id"] for user in staff])
     return web.json_response({"hospital": hospital})
 
 
@@ -126,9 +130,10 @@ async def create_user(request: web.Request) -> web.Response:
 async def update_user(request: web.Request) -> web.Response:
     actor = await require_admin(request)
     body = await read_json(request, admin.UserChange)
-    user = await admin.update_user(
-        services_of(request).db, actor, request.match_info["user_id"], body, client_address(request)
-    )
+    services = services_of(request)
+    user = await admin.update_user(services.db, actor, request.match_info["user_id"], body, client_address(request))
+    # Moved to another hospital: the old one's calls and notes stop reaching their open sockets.
+    await revocation.reauthorize(services, [user["id"]])
     return web.json_response({"user": user})
 
 

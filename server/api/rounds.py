@@ -9,7 +9,7 @@ from aiohttp import web
 from pydantic import Field, StringConstraints
 from sqlalchemy import select
 
-from server import audit, calendar, consults, recurrence, rounds
+from server import audit, calendar, consults, recurrence, revocation, rounds
 from server.api.http import client_address, query_time, read_json, require_account, services_of
 from server.errors import AppError
 from server.records import Hospital, Round, SisterLink, User
@@ -279,11 +279,22 @@ async def patch_round(request: web.Request) -> web.Response:
             value = list(value)
         changes[name] = value
     round_id = request.match_info["round_id"]
-    item = await rounds.reschedule(services_of(request).db, account, round_id, changes)
+    db = services_of(request).db
+    before = await rounds.get(db, round_id) if changes.keys() & {"lead_specialist_id", "participant_ids"} else None
+    item = await rounds.reschedule(db, account, round_id, changes)
+    if before is not None:
+        # Whoever it names no more may no longer take part: their open sockets leave its call
+        # and stop getting its notes at once, on every instance.
+        await revocation.reauthorize(services_of(request), _named(before) - _named(item))
     await _audit(request, account, "round.update", round_id, " ".join(sorted(changes)))
     if "lead_specialist_id" in changes:
         await _ask_lead(request, item)
     return await _answer(request, round_id)
+
+
+def _named(item: Round) -> set[str]:
+    """The people a round names: its lead and its invited participants."""
+    return {item.lead_specialist_id, *(item.participant_ids or [])}
 
 
 @routes.post("/api/rounds/{round_id}/cancel")
