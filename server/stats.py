@@ -46,7 +46,7 @@ from server.consults import VIETNAM, iso
 from server.errors import AppError
 from server.matching import SPECIALTIES
 from server.records import Consult, ConsultEvent, Database, Hospital, User
-from server.validation import parse_instant
+from server.validation import FIRST_DAY, LAST_DAY, check_period, parse_day, parse_instant
 
 OUTCOME_CODES: tuple[str, ...] = ("treated_locally", "transfer", "follow_up", "onsite_support")
 GROUP_BYS: tuple[str, ...] = ("pair", "specialty", "month", "hospital")
@@ -196,25 +196,20 @@ def summarize(
 
 
 def parse_moment(name: str, raw: str) -> datetime:
-    """An ISO 8601 date (midnight Vietnam time) or date-time (UTC when it has no offset)."""
+    """An ISO 8601 date (midnight Vietnam time) or date-time (UTC when it has no offset), within
+    the years the service accepts (server/validation.py)."""
     try:
-        return datetime.combine(date.fromisoformat(raw), time(), VIETNAM).astimezone(UTC)
+        day = date.fromisoformat(raw)
     except ValueError:
-        pass
-    except OverflowError:  # 0001-01-01 in Vietnam is still year 0 in UTC
-        raise AppError("invalid", f"{name} is out of range") from None
-    return parse_instant(name, raw)
+        return parse_instant(name, raw)
+    return datetime.combine(parse_day(name, day.isoformat()), time(), VIETNAM).astimezone(UTC)
 
 
 def parse_period(raw_from: str | None, raw_to: str | None, now: datetime) -> tuple[datetime, datetime]:
-    """`[from, to)`; by default the last 30 days up to `now`."""
+    """`[from, to)`, at most a year long; by default the last 30 days up to `now`."""
     end = parse_moment("to", raw_to) if raw_to else now
-    try:
-        start = parse_moment("from", raw_from) if raw_from else end - timedelta(days=DEFAULT_DAYS)
-    except OverflowError:  # `to` in the first days of year 1
-        raise AppError("invalid", "to is out of range") from None
-    if start >= end:
-        raise AppError("invalid", "from must be before to")
+    start = parse_moment("from", raw_from) if raw_from else end - timedelta(days=DEFAULT_DAYS)
+    check_period(start, end)
     return start, end
 
 
@@ -233,6 +228,8 @@ def parse_month(raw: str | None, now: datetime) -> tuple[str, datetime, datetime
         if len(month) != 7 or month[4] != "-":
             raise ValueError(month)
         first = datetime(int(month[:4]), int(month[5:]), 1, tzinfo=VIETNAM)
+        if not FIRST_DAY <= first.date() <= LAST_DAY:
+            raise AppError("invalid", f"month must be between {FIRST_DAY:%Y-%m} and {LAST_DAY:%Y-%m}")
         following = datetime(first.year + first.month // 12, first.month % 12 + 1, 1, tzinfo=VIETNAM)
         return month, first.astimezone(UTC), following.astimezone(UTC)
     except (ValueError, OverflowError):  # also 0001-01 and 9999-12: their bounds fall outside datetime's range
