@@ -1,5 +1,6 @@
 """Attacks on a real instance: forged tokens, cross-site sockets, oversized frames, event floods,
-password guessing, path traversal; and the security headers on every kind of response."""
+password guessing, path traversal, dates far from today; and the security headers on every kind
+of response. The denial-of-service cases also hold the event loop's bound (`loop_held_under`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import time
 import uuid
 import warnings
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -17,9 +19,10 @@ import pytest
 import socketio
 from yarl import URL
 
-from server import ratelimit
+from server import ratelimit, rounds
 from server.auth import AUDIENCE, ISSUER, issue_token
-from tests.conftest import PASSWORD, SECRET, Client, Instance, StartInstance, login
+from server.records import Round
+from tests.conftest import PASSWORD, SECRET, Client, Instance, StartInstance, login, loop_held_under
 from tests.test_record import PNG
 from tests.test_rtc import active_consult
 
@@ -132,8 +135,9 @@ async def test_an_oversized_frame_closes_that_socket_and_the_server_carries_on(i
     flooder = await clients(instance, "bavi.clinician")
     gone = asyncio.Event()
     flooder.sio.on("disconnect", gone.set)
-    await flooder.sio.emit("note:add", {"consult_id": "x", "op_id": "x", "section": "plan", "text": "x" * 300_000})
-    await asyncio.wait_for(gone.wait(), 10)
+    async with loop_held_under():
+        await flooder.sio.emit("note:add", {"consult_id": "x", "op_id": "x", "section": "plan", "text": "x" * 300_000})
+        await asyncio.wait_for(gone.wait(), 10)
     # Everyone else, and the same user reconnecting, carry on.
     other = await clients(instance, "xanhpon.surgeon")
     assert (await other.call("presence:set", {"status": "available"}))["ok"]
@@ -146,8 +150,9 @@ async def test_an_oversized_polling_request_is_refused_and_the_server_carries_on
     sio = await connect_with(instance, token, "polling", None)
     gone = asyncio.Event()
     sio.on("disconnect", gone.set)
-    await sio.emit("note:add", {"consult_id": "x", "op_id": "x", "section": "plan", "text": "x" * 300_000})
-    await asyncio.wait_for(gone.wait(), 10)  # the POST is refused and the session ends
+    async with loop_held_under():
+        await sio.emit("note:add", {"consult_id": "x", "op_id": "x", "section": "plan", "text": "x" * 300_000})
+        await asyncio.wait_for(gone.wait(), 10)  # the POST is refused and the session ends
     await hang_up(sio)
     again = await connect_with(instance, token, "polling", None)
     assert (await again.call("presence:set", {"status": "away"}, timeout=5))["ok"]
@@ -181,7 +186,8 @@ async def test_a_flooding_clinician_is_rate_limited_on_every_instance_and_nobody
     clinician = await clients(a, "bavi.clinician")
     second_device = await clients(b, "bavi.clinician")
     surgeon = await clients(a, "xanhpon.surgeon")
-    acks = [await clinician.call("presence:set", {"status": "away"}) for _ in range(8)]
+    async with loop_held_under():
+        acks = [await clinician.call("presence:set", {"status": "away"}) for _ in range(8)]
     assert [ack["ok"] for ack in acks] == [True] * 5 + [False] * 3
     assert acks[-1]["error"]["code"] == "rate_limited"
     assert "try again in 1 s" in acks[-1]["error"]["message"]
@@ -225,7 +231,8 @@ async def test_guessing_one_password_is_throttled_and_the_owner_gets_in_after_th
     start_instance: StartInstance, frozen_clock: list[float]
 ) -> None:
     instance = await start_instance(LOGIN_ATTEMPTS_PER_MINUTE="3")
-    statuses = [(await attempt(instance, "xanhpon.icu", f"guess-{n}"))[0] for n in range(3)]
+    async with loop_held_under():  # password hashing runs beside the loop, not on it
+        statuses = [(await attempt(instance, "xanhpon.icu", f"guess-{n}"))[0] for n in range(3)]
     assert statuses == [401, 401, 401]
     status, body = await attempt(instance, "xanhpon.icu", PASSWORD)  # even the right one waits
     assert status == 429 and body["error"]["code"] == "rate_limited"
@@ -365,3 +372,113 @@ async def test_the_api_does_not_answer_other_sites(instance: Instance) -> None:
                             headers={"Origin": "http://evil.example"}) as resp:  # fmt: skip
             assert resp.status == 400
             assert "Access-Control-Allow-Origin" not in resp.headers
+
+
+# --- Bounded work: dates far from today -----------------------------------------------------------
+
+
+async def signed(instance: Instance, token: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    async with aiohttp.ClientSession() as http:
+        headers = {"Authorization": f"Bearer {token}"}
+        async with http.request(method, instance.url + path, json=body, headers=headers) as resp:
+            return resp.status, await resp.json()
+
+
+async def bystander(client: Client, stop: asyncio.Event, waits: list[float]) -> None:
+    """Another user of the instance, asking something every 20 ms: how long each answer took."""
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        started = loop.time()
+        ack = await client.call("presence:set", {"status": "available"})
+        assert ack["ok"], ack
+        waits.append(loop.time() - started)
+        await asyncio.sleep(0.02)
+
+
+async def test_a_year_one_round_and_a_far_window_do_not_hold_the_loop(start_instance: StartInstance, clients) -> None:
+    """Occurrences were walked day by day from a round's first day: `?from=9999-12-29` held the
+    loop 14 s, and a daily round from year 1 more than a second on every list, read and clock tick.
+    Now dates outside 2000..2100 are refused, a round already stored with one (from before the
+    bound) is answered by arithmetic, and another user is served all along."""
+    instance = await start_instance(RATE_EVENTS_BURST="100000", RATE_EVENTS_PER_S="100000")
+    clinician, supervisor = await login(instance.url, "bavi.clinician"), await login(instance.url, "soyte.supervisor")
+    lead_id = await user_id_of(instance, "xanhpon.icu")
+    clinician_id = await user_id_of(instance, "bavi.clinician")
+    ancient = Round(
+        title="Stored before dates were bounded",
+        hospital_id="bavi-dgh",
+        ward="Khoa Nội",
+        starts_at=datetime(1, 1, 2, 2, tzinfo=UTC),  # 09:00 in Vietnam, daily since year 1
+        duration_min=30,
+        recurrence="daily",
+        until=None,
+        skipped=[],
+        lead_specialist_id=lead_id,
+        participant_ids=[],
+        created_by=clinician_id,
+        version=1,
+    )
+    async with instance.services.db.session() as session, session.begin():
+        session.add(ancient)
+    other = await clients(instance, "xanhpon.surgeon")
+    stop, waits = asyncio.Event(), []
+    served = asyncio.create_task(bystander(other, stop, waits))
+    new_round = {
+        "title": "Giao ban",
+        "hospital_id": "bavi-dgh",
+        "ward": "Khoa Nội",
+        "duration_min": 30,
+        "recurrence": "daily",
+        "lead_specialist_id": lead_id,
+    }
+    async with loop_held_under():
+        for starts_at, until in [
+            ("0001-01-01T02:00:00+00:00", None),
+            ("9999-12-31T02:00:00+00:00", None),
+            ("1999-12-31T02:00:00+00:00", None),
+            ("2025-03-03T02:00:00+00:00", "9999-12-31"),
+            ("2025-03-03T02:00:00+00:00", "2101-01-01"),
+        ]:
+            status, body = await signed(
+                instance, clinician, "POST", "/api/rounds", {**new_round, "starts_at": starts_at, "until": until}
+            )
+            assert status == 400 and body["error"]["code"] == "invalid", (starts_at, until, body)
+            assert "between 2000-01-01 and 2100-12-31" in body["error"]["message"]
+        status, body = await signed(
+            instance, clinician, "POST", "/api/rounds", {**new_round, "starts_at": "2000-01-01T02:00:00+00:00"}
+        )
+        assert status == 201, body
+        for window in [
+            "from=9999-12-29&to=9999-12-31",
+            "from=0001-01-01&to=0001-03-01",
+            "from=2100-12-01&to=2101-02-01",
+        ]:
+            status, body = await signed(instance, clinician, "GET", f"/api/rounds?{window}")
+            assert status == 400 and body["error"]["code"] == "invalid", (window, body)
+        status, body = await signed(instance, clinician, "GET", "/api/rounds?from=2100-10-01&to=2100-12-31")
+        assert status == 200, body
+        found = {r["id"]: r for r in body["rounds"]}
+        assert len(found[ancient.id]["occurrences"]) == 91  # the last, on 31 December, starts after `to`
+        assert found[ancient.id]["occurrences"][0] == "2100-10-01T02:00:00+00:00"
+        status, body = await signed(instance, clinician, "GET", "/api/rounds")  # this week
+        assert status == 200 and len({r["id"]: r for r in body["rounds"]}[ancient.id]["occurrences"]) == 7
+        status, body = await signed(instance, clinician, "GET", f"/api/rounds/{ancient.id}")
+        assert status == 200 and body["round"]["next_starts_at"] is not None
+        path = f"/api/rounds/{ancient.id}/cancel"
+        for day in ("9999-12-31", "0001-01-01", "1999-12-31"):
+            status, body = await signed(instance, clinician, "POST", path, {"day": day})
+            assert status == 400 and body["error"]["code"] == "invalid", (day, body)
+        status, body = await signed(instance, clinician, "POST", path, {"day": "2100-12-31"})
+        assert status == 200 and body["round"]["skipped"] == ["2100-12-31"]
+        for query in ("from=2000-01-01&to=2100-12-31", "from=2024-01-01&to=2025-01-03", "from=0001-01-01"):
+            status, body = await signed(instance, supervisor, "GET", f"/api/stats?{query}")
+            assert status == 400 and body["error"]["code"] == "invalid", (query, body)
+        assert (await signed(instance, supervisor, "GET", "/api/stats?from=2024-01-01&to=2024-12-31"))[0] == 200
+        # A connect lists today's rounds; the clock of every instance looks for rounds starting now.
+        again = await clients(instance, "bavi.clinician")
+        state = await again.next("session:state")
+        assert ancient.id in {r["round"]["id"] for r in state["rounds"]}
+        await rounds.announce_starting(instance.services, datetime.now(UTC))
+    stop.set()
+    await served
+    assert len(waits) >= 5 and max(waits) < 1.0, waits
