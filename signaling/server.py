@@ -16,6 +16,7 @@ from signaling import monitor, rtc
 from signaling import notes as note_events
 from signaling import presence as presence_events
 from signaling import rounds as round_events
+from signaling.packets import Server
 from signaling.redis_manager import RedisManager
 from signaling.router import Router, admit, client_event, refused_while_storage_down
 from signaling.websocket import use_uncompressed_websocket
@@ -37,7 +38,7 @@ ROUTERS: list[Router] = [
 
 def create_sio(services: Services, redis_url: str) -> socketio.AsyncServer:
     settings = services.settings
-    sio = socketio.AsyncServer(
+    sio = Server(  # python-socketio's, answering undecodable messages (signaling/packets.py)
         async_mode="aiohttp",
         # Always through Redis, so one instance and many behave alike.
         client_manager=RedisManager(redis_url),

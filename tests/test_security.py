@@ -23,6 +23,7 @@ from server import ratelimit, rounds
 from server.auth import AUDIENCE, ISSUER, issue_token
 from server.records import Round
 from tests.conftest import PASSWORD, SECRET, Client, Instance, StartInstance, login, loop_held_under
+from tests.test_fuzz import logged_errors
 from tests.test_record import PNG
 from tests.test_rtc import active_consult
 
@@ -482,3 +483,64 @@ async def test_a_year_one_round_and_a_far_window_do_not_hold_the_loop(start_inst
     stop.set()
     await served
     assert len(waits) >= 5 and max(waits) < 1.0, waits
+
+
+# --- Messages that cannot be decoded -------------------------------------------------------------
+
+DEEP = 5_000  # 10 KB of brackets: under the message size limit, past Python's recursion limit
+
+
+async def raw_socket(http: aiohttp.ClientSession, instance: Instance) -> aiohttp.ClientWebSocketResponse:
+    """An Engine.IO WebSocket, as a client that writes its own frames would open it."""
+    ws = await http.ws_connect(f"{instance.url}/socket.io/?EIO=4&transport=websocket")
+    opened = await ws.receive_str()
+    assert opened.startswith("0{"), opened
+    return ws
+
+
+async def closed_by_server(ws: aiohttp.ClientWebSocketResponse) -> bool:
+    """Whether the server ends the socket within a few seconds (Engine.IO close, or the socket)."""
+    try:
+        while True:
+            message = await asyncio.wait_for(ws.receive(), 5)
+            if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
+                return True
+            if message.type == aiohttp.WSMsgType.TEXT and message.data == "1":  # Engine.IO close
+                return True
+    except TimeoutError:
+        return False
+
+
+async def test_deeply_nested_or_broken_json_gets_an_error_ack_or_a_closed_socket(instance: Instance, clients) -> None:
+    token = await login(instance.url, "bavi.clinician")
+    bystander = await clients(instance, "xanhpon.surgeon")
+    nested = "[" * DEEP + "]" * DEEP
+    with logged_errors() as errors:
+        async with aiohttp.ClientSession() as http, loop_held_under():
+            # Before sign-in: in the connect's auth, and an event on a namespace not joined.
+            for frame in ("40" + nested, '40{"token":' + nested + "}", '42["presence:set",' + nested + "]", "40{"):
+                ws = await raw_socket(http, instance)
+                await ws.send_str(frame)
+                assert await closed_by_server(ws), frame[:40]
+                await ws.close()
+            # Signed in: an event asking for an ack gets the contract's error ack and the socket stays.
+            ws = await raw_socket(http, instance)
+            await ws.send_str("40" + json.dumps({"token": token}))
+            assert (await ws.receive_str()).startswith("40{")
+            for ack_id, frame in [(7, f'427["presence:set",{nested}]'), (8, '428["presence:set",{"status":')]:
+                await ws.send_str(frame)
+                while not (answer := await asyncio.wait_for(ws.receive_str(), 5)).startswith(f"43{ack_id}"):
+                    pass  # session:state and other pushes
+                ack = json.loads(answer[len(f"43{ack_id}") :])[0]
+                assert ack["ok"] is False and ack["error"]["code"] == "invalid", ack
+            await ws.send_str('429["presence:set",{"status":"away"}]')
+            while not (answer := await asyncio.wait_for(ws.receive_str(), 5)).startswith("439"):
+                pass
+            assert json.loads(answer[3:])[0]["ok"] is True
+            # Without an ack id there is no one to answer: the socket is closed.
+            await ws.send_str(f'42["presence:set",{nested}]')
+            assert await closed_by_server(ws)
+            await ws.close()
+            # Everyone else carries on.
+            assert (await bystander.call("presence:set", {"status": "available"}))["ok"]
+    assert not errors.records, errors.describe()
