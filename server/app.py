@@ -11,6 +11,7 @@ from aiohttp import web
 from server import api, logs, permissions
 from server.api.http import SERVICES, Handler, errors_middleware, require_account
 from server.services import Services
+from server.validation import refuse_nul
 from signaling.server import create_sio
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -47,6 +48,15 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
 
 
 @web.middleware
+async def _no_nul(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A NUL character in the path's parameters or the query is `invalid`, as in a body
+    (server/validation.py): an id with one reached the database, which PostgreSQL refuses."""
+    refuse_nul(dict(request.match_info), "path")
+    refuse_nul([*request.query.keys(), *request.query.values()], "query")
+    return await handler(request)
+
+
+@web.middleware
 async def _role_gate(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The role gate of server/permissions.py, before any handler runs: `unauthorized` without a
     valid token, `forbidden` for a role the route's rule does not name (or a route without a rule)."""
@@ -62,7 +72,7 @@ async def _role_gate(request: web.Request, handler: Handler) -> web.StreamRespon
 
 def create_app(services: Services, redis_url: str) -> web.Application:
     logs.quiet_client_errors()  # a malformed request is the client's error, not the server's
-    app = web.Application(middlewares=[errors_middleware, _role_gate], client_max_size=12 * 1024 * 1024)
+    app = web.Application(middlewares=[errors_middleware, _no_nul, _role_gate], client_max_size=12 * 1024 * 1024)
     app[SERVICES] = services
     app.on_response_prepare.append(_security_headers)
     api.add_routes(app)

@@ -46,17 +46,31 @@ def parse(model: type[P], data: Any) -> P:
         data = {}
     if not isinstance(data, dict):
         raise AppError("invalid", f"payload must be a JSON object, got {type(data).__name__}")
+    refuse_nul(data)
     try:
         return model.model_validate(data)
     except ValidationError as error:
         raise AppError("invalid", describe(error)) from None
 
 
-def no_nul(value: str) -> str:
-    """Text without NUL: PostgreSQL cannot store it, so it is refused on every database alike."""
-    if "\x00" in value:
-        raise ValueError("must not contain a NUL character")
-    return value
+def refuse_nul(data: Any, where: str = "payload") -> None:
+    """`AppError("invalid")` when any text in `data` (keys included, at any depth) holds a NUL
+    character. PostgreSQL cannot store one in text (SQLite can): refused here, on every database
+    alike, rather than failing in the database on one of them. Walked without recursion: a
+    payload may be nested as deep as the JSON parser allows."""
+    stack: list[tuple[str, Any]] = [(where, data)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise AppError("invalid", f"{path}: text must not contain a NUL character")
+        elif isinstance(item, dict):
+            for key, value in item.items():
+                if isinstance(key, str) and "\x00" in key:
+                    raise AppError("invalid", f"{path}: a field name must not contain a NUL character")
+                stack.append((f"{key}" if path == "payload" else f"{path}.{key}", value))
+        elif isinstance(item, list | tuple):
+            stack.extend((f"{path}.{index}", value) for index, value in enumerate(item))
 
 
 def parse_instant(name: str, raw: str) -> datetime:

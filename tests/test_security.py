@@ -544,3 +544,50 @@ async def test_deeply_nested_or_broken_json_gets_an_error_ack_or_a_closed_socket
             # Everyone else carries on.
             assert (await bystander.call("presence:set", {"status": "available"}))["ok"]
     assert not errors.records, errors.describe()
+
+
+# --- NUL characters ------------------------------------------------------------------------------
+
+
+async def test_a_nul_character_in_any_text_is_invalid_on_every_database(
+    start_instance: StartInstance, clients, any_database_url: str
+) -> None:
+    """PostgreSQL cannot store NUL in text (SQLite can): an id or a field holding one failed in the
+    database on one of them. It is `invalid` on both, over HTTP and over the socket."""
+    instance = await start_instance(database=any_database_url)
+    clinician, admin = await login(instance.url, "bavi.clinician"), await login(instance.url, "admin")
+    with logged_errors() as errors:
+        requests: list[tuple[str, str, str | None, Any]] = [
+            ("POST", "/api/login", None, {"username": "bavi.clinician\x00", "password": PASSWORD}),
+            ("GET", "/api/consults/abc%00def", clinician, None),
+            ("GET", "/api/rounds?from=2025-03-01%00", clinician, None),
+            ("GET", "/api/admin/users?role=clinician%00", admin, None),
+            ("GET", "/api/admin/audit?x%00=1", admin, None),
+            ("PATCH", "/api/admin/hospitals/bavi-dgh", admin, {"name": "Bệnh viện\x00 Ba Vì"}),
+            ("POST", "/api/rounds", clinician, {"title": "x\x00", "hospital_id": "bavi-dgh"}),
+            ("POST", "/api/admin/hospitals", admin, {"id": "x", "name": "y", "level": "district", "\x00": 1}),
+        ]
+        async with aiohttp.ClientSession() as http:
+            for method, path, token, body in requests:
+                headers = {"Authorization": f"Bearer {token}"} if token else {}
+                async with http.request(
+                    method, URL(instance.url + path, encoded=True), json=body, headers=headers
+                ) as resp:
+                    answer = await resp.json()
+                    assert resp.status == 400 and answer["error"]["code"] == "invalid", (path, answer)
+                    assert "NUL" in answer["error"]["message"], (path, answer)
+        client = await clients(instance, "bavi.clinician")
+        request = {
+            "op_id": "nul-1",
+            "specialty": "surgery",
+            "urgency": "routine",
+            "patient": {"ref": "BV-1", "summary": "khó thở\x00"},
+        }
+        ack = await client.call("consult:request", request)
+        assert ack["error"]["code"] == "invalid" and "patient.summary" in ack["error"]["message"], ack
+        ack = await client.call("note:list", {"consult_id": "\x00"})
+        assert ack["error"]["code"] == "invalid", ack
+        # The same text without the NUL is stored, on either database.
+        ack = await client.call("consult:request", {**request, "patient": {"ref": "BV-1", "summary": "khó thở"}})
+        assert ack["ok"], ack
+    assert not errors.records, errors.describe()
