@@ -35,6 +35,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -258,18 +259,30 @@ def wants_csv(accept: str) -> bool:
 # CSV.
 
 
+# What a spreadsheet runs as a formula when a cell starts with it (OWASP, CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# The same after a `,` or `;` inside a cell (spaces and quotes between count for nothing): a
+# spreadsheet whose locale splits on `;` (Excel in Vietnamese) cuts a comma-separated line there,
+# quotes or not, and the piece after the cut starts a cell of its own.
+_AFTER_SEPARATOR = re.compile(r'([,;])(?=[ "]*[=+\-@\t\r])')
+
+
 def _cell(value: Any) -> str:
-    """A CSV cell; text a spreadsheet would run as a formula is prefixed with an apostrophe."""
+    """A CSV cell; text a spreadsheet would run as a formula, at its start or after a `,` or `;`
+    within it, gets an apostrophe there, which spreadsheets show as text."""
     if value is None:
         return ""
     text = str(value)
-    return "'" + text if isinstance(value, str) and text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    if not isinstance(value, str):
+        return text
+    text = _AFTER_SEPARATOR.sub(r"\1'", text)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def csv_text(report: dict[str, Any]) -> str:
     """A header row, one row per group, then the total row (key `total`). UTF-8 with a BOM for spreadsheets."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
+    writer = csv.writer(out, lineterminator="\r\n", quoting=csv.QUOTE_ALL)  # every cell quoted
     writer.writerow(CSV_COLUMNS)
     lines: list[dict[str, Any]] = [*report["groups"], {"key": "total", "label": "Tổng cộng", **report["totals"]}]
     for line in lines:
