@@ -26,7 +26,7 @@ import socketio
 from aiohttp import web
 
 from server import demo, migrate, rounds
-from server.app import create_app
+from server.app import create_app, server_options
 from server.looplag import LoopLag
 from server.records import Database
 from server.redis_process import RedisProcess, free_port
@@ -110,7 +110,7 @@ async def run() -> list[Result]:
         }
     )
     services = connect(settings, redis.url)
-    runner = web.AppRunner(create_app(services, redis.url), shutdown_timeout=2)
+    runner = web.AppRunner(create_app(services, redis.url), shutdown_timeout=2, **server_options(settings))
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()

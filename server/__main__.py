@@ -21,7 +21,7 @@ import sqlalchemy.exc as sa_exc
 from aiohttp import web
 
 from server import demo, logs, migrate
-from server.app import create_app
+from server.app import create_app, server_options
 from server.logs import AccessLogger
 from server.records import Database
 from server.redis_process import RedisProcess
@@ -60,6 +60,7 @@ def main() -> int:
                 access_log_class=AccessLogger,
                 print=None,
                 loop=new_event_loop(),
+                **server_options(settings),
             )
         except OSError as error:
             where = f"{settings.host}:{settings.port}"

@@ -52,6 +52,9 @@ class Settings:
     presence_ttl_s: int = 30
     precall_max: int = 4
     precall_seconds: float = 60.0
+    # A connection must deliver a request's line and headers within this many seconds of
+    # connecting or of its last answer, or it is closed: slow half-sent requests held forever.
+    http_header_timeout_s: float = 10.0
 
     @property
     def embedded_redis(self) -> bool:
@@ -233,4 +236,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         presence_ttl_s=_int(env, "PRESENCE_TTL_S", 30, 2, 3600),
         precall_max=_int(env, "PRECALL_MAX", 4, 0, 1000),
         precall_seconds=_float(env, "PRECALL_SECONDS", 60.0, 1.0, 3600),
+        http_header_timeout_s=_float(env, "HTTP_HEADER_TIMEOUT_S", 10.0, 0.5, 3600),
     )

@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from server import demo, migrate
-from server.app import create_app
+from server.app import create_app, server_options
 from server.looplag import LoopLag
 from server.records import Database
 from server.redis_process import RedisProcess, free_port
@@ -161,7 +161,7 @@ async def start_instance(redis_url: str, database_url: str, tmp_path: Path) -> A
             }
         )
         services = connect(settings, own_redis_url)
-        runner = web.AppRunner(create_app(services, own_redis_url), shutdown_timeout=2)
+        runner = web.AppRunner(create_app(services, own_redis_url), shutdown_timeout=2, **server_options(settings))
         await runner.setup()
         port = port or free_port()
         await web.TCPSite(runner, "127.0.0.1", port).start()

@@ -591,3 +591,90 @@ async def test_a_nul_character_in_any_text_is_invalid_on_every_database(
         ack = await client.call("consult:request", {**request, "patient": {"ref": "BV-1", "summary": "khó thở"}})
         assert ack["ok"], ack
     assert not errors.records, errors.describe()
+
+
+# --- The HTTP server itself -----------------------------------------------------------------------
+
+
+async def raw_exchange(instance: Instance, data: bytes) -> bytes:
+    """Send `data` on a new connection as is; everything the server answers until it closes."""
+    host, port = instance.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(data)
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    return answer
+
+
+async def test_no_response_names_the_server_software(instance: Instance) -> None:
+    """aiohttp's `Server: Python/3.x aiohttp/3.x` is sent on nothing: not on the app's answers,
+    files, the WebSocket handshake, nor on aiohttp's own pages for malformed requests."""
+    token = await login(instance.url, "bavi.clinician")
+    async with aiohttp.ClientSession() as http:
+        for method, path, headers in [
+            ("GET", "/", {}),
+            ("GET", "/static/app.js", {}),
+            ("GET", "/api/me", {"Authorization": f"Bearer {token}"}),
+            ("GET", "/api/me", {}),
+            ("GET", "/api/nothing-here", {}),
+            ("GET", "/healthz", {}),
+            ("GET", "/socket.io/?EIO=4&transport=polling", {}),
+        ]:
+            async with http.request(method, instance.url + path, headers=headers) as resp:
+                assert "Server" not in resp.headers, (path, resp.headers.get("Server"))
+        ws = await http.ws_connect(f"{instance.url}/socket.io/?EIO=4&transport=websocket")
+        assert "Server" not in ws._response.headers
+        await ws.close()
+    for malformed in [
+        b"FOO\x01 / HTTP/1.1\r\nHost: x\r\n\r\n",  # a method no parser knows
+        b"GET /" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",  # a request line over 8 KB
+        b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+    ]:
+        answer = await raw_exchange(instance, malformed)
+        head = answer.split(b"\r\n\r\n", 1)[0].lower()
+        assert head.startswith((b"http/1.1 4", b"http/1.0 4")), answer[:200]
+        assert b"\r\nserver:" not in head and b"aiohttp" not in answer, answer[:300]
+
+
+async def test_a_slow_half_sent_request_is_cut_after_the_header_timeout(start_instance: StartInstance) -> None:
+    """Slowloris: a connection that never finishes its request line and headers was held as
+    long as the client liked. Now it is closed `HTTP_HEADER_TIMEOUT_S` after it opened (or after
+    its last answer), however slowly it keeps sending; complete requests are served meanwhile."""
+    instance = await start_instance(HTTP_HEADER_TIMEOUT_S="1")
+    host, port = instance.url.removeprefix("http://").split(":")
+    loop = asyncio.get_running_loop()
+
+    async def held_for(*pieces: bytes, gap_s: float = 0.0) -> float:
+        """Seconds until the server closed a connection sending `pieces`, `gap_s` apart."""
+        reader, writer = await asyncio.open_connection(host, int(port))
+        opened = loop.time()
+        try:
+            for piece in pieces:
+                writer.write(piece)
+                await writer.drain()
+                await asyncio.sleep(gap_s)
+            assert await asyncio.wait_for(reader.read(), 10) == b""  # closed, and nothing answered
+        except ConnectionResetError:
+            pass
+        finally:
+            writer.close()
+        return loop.time() - opened
+
+    half_line = b"GET /api/specialti"
+    half_head = b"GET /api/specialties HTTP/1.1\r\nHost: telerounds\r\nAccept: appl"
+    drip = [bytes([b]) for b in b"GET /api/specialties HTTP/1.1\r\nHost: telerounds\r\n"]
+    async with loop_held_under():
+        waits = await asyncio.gather(
+            held_for(),  # connects and sends nothing
+            held_for(half_line),
+            held_for(half_head),
+            held_for(*drip, gap_s=0.1),  # a byte every 100 ms: still cut at the timeout
+            *(held_for(half_line) for _ in range(20)),
+        )
+        # Meanwhile a whole request is answered, and a kept-alive connection serves a second one.
+        async with aiohttp.ClientSession() as http:
+            for _ in range(2):
+                async with http.get(f"{instance.url}/api/specialties") as resp:
+                    assert resp.status == 200
+    assert all(0.9 <= wait < 4.0 for wait in waits), waits
