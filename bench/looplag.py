@@ -28,7 +28,7 @@ from aiohttp import web
 from server import demo, migrate, rounds
 from server.app import create_app, server_options
 from server.looplag import LoopLag
-from server.records import Database
+from server.records import Database, Round
 from server.redis_process import RedisProcess, free_port
 from server.services import Services, connect
 from server.settings import load_settings, normalize_database_url
@@ -181,10 +181,35 @@ async def run() -> list[Result]:
             for name, work in cases:
                 results.append(await bench.measure(name, work))
                 print(_line(results[-1]), flush=True)
+                if name.startswith("POST /api/rounds (") and "id" not in year_one:
+                    # Refused where dates are bounded: stored as one kept from before the bound,
+                    # so that the requests after it still meet a round begun in year 1.
+                    year_one["id"] = await _store_year_one(services, year_one_round, demo_round["round"])
+                    print("| (refused, so stored directly, as a round kept from before the bound) | | | | | |")
     finally:
         await runner.cleanup()
         redis.stop()
     return results
+
+
+async def _store_year_one(services: Services, fields: dict[str, Any], demo_round: dict[str, Any]) -> str:
+    item = Round(
+        title=fields["title"],
+        hospital_id=fields["hospital_id"],
+        ward=fields["ward"],
+        starts_at=datetime.fromisoformat(fields["starts_at"]),
+        duration_min=fields["duration_min"],
+        recurrence=fields["recurrence"],
+        until=None,
+        skipped=[],
+        lead_specialist_id=fields["lead_specialist_id"],
+        participant_ids=[],
+        created_by=demo_round["created_by"]["id"],
+        version=1,
+    )
+    async with services.db.session() as session, session.begin():
+        session.add(item)
+    return item.id
 
 
 def _line(result: Result) -> str:
