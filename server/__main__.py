@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import gc
+import socket
 import sys
 import time
 from pathlib import Path
@@ -35,6 +36,7 @@ def main() -> int:
     try:
         settings = load_settings()
         writable_dir("TELEROUNDS_VAR_DIR", settings.var_dir)
+        can_listen(settings.host, settings.port)
         redis_url = settings.redis_url
         if redis_url is None:
             embedded = RedisProcess(settings.var_dir / "redis")
@@ -62,11 +64,8 @@ def main() -> int:
                 loop=new_event_loop(),
                 **server_options(settings),
             )
-        except OSError as error:
-            where = f"{settings.host}:{settings.port}"
-            if error.errno == errno.EADDRINUSE:
-                raise SettingsError(f"PORT: {where} is already in use by another program") from None
-            raise SettingsError(f"HOST: cannot listen on {where}: {error.strerror or error}") from None
+        except OSError as error:  # taken in the moment since `can_listen`
+            raise _listen_error(settings.host, settings.port, error) from None
     except SettingsError as error:
         # One line naming the setting, never a traceback: the operator's next step is to fix it.
         print(f"telerounds: cannot start: {error}", file=sys.stderr)
@@ -75,6 +74,27 @@ def main() -> int:
         if embedded is not None:
             embedded.stop()
     return 0
+
+
+def can_listen(host: str, port: int) -> None:
+    """Bind `host`:`port` once and let go, before anything else starts: a port in use, found by
+    `run_app` after the app had started its work, left threads reporting into a closed loop."""
+    try:
+        for family, kind, proto, _, address in socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        ):
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp binds
+                probe.bind(address)
+    except OSError as error:
+        raise _listen_error(host, port, error) from None
+
+
+def _listen_error(host: str, port: int, error: OSError) -> SettingsError:
+    where = f"{host}:{port}"
+    if error.errno == errno.EADDRINUSE:
+        return SettingsError(f"PORT: {where} is already in use by another program")
+    return SettingsError(f"HOST: cannot listen on {where}: {error.strerror or error}")
 
 
 # Collect the young generation after this many new objects rather than Python's 700. See below.
