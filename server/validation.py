@@ -63,11 +63,11 @@ def refuse_nul(data: Any, where: str = "payload") -> None:
         path, item = stack.pop()
         if isinstance(item, str):
             if "\x00" in item:
-                raise AppError("invalid", f"{path}: text must not contain a NUL character")
+                raise AppError("invalid", f"{path[:120]}: text must not contain a NUL character")
         elif isinstance(item, dict):
             for key, value in item.items():
                 if isinstance(key, str) and "\x00" in key:
-                    raise AppError("invalid", f"{path}: a field name must not contain a NUL character")
+                    raise AppError("invalid", f"{path[:120]}: a field name must not contain a NUL character")
                 stack.append((f"{key}" if path == "payload" else f"{path}.{key}", value))
         elif isinstance(item, list | tuple):
             stack.extend((f"{path}.{index}", value) for index, value in enumerate(item))

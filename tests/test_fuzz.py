@@ -744,6 +744,7 @@ async def run_batch(batch: list[T], attempt: Callable[[T], Awaitable[str | None]
                 await attempt(case)
             if alone.worst_s > LOOP_LAG_BOUND_S:
                 problems.append(f"held the event loop for {alone.worst_ms} ms: {case}")
+        log.info("a batch held the loop %s ms; the cases alone: %d over the bound", lag.worst_ms, len(problems))
     return problems
 
 
