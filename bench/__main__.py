@@ -29,6 +29,8 @@ SOAK_START, SOAK_END = "<!-- soak -->", "<!-- /soak -->"
 FLOOD_START, FLOOD_END = "<!-- flood -->", "<!-- /flood -->"
 # Written by hand from measured runs (what each optimization gained or cost); kept as it is.
 GAINS_START, GAINS_END = "<!-- gains -->", "<!-- /gains -->"
+# Written by hand from `python -m bench.looplag` runs (issue 18); kept as it is.
+LOOPLAG_START, LOOPLAG_END = "<!-- looplag -->", "<!-- /looplag -->"
 
 T1, T2 = "telerounds ×1", "telerounds ×2"
 N1, N2 = "node-socket.io ×1", "node-socket.io ×2"
@@ -208,6 +210,7 @@ def _document(out: dict[str, Any], meta: dict[str, Any], rounds: int, with_steps
     soak_section = old[old.index(SOAK_START) : old.index(SOAK_END) + len(SOAK_END)] if SOAK_END in old else ""
     flood_section = old[old.index(FLOOD_START) : old.index(FLOOD_END) + len(FLOOD_END)] if FLOOD_END in old else ""
     gains_section = old[old.index(GAINS_START) : old.index(GAINS_END) + len(GAINS_END)] if GAINS_END in old else ""
+    looplag = old[old.index(LOOPLAG_START) : old.index(LOOPLAG_END) + len(LOOPLAG_END)] if LOOPLAG_END in old else ""
     parts = [
         "# Benchmarks\n",
         f"Command: `{meta['command']}` · {datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {meta['minutes']:.1f} min\n\n"
@@ -272,6 +275,8 @@ def _document(out: dict[str, Any], meta: dict[str, Any], rounds: int, with_steps
         ]
     if gains_section:
         parts.append(gains_section + "\n")
+    if looplag:
+        parts.append(looplag + "\n")
     if soak_section:
         parts.append(soak_section + "\n")
     if flood_section:

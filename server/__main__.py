@@ -8,35 +8,43 @@ first start, with about three months of closed demo consults for the statistics)
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
+import socket
 import sys
+import time
+from pathlib import Path
 
+import asyncpg
+import redis.asyncio
+import redis.exceptions as redis_exc
+import sqlalchemy.exc as sa_exc
 from aiohttp import web
 
 from server import demo, logs, migrate
-from server.app import create_app
+from server.app import create_app, server_options
 from server.logs import AccessLogger
 from server.records import Database
 from server.redis_process import RedisProcess
 from server.services import connect
-from server.settings import Settings, SettingsError, load_settings
+from server.settings import Settings, SettingsError, load_settings, redacted, sqlite_path, writable_dir
 
 
 def main() -> int:
     logs.configure()
+    embedded: RedisProcess | None = None
     try:
         settings = load_settings()
-    except SettingsError as error:
-        print(f"telerounds: cannot start: {error}", file=sys.stderr)
-        return 2
-    embedded: RedisProcess | None = None
-    redis_url = settings.redis_url
-    if redis_url is None:
-        embedded = RedisProcess(settings.var_dir / "redis")
-        embedded.start()
-        embedded.keep_running()  # should it die, it comes back (empty) and the service recovers
-        redis_url = embedded.url
-    try:
+        writable_dir("TELEROUNDS_VAR_DIR", settings.var_dir)
+        can_listen(settings.host, settings.port)
+        redis_url = settings.redis_url
+        if redis_url is None:
+            embedded = RedisProcess(settings.var_dir / "redis")
+            embedded.start()
+            embedded.keep_running()  # should it die, it comes back (empty) and the service recovers
+            redis_url = embedded.url
+        else:
+            asyncio.run(_reach_redis(redis_url))
         users = asyncio.run(_prepare(settings))
         if users:
             print(f"telerounds demo logins (password: {settings.demo_password}):", flush=True)
@@ -46,18 +54,47 @@ def main() -> int:
         print(f"telerounds is running at {url}  (Redis: {'embedded' if embedded else 'REDIS_URL'})", flush=True)
         app = create_app(connect(settings, redis_url), redis_url)
         tune_collector()
-        web.run_app(
-            app,
-            host=settings.host,
-            port=settings.port,
-            access_log_class=AccessLogger,
-            print=None,
-            loop=new_event_loop(),
-        )
+        try:
+            web.run_app(
+                app,
+                host=settings.host,
+                port=settings.port,
+                access_log_class=AccessLogger,
+                print=None,
+                loop=new_event_loop(),
+                **server_options(settings),
+            )
+        except OSError as error:  # taken in the moment since `can_listen`
+            raise _listen_error(settings.host, settings.port, error) from None
+    except SettingsError as error:
+        # One line naming the setting, never a traceback: the operator's next step is to fix it.
+        print(f"telerounds: cannot start: {error}", file=sys.stderr)
+        return 2
     finally:
         if embedded is not None:
             embedded.stop()
     return 0
+
+
+def can_listen(host: str, port: int) -> None:
+    """Bind `host`:`port` once and let go, before anything else starts: a port in use, found by
+    `run_app` after the app had started its work, left threads reporting into a closed loop."""
+    try:
+        for family, kind, proto, _, address in socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        ):
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp binds
+                probe.bind(address)
+    except OSError as error:
+        raise _listen_error(host, port, error) from None
+
+
+def _listen_error(host: str, port: int, error: OSError) -> SettingsError:
+    where = f"{host}:{port}"
+    if error.errno == errno.EADDRINUSE:
+        return SettingsError(f"PORT: {where} is already in use by another program")
+    return SettingsError(f"HOST: cannot listen on {where}: {error.strerror or error}")
 
 
 # Collect the young generation after this many new objects rather than Python's 700. See below.
@@ -94,13 +131,50 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 
 async def _prepare(settings: Settings) -> list[demo.DemoUser]:
-    """Migrate and seed on a database connection of its own: `run_app` starts a new event loop."""
+    """Migrate and seed on a database connection of its own: `run_app` starts a new event loop.
+
+    A database that cannot be opened is a `SettingsError` naming DATABASE_URL."""
+    path = sqlite_path(settings.database_url)
+    if path is not None:
+        # Found out by the driver, this was four tracebacks (one from its thread, after the loop closed).
+        folder = path.parent if path.parent != Path() else Path.cwd()
+        if not folder.is_dir():
+            raise SettingsError(f"DATABASE_URL: the folder of the SQLite file does not exist: {str(folder)!r}")
+        writable_dir("DATABASE_URL", folder)
     db = Database(settings.database_url)
     try:
         await migrate.upgrade(db)
         return await demo.seed(db, settings.demo_password, history=True) if settings.demo_data else []
+    except (sa_exc.DBAPIError, OSError, asyncpg.PostgresError) as error:
+        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        raise SettingsError(f"DATABASE_URL: cannot use {redacted(settings.database_url)!r}: {reason}") from None
     finally:
         await db.close()
+
+
+# How long the start waits for a REDIS_URL to answer (Compose may start them together).
+REDIS_WAIT_S = 10.0
+
+
+async def _reach_redis(url: str, wait_s: float = REDIS_WAIT_S) -> None:
+    """PING `url` until it answers, for up to `wait_s`; then a `SettingsError` naming REDIS_URL.
+
+    Without this, a wrong address started a service that logged a lost Redis every 5 s."""
+    client = redis.asyncio.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    deadline = time.monotonic() + wait_s
+    try:
+        while True:
+            try:
+                await client.ping()
+                return
+            except redis_exc.AuthenticationError as error:
+                raise SettingsError(f"REDIS_URL: Redis refused the credentials of {redacted(url)!r}: {error}") from None
+            except (redis_exc.RedisError, OSError) as error:
+                if time.monotonic() >= deadline:
+                    raise SettingsError(f"REDIS_URL: no Redis answers at {redacted(url)!r}: {error}") from None
+            await asyncio.sleep(0.5)
+    finally:
+        await client.aclose()
 
 
 if __name__ == "__main__":

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from server import api, attachments, logs, permissions
 from server.api.http import SERVICES, Handler, errors_middleware, require_account
 from server.services import Services
+from server.settings import Settings
+from server.validation import refuse_nul
 from signaling.server import create_sio
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -47,6 +50,15 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
 
 
 @web.middleware
+async def _no_nul(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A NUL character in the path's parameters or the query is `invalid`, as in a body
+    (server/validation.py): an id with one reached the database, which PostgreSQL refuses."""
+    refuse_nul(dict(request.match_info), "path")
+    refuse_nul([*request.query.keys(), *request.query.values()], "query")
+    return await handler(request)
+
+
+@web.middleware
 async def _role_gate(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The role gate of server/permissions.py, before any handler runs: `unauthorized` without a
     valid token, `forbidden` for a role the route's rule does not name (or a route without a rule)."""
@@ -60,9 +72,36 @@ async def _role_gate(request: web.Request, handler: Handler) -> web.StreamRespon
     return await handler(request)
 
 
+def hide_server_banner() -> None:
+    """No `Server: Python/3.x aiohttp/3.x` header on any response: it tells a scanner which
+    versions to try. aiohttp adds it while preparing every response, its own error pages
+    for malformed requests included (those never reach the app's `on_response_prepare`), and
+    offers no setting to leave it out: it is taken off right after, once for the process."""
+    original = web.StreamResponse._prepare_headers
+    if getattr(original, "hides_server_banner", False):
+        return
+
+    async def prepare_headers(self: web.StreamResponse) -> None:
+        await original(self)
+        self.headers.popall(hdrs.SERVER, None)
+
+    prepare_headers.hides_server_banner = True  # type: ignore[attr-defined]
+    web.StreamResponse._prepare_headers = prepare_headers  # type: ignore[method-assign]
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """How the HTTP server runs the app, for `python -m server` and the tests alike.
+
+    aiohttp closes a connection that has been idle for `keepalive_timeout`, counted from its
+    connect or its last answer, unless a whole request line and headers arrived: a header timeout
+    for slow half-sent requests (its default was 75 s under `run_app`, an hour otherwise)."""
+    return {"keepalive_timeout": settings.http_header_timeout_s}
+
+
 def create_app(services: Services, redis_url: str) -> web.Application:
     logs.quiet_client_errors()  # a malformed request is the client's error, not the server's
-    app = web.Application(middlewares=[errors_middleware, _role_gate], client_max_size=12 * 1024 * 1024)
+    hide_server_banner()
+    app = web.Application(middlewares=[errors_middleware, _no_nul, _role_gate], client_max_size=12 * 1024 * 1024)
     app[SERVICES] = services
     app.on_response_prepare.append(_security_headers)
     api.add_routes(app)

@@ -12,11 +12,10 @@ from collections.abc import Collection
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Literal
 
-from dateutil.rrule import DAILY, WEEKLY, rrule
-
 Recurrence = Literal["daily", "weekly"]
 RECURRENCES: tuple[str, ...] = ("daily", "weekly")
 VIETNAM = timezone(timedelta(hours=7))  # Asia/Ho_Chi_Minh has no daylight saving
+PERIOD = {"daily": timedelta(days=1), "weekly": timedelta(weeks=1)}
 
 
 def day_of(moment: datetime) -> date:
@@ -30,10 +29,29 @@ def last_start(starts_at: datetime, until: date) -> datetime:
     return datetime.combine(until, local.timetz()).astimezone(UTC)
 
 
-def _rule(starts_at: datetime, recurrence: str, until: date | None) -> rrule:
-    frequency = {"daily": DAILY, "weekly": WEEKLY}[recurrence]
+# Arithmetic, never day by day: the k-th occurrence of a series is `first + k * period` (a fixed
+# UTC offset has no daylight saving to shift it), so the occurrences in a window are found by
+# division, in time independent of how long ago the series began. Walking a rule from its start
+# took seconds for a round begun centuries before the window, with the event loop held.
+
+
+def _ceil_div(numerator: timedelta, denominator: timedelta) -> int:
+    return -(-numerator // denominator)
+
+
+def _series(
+    starts_at: datetime, recurrence: str | None, until: date | None, window_start: datetime, window_end: datetime
+) -> list[datetime]:
+    """Every start in `[window_start, window_end)`, cancelled days included, in order."""
     first = starts_at.astimezone(UTC)
-    return rrule(frequency, dtstart=first, until=last_start(first, until) if until else None)
+    if recurrence is None:
+        return [first] if window_start <= first < window_end else []
+    period = PERIOD[recurrence]
+    k_first = max(0, _ceil_div(window_start - first, period))
+    k_end = _ceil_div(window_end - first, period)  # the first k at or past the window's end
+    if until is not None:
+        k_end = min(k_end, (last_start(first, until) - first) // period + 1)
+    return [first + k * period for k in range(k_first, k_end)]
 
 
 def occurrences(
@@ -44,13 +62,13 @@ def occurrences(
     window_start: datetime,
     window_end: datetime,
 ) -> list[datetime]:
-    """The starts (UTC) of the occurrences that start in `[window_start, window_end)`, in order."""
-    if recurrence is None:
-        found = [starts_at.astimezone(UTC)]
-    else:
-        found = _rule(starts_at, recurrence, until).between(window_start, window_end, inc=True)
+    """The starts (UTC) of the occurrences that start in `[window_start, window_end)`, in order.
+
+    As many steps as there are occurrences in the window: the callers bound the window."""
     return [
-        moment for moment in found if window_start <= moment < window_end and day_of(moment).isoformat() not in skipped
+        moment
+        for moment in _series(starts_at, recurrence, until, window_start, window_end)
+        if day_of(moment).isoformat() not in skipped
     ]
 
 
@@ -66,13 +84,22 @@ def occurrence_on(
 def next_occurrence(
     starts_at: datetime, recurrence: str | None, until: date | None, skipped: Collection[str], after: datetime
 ) -> datetime | None:
-    """The first occurrence starting at or after `after`, or None when the round has no more."""
+    """The first occurrence starting at or after `after`, or None when the round has no more.
+
+    Each cancelled day skips at most one occurrence: at most `len(skipped) + 1` steps."""
+    first = starts_at.astimezone(UTC)
     if recurrence is None:
-        first = starts_at.astimezone(UTC)
         ok = first >= after and day_of(first).isoformat() not in skipped
         return first if ok else None
-    rule = _rule(starts_at, recurrence, until)
-    moment: datetime | None = rule.after(after, inc=True)
-    while moment is not None and day_of(moment).isoformat() in skipped:
-        moment = rule.after(moment, inc=False)
-    return moment
+    period = PERIOD[recurrence]
+    cancelled = set(skipped)
+    k = max(0, _ceil_div(after - first, period))
+    last = last_start(first, until) if until is not None else None
+    for _ in range(len(cancelled) + 1):
+        moment = first + k * period
+        if last is not None and moment > last:
+            return None
+        if day_of(moment).isoformat() not in cancelled:
+            return moment
+        k += 1
+    return None

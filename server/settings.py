@@ -8,9 +8,13 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from redis.connection import parse_url
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -76,6 +80,9 @@ class Settings:
     max_open_emergencies: int = 1
     # Live sockets per user across all instances: a few tabs on a few devices.
     max_sockets_per_user: int = 8
+    # A connection must deliver a request's line and headers within this many seconds of
+    # connecting or of its last answer, or it is closed: slow half-sent requests held forever.
+    http_header_timeout_s: float = 10.0
 
     @property
     def embedded_redis(self) -> bool:
@@ -148,6 +155,51 @@ def normalize_database_url(url: str) -> str:
     raise SettingsError(f"DATABASE_URL must start with postgresql:// or sqlite://, got {url.split(':', 1)[0]!r}")
 
 
+def redacted(url: str) -> str:
+    """A URL fit for a message: without its password."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+        return urlunsplit(parts._replace(netloc=netloc))
+    except ValueError:
+        return url.split("://", 1)[0] + "://…"
+
+
+def _redis_url(env: Mapping[str, str]) -> str | None:
+    redis_url = env.get("REDIS_URL") or None
+    if redis_url is None:
+        return None
+    if not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise SettingsError(f"REDIS_URL must start with redis://, rediss:// or unix://, got {redacted(redis_url)!r}")
+    try:
+        parse_url(redis_url)  # type: ignore[no-untyped-call]  # checked now, not at the first use
+    except ValueError as error:
+        raise SettingsError(f"REDIS_URL is not a valid Redis URL ({redacted(redis_url)}): {error}") from None
+    return redis_url
+
+
+def writable_dir(name: str, path: Path) -> None:
+    """`path` exists (made if need be) and a file can be written in it; `SettingsError` naming
+    the setting otherwise. Checked at the start: found out later, it was a traceback."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        raise SettingsError(f"{name}: cannot write in {str(path)!r}: {error.strerror or error}") from None
+
+
+def sqlite_path(database_url: str) -> Path | None:
+    """The file of a SQLite URL (None for another database, or SQLite in memory)."""
+    prefix = "sqlite+aiosqlite:///"
+    if not database_url.startswith(prefix):
+        return None
+    path = database_url[len(prefix) :].split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
 def _secret_key(env: Mapping[str, str], var_dir: Path) -> str:
     """SECRET_KEY, or one generated once and kept under var/ so restarts keep tokens valid."""
     given = env.get("SECRET_KEY", "")
@@ -155,6 +207,16 @@ def _secret_key(env: Mapping[str, str], var_dir: Path) -> str:
         if len(given) < 16:
             raise SettingsError("SECRET_KEY must be at least 16 characters")
         return given
+    try:
+        return _kept_key(var_dir)
+    except OSError as error:
+        raise SettingsError(
+            f"TELEROUNDS_VAR_DIR: cannot keep the generated secret key in {str(var_dir)!r}: {error.strerror or error}"
+            " (or set SECRET_KEY)"
+        ) from None
+
+
+def _kept_key(var_dir: Path) -> str:
     path = var_dir / "secret_key"
     if path.exists():
         return path.read_text().strip()
@@ -175,9 +237,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     var_dir = Path(env.get("TELEROUNDS_VAR_DIR", "var"))
     port = _int(env, "PORT", 8080, 0, 65535)
-    redis_url = env.get("REDIS_URL") or None
-    if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
-        raise SettingsError(f"REDIS_URL must start with redis://, rediss:// or unix://, got {redis_url!r}")
+    redis_url = _redis_url(env)
     database_url = normalize_database_url(
         env.get("DATABASE_URL") or f"sqlite:///{(var_dir / 'telerounds.db').as_posix()}"
     )
@@ -237,4 +297,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_open_requests=_int(env, "MAX_OPEN_REQUESTS", 3, 1, 1000),
         max_open_emergencies=_int(env, "MAX_OPEN_EMERGENCIES", 1, 1, 1000),
         max_sockets_per_user=_int(env, "MAX_SOCKETS_PER_USER", 8, 1, 10000),
+        http_header_timeout_s=_float(env, "HTTP_HEADER_TIMEOUT_S", 10.0, 0.5, 3600),
     )

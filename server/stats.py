@@ -35,6 +35,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -47,7 +48,7 @@ from server.errors import AppError
 from server.matching import SPECIALTIES
 from server.records import Consult, ConsultEvent, Database, Hospital, User
 from server.scope import InView, Scope, sees
-from server.validation import parse_instant
+from server.validation import FIRST_DAY, LAST_DAY, check_period, parse_day, parse_instant
 
 OUTCOME_CODES: tuple[str, ...] = ("treated_locally", "transfer", "follow_up", "onsite_support")
 GROUP_BYS: tuple[str, ...] = ("pair", "specialty", "month", "hospital")
@@ -198,25 +199,20 @@ def summarize(
 
 
 def parse_moment(name: str, raw: str) -> datetime:
-    """An ISO 8601 date (midnight Vietnam time) or date-time (UTC when it has no offset)."""
+    """An ISO 8601 date (midnight Vietnam time) or date-time (UTC when it has no offset), within
+    the years the service accepts (server/validation.py)."""
     try:
-        return datetime.combine(date.fromisoformat(raw), time(), VIETNAM).astimezone(UTC)
+        day = date.fromisoformat(raw)
     except ValueError:
-        pass
-    except OverflowError:  # 0001-01-01 in Vietnam is still year 0 in UTC
-        raise AppError("invalid", f"{name} is out of range") from None
-    return parse_instant(name, raw)
+        return parse_instant(name, raw)
+    return datetime.combine(parse_day(name, day.isoformat()), time(), VIETNAM).astimezone(UTC)
 
 
 def parse_period(raw_from: str | None, raw_to: str | None, now: datetime) -> tuple[datetime, datetime]:
-    """`[from, to)`; by default the last 30 days up to `now`."""
+    """`[from, to)`, at most a year long; by default the last 30 days up to `now`."""
     end = parse_moment("to", raw_to) if raw_to else now
-    try:
-        start = parse_moment("from", raw_from) if raw_from else end - timedelta(days=DEFAULT_DAYS)
-    except OverflowError:  # `to` in the first days of year 1
-        raise AppError("invalid", "to is out of range") from None
-    if start >= end:
-        raise AppError("invalid", "from must be before to")
+    start = parse_moment("from", raw_from) if raw_from else end - timedelta(days=DEFAULT_DAYS)
+    check_period(start, end)
     return start, end
 
 
@@ -235,6 +231,8 @@ def parse_month(raw: str | None, now: datetime) -> tuple[str, datetime, datetime
         if len(month) != 7 or month[4] != "-":
             raise ValueError(month)
         first = datetime(int(month[:4]), int(month[5:]), 1, tzinfo=VIETNAM)
+        if not FIRST_DAY <= first.date() <= LAST_DAY:
+            raise AppError("invalid", f"month must be between {FIRST_DAY:%Y-%m} and {LAST_DAY:%Y-%m}")
         following = datetime(first.year + first.month // 12, first.month % 12 + 1, 1, tzinfo=VIETNAM)
         return month, first.astimezone(UTC), following.astimezone(UTC)
     except (ValueError, OverflowError):  # also 0001-01 and 9999-12: their bounds fall outside datetime's range
@@ -263,18 +261,30 @@ def wants_csv(accept: str) -> bool:
 # CSV.
 
 
+# What a spreadsheet runs as a formula when a cell starts with it (OWASP, CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# The same after a `,` or `;` inside a cell (spaces and quotes between count for nothing): a
+# spreadsheet whose locale splits on `;` (Excel in Vietnamese) cuts a comma-separated line there,
+# quotes or not, and the piece after the cut starts a cell of its own.
+_AFTER_SEPARATOR = re.compile(r'([,;])(?=[ "]*[=+\-@\t\r])')
+
+
 def _cell(value: Any) -> str:
-    """A CSV cell; text a spreadsheet would run as a formula is prefixed with an apostrophe."""
+    """A CSV cell; text a spreadsheet would run as a formula, at its start or after a `,` or `;`
+    within it, gets an apostrophe there, which spreadsheets show as text."""
     if value is None:
         return ""
     text = str(value)
-    return "'" + text if isinstance(value, str) and text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    if not isinstance(value, str):
+        return text
+    text = _AFTER_SEPARATOR.sub(r"\1'", text)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def csv_text(report: dict[str, Any]) -> str:
     """A header row, one row per group, then the total row (key `total`). UTF-8 with a BOM for spreadsheets."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
+    writer = csv.writer(out, lineterminator="\r\n", quoting=csv.QUOTE_ALL)  # every cell quoted
     writer.writerow(CSV_COLUMNS)
     lines: list[dict[str, Any]] = [*report["groups"], {"key": "total", "label": "Tổng cộng", **report["totals"]}]
     for line in lines:

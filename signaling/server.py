@@ -18,6 +18,7 @@ from signaling import monitor, reauthorize, rtc
 from signaling import notes as note_events
 from signaling import presence as presence_events
 from signaling import rounds as round_events
+from signaling.packets import Server
 from signaling.redis_manager import RedisManager
 from signaling.router import Router, admit, client_event, refusal, refused_while_storage_down, token_id
 from signaling.websocket import use_uncompressed_websocket
@@ -39,7 +40,7 @@ ROUTERS: list[Router] = [
 
 def create_sio(services: Services, redis_url: str) -> socketio.AsyncServer:
     settings = services.settings
-    sio = socketio.AsyncServer(
+    sio = Server(  # python-socketio's, answering undecodable messages (signaling/packets.py)
         async_mode="aiohttp",
         # Always through Redis, so one instance and many behave alike.
         client_manager=RedisManager(redis_url),

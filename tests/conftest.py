@@ -7,6 +7,7 @@ import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from server import demo, migrate
-from server.app import create_app
+from server.app import create_app, server_options
+from server.looplag import LoopLag
 from server.records import Database
 from server.redis_process import RedisProcess, free_port
 from server.services import Services, connect
@@ -27,6 +29,18 @@ from server.settings import load_settings, normalize_database_url
 
 SECRET = "test-secret-key-0123456789abcdef"
 PASSWORD = "demo"
+# No request may hold an instance's event loop longer than this (issue 18): every other user of
+# the instance waits that long. Measured by server/looplag.py, machine load left out.
+LOOP_LAG_BOUND_S = 0.05
+
+
+@asynccontextmanager
+async def loop_held_under(bound_s: float = LOOP_LAG_BOUND_S) -> AsyncIterator[LoopLag]:
+    """Fails the test when the event loop (the instances' under test, in this process) was held
+    longer than `bound_s` at once while the block ran."""
+    async with LoopLag() as lag:
+        yield lag
+    assert lag.worst_s <= bound_s, f"the event loop was held for {lag.worst_ms} ms (at most {bound_s * 1000:.0f})"
 
 
 @pytest.fixture(scope="session")
@@ -147,7 +161,7 @@ async def start_instance(redis_url: str, database_url: str, tmp_path: Path) -> A
             }
         )
         services = connect(settings, own_redis_url)
-        runner = web.AppRunner(create_app(services, own_redis_url), shutdown_timeout=2)
+        runner = web.AppRunner(create_app(services, own_redis_url), shutdown_timeout=2, **server_options(settings))
         await runner.setup()
         port = port or free_port()
         await web.TCPSite(runner, "127.0.0.1", port).start()

@@ -6,11 +6,14 @@ import gc
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+
+import pytest
 
 from server.__main__ import YOUNG_GENERATION, tune_collector
 from server.redis_process import free_port
@@ -86,3 +89,49 @@ def test_the_collector_keeps_startup_out_and_collects_young_objects_less_often()
     finally:
         gc.unfreeze()
         gc.set_threshold(*threshold)
+
+
+def _start_refused(env: dict[str, str]) -> str:
+    """`python -m server` with `env` must stop at once with exit code 2 and one line, no traceback."""
+    full = {**os.environ, "TELEROUNDS_DEMO_DATA": "false", **env}
+    for name in ("REDIS_URL", "DATABASE_URL", "SECRET_KEY"):
+        if name not in env:
+            full.pop(name, None)
+    result = subprocess.run(
+        [sys.executable, "-m", "server"], cwd=ROOT, env=full, capture_output=True, text=True, timeout=90
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert "Traceback" not in output and "Exception in thread" not in output, output
+    said = [line for line in result.stderr.splitlines() if not line.startswith("{")]  # JSON lines are logs
+    assert len(said) == 1 and said[0].startswith("telerounds: cannot start: "), output
+    return said[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "env"),
+    [
+        ("DATABASE_URL", {"DATABASE_URL": "sqlite:////no/such/dir/x.db"}),
+        ("DATABASE_URL", {"DATABASE_URL": "sqlite:///{tmp}/not-a-database.db"}),
+        ("DATABASE_URL", {"DATABASE_URL": "postgresql://telerounds:s3cret-pw@127.0.0.1:{closed}/telerounds"}),
+        ("REDIS_URL", {"REDIS_URL": "redis://localhost:port"}),
+        ("REDIS_URL", {"REDIS_URL": "redis://:s3cret-pw@127.0.0.1:{closed}/0"}),
+        ("TELEROUNDS_VAR_DIR", {"TELEROUNDS_VAR_DIR": "{tmp}/a-file/var"}),
+        ("TELEROUNDS_VAR_DIR", {"TELEROUNDS_VAR_DIR": "{tmp}/a-file/var", "SECRET_KEY": "0123456789abcdef-key"}),
+        ("PORT", {"PORT": "eighty"}),
+        ("PORT", {"PORT": "{taken}"}),
+        ("HOST", {"HOST": "no-such-host.invalid"}),
+    ],
+)
+def test_a_bad_setting_stops_the_start_with_one_line_naming_it(tmp_path: Path, name: str, env: dict[str, str]) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    (tmp_path / "not-a-database.db").write_text("not a database " * 10)
+    closed = free_port()  # nothing listens there
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        places = {"tmp": str(tmp_path), "closed": str(closed), "taken": str(taken.getsockname()[1])}
+        filled = {key: value.format(**places) for key, value in env.items()}
+        line = _start_refused({"TELEROUNDS_VAR_DIR": str(tmp_path / "var"), "PORT": str(free_port()), **filled})
+    assert f"cannot start: {name}" in line, line
+    assert "s3cret-pw" not in line  # a password in a URL is not repeated in the message

@@ -1,8 +1,14 @@
-"""When rounds take place: single, daily and weekly occurrences in Vietnam time. Pure."""
+"""When rounds take place: single, daily and weekly occurrences in Vietnam time. Pure; computed by
+arithmetic, checked against the step-by-step rule it replaced."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, date, datetime, timedelta
+
+from dateutil.rrule import DAILY, WEEKLY, rrule
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from server.recurrence import VIETNAM, day_of, last_start, next_occurrence, occurrence_on, occurrences
 
@@ -64,3 +70,102 @@ def test_next_occurrence() -> None:
     assert next_occurrence(NINE, "daily", date(2025, 3, 5), [], vn(3, 5, 10)) is None
     assert next_occurrence(NINE, None, None, [], vn(3, 1)) == NINE
     assert next_occurrence(NINE, None, None, [], NINE + timedelta(seconds=1)) is None
+
+
+# The arithmetic against the rule it replaced. dateutil's rrule walks a series from its first
+# occurrence, one step at a time (seconds for a series begun centuries ago): kept here only as
+# the reference the arithmetic must agree with, on windows small enough to walk.
+
+
+def _rule(starts_at: datetime, recurrence: str, until: date | None) -> rrule:
+    first = starts_at.astimezone(UTC)
+    frequency = {"daily": DAILY, "weekly": WEEKLY}[recurrence]
+    return rrule(frequency, dtstart=first, until=last_start(first, until) if until else None)
+
+
+def walked_occurrences(
+    starts_at: datetime, recurrence: str | None, until: date | None, skipped: list[str], start: datetime, end: datetime
+) -> list[datetime]:
+    found = (
+        [starts_at.astimezone(UTC)]
+        if recurrence is None
+        else _rule(starts_at, recurrence, until).between(start, end, inc=True)
+    )
+    return [m for m in found if start <= m < end and day_of(m).isoformat() not in skipped]
+
+
+def walked_next(
+    starts_at: datetime, recurrence: str | None, until: date | None, skipped: list[str], after: datetime
+) -> datetime | None:
+    if recurrence is None:
+        first = starts_at.astimezone(UTC)
+        return first if first >= after and day_of(first).isoformat() not in skipped else None
+    rule = _rule(starts_at, recurrence, until)
+    moment: datetime | None = rule.after(after, inc=True)
+    while moment is not None and day_of(moment).isoformat() in skipped:
+        moment = rule.after(moment, inc=False)
+    return moment
+
+
+BASE = datetime(2025, 3, 1, tzinfo=UTC)
+# Whole seconds: the rule drops a start's microseconds (the arithmetic keeps them).
+starts = st.integers(0, 60 * 24 * 3600).map(lambda s: BASE + timedelta(seconds=s))
+offsets = st.integers(-30 * 24 * 3600, 120 * 24 * 3600).map(lambda s: BASE + timedelta(seconds=s))
+rules = st.sampled_from([None, "daily", "weekly"])
+
+
+@st.composite
+def series(draw: st.DrawFn) -> tuple[datetime, str | None, date | None, list[str]]:
+    first = draw(starts)
+    rule = draw(rules)
+    until = None
+    if rule is not None and draw(st.booleans()):
+        until = day_of(first) + timedelta(days=draw(st.integers(0, 90)))
+    days = st.integers(-3, 90).map(lambda n: (day_of(first) + timedelta(days=n)).isoformat())
+    return first, rule, until, draw(st.lists(days, max_size=8))
+
+
+@settings(max_examples=400, deadline=None)
+@given(series(), offsets, st.integers(0, 40 * 24 * 3600))
+def test_occurrences_agree_with_the_walked_rule(
+    round_: tuple[datetime, str | None, date | None, list[str]], start: datetime, length_s: int
+) -> None:
+    first, rule, until, skipped = round_
+    end = start + timedelta(seconds=length_s)
+    assert occurrences(first, rule, until, skipped, start, end) == walked_occurrences(
+        first, rule, until, skipped, start, end
+    )
+
+
+@settings(max_examples=400, deadline=None)
+@given(series(), offsets)
+def test_next_occurrence_agrees_with_the_walked_rule(
+    round_: tuple[datetime, str | None, date | None, list[str]], after: datetime
+) -> None:
+    first, rule, until, skipped = round_
+    assert next_occurrence(first, rule, until, skipped, after) == walked_next(first, rule, until, skipped, after)
+
+
+@settings(max_examples=200, deadline=None)
+@given(series(), st.integers(-3, 100))
+def test_occurrence_on_agrees_with_the_walked_rule(
+    round_: tuple[datetime, str | None, date | None, list[str]], n: int
+) -> None:
+    first, rule, until, skipped = round_
+    day = day_of(first) + timedelta(days=n)
+    midnight = datetime.combine(day, datetime.min.time(), VIETNAM).astimezone(UTC)
+    walked = walked_occurrences(first, rule, until, skipped, midnight, midnight + timedelta(days=1))
+    assert occurrence_on(first, rule, until, skipped, day) == (walked[0] if walked else None)
+
+
+def test_a_series_begun_in_year_one_is_answered_at_once() -> None:
+    """The arithmetic does not walk from the start: a daily round begun in year 1 (stored before
+    dates were bounded) costs no more than one begun yesterday."""
+    ancient = datetime(1, 1, 2, 2, tzinfo=UTC)
+    window = (datetime(2099, 12, 1, tzinfo=UTC), datetime(2100, 3, 1, tzinfo=UTC))
+    started = time.perf_counter()
+    found = occurrences(ancient, "daily", None, [], *window)
+    following = next_occurrence(ancient, "weekly", None, [], window[0])
+    assert time.perf_counter() - started < 0.05
+    assert len(found) == 90 and found[0] == datetime(2099, 12, 1, 2, tzinfo=UTC)
+    assert following is not None and following.weekday() == ancient.weekday() and following >= window[0]

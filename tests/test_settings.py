@@ -37,6 +37,7 @@ def test_postgres_urls_get_the_async_driver(tmp_path: Path) -> None:
         ("PORT", "eighty"),
         ("PORT", "70000"),
         ("REDIS_URL", "http://localhost:6379"),
+        ("REDIS_URL", "redis://localhost:port"),
         ("DATABASE_URL", "mysql://localhost/x"),
         ("SECRET_KEY", "short"),
         ("TELEROUNDS_DEMO_PASSWORD", ""),

@@ -655,3 +655,36 @@ def test_csv_cells_never_start_a_formula() -> None:
     report = stats.summarize([row()], vn(3, 1, 0), vn(4, 1, 0), "hospital", {"bavi-dgh": "=HYPERLINK(1)"})
     rows = list(csv.reader(io.StringIO(stats.csv_text(report).removeprefix("\ufeff"))))
     assert rows[1][:3] == ["bavi-dgh", "'=HYPERLINK(1)", "1"]
+
+
+def test_csv_quotes_every_cell_and_neutralises_formulas_after_a_comma_or_semicolon() -> None:
+    """Excel in Vietnamese splits a line on `;`, quotes or not: text after a `;` (or a `,`) inside
+    a cell then starts a cell of its own, and must not start a formula there either."""
+    names = {"bavi-dgh": 'Bệnh viện A;=HYPERLINK("x");+1, @SUM(1); "-2', "xanhpon": "Xanh Pôn; khoa Nội, tầng 2"}
+    report = stats.summarize([row()], vn(3, 1, 0), vn(4, 1, 0), "hospital", names)
+    text = stats.csv_text(report).removeprefix("\ufeff")
+    for line in text.splitlines():
+        # Every cell quoted, numbers and empty cells too: the line is "…","…",…
+        assert line.startswith('"') and line.endswith('"'), line
+        for piece in line.split(";")[1:]:  # as a `;` spreadsheet would cut it
+            assert not piece.lstrip(' "').startswith(stats.FORMULA_STARTS), (piece, line)
+    rows = list(csv.reader(io.StringIO(text)))
+    labels = {r[0]: r[1] for r in rows[1:]}
+    assert labels["bavi-dgh"] == "Bệnh viện A;'=HYPERLINK(\"x\");'+1,' @SUM(1);' \"-2"
+    assert labels["total"] == "Tổng cộng"
+
+
+async def test_the_csv_export_neutralises_a_hospital_named_like_a_formula(server: Instance) -> None:
+    admin = await login(server.url, "admin")
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {admin}"}) as http:
+        hostile = {"name": "=cmd|' /C calc'!A0; -2+3"}
+        async with http.patch(f"{server.url}/api/admin/hospitals/bavi-dgh", json=hostile) as resp:
+            assert resp.status == 200, await resp.text()
+    status, text, _ = await fetch(
+        server, "soyte.supervisor", "/api/stats", {**MARCH, "group_by": "hospital"}, accept="text/csv"
+    )
+    assert status == 200
+    text = text.removeprefix("\ufeff")
+    assert all(line.startswith('"') and line.endswith('"') for line in text.splitlines())
+    labels = {r[0]: r[1] for r in csv.reader(io.StringIO(text))}
+    assert labels["bavi-dgh"] == "'=cmd|' /C calc'!A0;' -2+3"
