@@ -574,7 +574,12 @@ async def test_readyz_reports_a_dead_pubsub_listener(instance: Instance) -> None
     manager.thread.cancel()
     await asyncio.wait([manager.thread], timeout=5)
     body = await until_ready(instance.url, lambda status: status == 503, within=5)
-    assert body["checks"] == {"redis": "ok", "database": "ok", "pubsub": "unavailable: not receiving"}
+    assert body["checks"] == {
+        "redis": "ok",
+        "database": "ok",
+        "blobs": "ok",
+        "pubsub": "unavailable: not receiving",
+    }
 
 
 @contextlib.asynccontextmanager
