@@ -31,6 +31,8 @@ FLOOD_START, FLOOD_END = "<!-- flood -->", "<!-- /flood -->"
 GAINS_START, GAINS_END = "<!-- gains -->", "<!-- /gains -->"
 # Written by hand from `python -m bench.looplag` runs (issue 18); kept as it is.
 LOOPLAG_START, LOOPLAG_END = "<!-- looplag -->", "<!-- /looplag -->"
+# Written by hand from `python -m bench --only S1,S2` runs before and after (issue 18); kept as it is.
+AUTHZ_START, AUTHZ_END = "<!-- authz -->", "<!-- /authz -->"
 
 T1, T2 = "telerounds ×1", "telerounds ×2"
 N1, N2 = "node-socket.io ×1", "node-socket.io ×2"
@@ -205,12 +207,18 @@ def _soak_section(r: dict[str, Any], command: str, load: str) -> str:
     )
 
 
+def _kept(old: str, start: str, end: str) -> str:
+    """A section of the old document written elsewhere (by hand or another command), kept as it is."""
+    return old[old.index(start) : old.index(end) + len(end)] if end in old else ""
+
+
 def _document(out: dict[str, Any], meta: dict[str, Any], rounds: int, with_steps: bool) -> str:
     old = DOC.read_text() if DOC.exists() else ""
-    soak_section = old[old.index(SOAK_START) : old.index(SOAK_END) + len(SOAK_END)] if SOAK_END in old else ""
-    flood_section = old[old.index(FLOOD_START) : old.index(FLOOD_END) + len(FLOOD_END)] if FLOOD_END in old else ""
-    gains_section = old[old.index(GAINS_START) : old.index(GAINS_END) + len(GAINS_END)] if GAINS_END in old else ""
-    looplag = old[old.index(LOOPLAG_START) : old.index(LOOPLAG_END) + len(LOOPLAG_END)] if LOOPLAG_END in old else ""
+    soak_section = _kept(old, SOAK_START, SOAK_END)
+    flood_section = _kept(old, FLOOD_START, FLOOD_END)
+    gains_section = _kept(old, GAINS_START, GAINS_END)
+    looplag = _kept(old, LOOPLAG_START, LOOPLAG_END)
+    authz = _kept(old, AUTHZ_START, AUTHZ_END)
     parts = [
         "# Benchmarks\n",
         f"Command: `{meta['command']}` · {datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {meta['minutes']:.1f} min\n\n"
@@ -275,6 +283,8 @@ def _document(out: dict[str, Any], meta: dict[str, Any], rounds: int, with_steps
         ]
     if gains_section:
         parts.append(gains_section + "\n")
+    if authz:
+        parts.append(authz + "\n")
     if looplag:
         parts.append(looplag + "\n")
     if soak_section:
