@@ -31,7 +31,7 @@ lint: $(STAMP)
 
 # Refresh the README's pictures from the browser tests.
 screenshots: $(STAMP) browser
-	SCREENSHOTS_DIR=docs/screenshots $(BIN)/python -m pytest -q tests/test_browser.py
+	SCREENSHOTS_DIR=docs/screenshots $(BIN)/python -m pytest -q tests/system/test_browser.py
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -11,11 +11,12 @@ import time
 import urllib.request
 from pathlib import Path
 
-from server import demo, migrate
-from server.auth import hash_password
-from server.records import Database, User
-from server.redis_process import RedisProcess, free_port
-from server.settings import normalize_database_url
+from server.policy.auth import hash_password
+from server.records import migrate
+from server.records.models import Database, User
+from server.runtime import demo
+from server.runtime.redis_process import RedisProcess, free_port
+from server.runtime.settings import normalize_database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "demo"

@@ -18,10 +18,11 @@ from pathlib import Path
 from sqlalchemy import insert
 
 from bench.cluster import PASSWORD, SECRET_KEY
-from server import demo, migrate
-from server.auth import issue_token
-from server.records import Consult, Database, User
-from server.settings import normalize_database_url
+from server.policy.auth import issue_token
+from server.records import migrate
+from server.records.models import Consult, Database, User
+from server.runtime import demo
+from server.runtime.settings import normalize_database_url
 
 TOKEN_TTL_S = 12 * 3600
 

@@ -3,11 +3,11 @@
     python -m bench.looplag
 
 One instance runs in this process (its own redis-server, a fresh SQLite database with the demo
-data), with `server.looplag.LoopLag` sampling its event loop while each request below runs,
+data), with `server.runtime.looplag.LoopLag` sampling its event loop while each request below runs,
 one at a time: the requests that expanded round occurrences day by day, dates at the ends of the
 calendar, and the rounds' clock tick (every 15 s on every instance). Meanwhile a bystander asks
 `GET /api/me` every 20 ms; its slowest answer is printed beside each request. Prints a table;
-asserts nothing (tests/test_security.py holds the bound).
+asserts nothing (tests/system/test_security.py holds the bound).
 """
 
 from __future__ import annotations
@@ -25,13 +25,15 @@ import aiohttp
 import socketio
 from aiohttp import web
 
-from server import demo, migrate, rounds
-from server.app import create_app, server_options
-from server.looplag import LoopLag
-from server.records import Database, Round
-from server.redis_process import RedisProcess, free_port
-from server.services import Services, connect
-from server.settings import load_settings, normalize_database_url
+from server.actions import rounds
+from server.records import migrate
+from server.records.models import Database, Round
+from server.runtime import demo
+from server.runtime.app import create_app, server_options
+from server.runtime.looplag import LoopLag
+from server.runtime.redis_process import RedisProcess, free_port
+from server.runtime.services import Services, connect
+from server.runtime.settings import load_settings, normalize_database_url
 
 PASSWORD = "demo"
 SECRET_KEY = "bench-secret-key-0123456789-abcdefghij"

@@ -13,7 +13,7 @@ from typing import Any
 
 from bench.cluster import ROOT, Cluster, pin, wait_ready
 from bench.fixtures import Fixtures
-from server.redis_process import RedisProcess, free_port
+from server.runtime.redis_process import RedisProcess, free_port
 
 REFERENCE = ROOT / "bench" / "reference"
 

@@ -28,10 +28,11 @@ import gc
 import sys
 
 import server.__main__ as server_main
-from server import ratelimit, revocation, services
-from server.errors import AppError
-from server.services import Services
-from server.users import Account
+from server.contract.errors import AppError
+from server.live import ratelimit, revocation
+from server.records.users import Account
+from server.runtime import services
+from server.runtime.services import Services
 from signaling import redis_manager
 from signaling import router as signaling_router
 from signaling import server as signaling_server

@@ -21,13 +21,14 @@ import redis.exceptions as redis_exc
 import sqlalchemy.exc as sa_exc
 from aiohttp import web
 
-from server import demo, logs, migrate
-from server.app import create_app, server_options
-from server.logs import AccessLogger
-from server.records import Database
-from server.redis_process import RedisProcess
-from server.services import connect
-from server.settings import Settings, SettingsError, load_settings, redacted, sqlite_path, writable_dir
+from server.records import migrate
+from server.records.models import Database
+from server.runtime import demo, logs
+from server.runtime.app import create_app, server_options
+from server.runtime.logs import AccessLogger
+from server.runtime.redis_process import RedisProcess
+from server.runtime.services import connect
+from server.runtime.settings import Settings, SettingsError, load_settings, redacted, sqlite_path, writable_dir
 
 
 def main() -> int:

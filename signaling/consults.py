@@ -6,8 +6,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, field_validator
 
-from server import consults, dispatch, matching, rounds
-from server.validation import Payload
+from server.actions import dispatch, rounds
+from server.contract.validation import Payload
+from server.policy import matching
+from server.records import consults
 from signaling.router import Caller, Router
 
 router = Router("/")

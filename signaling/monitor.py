@@ -17,11 +17,11 @@ from typing import Any
 
 import socketio
 
-from server import board
-from server.loops import every
-from server.scope import Scope, hospital_scope
-from server.services import Services
-from server.users import Account
+from server.actions import board
+from server.records.scope import Scope, hospital_scope
+from server.records.users import Account
+from server.runtime.loops import every
+from server.runtime.services import Services
 from signaling.router import Router, admit, client_event, refused_while_storage_down, token_id
 
 log = logging.getLogger("telerounds.monitor")

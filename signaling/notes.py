@@ -6,11 +6,12 @@ from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints
 
-from server import audit, consults, dispatch, notes
-from server.access import consult_for
-from server.errors import AppError
-from server.records import Consult, Note
-from server.validation import Payload
+from server.actions import dispatch
+from server.actions.access import consult_for
+from server.contract.errors import AppError
+from server.contract.validation import Payload
+from server.records import audit, consults, notes
+from server.records.models import Consult, Note
 from signaling.router import Caller, Router
 
 router = Router("/")

@@ -19,7 +19,7 @@ from typing import Any
 import socketio
 from socketio import packet
 
-from server.errors import AppError
+from server.contract.errors import AppError
 
 log = logging.getLogger("telerounds.signaling")
 

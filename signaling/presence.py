@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from server import dispatch, presence
-from server.errors import AppError
-from server.validation import Payload
+from server.actions import dispatch
+from server.contract.errors import AppError
+from server.contract.validation import Payload
+from server.live import presence
 from signaling.router import Caller, Router
 
 router = Router("/")

@@ -2,7 +2,7 @@
 longer be in, or closes.
 
 A socket's account is read at connect, with the user's authorization stamp
-(`server.revocation`). When the stamp changes the socket re-reads the account from the database:
+(`server.live.revocation`). When the stamp changes the socket re-reads the account from the database:
 
 - at its next event, within the event (`refresh`, from `signaling.router.admit_current`);
 - at once, on every instance, when the change is announced (`users_here`, from
@@ -34,12 +34,15 @@ from typing import Literal
 
 import socketio
 
-from server import access, consults, permissions, revocation, rounds
-from server.errors import AppError
-from server.scope import hospital_scope
-from server.services import Services
-from server.snapshot import session_state
-from server.users import Account, load_account
+from server.actions import access, rounds
+from server.actions.snapshot import session_state
+from server.contract.errors import AppError
+from server.live import revocation
+from server.policy import permissions
+from server.records import consults
+from server.records.scope import hospital_scope
+from server.records.users import Account, load_account
+from server.runtime.services import Services
 from signaling import monitor, rtc
 from signaling.router import Caller, Revoked
 
@@ -54,7 +57,7 @@ async def refresh(sio: socketio.AsyncServer, caller: Caller) -> Caller:
     """The caller with their account as it is now, their socket moved out of the rooms it may no
     longer be in; `Revoked` (an error ack, then the socket closes) when it may not stay at all."""
     services, old = caller.services, caller.account
-    stamp = await revocation.stamp_of(services.redis, old.id)  # before the account: see server/revocation.py
+    stamp = await revocation.stamp_of(services.redis, old.id)  # before the account: see server/live/revocation.py
     try:
         account = replace(await load_account(services, old.id, old.token_generation), stamp=stamp)
     except AppError as error:  # deactivated, or the password changed

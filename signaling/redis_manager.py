@@ -45,7 +45,7 @@ import socketio
 from socketio.base_manager import ValueDuplicationError
 from socketio.packet import Packet
 
-from server.services import redis_client
+from server.runtime.services import redis_client
 
 log = logging.getLogger("telerounds.signaling")
 

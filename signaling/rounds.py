@@ -1,6 +1,6 @@
 """`round:join`, `round:leave`, `round:focus`, `round:end`: the live ward round, one call for all patients.
 
-The call is the room `round:<round_id>` (server/rooms.py), signaled with `rtc:signal {round_id}`
+The call is the room `round:<round_id>` (server/live/rooms.py), signaled with `rtc:signal {round_id}`
 exactly as a consult's; it stays up while the focus moves. Notes and decisions go through the
 consult events on each patient's `consult_id`; joining also puts the socket in the round
 session's audience, so it gets those consults' `note:added` and `consult:updated`.
@@ -13,10 +13,11 @@ from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints
 
-from server import audit, consults, rounds
-from server.errors import AppError
-from server.ice import ice_servers
-from server.validation import Payload
+from server.actions import rounds
+from server.contract.errors import AppError
+from server.contract.validation import Payload
+from server.records import audit, consults
+from server.runtime.ice import ice_servers
 from signaling.notes import note_page
 from signaling.router import Caller, Router
 from signaling.rtc import join_room, leave_call

@@ -1,7 +1,7 @@
 """Event registration with the contract's ack: validate, call, answer `{ok, ...}` or `{ok: false, error}`.
 
 Every client→server event goes through `Router.on`, so there is one place that checks who may
-send it (the role gate of `server.permissions`), counts it against the sender's rate limit, parses
+send it (the role gate of `server.policy.permissions`), counts it against the sender's rate limit, parses
 payloads, turns refusals into error acks and never lets an exception escape to the client.
 """
 
@@ -18,12 +18,13 @@ import redis.asyncio as aioredis
 import socketio
 from redis.commands.core import AsyncScript
 
-from server import permissions, ratelimit, revocation
-from server.auth import read_token
-from server.errors import AppError, storage_unavailable
-from server.services import Services
-from server.users import Account, load_account
-from server.validation import Payload, parse
+from server.contract.errors import AppError, storage_unavailable
+from server.contract.validation import Payload, parse
+from server.live import ratelimit, revocation
+from server.policy import permissions
+from server.policy.auth import read_token
+from server.records.users import Account, load_account
+from server.runtime.services import Services
 
 log = logging.getLogger("telerounds.signaling")
 
@@ -109,7 +110,7 @@ async def authenticate(services: Services, auth: Any) -> Account:
         claims = read_token(services.settings.secret_key, token)
     except AppError as error:
         raise refusal(error) from None
-    # The stamp first, the account after (see server/revocation.py): a change made in between
+    # The stamp first, the account after (see server/live/revocation.py): a change made in between
     # leaves an older stamp with the newer account, never the reverse.
     stamp = await revocation.stamp_of(services.redis, claims.user_id)
     try:
@@ -121,7 +122,7 @@ async def authenticate(services: Services, auth: Any) -> Account:
 
 def token_id(services: Services, auth: Any) -> str | None:
     """The id of the token an admitted connect presented, kept in its socket's session so that
-    signing out closes the sockets of that token alone (`server.sessions.sign_out`)."""
+    signing out closes the sockets of that token alone (`server.actions.sessions.sign_out`)."""
     try:
         return read_token(services.settings.secret_key, auth.get("token") if isinstance(auth, dict) else None).id
     except AppError:
@@ -129,7 +130,7 @@ def token_id(services: Services, auth: Any) -> str | None:
 
 
 async def admit(services: Services, auth: Any, namespace: str) -> Account:
-    """`authenticate`, then the namespace's connect rule in `server.permissions`."""
+    """`authenticate`, then the namespace's connect rule in `server.policy.permissions`."""
     account = await authenticate(services, auth)
     try:
         permissions.check_role(permissions.event_rule(namespace, "connect"), account.role, f"namespace {namespace}")
@@ -176,7 +177,7 @@ return {allowed, wait}
 
 
 class Stale(Exception):
-    """The account an event's socket holds is of an older version (`server.revocation` stamps)."""
+    """The account an event's socket holds is of an older version (`server.live.revocation` stamps)."""
 
 
 @functools.lru_cache(maxsize=8)  # one per client: a service has one
@@ -192,7 +193,7 @@ async def admit_event(services: Services, account: Account, read: str | None = N
 
     A deactivated account is refused here, on every event: the disconnect an admin's
     deactivation sends to every instance may be lost, and the session's account was read at
-    connect (see server/revocation.py). A revoked or stale event takes no token."""
+    connect (see server/live/revocation.py). A revoked or stale event takes no token."""
     settings = services.settings
     keys = [
         ratelimit.key(ratelimit.user_events(account.id)),

@@ -14,13 +14,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
-from server import audit, consults, dispatch, loops
-from server.errors import AppError
-from server.ice import ice_servers
-from server.records import Consult
-from server.rooms import MAX_PEERS, Peer, decode_peers, peers_key
-from server.services import Services
-from server.validation import Payload
+from server.actions import dispatch
+from server.contract.errors import AppError
+from server.contract.validation import Payload
+from server.live.rooms import MAX_PEERS, Peer, decode_peers, peers_key
+from server.records import audit, consults
+from server.records.models import Consult
+from server.runtime import loops
+from server.runtime.ice import ice_servers
+from server.runtime.services import Services
 from signaling.notes import note_page
 from signaling.router import Caller, Router
 
@@ -247,7 +249,7 @@ async def consult_uninvite(caller: Caller, payload: Invite) -> dict[str, Any]:
     view = await dispatch.describe(services, consult)
     if not await services.rooms.invited(room, payload.user_id):
         return {"consult": view}  # never invited, or withdrawn already: nothing to do
-    # The timeline first: what Redis loses is rebuilt from it (server/recovery.py).
+    # The timeline first: what Redis loses is rebuilt from it (server/actions/recovery.py).
     await consults.add_event(services.db, consult.id, "uninvited", caller.account.id, {"user_id": payload.user_id})
     await services.rooms.uninvite(room, payload.user_id)
     who = (await consults.people(services.db, [payload.user_id])).get(payload.user_id)

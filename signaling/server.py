@@ -8,11 +8,14 @@ from typing import Any
 import socketio
 from aiohttp import web
 
-from server import audit, caps, dispatch, loops, presence, recovery, revocation, rounds
-from server.api.http import client_address
-from server.services import Services
-from server.snapshot import session_state
-from server.users import Account
+from server.actions import dispatch, recovery, rounds
+from server.actions.snapshot import session_state
+from server.http.common import client_address
+from server.live import caps, presence, revocation
+from server.records import audit
+from server.records.users import Account
+from server.runtime import loops
+from server.runtime.services import Services
 from signaling import consults as consult_events
 from signaling import monitor, reauthorize, rtc
 from signaling import notes as note_events
@@ -147,6 +150,6 @@ async def _send_state(sio: socketio.AsyncServer, services: Services, sid: str, a
 
 
 def _address(environ: dict[str, Any]) -> str:
-    """The client's address, read as for HTTP (`server.api.http.client_address`)."""
+    """The client's address, read as for HTTP (`server.http.common.client_address`)."""
     request = environ.get("aiohttp.request")
     return client_address(request) if isinstance(request, web.Request) else ""

@@ -19,18 +19,19 @@ from aiohttp import web
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from server import demo, migrate
-from server.app import create_app, server_options
-from server.looplag import LoopLag
-from server.records import Database
-from server.redis_process import RedisProcess, free_port
-from server.services import Services, connect
-from server.settings import load_settings, normalize_database_url
+from server.records import migrate
+from server.records.models import Database
+from server.runtime import demo
+from server.runtime.app import create_app, server_options
+from server.runtime.looplag import LoopLag
+from server.runtime.redis_process import RedisProcess, free_port
+from server.runtime.services import Services, connect
+from server.runtime.settings import load_settings, normalize_database_url
 
 SECRET = "test-secret-key-0123456789abcdef"
 PASSWORD = "demo"
 # No request may hold an instance's event loop longer than this (issue 18): every other user of
-# the instance waits that long. Measured by server/looplag.py, machine load left out.
+# the instance waits that long. Measured by server/runtime/looplag.py, machine load left out.
 LOOP_LAG_BOUND_S = 0.05
 
 
@@ -262,8 +263,8 @@ async def add_user(
     database_url: str, username: str, role: str, hospital_id: str, specialties: tuple[str, ...] = ()
 ) -> None:
     """Another user for a test (password PASSWORD)."""
-    from server.auth import hash_password
-    from server.records import User
+    from server.policy.auth import hash_password
+    from server.records.models import User
 
     db = Database(database_url)
     try:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import time
 
-from server import presence
-from server.services import redis_client
+from server.live import presence
+from server.runtime.services import redis_client
 
 
 async def test_a_heartbeat_keeps_every_socket_online_and_none_that_left(redis_url: str) -> None:

@@ -7,8 +7,9 @@ import asyncio
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server import demo, migrate
-from server.records import SQLITE_POOL_SIZE, AuditEntry, Database, Hospital, SisterLink, User
+from server.records import migrate
+from server.records.models import SQLITE_POOL_SIZE, AuditEntry, Database, Hospital, SisterLink, User
+from server.runtime import demo
 
 
 async def test_migrated_database_holds_the_demo_network(any_database_url: str) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from server.redis_process import RedisProcess, redis_executable
+from server.runtime.redis_process import RedisProcess, redis_executable
 
 
 def test_embedded_redis_starts_answers_and_stops(tmp_path: Path) -> None:

@@ -10,8 +10,8 @@ import pytest
 import redis.asyncio
 import redis.exceptions
 
-from server import presence
-from server.services import (
+from server.live import presence
+from server.runtime.services import (
     REDIS_MAX_CONNECTIONS,
     REDIS_TIMEOUT_S,
     Connection,
@@ -20,7 +20,7 @@ from server.services import (
     UnixDomainSocketConnection,
     redis_client,
 )
-from tests.netem import Netem
+from tests.system.netem import Netem
 
 
 async def test_a_thousand_clients_dropping_at_once_are_all_recorded(redis_url: str) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from server.settings import SettingsError, load_settings
+from server.runtime.settings import SettingsError, load_settings
 
 
 def test_defaults_use_embedded_redis_and_sqlite_under_var(tmp_path: Path) -> None:

@@ -1,0 +1,494 @@
+"""The life of a consult request: offer, expire, decline, accept, cancel, end, and the queue.
+
+Decisions come from `matching` (pure policy); the record and its timeline from `consults`
+(the database, where each status change is a compare-and-set on `version`); live offers and
+the queue from `offers` (Redis). Whoever wins a compare-and-set does the follow-up work, so
+each step happens once however many instances run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from server.contract.errors import AppError
+from server.live import caps, presence
+from server.live.offers import named_queue_key, now, queue_key
+from server.policy import matching
+from server.policy.matching import Candidate, Urgency
+from server.records import consults
+from server.records.models import Consult, utcnow
+from server.records.users import Account
+from server.runtime import loops
+from server.runtime.services import Services
+
+log = logging.getLogger("telerounds.dispatch")
+
+SLOT_MARGIN_S = 5.0  # a slot outlives its offer a little, so an expiry in flight still finds it
+
+
+def offer_timeout(services: Services, urgency: str) -> float:
+    settings = services.settings
+    return {
+        "routine": settings.offer_timeout_routine_s,
+        "urgent": settings.offer_timeout_urgent_s,
+        "emergency": settings.offer_timeout_emergency_s,
+    }[urgency]
+
+
+def room_of(consult_id: str) -> str:
+    return f"consult:{consult_id}"
+
+
+def waiting_key(consult: Consult) -> str:
+    """The queue a waiting consult sits in: its specialist's when named, else its specialty's."""
+    if consult.named_specialist_id:
+        return named_queue_key(consult.named_specialist_id)
+    return queue_key(consult.specialty)
+
+
+# Events to clients. Every instance delivers them: they go through the Redis client manager.
+
+
+async def emit(services: Services, event: str, data: dict[str, Any], user_ids: set[str] | list[str]) -> None:
+    assert services.sio is not None
+    for user_id in user_ids:
+        await services.sio.emit(event, data, room=f"user:{user_id}")
+
+
+async def describe(services: Services, consult: Consult) -> dict[str, Any]:
+    """The consult as clients see it, with its queue position when waiting."""
+    who = await consults.people(services.db, (consult.requester_id, consult.specialist_id, consult.named_specialist_id))
+    position = None
+    if consult.status == "queued" and consult.named_answer is None:
+        position = await services.live.position(waiting_key(consult), consult.id)
+    return consults.view(consult, who, position)
+
+
+async def announce(
+    services: Services, consult: Consult, also: set[str] | None = None, view: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """`consult:updated` to everyone whose screens show the consult (`view`: its description, if made already)."""
+    services.board_changed()
+    view = view if view is not None else await describe(services, consult)
+    in_call = {peer.user["id"] for peer in await services.rooms.peers(room_of(consult.id))}
+    await emit(services, "consult:updated", {"consult": view}, consults.involved(consult) | in_call | (also or set()))
+    return view
+
+
+async def announce_queue(services: Services, key: str) -> None:
+    """Tell every requester waiting in a queue their (new) position."""
+    waiting = await services.live.waiting(key)
+    for consult in await consults.many(services.db, [consult_id for consult_id, _ in waiting]):
+        if consult.status == "queued":
+            await announce(services, consult)
+
+
+async def presence_changed(services: Services, user_id: str) -> None:
+    services.board_changed()
+    await emit(services, "presence:changed", {"presence": await presence.of(services.redis, user_id)}, [user_id])
+
+
+# Matching.
+
+
+async def candidates(services: Services, consult: Consult) -> tuple[list[Candidate], set[str]]:
+    """The specialists who might take this request as they are now, and its hospital's sisters."""
+    roster, sisters = await consults.roster(services.db, consult.specialty, consult.hospital_id)
+    ids = [entry.user_id for entry in roster]
+    # Independent reads: wait for them together, not one round trip after another.
+    live, holders, in_consult = await asyncio.gather(
+        presence.many(services.redis, ids), services.live.slot_holders(ids), services.live.in_consult()
+    )
+    return [
+        Candidate(
+            user_id=entry.user_id,
+            hospital_id=entry.hospital_id,
+            specialties=entry.specialties,
+            status=live[entry.user_id]["status"],
+            online=live[entry.user_id]["online"],
+            holds_offer=entry.user_id in holders,
+            in_consult=entry.user_id in in_consult,
+            consults_today=entry.consults_today,
+            idle_since=entry.idle_since,
+        )
+        for entry in roster
+    ], sisters
+
+
+async def dispatch(services: Services, consult: Consult) -> Consult:
+    """Offer a queued consult to whoever may take it now, or leave it waiting in the queue."""
+    if consult.status != "queued" or consult.named_answer is not None:
+        return consult
+    urgency: Urgency = consult.urgency  # type: ignore[assignment]
+    (pool, sisters), declined = await asyncio.gather(candidates(services, consult), services.live.declined(consult.id))
+    ordered = matching.choose(
+        pool,
+        specialty=consult.specialty,
+        urgency=urgency,
+        sister_hospitals=sisters,
+        named_specialist_id=consult.named_specialist_id,
+        excluded=declined,
+    )
+    timeout = offer_timeout(services, consult.urgency)
+    chosen: list[str] = []
+    if matching.one_at_a_time(urgency):
+        for specialist_id in ordered:
+            if await services.live.claim_slot(specialist_id, consult.id, timeout + SLOT_MARGIN_S):
+                chosen = [specialist_id]
+                break
+    else:
+        chosen = ordered
+    key = waiting_key(consult)
+    if not chosen:
+        await services.live.enqueue(key, consult.id, matching.queue_score(urgency, consult.created_at))
+        await announce_queue(services, key)
+        return consult
+    offered = await consults.transition(services.db, consult, "offered", None, {"to": chosen}, status="offered")
+    if offered is None:  # cancelled or taken meanwhile
+        for specialist_id in chosen:
+            await services.live.release_slot(specialist_id, consult.id)
+        return await consults.get(services.db, consult.id) or consult
+    expires_at = now() + timeout
+    view, _ = await asyncio.gather(
+        describe(services, offered), services.live.open(consult.id, offered.version, chosen, expires_at)
+    )
+    # The specialists' screens ring first; the queue's, the requester's and the board's updates follow.
+    await emit(services, "consult:offer", {"consult": view, "expires_at": _iso(expires_at)}, chosen)
+    services.metrics.offers.labels(consult.urgency).inc()
+    if await services.live.dequeue(key, consult.id):
+        await announce_queue(services, key)
+    await announce(services, offered, view=view)
+    return offered
+
+
+async def offer_waiting(services: Services, specialist_id: str) -> None:
+    """A specialist may take new work: offer them the most pressing request they can take."""
+    specialties = await consults.specialties_of(services.db, specialist_id)
+    for _ in range(10):  # each pass offers something, finds nothing, or lost a race and looks again
+        if not await _free(services, specialist_id, specialties):
+            return
+        best: tuple[float, str, str] | None = None
+        for key in [named_queue_key(specialist_id), *(queue_key(s) for s in specialties)]:
+            for consult_id, score in await services.live.waiting(key, limit=20):
+                if specialist_id in await services.live.declined(consult_id):
+                    continue
+                if best is None or score < best[0]:
+                    best = (score, key, consult_id)
+                break
+        if best is None:
+            return
+        _, key, consult_id = best
+        if not await services.live.dequeue(key, consult_id):
+            continue  # another instance took it
+        await announce_queue(services, key)
+        consult = await consults.get(services.db, consult_id)
+        if consult is not None and consult.status == "queued":
+            await dispatch(services, consult)
+
+
+async def _free(services: Services, specialist_id: str, specialties: list[str]) -> bool:
+    """Whether this specialist could be offered a one-at-a-time request right now."""
+    status = await presence.of(services.redis, specialist_id)
+    me = Candidate(
+        user_id=specialist_id,
+        hospital_id="",
+        specialties=tuple(specialties),
+        status=status["status"],
+        online=status["online"],
+        holds_offer=bool(await services.live.slot_holders([specialist_id])),
+        in_consult=specialist_id in await services.live.in_consult(),
+    )
+    return any(matching.can_take(me, s, one_at_a_time=True) for s in specialties)
+
+
+# Client actions.
+
+
+async def request(
+    services: Services,
+    account: Account,
+    *,
+    op_id: str,
+    specialty: str,
+    urgency: str,
+    patient: dict[str, Any],
+    specialist_id: str | None,
+) -> Consult:
+    if account.role != "clinician":
+        raise AppError("forbidden", "only clinicians of a hospital ask for consults")
+    if specialist_id is not None:
+        named = await consults.people(services.db, [specialist_id])
+        if specialist_id not in named or named[specialist_id]["role"] != "specialist":
+            raise AppError("not_found", "no such specialist")
+        if specialty not in await consults.specialties_of(services.db, specialist_id):
+            raise AppError("invalid", "this specialist does not practise that specialty")
+    # The count of the clinician's waiting requests and the new one's write, one device at a time.
+    async with caps.one_at_a_time(services.redis, f"caps:requesting:{account.id}"):
+        consult, created = await consults.create(
+            services.db,
+            op_id=op_id,
+            requester_id=account.id,
+            hospital_id=account.hospital_id,
+            specialty=specialty,
+            urgency=urgency,
+            patient=patient,
+            named_specialist_id=specialist_id,
+            cap=lambda waiting: caps.request_refusal(waiting, urgency, services.settings),
+        )
+    if not created:
+        return consult
+    return await dispatch(services, consult)
+
+
+async def accept(services: Services, account: Account, consult_id: str) -> Consult:
+    consult = await _get(services, consult_id)
+    if consult.status == "active" and consult.specialist_id == account.id:
+        return consult  # a repeated accept
+    if account.role != "specialist":
+        raise AppError("forbidden", "only specialists accept consults")
+    offer = await services.live.get(consult_id)
+    if consult.status == "active":
+        raise AppError("conflict", "another specialist has already accepted this consult")
+    if (
+        consult.status != "offered"
+        or offer is None
+        or offer.version != consult.version
+        or account.id not in offer.specialists
+    ):
+        raise AppError("conflict", "this consult is no longer offered to you")
+    started = utcnow()
+    accepted = await consults.transition(
+        services.db,
+        consult,
+        "accepted",
+        account.id,
+        status="active",
+        specialist_id=account.id,
+        started_at=started,
+        named_answer=None,
+    )
+    if accepted is None:
+        latest = await _get(services, consult_id)
+        if latest.status == "active":
+            raise AppError("conflict", "another specialist has already accepted this consult")
+        raise AppError("conflict", "this consult is no longer offered to you")
+    others = await services.live.close(consult_id) - {account.id}
+    await services.live.set_in_consult(account.id, True)
+    await presence.set_status(services.redis, account.id, "busy", chosen=False)
+    await presence_changed(services, account.id)
+    services.metrics.wait_seconds.observe((started - consult.created_at).total_seconds())
+    await announce(services, accepted, also=others)
+    for specialist_id in others:  # the other emergency specialists are free for queued requests
+        await offer_waiting(services, specialist_id)
+    return accepted
+
+
+async def decline(services: Services, account: Account, consult_id: str, reason: str | None) -> None:
+    consult = await _get(services, consult_id)
+    offer = await services.live.get(consult_id)
+    if consult.status != "offered" or offer is None or account.id not in offer.specialists:
+        raise AppError("conflict", "this consult is not offered to you")
+    remaining = await services.live.withdraw(consult_id, account.id)
+    if remaining < 0:
+        raise AppError("conflict", "this consult is not offered to you")
+    await services.live.add_declined(consult_id, account.id)
+    detail = {"reason": reason or ""}
+    if remaining > 0:  # an emergency others may still take
+        await consults.add_event(services.db, consult_id, "declined", account.id, detail)
+        await announce(services, consult, also={account.id})
+    else:
+        changes: dict[str, Any] = {"status": "queued"}
+        if consult.named_specialist_id:
+            changes["named_answer"] = "declined"
+        back = await consults.transition(services.db, consult, "declined", account.id, detail, **changes)
+        if back is not None:
+            await services.live.close(consult_id)
+            await announce(services, back, also={account.id})
+            await dispatch(services, back)
+    await offer_waiting(services, account.id)
+
+
+async def expire_due(services: Services) -> int:
+    """Move on every offer whose time is up; returns how many this instance handled."""
+    handled = 0
+    moment = now()
+    for consult_id in await services.live.due(moment):
+        if await services.live.claim_due(consult_id, moment):
+            handled += 1
+            await _expire(services, consult_id)
+    return handled
+
+
+async def _expire(services: Services, consult_id: str) -> None:
+    offer = await services.live.get(consult_id)
+    consult = await consults.get(services.db, consult_id)
+    if consult is None or offer is None or consult.status != "offered" or consult.version != offer.version:
+        await services.live.close(consult_id)  # left over from an offer that ended otherwise
+        return
+    unanswered = sorted(offer.specialists)
+    changes: dict[str, Any] = {"status": "queued"}
+    if consult.named_specialist_id:
+        changes["named_answer"] = "expired"
+    back = await consults.transition(services.db, consult, "expired", None, {"to": unanswered}, **changes)
+    if back is None:
+        return  # accepted or cancelled meanwhile; that step closed the offer
+    await services.live.close(consult_id)
+    services.metrics.offers_expired.labels(consult.urgency).inc()
+    if matching.one_at_a_time(consult.urgency):  # type: ignore[arg-type]
+        # Whoever let an offer lapse is probably away from the screen: don't make the next
+        # request wait on them too. They see it and switch back when they return.
+        for specialist_id in unanswered:
+            await presence.set_status(services.redis, specialist_id, "away")
+            await presence_changed(services, specialist_id)
+    await announce(services, back, also=set(unanswered))
+    await dispatch(services, back)
+
+
+async def widen(services: Services, account: Account, consult_id: str) -> Consult:
+    """A named request that was declined or unanswered goes to the whole pool."""
+    consult = await _get(services, consult_id)
+    if consult.requester_id != account.id:
+        raise AppError("forbidden", "only the clinician who asked can widen this request")
+    if consult.named_specialist_id is None:
+        return consult
+    if consult.status not in ("queued",):
+        raise AppError("conflict", "widen a named request once it was declined or went unanswered")
+    old_key = waiting_key(consult)
+    widened = await consults.transition(
+        services.db, consult, "widened", account.id, named_specialist_id=None, named_answer=None
+    )
+    if widened is None:
+        raise AppError("conflict", "the consult changed meanwhile; try again")
+    if await services.live.dequeue(old_key, consult_id):
+        await announce_queue(services, old_key)
+    return await dispatch(services, widened)
+
+
+async def cancel(services: Services, account: Account, consult_id: str) -> Consult:
+    for _ in range(5):  # an offer or expiry may change the consult between read and write
+        consult = await _get(services, consult_id)
+        if consult.requester_id != account.id:
+            raise AppError("forbidden", "only the clinician who asked can cancel this request")
+        if consult.status == "cancelled":
+            return consult
+        if consult.status not in ("queued", "offered"):
+            raise AppError("conflict", "an accepted consult is ended with consult:end, not cancelled")
+        cancelled = await consults.transition(
+            services.db, consult, "cancelled", account.id, status="cancelled", ended_at=utcnow()
+        )
+        if cancelled is None:
+            continue
+        offered = await services.live.close(consult_id)
+        key = waiting_key(consult)
+        if await services.live.dequeue(key, consult_id):
+            await announce_queue(services, key)
+        await announce(services, cancelled, also=offered)
+        for specialist_id in offered:
+            await offer_waiting(services, specialist_id)
+        return cancelled
+    raise AppError("unavailable", "the consult kept changing; try again")
+
+
+async def end(services: Services, account: Account, consult_id: str, outcome: str, summary: str | None) -> Consult:
+    consult = await _get(services, consult_id)
+    if account.id not in (consult.specialist_id, consult.requester_id):
+        raise AppError("forbidden", "only the specialist or the clinician who asked can end this consult")
+    return await record_outcome(services, account.id, consult, outcome, summary, release_specialist=True)
+
+
+async def record_outcome(
+    services: Services,
+    actor_id: str,
+    consult: Consult,
+    outcome: str,
+    summary: str | None,
+    *,
+    release_specialist: bool,
+) -> Consult:
+    """End an active consult with its outcome; the caller has checked that `actor_id` may.
+
+    `release_specialist`: the specialist is free again and offered what waits. Not so for a
+    round patient's decision: the lead stays in the round's call, with the next patient.
+    """
+    consult_id = consult.id
+    if consult.status == "ended":
+        return consult
+    if consult.status != "active":
+        raise AppError("conflict", "only an accepted consult can be ended")
+    ended = await consults.transition(
+        services.db,
+        consult,
+        "ended",
+        actor_id,
+        {"outcome": outcome},
+        status="ended",
+        ended_at=utcnow(),
+        outcome=outcome,
+        summary=summary,
+    )
+    if ended is None:
+        latest = await _get(services, consult_id)
+        if latest.status == "ended":
+            return latest
+        raise AppError("conflict", "the consult changed meanwhile; try again")
+    specialist_id = consult.specialist_id if release_specialist else None
+    if specialist_id:
+        await services.live.set_in_consult(specialist_id, False)
+        await presence.restore_chosen(services.redis, specialist_id)
+        await presence_changed(services, specialist_id)
+    await announce(services, ended)
+    await services.rooms.close(room_of(consult_id))
+    if specialist_id:
+        await offer_waiting(services, specialist_id)
+    return ended
+
+
+async def specialist_offline(services: Services, specialist_id: str) -> None:
+    """A specialist's last device dropped: their one-at-a-time offers move on after the grace period."""
+    deadline = now() + services.settings.reconnect_grace_s
+    for consult_id in await services.live.offered_to(specialist_id):
+        offer = await services.live.get(consult_id)
+        if offer is not None and offer.specialists == {specialist_id}:
+            await services.live.expire_sooner(consult_id, deadline)
+
+
+async def specialist_back(services: Services, specialist_id: str) -> None:
+    """A specialist reconnected: their offers keep their original expiry; they may take queued work."""
+    for consult_id in await services.live.offered_to(specialist_id):
+        offer = await services.live.get(consult_id)
+        if offer is not None:
+            await services.redis.zadd("offers:due", {consult_id: offer.expires_at}, xx=True, gt=True)
+    await offer_waiting(services, specialist_id)
+
+
+async def open_for(services: Services, account: Account) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """For `session:state`: the user's open consults, and the offers waiting for their answer."""
+    mine = await consults.open_for(services.db, account.id)
+    offers: list[dict[str, Any]] = []
+    for consult_id in await services.live.offered_to(account.id):
+        offer = await services.live.get(consult_id)
+        consult = await consults.get(services.db, consult_id)
+        if offer is None or consult is None or consult.status != "offered" or offer.version != consult.version:
+            continue
+        offers.append({"consult": await describe(services, consult), "expires_at": _iso(offer.expires_at)})
+    views = [await describe(services, consult) for consult in mine]
+    return views, offers
+
+
+async def offer_clock(services: Services, interval_s: float = 0.1) -> None:
+    """Runs on every instance; each due offer is handled by one of them."""
+    await loops.every(interval_s, lambda: expire_due(services), "offer expiry")
+
+
+async def _get(services: Services, consult_id: str) -> Consult:
+    consult = await consults.get(services.db, consult_id)
+    if consult is None:
+        raise AppError("not_found", "no such consult")
+    return consult
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat()

@@ -1,0 +1,286 @@
+"""The consult record as one document: the consult, participants, timeline, notes, attachments.
+
+Also its two exports: the printable minutes (biên bản hội chẩn từ xa) and a FHIR R4 Bundle.
+Every text that came from a user is escaped in the HTML; nothing is ever interpreted.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from html import escape
+from typing import Any
+
+from sqlalchemy import select
+
+from server.policy.matching import SPECIALTIES
+from server.records import consults, notes
+from server.records.consults import VIETNAM, iso
+from server.records.models import Attachment, Consult, Database, Hospital
+
+OUTCOMES = {
+    "treated_locally": "Điều trị tại chỗ theo hướng dẫn",
+    "transfer": "Chuyển tuyến trên",
+    "follow_up": "Hội chẩn lại / theo dõi",
+    "onsite_support": "Đề nghị hỗ trợ tại chỗ",
+}
+URGENCY_NAMES = {"routine": "Thường quy", "urgent": "Khẩn", "emergency": "Cấp cứu"}
+
+
+async def attachments_of(db: Database, consult_id: str) -> list[Attachment]:
+    async with db.session() as session:
+        result = await session.scalars(
+            select(Attachment).where(Attachment.consult_id == consult_id).order_by(Attachment.created_at)
+        )
+        return list(result.all())
+
+
+def attachment_view(item: Attachment) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "filename": item.filename,
+        "content_type": item.content_type,
+        "size": item.size,
+        "sha256": item.sha256,
+        "uploader_id": item.uploader_id,
+        "created_at": iso(item.created_at),
+        "url": f"/api/consults/{item.consult_id}/attachments/{item.id}",
+    }
+
+
+async def build(db: Database, consult: Consult) -> dict[str, Any]:
+    """`{consult, hospital, participants, timeline, notes, attachments}`; notes are the latest
+    versions, each with the versions it replaced under `history`."""
+    events = await consults.timeline(db, consult.id)
+    all_notes = await notes.after(db, consult.id)
+    files = await attachments_of(db, consult.id)
+    ids: set[str | None] = {consult.requester_id, consult.specialist_id, consult.named_specialist_id}
+    ids |= {e.actor_id for e in events} | {n.author_id for n in all_notes} | {f.uploader_id for f in files}
+    ids |= {str(e.detail.get("user_id")) for e in events if e.kind == "invited"}
+    who = await consults.people(db, ids)
+    async with db.session() as session:
+        hospital = await session.get(Hospital, consult.hospital_id)
+    participants = []
+    for user_id, role in [(consult.requester_id, "requester"), (consult.specialist_id, "specialist")]:
+        if user_id and user_id in who:
+            participants.append({**who[user_id], "part": role})
+    seen = {p["id"] for p in participants}
+    for user_id in [str(e.detail.get("user_id")) for e in events if e.kind == "invited"] + [
+        n.author_id for n in all_notes
+    ]:
+        if user_id in who and user_id not in seen:
+            seen.add(user_id)
+            participants.append({**who[user_id], "part": "invited" if who[user_id]["role"] == "specialist" else "team"})
+    return {
+        "consult": consults.view(consult, who),
+        "hospital": {"id": hospital.id, "name": hospital.name, "level": hospital.level} if hospital else None,
+        "participants": participants,
+        "timeline": [
+            {"at": iso(e.at), "kind": e.kind, "actor": who.get(e.actor_id) if e.actor_id else None, "detail": e.detail}
+            for e in events
+        ],
+        "notes": [
+            {**notes.view(latest, who), "history": [notes.view(old, who) for old in history]}
+            for latest, history in notes.current_versions(all_notes)
+        ],
+        "attachments": [attachment_view(f) for f in files],
+    }
+
+
+def _vn(value: str | None) -> str:
+    if not value:
+        return "—"
+    return datetime.fromisoformat(value).astimezone(VIETNAM).strftime("%H:%M ngày %d/%m/%Y")
+
+
+def minutes_html(record: dict[str, Any]) -> str:
+    """Biên bản hội chẩn từ xa: a printable page in Vietnamese."""
+    c = record["consult"]
+    patient = c["patient"]
+    e = escape
+
+    def person(p: dict[str, Any] | None) -> str:
+        if not p:
+            return "—"
+        return f"{e(p['name'])} ({e(p['hospital']['name'])})"
+
+    rows = "".join(
+        f"<tr><td>{e(p['name'])}</td><td>{e(p['hospital']['name'])}</td><td>{e(_part_name(p['part']))}</td></tr>"
+        for p in record["participants"]
+    )
+    sections = ""
+    for code, name in notes.SECTION_NAMES.items():
+        items = [n for n in record["notes"] if n["section"] == code]
+        if not items:
+            continue
+        body = "".join(_note_html(n) for n in items)
+        sections += f"<h2>{e(name)}</h2>{body}"
+    outcome = OUTCOMES.get(c["outcome"] or "", "Chưa kết luận")
+    hospital = record["hospital"]["name"] if record["hospital"] else ""
+    return f"""<!doctype html>
+<html lang="vi"><head><meta charset="utf-8">
+<title>Biên bản hội chẩn từ xa — {e(patient.get("ref", ""))}</title>
+<style>
+body {{ font-family: "Times New Roman", serif; max-width: 48rem; margin: 2rem auto; line-height: 1.45; }}
+h1 {{ text-align: center; font-size: 1.4rem; text-transform: uppercase; }}
+h2 {{ font-size: 1.1rem; margin-top: 1.4rem; }}
+table {{ border-collapse: collapse; width: 100%; }}
+td, th {{ border: 1px solid #444; padding: .3rem .5rem; text-align: left; vertical-align: top; }}
+.note {{ white-space: pre-wrap; }}
+.replaced {{ margin-left: 1.5rem; color: #444; }}
+.sign {{ display: flex; justify-content: space-between; margin-top: 3rem; text-align: center; }}
+@media print {{ body {{ margin: 0; }} a {{ display: none; }} }}
+</style></head>
+<body>
+<p>{e(hospital)}</p>
+<h1>Biên bản hội chẩn từ xa</h1>
+<table>
+<tr><th>Mã bệnh nhân</th><td>{e(str(patient.get("ref", "")))}</td></tr>
+<tr><th>Tuổi / giới</th><td>{e(str(patient.get("age") or "—"))} / {e(_sex(patient.get("sex")))}</td></tr>
+<tr><th>Tóm tắt</th><td class="note">{e(str(patient.get("summary", "")))}</td></tr>
+<tr><th>Chuyên khoa</th><td>{e(SPECIALTIES.get(c["specialty"], c["specialty"]))}</td></tr>
+<tr><th>Mức độ</th><td>{e(URGENCY_NAMES.get(c["urgency"], c["urgency"]))}</td></tr>
+<tr><th>Tuyến dưới đề nghị</th><td>{person(c["requester"])}</td></tr>
+<tr><th>Chuyên gia tuyến trên</th><td>{person(c["specialist"])}</td></tr>
+<tr><th>Yêu cầu lúc</th><td>{e(_vn(c["created_at"]))}</td></tr>
+<tr><th>Bắt đầu</th><td>{e(_vn(c["started_at"]))}</td></tr>
+<tr><th>Kết thúc</th><td>{e(_vn(c["ended_at"]))}</td></tr>
+</table>
+<h2>Thành phần tham gia</h2>
+<table><tr><th>Họ tên</th><th>Đơn vị</th><th>Vai trò</th></tr>{rows}</table>
+{sections}
+<h2>Kết luận</h2>
+<p><strong>{e(outcome)}</strong></p>
+<p class="note">{e(c["summary"] or "")}</p>
+<div class="sign"><div>Đại diện tuyến dưới<br><br><br>{person(c["requester"])}</div>
+<div>Chuyên gia tuyến trên<br><br><br>{person(c["specialist"])}</div></div>
+</body></html>
+"""
+
+
+def _note_html(n: dict[str, Any]) -> str:
+    """A note's current text, then each text it replaced (newest first): an amendment never hides what was written."""
+    e = escape
+
+    def signed(version: dict[str, Any]) -> str:
+        return f"{e(version['author']['name'] if version['author'] else '')}, {e(_vn(version['created_at']))}"
+
+    html = f'<p class="note">{e(n["text"])}<br><small>{signed(n)}{" (đã sửa)" if n["history"] else ""}</small></p>'
+    for old in n["history"]:
+        html += (
+            f'<p class="note replaced"><small>Nội dung trước khi sửa ({signed(old)}):</small><br>'
+            f"<del>{e(old['text'])}</del></p>"
+        )
+    return html
+
+
+def _part_name(part: str) -> str:
+    return {
+        "requester": "Bác sĩ đề nghị",
+        "specialist": "Chuyên gia",
+        "invited": "Được mời",
+        "team": "Kíp tuyến dưới",
+    }.get(part, part)
+
+
+def _sex(sex: str | None) -> str:
+    return {"male": "Nam", "female": "Nữ", "other": "Khác"}.get(sex or "", "—")
+
+
+def fhir_bundle(record: dict[str, Any], base_url: str) -> dict[str, Any]:
+    """A FHIR R4 collection Bundle: the request, the encounter, and each note as a Communication."""
+    c = record["consult"]
+    request_ref = f"ServiceRequest/{c['id']}"
+    encounter_ref = f"Encounter/{c['id']}"
+    patient_ref = {
+        "identifier": {
+            "system": f"urn:telerounds:hospital:{c['requester']['hospital']['id']}",
+            "value": c["patient"]["ref"],
+        }
+    }
+
+    def practitioner(p: dict[str, Any] | None) -> dict[str, Any]:
+        return {"reference": f"Practitioner/{p['id']}", "display": p["name"]} if p else {"display": "unknown"}
+
+    status_map = {
+        "queued": "active",
+        "offered": "active",
+        "active": "active",
+        "ended": "completed",
+        "cancelled": "revoked",
+    }
+    encounter_status = {"active": "in-progress", "ended": "finished", "cancelled": "cancelled"}.get(
+        c["status"], "planned"
+    )
+    service_request: dict[str, Any] = {
+        "resourceType": "ServiceRequest",
+        "id": c["id"],
+        "status": status_map[c["status"]],
+        "intent": "order",
+        "priority": {"routine": "routine", "urgent": "urgent", "emergency": "stat"}[c["urgency"]],
+        "category": [{"text": "Hội chẩn từ xa"}],
+        "code": {"text": SPECIALTIES.get(c["specialty"], c["specialty"])},
+        "subject": patient_ref,
+        "authoredOn": c["created_at"],
+        "requester": practitioner(c["requester"]),
+        "note": [{"text": c["patient"].get("summary") or ""}],
+    }
+    if c["specialist"]:
+        service_request["performer"] = [practitioner(c["specialist"])]
+    encounter: dict[str, Any] = {
+        "resourceType": "Encounter",
+        "id": c["id"],
+        "status": encounter_status,
+        "class": {
+            "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+            "code": "VR",
+            "display": "virtual",
+        },
+        "subject": patient_ref,
+        "basedOn": [{"reference": request_ref}],
+        "participant": [{"individual": practitioner(p)} for p in record["participants"]],
+    }
+    if c["started_at"]:
+        encounter["period"] = {"start": c["started_at"], **({"end": c["ended_at"]} if c["ended_at"] else {})}
+    if c["outcome"]:
+        encounter["hospitalization"] = {"dischargeDisposition": {"text": OUTCOMES[c["outcome"]]}}
+    entries: list[dict[str, Any]] = [
+        {"fullUrl": f"{base_url}/fhir/{request_ref}", "resource": service_request},
+        {"fullUrl": f"{base_url}/fhir/{encounter_ref}", "resource": encounter},
+    ]
+    for n in record["notes"]:
+        entries.append(
+            {
+                "fullUrl": f"{base_url}/fhir/Communication/{n['id']}",
+                "resource": {
+                    "resourceType": "Communication",
+                    "id": n["id"],
+                    "status": "completed",
+                    "category": [{"text": notes.SECTION_NAMES[n["section"]]}],
+                    "subject": patient_ref,
+                    "encounter": {"reference": encounter_ref},
+                    "basedOn": [{"reference": request_ref}],
+                    "sent": n["created_at"],
+                    "sender": practitioner(n["author"]),
+                    "payload": [{"contentString": n["text"]}],
+                    # What this text replaced, newest first: who wrote it, when, and the text.
+                    **({"note": [_replaced_annotation(old) for old in n["history"]]} if n["history"] else {}),
+                },
+            }
+        )
+    return {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "timestamp": c["ended_at"] or c["created_at"],
+        "entry": entries,
+    }
+
+
+def _replaced_annotation(old: dict[str, Any]) -> dict[str, Any]:
+    """A replaced version of a note as a FHIR Annotation on the Communication of its current version."""
+    author = old["author"]
+    annotation: dict[str, Any] = {"time": old["created_at"], "text": f"Nội dung trước khi sửa: {old['text']}"}
+    if author:
+        annotation["authorReference"] = {"reference": f"Practitioner/{author['id']}", "display": author["name"]}
+    else:
+        annotation["authorString"] = "unknown"
+    return annotation

@@ -1,0 +1,234 @@
+"""The consult record over HTTP: list, record, minutes, FHIR export, attachments. Every read is audited."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from aiohttp import BodyPartReader, web
+from sqlalchemy import func, or_, select
+
+from server.actions import dispatch, record
+from server.actions.access import consult_for
+from server.contract.errors import AppError, ErrorCode
+from server.http.common import client_address, printable_page, query_time, require_account, services_of
+from server.records import attachments, audit, consults, scope
+from server.records.blobs import BlobDamaged, BlobTooLarge
+from server.records.models import Attachment, Consult, User, new_id, utcnow
+from server.runtime.services import Services
+
+routes = web.RouteTableDef()
+
+MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
+
+
+@routes.get("/api/consults")
+async def list_consults(request: web.Request) -> web.Response:
+    account = await require_account(request)
+    services = services_of(request)
+    query = select(Consult).order_by(Consult.created_at.desc()).limit(500)
+    status = request.query.get("status")
+    if status:
+        if status not in ("queued", "offered", "active", "ended", "cancelled"):
+            raise AppError("invalid", "status must be queued, offered, active, ended or cancelled")
+        query = query.where(Consult.status == status)
+    start, end = query_time(request, "from"), query_time(request, "to")
+    if start:
+        query = query.where(Consult.created_at >= start)
+    if end:
+        query = query.where(Consult.created_at < end)
+    if account.role in ("specialist", "clinician"):
+        mine = or_(Consult.requester_id == account.id, Consult.specialist_id == account.id)
+        if account.role == "clinician":
+            mine = or_(mine, Consult.hospital_id == account.hospital_id)
+        query = query.where(mine)
+    elif account.role != "supervisor":
+        raise AppError("forbidden", "consults are for clinicians, specialists and supervisors")
+    elif (in_view := await scope.in_view(services.db, account)) is not None:
+        # The consults asked at or answered from a hospital in the supervisor's scope, as on the
+        # board: their hospital, or their Department of Health's province (none without one).
+        answered_there = select(User.id).where(User.hospital_id.in_(sorted(in_view)))
+        query = query.where(or_(Consult.hospital_id.in_(sorted(in_view)), Consult.specialist_id.in_(answered_there)))
+    async with services.db.session() as session:
+        found = list((await session.scalars(query)).all())
+    filters = " ".join(f"{key}={request.query[key]}" for key in ("status", "from", "to") if request.query.get(key))
+    await audit.record_listing(
+        services.db, account.id, "consults.list", [c.id for c in found], client_address(request), filters
+    )
+    ids = {i for c in found for i in (c.requester_id, c.specialist_id, c.named_specialist_id)}
+    who = await consults.people(services.db, ids)
+    return web.json_response({"consults": [consults.view(c, who) for c in found]})
+
+
+async def _readable(request: web.Request, action: str) -> tuple[Consult, str]:
+    account = await require_account(request)
+    services = services_of(request)
+    consult = await consult_for(services, account, request.match_info["consult_id"], write=False)
+    await audit.record(services.db, account.id, action, "consult", consult.id, client_address(request))
+    return consult, account.id
+
+
+@routes.get("/api/consults/{consult_id}")
+async def get_record(request: web.Request) -> web.Response:
+    consult, _ = await _readable(request, "consult.read")
+    return web.json_response(await record.build(services_of(request).db, consult))
+
+
+@routes.get("/api/consults/{consult_id}/minutes")
+async def get_minutes(request: web.Request) -> web.Response:
+    consult, _ = await _readable(request, "consult.minutes")
+    html = record.minutes_html(await record.build(services_of(request).db, consult))
+    return printable_page(html)
+
+
+@routes.get("/api/consults/{consult_id}/fhir")
+async def get_fhir(request: web.Request) -> web.Response:
+    consult, _ = await _readable(request, "consult.fhir")
+    bundle = record.fhir_bundle(
+        await record.build(services_of(request).db, consult), f"{request.scheme}://{request.host}"
+    )
+    return web.json_response(bundle, content_type="application/fhir+json")
+
+
+@dataclass(frozen=True)
+class Allowance:
+    """How many more attachment bytes an upload may bring, and the refusal beyond them."""
+
+    bytes: int
+    code: ErrorCode
+    message: str
+
+
+def allowance(consult_used: int, consult_cap: int, user_used: int, user_cap: int) -> Allowance:
+    """The tighter of the consult's cap (`too_large`: the record is full) and the uploader's
+    daily cap (`rate_limited`: it frees up as the day's uploads age past 24 hours)."""
+    for_consult = Allowance(
+        max(consult_cap - consult_used, 0),
+        "too_large",
+        f"a consult's attachments hold at most {consult_cap} bytes; {max(consult_cap - consult_used, 0)} are left",
+    )
+    for_user = Allowance(
+        max(user_cap - user_used, 0),
+        "rate_limited",
+        f"one user uploads at most {user_cap} bytes of attachments in 24 hours; "
+        f"{max(user_cap - user_used, 0)} are left now",
+    )
+    return for_consult if for_consult.bytes <= for_user.bytes else for_user
+
+
+async def _attachment_allowance(services: Services, consult_id: str, user_id: str) -> Allowance:
+    """Read from the stored sizes (ATTACHMENT_BYTES_PER_CONSULT, ATTACHMENT_BYTES_PER_USER_DAY)."""
+    since = utcnow() - timedelta(hours=24)
+    async with services.db.session() as session:
+        consult_used = await session.scalar(
+            select(func.coalesce(func.sum(Attachment.size), 0)).where(Attachment.consult_id == consult_id)
+        )
+        user_used = await session.scalar(
+            select(func.coalesce(func.sum(Attachment.size), 0)).where(
+                Attachment.uploader_id == user_id, Attachment.created_at >= since
+            )
+        )
+    settings = services.settings
+    found = allowance(
+        int(consult_used or 0),
+        settings.attachment_bytes_per_consult,
+        int(user_used or 0),
+        settings.attachment_bytes_per_user_day,
+    )
+    if found.bytes <= 0:
+        raise AppError(found.code, found.message)
+    return found
+
+
+def _safe_name(name: str, extension: str) -> str:
+    stem = re.sub(r"[^\w.\- ]+", "_", Path(name).stem, flags=re.UNICODE).strip(" .")[:80] or "tep"
+    return stem + extension
+
+
+@routes.post("/api/consults/{consult_id}/attachments")
+async def add_attachment(request: web.Request) -> web.Response:
+    account = await require_account(request)
+    services = services_of(request)
+    consult = await consult_for(services, account, request.match_info["consult_id"], write=True)
+    if consult.status not in ("active", "ended"):
+        raise AppError("conflict", f"attachments are added once the consult is accepted; it is {consult.status}")
+    if not request.content_type.startswith("multipart/"):
+        raise AppError("invalid", "send the file as multipart/form-data in a field named 'file'")
+    allowance = await _attachment_allowance(services, consult.id, account.id)
+    # The stream stops at whichever comes first: the size of one file or what the caps leave.
+    limit = min(MAX_ATTACHMENT_BYTES, allowance.bytes)
+    try:
+        reader = await request.multipart()
+        part = await reader.next()
+        while part is not None and getattr(part, "name", None) != "file":
+            part = await reader.next()
+        if not isinstance(part, BodyPartReader):
+            raise AppError("invalid", "send the file in a field named 'file'")
+        sha256, size, content_type, extension = await attachments.receive(services, part, limit)
+    except BlobTooLarge:
+        if limit < MAX_ATTACHMENT_BYTES:
+            raise AppError(allowance.code, allowance.message) from None
+        raise AppError("too_large", "an attachment is at most 10 MB") from None
+    except ValueError:  # aiohttp's multipart reader: no boundary, a boundary it never finds, ...
+        raise AppError("invalid", "the multipart/form-data body is malformed") from None
+    attachment_id = new_id()
+    item = Attachment(
+        id=attachment_id,
+        consult_id=consult.id,
+        filename=_safe_name(part.filename or "tep", extension),
+        content_type=content_type,
+        size=size,
+        sha256=sha256,
+        uploader_id=account.id,
+        created_at=utcnow(),
+    )
+    async with services.db.session() as session, session.begin():
+        session.add(item)
+    await audit.record(
+        services.db, account.id, "attachment.add", "consult", consult.id, client_address(request), item.id
+    )
+    view = record.attachment_view(item)
+    in_call = {p.user["id"] for p in await services.rooms.peers(f"consult:{consult.id}")}
+    await dispatch.emit(
+        services,
+        "attachment:added",
+        {"consult_id": consult.id, "attachment": view},
+        consults.involved(consult) | in_call,
+    )
+    return web.json_response({"attachment": view}, status=201)
+
+
+@routes.get("/api/consults/{consult_id}/attachments/{attachment_id}")
+async def get_attachment(request: web.Request) -> web.StreamResponse:
+    consult, _ = await _readable(request, "attachment.read")
+    services = services_of(request)
+    async with services.db.session() as session:
+        item = await session.get(Attachment, request.match_info["attachment_id"])
+    if item is None or item.consult_id != consult.id:
+        raise AppError("not_found", "no such attachment")
+    blob = await attachments.open_file(services, item)
+    response = web.StreamResponse(
+        headers={
+            "Content-Disposition": f'attachment; filename="{item.filename.encode("ascii", "replace").decode()}"',
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "sandbox",
+            "Cache-Control": "private, no-store",
+        },
+    )
+    response.content_type = item.content_type
+    response.content_length = blob.size
+    try:
+        await response.prepare(request)
+        async for chunk in blob:
+            await response.write(chunk)
+    except BlobDamaged:
+        # Changed on disk after the check: the response ends short of its length, never whole.
+        if request.transport is not None:
+            request.transport.close()
+        return response
+    finally:
+        blob.close()
+    await response.write_eof()
+    return response

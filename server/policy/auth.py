@@ -1,0 +1,94 @@
+"""Passwords (argon2) and access tokens (JWT, HS256 pinned, `iss`/`aud`/`exp` checked)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from server.contract.errors import AppError
+
+ISSUER = "telerounds"
+AUDIENCE = "telerounds"
+ALGORITHM = "HS256"
+
+_hasher = PasswordHasher()
+# Verified when the username is unknown, so a wrong username costs as much time as a wrong password.
+_DUMMY_HASH = _hasher.hash("telerounds-no-such-user")
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def issue_token(secret: str, user_id: str, ttl_s: int, now: float | None = None, generation: int = 0) -> str:
+    """A token for `user_id`, in the account's current `generation` (see `Token`), with an id of
+    its own (`jti`) by which signing out ends this token alone (`server.actions.sessions`)."""
+    issued = int(time.time() if now is None else now)
+    claims = {
+        "sub": user_id,
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "iat": issued,
+        "exp": issued + ttl_s,
+        "gen": generation,
+        "jti": secrets.token_urlsafe(16),
+    }
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+@dataclass(frozen=True)
+class Token:
+    """What a valid token says: whose it is, and the account's token generation when it was
+    issued (`gen`; 0 if it does not say). A new password or a re-activation moves the account
+    to the next generation, which ends every earlier token (`server.records.users.load_account`).
+    `id` (`jti`) names this one token, ended alone by signing out; None in tokens issued before
+    tokens had ids. `expires`: its `exp`, in seconds since the epoch."""
+
+    user_id: str
+    generation: int
+    id: str | None = None
+    expires: int = 0
+
+
+def read_token(secret: str, token: Any) -> Token:
+    """What a valid token says; `AppError("unauthorized")` for anything else."""
+    if not isinstance(token, str) or not token:
+        raise AppError("unauthorized", "a valid token is required")
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            audience=AUDIENCE,
+            issuer=ISSUER,
+            options={"require": ["exp", "sub", "iss", "aud"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise AppError("unauthorized", "the token has expired; log in again") from None
+    except jwt.InvalidTokenError:
+        raise AppError("unauthorized", "the token is not valid") from None
+    subject = claims.get("sub")
+    if not isinstance(subject, str):
+        raise AppError("unauthorized", "the token is not valid")
+    generation = claims.get("gen")
+    token_id = claims.get("jti")
+    expires = claims.get("exp")
+    return Token(
+        subject,
+        generation if isinstance(generation, int) else 0,
+        token_id if isinstance(token_id, str) and token_id else None,
+        expires if isinstance(expires, int) else 0,
+    )

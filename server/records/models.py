@@ -1,0 +1,302 @@
+"""Records that must last: hospitals, sister links, users, audit. SQLAlchemy 2 async.
+
+SQLite (aiosqlite) by default, PostgreSQL (asyncpg) by URL. The schema is owned by the
+Alembic migrations in `server/records/migrations`; these classes mirror it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Index, String, Text, TypeDecorator, event
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime: use timezone-aware UTC times")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Hospital(Base):
+    __tablename__ = "hospitals"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    level: Mapped[str] = mapped_column(String(20))  # central / city / provincial / district / commune / authority
+    # A short lowercase code (`hanoi`, `quangninh`): what a Department of Health's scope matches
+    # (server/records/scope.py). None: no Department of Health sees the hospital. Its name is for people.
+    province: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    province_name: Mapped[str | None] = mapped_column(String(100), nullable=True)
+
+
+class SisterLink(Base):
+    """An upper-level hospital paired with a lower-level one."""
+
+    __tablename__ = "sister_links"
+
+    upper_id: Mapped[str] = mapped_column(ForeignKey("hospitals.id"), primary_key=True)
+    lower_id: Mapped[str] = mapped_column(ForeignKey("hospitals.id"), primary_key=True)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))  # specialist / clinician / supervisor / admin
+    hospital_id: Mapped[str] = mapped_column(ForeignKey("hospitals.id"))
+    specialties: Mapped[list[str]] = mapped_column(JSON, default=list)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Tokens carry the generation they were issued in; a new password starts the next one and
+    # so ends every earlier sign-in (a count, not a time: instances' clocks may differ).
+    token_generation: Mapped[int] = mapped_column(default=0, server_default="0")
+
+
+class RevokedToken(Base):
+    """A token ended by signing out before it expired: refused until then (`server.actions.sessions`),
+    and removed once it would have expired anyway."""
+
+    __tablename__ = "revoked_tokens"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the token's `jti`
+    user_id: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class AuditEntry(Base):
+    """Who did or read what, when, from where. Never the clinical text itself."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_target", "target_type", "target_id"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    actor_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    action: Mapped[str] = mapped_column(String(100))
+    target_type: Mapped[str] = mapped_column(String(50), default="")
+    target_id: Mapped[str] = mapped_column(String(64), default="")
+    address: Mapped[str] = mapped_column(String(100), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+SQLITE_POOL_SIZE = 5
+
+
+class Database:
+    """The async engine and session factory for one database URL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        kwargs: dict[str, Any]
+        if self.is_sqlite:
+            # SQLite writes one transaction at a time whatever the pool holds, and each pooled
+            # connection is a thread with its own page cache: ten more connections in a burst of
+            # sign-ins held ~3 MB and connected no faster (docs/benchmarks.md).
+            kwargs = {"pool_size": SQLITE_POOL_SIZE, "max_overflow": 0}
+        else:
+            kwargs = {"pool_size": 10, "max_overflow": 10, "pool_pre_ping": True}
+        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        if self.is_sqlite:
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        self.session = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets several instances read while one writes; FULL sync keeps acknowledged
+    # writes through a crash; busy_timeout makes writers wait instead of failing.
+    cursor = dbapi_connection.cursor()
+    for pragma in ("journal_mode=WAL", "synchronous=FULL", "busy_timeout=10000", "foreign_keys=ON"):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+class Consult(Base):
+    """A consult request and what became of it. `version` increases with every status change,
+    so a change is made by exactly one writer: `UPDATE ... WHERE version = <the one read>`."""
+
+    __tablename__ = "consults"
+    __table_args__ = (
+        Index("ux_consult_op", "requester_id", "op_id", unique=True),
+        Index("ix_consult_status", "status"),
+        Index("ix_consult_specialist", "specialist_id"),
+        Index("ix_consult_created", "created_at"),
+        # One consult per patient per round session, however many instances start the session.
+        Index("ux_consult_round_patient", "round_session_id", "round_patient_id", unique=True),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
+    kind: Mapped[str] = mapped_column(String(20), default="consult")  # consult / round
+    op_id: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20))  # queued / offered / active / ended / cancelled
+    specialty: Mapped[str] = mapped_column(String(50))
+    urgency: Mapped[str] = mapped_column(String(20))  # routine / urgent / emergency
+    patient: Mapped[dict[str, Any]] = mapped_column(JSON)
+    requester_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    hospital_id: Mapped[str] = mapped_column(ForeignKey("hospitals.id"))  # the requester's hospital
+    named_specialist_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    named_answer: Mapped[str | None] = mapped_column(String(20))  # declined / expired: the requester decides
+    specialist_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    outcome: Mapped[str | None] = mapped_column(String(30))
+    summary: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(default=1)
+    note_seq: Mapped[int] = mapped_column(default=0)  # the last note's seq
+    note_bytes: Mapped[int] = mapped_column(default=0)  # UTF-8 bytes of its notes' text, for the cap
+    demo: Mapped[bool] = mapped_column(Boolean, default=False)  # generated demo history, never a real patient
+    # A round patient's consult (kind `round`): the session (one occurrence of a round) and the
+    # patient of the round's list it is about. Both None for an on-demand consult.
+    round_session_id: Mapped[str | None] = mapped_column(String(64))
+    round_patient_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class ConsultEvent(Base):
+    """One line of a consult's timeline: requested, offered, declined, expired, accepted, ..."""
+
+    __tablename__ = "consult_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    consult_id: Mapped[str] = mapped_column(ForeignKey("consults.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    kind: Mapped[str] = mapped_column(String(30))
+    actor_id: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Note(Base):
+    """A note in a consult's record. Append-only: an amendment is a new note that `amends` the old."""
+
+    __tablename__ = "notes"
+    __table_args__ = (
+        Index("ux_note_seq", "consult_id", "seq", unique=True),
+        Index("ux_note_op", "consult_id", "op_id", unique=True),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
+    consult_id: Mapped[str] = mapped_column(ForeignKey("consults.id"))
+    seq: Mapped[int] = mapped_column()
+    op_id: Mapped[str] = mapped_column(String(100))
+    section: Mapped[str] = mapped_column(String(30))
+    text: Mapped[str] = mapped_column(Text)
+    author_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    amends: Mapped[str | None] = mapped_column(String(64))
+
+
+class Attachment(Base):
+    __tablename__ = "attachments"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
+    consult_id: Mapped[str] = mapped_column(ForeignKey("consults.id"), index=True)
+    filename: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(50))
+    size: Mapped[int] = mapped_column()
+    sha256: Mapped[str] = mapped_column(String(64))
+    uploader_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Round(Base):
+    """A scheduled ward round: one occurrence, or a daily or weekly series until an end date.
+
+    `starts_at` is the first occurrence; the others are at the same time of day (Vietnam has no
+    daylight saving, so that is the same UTC time). `skipped` holds the Vietnam dates of single
+    occurrences that were cancelled; `cancelled_at` cancels the whole series."""
+
+    __tablename__ = "rounds"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
+    title: Mapped[str] = mapped_column(String(200))
+    hospital_id: Mapped[str] = mapped_column(ForeignKey("hospitals.id"), index=True)  # the district hospital
+    ward: Mapped[str] = mapped_column(String(100))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    duration_min: Mapped[int] = mapped_column()
+    recurrence: Mapped[str | None] = mapped_column(String(10))  # None / daily / weekly
+    until: Mapped[date | None] = mapped_column(Date())  # the last day of a series (Vietnam date), inclusive
+    skipped: Mapped[list[str]] = mapped_column(JSON, default=list)
+    lead_specialist_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    participant_ids: Mapped[list[str]] = mapped_column(JSON, default=list)  # invited specialists and clinicians
+    # `accepted`, or `pending` / `declined` for a lead of another network, who must accept first.
+    lead_status: Mapped[str] = mapped_column(String(10), default="accepted")
+    created_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    version: Mapped[int] = mapped_column(default=1)
+
+
+class RoundPatient(Base):
+    """One bed of a round's ordered patient list. Removed patients are kept (their consults point here)."""
+
+    __tablename__ = "round_patients"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
+    round_id: Mapped[str] = mapped_column(ForeignKey("rounds.id"), index=True)
+    position: Mapped[int] = mapped_column()
+    bed: Mapped[str] = mapped_column(String(20))
+    ref: Mapped[str] = mapped_column(String(64))
+    summary: Mapped[str] = mapped_column(Text, default="")
+    added_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class RoundSession(Base):
+    """One occurrence of a round that was held: started by the first `round:join` that day."""
+
+    __tablename__ = "round_sessions"
+    __table_args__ = (Index("ux_round_session_day", "round_id", "day", unique=True),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
+    round_id: Mapped[str] = mapped_column(ForeignKey("rounds.id"))
+    day: Mapped[date] = mapped_column(Date())  # the occurrence's date in Vietnam
+    status: Mapped[str] = mapped_column(String(10))  # active / ended
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    started_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    focus_patient_id: Mapped[str | None] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(default=1)
+
+
+class CalendarFeed(Base):
+    """A user's secret calendar address: only the SHA-256 of the secret is kept."""
+
+    __tablename__ = "calendar_feeds"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

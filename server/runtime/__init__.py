@@ -1,0 +1,1 @@
+"""The running process: settings, the services it holds, the web app, the embedded Redis, logs, loops."""

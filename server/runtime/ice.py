@@ -1,0 +1,33 @@
+"""ICE servers for a call: STUN URLs, and TURN with short-lived credentials (coturn's REST-API scheme).
+
+coturn with `use-auth-secret` accepts username `<expiry>:<user_id>` and the password
+base64(HMAC-SHA1(secret, username)), so no TURN account is stored anywhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+from typing import Any
+
+from server.runtime.settings import Settings
+
+
+def turn_credentials(secret: str, user_id: str, ttl_s: int, now: float | None = None) -> tuple[str, str]:
+    expiry = int((now if now is not None else time.time()) + ttl_s)
+    username = f"{expiry}:{user_id}"
+    digest = hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()
+    return username, base64.b64encode(digest).decode()
+
+
+def ice_servers(settings: Settings, user_id: str) -> list[dict[str, Any]]:
+    """The `iceServers` a client should use; empty when none are configured."""
+    servers: list[dict[str, Any]] = []
+    if settings.stun_urls:
+        servers.append({"urls": list(settings.stun_urls)})
+    if settings.turn_urls and settings.turn_secret:
+        username, credential = turn_credentials(settings.turn_secret, user_id, settings.turn_ttl_s)
+        servers.append({"urls": list(settings.turn_urls), "username": username, "credential": credential})
+    return servers
