@@ -45,7 +45,7 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from server import consults, dispatch, loops, recurrence
+from server import consults, dispatch, lifecycle, loops, recurrence
 from server.consults import iso
 from server.errors import AppError
 from server.records import (
@@ -744,8 +744,8 @@ async def focus(db: Database, account: Account, round_id: str, patient_id: str) 
     if not may_lead(item, account):
         raise AppError("forbidden", "the focus is moved by the lead and the invited specialists")
     current = await current_session(db, round_id, recurrence.day_of(utcnow()))
-    if current is None or current.status != "active":
-        raise AppError("conflict", "the round is not in progress; join it first")
+    lifecycle.check_session("focus", current.status if current else None)
+    assert current is not None
     await _patient(db, round_id, patient_id)
     async with db.session() as session, session.begin():
         await session.execute(
@@ -768,10 +768,11 @@ async def decide(services: Services, account: Account, consult: Consult, outcome
 
 
 async def _close_undecided(services: Services, consult: Consult, actor_id: str | None, reason: str) -> None:
-    if consult.status != "active":
-        return
+    if not lifecycle.allows("close", consult.status):
+        return  # decided already
+    target = lifecycle.check_transition("close", consult.status)
     closed = await consults.transition(
-        services.db, consult, "cancelled", actor_id, {"reason": reason}, status="cancelled", ended_at=utcnow()
+        services.db, consult, "cancelled", actor_id, {"reason": reason}, status=target, ended_at=utcnow()
     )
     if closed is not None:
         await dispatch.announce(services, closed)
@@ -788,13 +789,14 @@ async def end(services: Services, account: Account | None, round_id: str) -> boo
                 select(RoundSession).where(RoundSession.round_id == round_id, RoundSession.status == "active")
             )
         ).first()
-    if current is None:
+    if current is None or not lifecycle.session_allows("end", current.status):
         return False
+    sources, target = lifecycle.SESSION_TRANSITIONS["end"]
     async with services.db.session() as session, session.begin():
         result = await session.execute(
             update(RoundSession)
-            .where(RoundSession.id == current.id, RoundSession.status == "active")
-            .values(status="ended", ended_at=utcnow(), version=RoundSession.version + 1)
+            .where(RoundSession.id == current.id, RoundSession.status.in_(sorted(sources)))
+            .values(status=target, ended_at=utcnow(), version=RoundSession.version + 1)
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
             return False  # ended by someone else at the same moment
