@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -75,9 +75,17 @@ def refuse_nul(data: Any, where: str = "payload") -> None:
 
 def parse_instant(name: str, raw: str) -> datetime:
     """An ISO 8601 date-time in UTC (UTC when it has no offset), within `EARLIEST`..`LATEST`;
-    `AppError("invalid")` otherwise.
+    `AppError("invalid")` otherwise. A bare date, YYYY-MM-DD, is that day's midnight in Vietnam,
+    as everywhere in the service: `from=2026-12-08` takes in that morning's 06:30 round.
 
-    Converted here: 0001-01-01T00:00+14:00 has no UTC time, and the database would fail on it."""
+    The one parser of instants (dates: `parse_day`). Converted here: 0001-01-01T00:00+14:00 has
+    no UTC time, and the database would fail on it."""
+    try:
+        date.fromisoformat(raw)
+    except ValueError:
+        pass  # not a bare date
+    else:
+        return datetime.combine(parse_day(name, raw), time(), VIETNAM).astimezone(UTC)
     try:
         value = datetime.fromisoformat(raw)
         value = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)

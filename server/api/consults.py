@@ -10,7 +10,7 @@ from pathlib import Path
 from aiohttp import BodyPartReader, web
 from sqlalchemy import func, or_, select
 
-from server import attachments, audit, consults, dispatch, record, scope
+from server import attachments, audit, consults, dispatch, lifecycle, record, scope
 from server.access import consult_for
 from server.api.http import client_address, printable_page, query_time, require_account, services_of
 from server.blobs import BlobDamaged, BlobTooLarge
@@ -30,7 +30,7 @@ async def list_consults(request: web.Request) -> web.Response:
     query = select(Consult).order_by(Consult.created_at.desc()).limit(500)
     status = request.query.get("status")
     if status:
-        if status not in ("queued", "offered", "active", "ended", "cancelled"):
+        if status not in lifecycle.CONSULT_STATUSES:
             raise AppError("invalid", "status must be queued, offered, active, ended or cancelled")
         query = query.where(Consult.status == status)
     start, end = query_time(request, "from"), query_time(request, "to")
