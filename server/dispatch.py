@@ -452,7 +452,7 @@ async def specialist_back(services: Services, specialist_id: str) -> None:
     for consult_id in await services.live.offered_to(specialist_id):
         offer = await services.live.get(consult_id)
         if offer is not None:
-            await services.redis.zadd("offers:due", {consult_id: offer.expires_at}, xx=True, gt=True)
+            await services.live.expire_later(consult_id, offer.expires_at)
     await offer_waiting(services, specialist_id)
 
 
