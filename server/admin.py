@@ -23,12 +23,12 @@ from server.auth import hash_password
 from server.errors import AppError
 from server.records import AuditEntry, CalendarFeed, Database, Hospital, SisterLink, User, new_id, utcnow
 from server.services import Services
-from server.users import ROLES, Account
+from server.users import Account
 from server.validation import Payload
+from server.vocabulary import ROLES, Role
 
 LEVELS: tuple[str, ...] = ("central", "city", "provincial", "district", "commune", "authority")
 Level = Literal["central", "city", "provincial", "district", "commune", "authority"]
-Role = Literal["specialist", "clinician", "supervisor", "admin"]
 
 
 def _not_blank(value: str) -> str:

@@ -23,14 +23,14 @@ from typing import Any
 import redis.asyncio as aioredis
 from sqlalchemy import or_, select
 
-from server import presence, rounds
+from server import lifecycle, presence, rounds
 from server.consults import VIETNAM, iso
 from server.records import Consult, Hospital, Round, RoundSession, SisterLink, User
 from server.rooms import Peer
 from server.scope import Scope, sees
 from server.services import Services
 
-OPEN = ("queued", "offered", "active")
+OPEN = lifecycle.OPEN_STATUSES
 
 
 def _since(at: datetime | None, now: datetime) -> int | None:

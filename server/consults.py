@@ -15,11 +15,12 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server import lifecycle
 from server.caps import WAITING_STATUSES
 from server.errors import AppError
 from server.records import Consult, ConsultEvent, Database, Hospital, SisterLink, User, utcnow
 
-OPEN_STATUSES = ("queued", "offered", "active")
+OPEN_STATUSES = lifecycle.OPEN_STATUSES
 VIETNAM = timezone(timedelta(hours=7))  # Asia/Ho_Chi_Minh has no daylight saving
 
 

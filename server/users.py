@@ -11,8 +11,6 @@ from server.errors import AppError
 from server.records import Hospital, RevokedToken, User
 from server.services import Services
 
-ROLES = ("specialist", "clinician", "supervisor", "admin")
-
 
 @dataclass(frozen=True, slots=True)  # one per connected socket: no per-instance dict
 class Account:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
 from server.errors import AppError
 from server.recurrence import VIETNAM
@@ -29,6 +29,11 @@ class Payload(BaseModel):
 
 
 P = TypeVar("P", bound=Payload)
+
+# The identifiers a payload carries: a record's id, and a client's operation id (the key that
+# makes a repeated request do nothing twice).
+Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+OpId = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 
 
 def describe(error: ValidationError) -> str:

@@ -7,13 +7,10 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StringConstraints, field_validator
 
 from server import consults, dispatch, matching, rounds
-from server.validation import Payload
+from server.validation import Id, OpId, Payload
 from signaling.router import Caller, Router
 
 router = Router("/")
-
-Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-OpId = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 
 
 class Patient(Payload):

@@ -10,13 +10,11 @@ from server import audit, consults, dispatch, notes
 from server.access import consult_for
 from server.errors import AppError
 from server.records import Consult, Note
-from server.validation import Payload
+from server.validation import Id, OpId, Payload
 from signaling.router import Caller, Router
 
 router = Router("/")
 
-Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-OpId = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 Text = Annotated[str, StringConstraints(min_length=1)]
 
 

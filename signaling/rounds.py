@@ -16,14 +16,12 @@ from pydantic import Field, StringConstraints
 from server import audit, consults, rounds
 from server.errors import AppError
 from server.ice import ice_servers
-from server.validation import Payload
+from server.validation import Id, Payload
 from signaling.notes import note_page
 from signaling.router import Caller, Router
 from signaling.rtc import join_room, leave_call
 
 router = Router("/")
-
-Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
 class RoundRef(Payload):

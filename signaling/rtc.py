@@ -20,7 +20,7 @@ from server.ice import ice_servers
 from server.records import Consult
 from server.rooms import MAX_PEERS, Peer, decode_peers, peers_key
 from server.services import Services
-from server.validation import Payload
+from server.validation import Id, Payload
 from signaling.notes import note_page
 from signaling.router import Caller, Router
 
@@ -28,7 +28,6 @@ log = logging.getLogger("telerounds.rtc")
 
 router = Router("/")
 
-Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 MAX_SDP_CHARS = 64 * 1024
 REPLACED_MESSAGE = "you joined this call from another tab or device; this one has left it"
 

@@ -14,11 +14,10 @@ from server.api.http import client_address, query_time, read_json, require_accou
 from server.errors import AppError
 from server.records import Hospital, Round, SisterLink, User
 from server.users import Account, load_account
-from server.validation import Payload, check_instant, check_period, parse_day, parse_instant
+from server.validation import Id, Payload, check_instant, check_period, parse_day, parse_instant
 
 routes = web.RouteTableDef()
 
-Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 MAX_WINDOW = timedelta(days=92)
 DEFAULT_WINDOW = timedelta(days=7)
 
