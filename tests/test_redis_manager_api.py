@@ -98,3 +98,28 @@ def test_nothing_else_of_the_manager_is_overridden_unnoticed() -> None:
         if callable(value) and name in upstream and not name.startswith("__")
     }
     assert shadowing == set(OVERRIDDEN[RedisManager]) - {"__init__"}
+
+
+def test_publish_routes_a_one_socket_emit_to_its_instance_only() -> None:
+    """The routing kept inside `_publish`: the stock `emit` message, read for where it goes."""
+    manager = RedisManager("redis://127.0.0.1:1/0")  # never connects: only the routing is asked
+    other = "0123456789ab"
+    here_sid, there_sid = f"{manager.tag}~AAAA", f"{other}~BBBB"
+
+    def emit(room: object, **changes: object) -> dict[str, object]:
+        message = {"method": "emit", "event": "consult:updated", "data": [{}], "binary": False, "namespace": "/"}
+        return {**message, "room": room, "skip_sid": None, "callback": None, "host_id": manager.host_id, **changes}
+
+    assert manager._route(emit(there_sid)) == f"{manager.channel}~{other}"  # to its instance only
+    assert manager._route(emit(here_sid)) is None  # delivered here by the stock emit already
+    for shared in [
+        emit("user:42"),  # a room
+        emit(None),  # everyone
+        emit(["user:1", "user:2"]),  # several rooms
+        emit(there_sid, callback=(there_sid, "/", 1)),  # an ack comes back through the shared channel
+        emit(there_sid, skip_sid=here_sid),
+        emit(there_sid, binary=True),
+        {"method": "disconnect", "sid": there_sid, "namespace": "/", "host_id": manager.host_id},
+        b"telerounds-reauthorize:{}",
+    ]:
+        assert manager._route(shared) == manager.channel, shared
