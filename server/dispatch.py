@@ -119,7 +119,7 @@ async def dispatch(services: Services, consult: Consult) -> Consult:
     """Offer a queued consult to whoever may take it now, or leave it waiting in the queue."""
     if not lifecycle.allows("offer", consult.status) or consult.named_answer is not None:
         return consult
-    urgency: Urgency = consult.urgency  # type: ignore[assignment]
+    urgency: Urgency = consult.urgency
     (pool, sisters), declined = await asyncio.gather(candidates(services, consult), services.live.declined(consult.id))
     ordered = matching.choose(
         pool,
@@ -332,7 +332,7 @@ async def _expire(services: Services, consult_id: str) -> None:
         return  # accepted or cancelled meanwhile; that step closed the offer
     await services.live.close(consult_id)
     services.metrics.offers_expired.labels(consult.urgency).inc()
-    if matching.one_at_a_time(consult.urgency):  # type: ignore[arg-type]
+    if matching.one_at_a_time(consult.urgency):
         # Whoever let an offer lapse is probably away from the screen: don't make the next
         # request wait on them too. They see it and switch back when they return.
         for specialist_id in unanswered:

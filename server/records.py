@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from server.lifecycle import ConsultStatus, SessionStatus
+from server.matching import Urgency
 
 
 def new_id() -> str:
@@ -165,7 +166,7 @@ class Consult(Base):
     op_id: Mapped[str] = mapped_column(String(100))
     status: Mapped[ConsultStatus] = mapped_column(String(20))  # its moves: server/lifecycle.py
     specialty: Mapped[str] = mapped_column(String(50))
-    urgency: Mapped[str] = mapped_column(String(20))  # routine / urgent / emergency
+    urgency: Mapped[Urgency] = mapped_column(String(20))  # routine / urgent / emergency
     patient: Mapped[dict[str, Any]] = mapped_column(JSON)
     requester_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
     hospital_id: Mapped[str] = mapped_column(ForeignKey("hospitals.id"))  # the requester's hospital
