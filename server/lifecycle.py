@@ -88,6 +88,10 @@ SESSION_REFUSALS: dict[SessionAction, str] = {
 }
 
 
+# A round's lead: asked first when of another network (`pending`), until they answer.
+LeadStatus = Literal["pending", "accepted", "declined"]
+
+
 def session_allows(action: SessionAction, status: str | None) -> bool:
     """Whether `action` may be taken on a session that is `status` now (None: there is none)."""
     return status in SESSION_TRANSITIONS[action][0]

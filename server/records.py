@@ -14,7 +14,7 @@ from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Index, String,
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from server.lifecycle import ConsultStatus, SessionStatus
+from server.lifecycle import ConsultStatus, LeadStatus, SessionStatus
 from server.matching import Urgency
 
 
@@ -255,7 +255,7 @@ class Round(Base):
     lead_specialist_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
     participant_ids: Mapped[list[str]] = mapped_column(JSON, default=list)  # invited specialists and clinicians
     # `accepted`, or `pending` / `declined` for a lead of another network, who must accept first.
-    lead_status: Mapped[str] = mapped_column(String(10), default="accepted")
+    lead_status: Mapped[LeadStatus] = mapped_column(String(10), default="accepted")
     created_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -360,7 +360,7 @@ async def network_of(db: Database, hospital_id: str) -> set[str]:
         return {hospital_id, *(i for pair in links.all() for i in pair)}
 
 
-async def _lead_status(db: Database, hospital_id: str, lead_id: str, named_by: str) -> str:
+async def _lead_status(db: Database, hospital_id: str, lead_id: str, named_by: str) -> lifecycle.LeadStatus:
     async with db.session() as session:
         lead = await session.get(User, lead_id)
     lead_hospital = lead.hospital_id if lead else None
@@ -504,7 +504,7 @@ async def answer_lead(db: Database, account: Account, round_id: str, accept: boo
         raise AppError("forbidden", "only the specialist named as this round's lead answers for it")
     if item.cancelled_at is not None:
         raise AppError("conflict", "this round was cancelled")
-    wanted = "accepted" if accept else "declined"
+    wanted: lifecycle.LeadStatus = "accepted" if accept else "declined"
     if item.lead_status == wanted:
         return item
     if item.lead_status != "pending":
