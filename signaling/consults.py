@@ -7,15 +7,12 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StringConstraints, field_validator
 
 from server.actions import dispatch, rounds
-from server.contract.validation import Payload
+from server.contract.validation import Id, OpId, Payload
 from server.policy import matching
 from server.records import consults
 from signaling.router import Caller, Router
 
 router = Router("/")
-
-Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-OpId = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 
 
 class Patient(Payload):

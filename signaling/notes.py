@@ -9,15 +9,13 @@ from pydantic import Field, StringConstraints
 from server.actions import dispatch
 from server.actions.access import consult_for
 from server.contract.errors import AppError
-from server.contract.validation import Payload
+from server.contract.validation import Id, OpId, Payload
 from server.records import audit, consults, notes
 from server.records.models import Consult, Note
 from signaling.router import Caller, Router
 
 router = Router("/")
 
-Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-OpId = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 Text = Annotated[str, StringConstraints(min_length=1)]
 
 

@@ -28,6 +28,18 @@ disconnects a socket id, and a user's socket ids on other instances are not know
 Likewise it has every instance re-check the open sockets of some users after their access
 changed (`reauthorize`; what is checked: signaling/reauthorize.py): a plain-text message on the
 shared channel, read in `_listen` like the heartbeats, which instances that do not know it skip.
+
+What of python-socketio is overridden, and why (tests/test_redis_manager_api.py fails when one of
+these upstream methods disappears or changes its signature; pyproject.toml keeps the major version):
+- `__init__`: the Redis options get socket timeouts; the instance gets its tag and own channel.
+- `initialize`: also starts the heartbeat task.
+- `pre_connect`: the stock registration of a socket, with an id that starts with the tag.
+- `_publish` (a pub/sub manager's documented hook): the targeted routing, and a publishing
+  client that is never replaced under the running listener.
+- `_listen` (the other documented hook): both channels on one subscription, heartbeats and
+  reauthorizations read, a stop on cancellation, a silent connection taken for dead.
+- `_handle_disconnect`: a `disconnect` message may name a user (`disconnect_user`).
+Everything else (`emit`, the message loop, `_handle_emit`) is stock.
 """
 
 from __future__ import annotations
@@ -43,7 +55,6 @@ from typing import Any
 
 import socketio
 from socketio.base_manager import ValueDuplicationError
-from socketio.packet import Packet
 
 from server.runtime.services import redis_client
 
@@ -97,9 +108,11 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
             self.redis = redis_client(self.redis_url, **self.redis_options)
         return self.redis
 
-    def _redis_connect(self) -> None:
+    def _subscribe_anew(self) -> None:
         # A fresh subscription for each (re)connection of the listener (the old one is closed
-        # when it fails); the publishing client stays.
+        # when it fails); the publishing client stays. (Not the stock `_redis_connect`, which
+        # replaces the publishing client too: only the stock `_publish` and `_listen` call it,
+        # and both are replaced here.)
         self.pubsub = self._client().pubsub(ignore_subscribe_messages=True)
         self.connected = True
 
@@ -114,68 +127,55 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         self.pending_connect.setdefault(namespace, []).append(sid)
         return sid
 
-    def owner(self, to: str | None) -> str | None:
+    def owner(self, to: Any) -> str | None:
         """The tag of the instance holding socket `to`; None when `to` is not one socket's id."""
-        found = TAGGED_SID.match(to) if to is not None else None
+        found = TAGGED_SID.match(to) if isinstance(to, str) else None
         return found.group(1) if found else None
 
-    async def emit(
-        self,
-        event: str,
-        data: Any,
-        namespace: str | None = None,
-        room: str | None = None,
-        skip_sid: Any = None,
-        callback: Any = None,
-        to: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        sid = to or room
-        owner = self.owner(sid)
-        stock = callback is not None or skip_sid is not None or kwargs.get("ignore_queue")
-        if sid is None or owner is None or stock or Packet.data_is_binary(data):
-            await super().emit(event, data, namespace, room, skip_sid, callback, to, **kwargs)
-        elif owner == self.tag:  # here: straight to the socket
-            await super().emit(event, data, namespace, room=sid, ignore_queue=True)
-        else:  # to its instance only
-            await self._publish(self._emit_message(event, data, namespace, sid), f"{self.channel}{SEPARATOR}{owner}")
+    def _route(self, data: Any) -> str | None:
+        """Where a message goes: the shared channel, one instance's own channel, or nowhere (None)
+        when it is an emit to one socket of this instance, which the stock `emit` has delivered
+        here already (its `_handle_emit`, before `_publish`)."""
+        stock = (
+            not isinstance(data, dict)
+            or data.get("method") != "emit"
+            or data.get("callback") is not None
+            or data.get("skip_sid") is not None
+            or data.get("binary")
+        )
+        owner = None if stock else self.owner(data.get("room"))
+        if owner is None:
+            return str(self.channel)
+        if owner == self.tag:
+            return None
+        return f"{self.channel}{SEPARATOR}{owner}"
 
-    def _emit_message(self, event: str, data: Any, namespace: str | None, sid: str) -> dict[str, Any]:
-        """The stock `emit` message of the pub/sub managers, for one socket."""
-        return {
-            "method": "emit",
-            "event": event,
-            "data": list(data) if isinstance(data, tuple) else [data],
-            "binary": False,
-            "namespace": namespace or "/",
-            "room": sid,
-            "skip_sid": None,
-            "callback": None,
-            "host_id": self.host_id,
-        }
-
-    async def _publish(self, data: Any, channel: str | None = None) -> Any:
-        """Publish on the shared channel, or on one instance's `channel`."""
+    async def _publish(self, data: Any) -> Any:
+        """Publish on the shared channel, or only where the one socket it is for is (`_route`)."""
         # The stock version reconnects by replacing `self.pubsub` under the running listener.
         # Bytes go as they are: messages of this module's own that the stock loop would skip.
+        channel = self._route(data)
+        if channel is None:
+            return None
         message = data if isinstance(data, bytes) else self.json.dumps(data)
         for attempt in (1, 2):  # the first try after a Redis restart may meet a dead pooled connection
             try:
-                return await self._client().publish(channel or self.channel, message)
+                return await self._client().publish(channel, message)
             except Exception as error:
                 if attempt == 2:
                     # At most once, like every message between instances: clients resume from snapshots.
                     log.error("Socket.IO message to other instances lost (%s)", type(error).__name__)
         return None
 
-    async def _redis_listen_with_retries(self) -> AsyncIterator[Any]:
+    async def _subscription(self) -> AsyncIterator[Any]:
+        """Both channels' messages, subscribing again after any error, until cancelled."""
         task = asyncio.current_task()
         retry_s = 0.5
         subscribed = False
         while True:
             try:
                 if not subscribed:
-                    self._redis_connect()
+                    self._subscribe_anew()
                     # Both channels on one connection: their messages come in the order published.
                     await self.pubsub.subscribe(self.channel, self.own_channel)
                     subscribed = True
@@ -212,7 +212,7 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
     async def _listen(self) -> AsyncIterator[Any]:
         channels = (self.channel.encode("utf-8"), self.own_channel.encode("utf-8"))
         own = HEARTBEAT_PREFIX + self.host_id.encode()
-        async for message in self._redis_listen_with_retries():
+        async for message in self._subscription():
             if message["channel"] not in channels or message["type"] != "message" or "data" not in message:
                 continue
             data = message["data"]

@@ -15,7 +15,7 @@ from pydantic import Field, StringConstraints
 
 from server.actions import rounds
 from server.contract.errors import AppError
-from server.contract.validation import Payload
+from server.contract.validation import Id, Payload
 from server.records import audit, consults
 from server.runtime.ice import ice_servers
 from signaling.notes import note_page
@@ -23,8 +23,6 @@ from signaling.router import Caller, Router
 from signaling.rtc import join_room, leave_call
 
 router = Router("/")
-
-Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
 class RoundRef(Payload):

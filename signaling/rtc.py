@@ -16,7 +16,7 @@ from pydantic import Field, StringConstraints
 
 from server.actions import dispatch
 from server.contract.errors import AppError
-from server.contract.validation import Payload
+from server.contract.validation import Id, Payload
 from server.live.rooms import MAX_PEERS, Peer, decode_peers, peers_key
 from server.records import audit, consults
 from server.records.models import Consult
@@ -30,7 +30,6 @@ log = logging.getLogger("telerounds.rtc")
 
 router = Router("/")
 
-Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 MAX_SDP_CHARS = 64 * 1024
 REPLACED_MESSAGE = "you joined this call from another tab or device; this one has left it"
 

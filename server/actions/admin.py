@@ -20,17 +20,17 @@ from sqlalchemy.exc import IntegrityError
 
 from server.contract.errors import AppError
 from server.contract.validation import Payload
+from server.contract.vocabulary import ROLES, Role
 from server.live import presence, revocation
 from server.policy import matching, passwords
 from server.policy.auth import hash_password
 from server.records import audit
 from server.records.models import AuditEntry, CalendarFeed, Database, Hospital, SisterLink, User, new_id, utcnow
-from server.records.users import ROLES, Account
+from server.records.users import Account
 from server.runtime.services import Services
 
 LEVELS: tuple[str, ...] = ("central", "city", "provincial", "district", "commune", "authority")
 Level = Literal["central", "city", "provincial", "district", "commune", "authority"]
-Role = Literal["specialist", "clinician", "supervisor", "admin"]
 
 
 def _not_blank(value: str) -> str:

@@ -26,12 +26,13 @@ from sqlalchemy import or_, select
 from server.actions import rounds
 from server.live import presence
 from server.live.rooms import Peer
+from server.policy import lifecycle
 from server.records.consults import VIETNAM, iso
 from server.records.models import Consult, Hospital, Round, RoundSession, SisterLink, User
 from server.records.scope import Scope, sees
 from server.runtime.services import Services
 
-OPEN = ("queued", "offered", "active")
+OPEN = lifecycle.OPEN_STATUSES
 
 
 def _since(at: datetime | None, now: datetime) -> int | None:

@@ -16,7 +16,7 @@ from typing import Any
 from server.contract.errors import AppError
 from server.live import caps, presence
 from server.live.offers import named_queue_key, now, queue_key
-from server.policy import matching
+from server.policy import lifecycle, matching
 from server.policy.matching import Candidate, Urgency
 from server.records import consults
 from server.records.models import Consult, utcnow
@@ -120,9 +120,9 @@ async def candidates(services: Services, consult: Consult) -> tuple[list[Candida
 
 async def dispatch(services: Services, consult: Consult) -> Consult:
     """Offer a queued consult to whoever may take it now, or leave it waiting in the queue."""
-    if consult.status != "queued" or consult.named_answer is not None:
+    if not lifecycle.allows("offer", consult.status) or consult.named_answer is not None:
         return consult
-    urgency: Urgency = consult.urgency  # type: ignore[assignment]
+    urgency: Urgency = consult.urgency
     (pool, sisters), declined = await asyncio.gather(candidates(services, consult), services.live.declined(consult.id))
     ordered = matching.choose(
         pool,
@@ -146,7 +146,8 @@ async def dispatch(services: Services, consult: Consult) -> Consult:
         await services.live.enqueue(key, consult.id, matching.queue_score(urgency, consult.created_at))
         await announce_queue(services, key)
         return consult
-    offered = await consults.transition(services.db, consult, "offered", None, {"to": chosen}, status="offered")
+    target = lifecycle.check_transition("offer", consult.status)
+    offered = await consults.transition(services.db, consult, "offered", None, {"to": chosen}, status=target)
     if offered is None:  # cancelled or taken meanwhile
         for specialist_id in chosen:
             await services.live.release_slot(specialist_id, consult.id)
@@ -250,31 +251,22 @@ async def accept(services: Services, account: Account, consult_id: str) -> Consu
     if account.role != "specialist":
         raise AppError("forbidden", "only specialists accept consults")
     offer = await services.live.get(consult_id)
-    if consult.status == "active":
-        raise AppError("conflict", "another specialist has already accepted this consult")
-    if (
-        consult.status != "offered"
-        or offer is None
-        or offer.version != consult.version
-        or account.id not in offer.specialists
-    ):
-        raise AppError("conflict", "this consult is no longer offered to you")
+    target = lifecycle.check_transition("accept", consult.status)
+    if offer is None or offer.version != consult.version or account.id not in offer.specialists:
+        raise lifecycle.refusal("accept", consult.status)
     started = utcnow()
     accepted = await consults.transition(
         services.db,
         consult,
         "accepted",
         account.id,
-        status="active",
+        status=target,
         specialist_id=account.id,
         started_at=started,
         named_answer=None,
     )
     if accepted is None:
-        latest = await _get(services, consult_id)
-        if latest.status == "active":
-            raise AppError("conflict", "another specialist has already accepted this consult")
-        raise AppError("conflict", "this consult is no longer offered to you")
+        raise lifecycle.refusal("accept", (await _get(services, consult_id)).status)
     others = await services.live.close(consult_id) - {account.id}
     await services.live.set_in_consult(account.id, True)
     await presence.set_status(services.redis, account.id, "busy", chosen=False)
@@ -289,18 +281,19 @@ async def accept(services: Services, account: Account, consult_id: str) -> Consu
 async def decline(services: Services, account: Account, consult_id: str, reason: str | None) -> None:
     consult = await _get(services, consult_id)
     offer = await services.live.get(consult_id)
-    if consult.status != "offered" or offer is None or account.id not in offer.specialists:
-        raise AppError("conflict", "this consult is not offered to you")
+    target = lifecycle.check_transition("decline", consult.status)
+    if offer is None or account.id not in offer.specialists:
+        raise lifecycle.refusal("decline", consult.status)
     remaining = await services.live.withdraw(consult_id, account.id)
     if remaining < 0:
-        raise AppError("conflict", "this consult is not offered to you")
+        raise lifecycle.refusal("decline", consult.status)
     await services.live.add_declined(consult_id, account.id)
     detail = {"reason": reason or ""}
     if remaining > 0:  # an emergency others may still take
         await consults.add_event(services.db, consult_id, "declined", account.id, detail)
         await announce(services, consult, also={account.id})
     else:
-        changes: dict[str, Any] = {"status": "queued"}
+        changes: dict[str, Any] = {"status": target}
         if consult.named_specialist_id:
             changes["named_answer"] = "declined"
         back = await consults.transition(services.db, consult, "declined", account.id, detail, **changes)
@@ -325,11 +318,16 @@ async def expire_due(services: Services) -> int:
 async def _expire(services: Services, consult_id: str) -> None:
     offer = await services.live.get(consult_id)
     consult = await consults.get(services.db, consult_id)
-    if consult is None or offer is None or consult.status != "offered" or consult.version != offer.version:
+    if (
+        consult is None
+        or offer is None
+        or not lifecycle.allows("expire", consult.status)
+        or consult.version != offer.version
+    ):
         await services.live.close(consult_id)  # left over from an offer that ended otherwise
         return
     unanswered = sorted(offer.specialists)
-    changes: dict[str, Any] = {"status": "queued"}
+    changes: dict[str, Any] = {"status": lifecycle.check_transition("expire", consult.status)}
     if consult.named_specialist_id:
         changes["named_answer"] = "expired"
     back = await consults.transition(services.db, consult, "expired", None, {"to": unanswered}, **changes)
@@ -337,7 +335,7 @@ async def _expire(services: Services, consult_id: str) -> None:
         return  # accepted or cancelled meanwhile; that step closed the offer
     await services.live.close(consult_id)
     services.metrics.offers_expired.labels(consult.urgency).inc()
-    if matching.one_at_a_time(consult.urgency):  # type: ignore[arg-type]
+    if matching.one_at_a_time(consult.urgency):
         # Whoever let an offer lapse is probably away from the screen: don't make the next
         # request wait on them too. They see it and switch back when they return.
         for specialist_id in unanswered:
@@ -354,8 +352,7 @@ async def widen(services: Services, account: Account, consult_id: str) -> Consul
         raise AppError("forbidden", "only the clinician who asked can widen this request")
     if consult.named_specialist_id is None:
         return consult
-    if consult.status not in ("queued",):
-        raise AppError("conflict", "widen a named request once it was declined or went unanswered")
+    lifecycle.check_transition("widen", consult.status)  # stays queued: no status to set
     old_key = waiting_key(consult)
     widened = await consults.transition(
         services.db, consult, "widened", account.id, named_specialist_id=None, named_answer=None
@@ -374,10 +371,9 @@ async def cancel(services: Services, account: Account, consult_id: str) -> Consu
             raise AppError("forbidden", "only the clinician who asked can cancel this request")
         if consult.status == "cancelled":
             return consult
-        if consult.status not in ("queued", "offered"):
-            raise AppError("conflict", "an accepted consult is ended with consult:end, not cancelled")
+        target = lifecycle.check_transition("cancel", consult.status)
         cancelled = await consults.transition(
-            services.db, consult, "cancelled", account.id, status="cancelled", ended_at=utcnow()
+            services.db, consult, "cancelled", account.id, status=target, ended_at=utcnow()
         )
         if cancelled is None:
             continue
@@ -416,15 +412,14 @@ async def record_outcome(
     consult_id = consult.id
     if consult.status == "ended":
         return consult
-    if consult.status != "active":
-        raise AppError("conflict", "only an accepted consult can be ended")
+    target = lifecycle.check_transition("end", consult.status)
     ended = await consults.transition(
         services.db,
         consult,
         "ended",
         actor_id,
         {"outcome": outcome},
-        status="ended",
+        status=target,
         ended_at=utcnow(),
         outcome=outcome,
         summary=summary,
@@ -460,7 +455,7 @@ async def specialist_back(services: Services, specialist_id: str) -> None:
     for consult_id in await services.live.offered_to(specialist_id):
         offer = await services.live.get(consult_id)
         if offer is not None:
-            await services.redis.zadd("offers:due", {consult_id: offer.expires_at}, xx=True, gt=True)
+            await services.live.expire_later(consult_id, offer.expires_at)
     await offer_waiting(services, specialist_id)
 
 
@@ -471,8 +466,13 @@ async def open_for(services: Services, account: Account) -> tuple[list[dict[str,
     for consult_id in await services.live.offered_to(account.id):
         offer = await services.live.get(consult_id)
         consult = await consults.get(services.db, consult_id)
-        if offer is None or consult is None or consult.status != "offered" or offer.version != consult.version:
-            continue
+        if (
+            offer is None
+            or consult is None
+            or not lifecycle.allows("accept", consult.status)
+            or offer.version != consult.version
+        ):
+            continue  # an offer left over, or one the consult moved past
         offers.append({"consult": await describe(services, consult), "expires_at": _iso(offer.expires_at)})
     views = [await describe(services, consult) for consult in mine]
     return views, offers

@@ -47,7 +47,7 @@ from sqlalchemy.exc import IntegrityError
 
 from server.actions import dispatch
 from server.contract.errors import AppError
-from server.policy import recurrence
+from server.policy import lifecycle, recurrence
 from server.records import consults
 from server.records.consults import iso
 from server.records.models import (
@@ -363,7 +363,7 @@ async def network_of(db: Database, hospital_id: str) -> set[str]:
         return {hospital_id, *(i for pair in links.all() for i in pair)}
 
 
-async def _lead_status(db: Database, hospital_id: str, lead_id: str, named_by: str) -> str:
+async def _lead_status(db: Database, hospital_id: str, lead_id: str, named_by: str) -> lifecycle.LeadStatus:
     async with db.session() as session:
         lead = await session.get(User, lead_id)
     lead_hospital = lead.hospital_id if lead else None
@@ -507,7 +507,7 @@ async def answer_lead(db: Database, account: Account, round_id: str, accept: boo
         raise AppError("forbidden", "only the specialist named as this round's lead answers for it")
     if item.cancelled_at is not None:
         raise AppError("conflict", "this round was cancelled")
-    wanted = "accepted" if accept else "declined"
+    wanted: lifecycle.LeadStatus = "accepted" if accept else "declined"
     if item.lead_status == wanted:
         return item
     if item.lead_status != "pending":
@@ -747,8 +747,8 @@ async def focus(db: Database, account: Account, round_id: str, patient_id: str) 
     if not may_lead(item, account):
         raise AppError("forbidden", "the focus is moved by the lead and the invited specialists")
     current = await current_session(db, round_id, recurrence.day_of(utcnow()))
-    if current is None or current.status != "active":
-        raise AppError("conflict", "the round is not in progress; join it first")
+    lifecycle.check_session("focus", current.status if current else None)
+    assert current is not None
     await _patient(db, round_id, patient_id)
     async with db.session() as session, session.begin():
         await session.execute(
@@ -771,10 +771,11 @@ async def decide(services: Services, account: Account, consult: Consult, outcome
 
 
 async def _close_undecided(services: Services, consult: Consult, actor_id: str | None, reason: str) -> None:
-    if consult.status != "active":
-        return
+    if not lifecycle.allows("close", consult.status):
+        return  # decided already
+    target = lifecycle.check_transition("close", consult.status)
     closed = await consults.transition(
-        services.db, consult, "cancelled", actor_id, {"reason": reason}, status="cancelled", ended_at=utcnow()
+        services.db, consult, "cancelled", actor_id, {"reason": reason}, status=target, ended_at=utcnow()
     )
     if closed is not None:
         await dispatch.announce(services, closed)
@@ -791,13 +792,14 @@ async def end(services: Services, account: Account | None, round_id: str) -> boo
                 select(RoundSession).where(RoundSession.round_id == round_id, RoundSession.status == "active")
             )
         ).first()
-    if current is None:
+    if current is None or not lifecycle.session_allows("end", current.status):
         return False
+    sources, target = lifecycle.SESSION_TRANSITIONS["end"]
     async with services.db.session() as session, session.begin():
         result = await session.execute(
             update(RoundSession)
-            .where(RoundSession.id == current.id, RoundSession.status == "active")
-            .values(status="ended", ended_at=utcnow(), version=RoundSession.version + 1)
+            .where(RoundSession.id == current.id, RoundSession.status.in_(sorted(sources)))
+            .values(status=target, ended_at=utcnow(), version=RoundSession.version + 1)
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
             return False  # ended by someone else at the same moment

@@ -29,8 +29,3 @@ async def session_state(services: Services, account: Account) -> dict[str, Any]:
         "rounds": await rounds.today_for(services.db, account, datetime.now(UTC)),
         "server_time": now_iso(),
     }
-
-
-async def monitor_snapshot(services: Services, account: Account) -> dict[str, Any]:
-    """`monitor:snapshot`: `{presence, queue, sessions, stats}`."""
-    return {"presence": [], "queue": [], "sessions": [], "stats": {}, "server_time": now_iso()}

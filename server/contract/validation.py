@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
-from typing import Any, TypeVar
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
 from server.contract.errors import AppError
 from server.policy.recurrence import VIETNAM
@@ -29,6 +29,11 @@ class Payload(BaseModel):
 
 
 P = TypeVar("P", bound=Payload)
+
+# The identifiers a payload carries: a record's id, and a client's operation id (the key that
+# makes a repeated request do nothing twice).
+Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+OpId = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 
 
 def describe(error: ValidationError) -> str:
@@ -75,9 +80,17 @@ def refuse_nul(data: Any, where: str = "payload") -> None:
 
 def parse_instant(name: str, raw: str) -> datetime:
     """An ISO 8601 date-time in UTC (UTC when it has no offset), within `EARLIEST`..`LATEST`;
-    `AppError("invalid")` otherwise.
+    `AppError("invalid")` otherwise. A bare date, YYYY-MM-DD, is that day's midnight in Vietnam,
+    as everywhere in the service: `from=2026-12-08` takes in that morning's 06:30 round.
 
-    Converted here: 0001-01-01T00:00+14:00 has no UTC time, and the database would fail on it."""
+    The one parser of instants (dates: `parse_day`). Converted here: 0001-01-01T00:00+14:00 has
+    no UTC time, and the database would fail on it."""
+    try:
+        date.fromisoformat(raw)
+    except ValueError:
+        pass  # not a bare date
+    else:
+        return datetime.combine(parse_day(name, raw), time(), VIETNAM).astimezone(UTC)
     try:
         value = datetime.fromisoformat(raw)
         value = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)

@@ -144,7 +144,8 @@ def client_address(request: web.Request) -> str:
 
 
 def query_time(request: web.Request, name: str) -> datetime | None:
-    """An optional ISO 8601 date or time from the query string; without an offset it is UTC."""
+    """An optional ISO 8601 date or time from the query string (`validation.parse_instant`: a bare
+    date is midnight in Vietnam, a time without an offset is UTC)."""
     raw = request.query.get(name)
     return parse_instant(name, raw) if raw else None
 

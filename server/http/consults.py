@@ -14,6 +14,7 @@ from server.actions import dispatch, record
 from server.actions.access import consult_for
 from server.contract.errors import AppError, ErrorCode
 from server.http.common import client_address, printable_page, query_time, require_account, services_of
+from server.policy import lifecycle
 from server.records import attachments, audit, consults, scope
 from server.records.blobs import BlobDamaged, BlobTooLarge
 from server.records.models import Attachment, Consult, User, new_id, utcnow
@@ -31,7 +32,7 @@ async def list_consults(request: web.Request) -> web.Response:
     query = select(Consult).order_by(Consult.created_at.desc()).limit(500)
     status = request.query.get("status")
     if status:
-        if status not in ("queued", "offered", "active", "ended", "cancelled"):
+        if status not in lifecycle.CONSULT_STATUSES:
             raise AppError("invalid", "status must be queued, offered, active, ended or cancelled")
         query = query.where(Consult.status == status)
     start, end = query_time(request, "from"), query_time(request, "to")

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from server.actions import calendar, rounds
 from server.contract.errors import AppError
-from server.contract.validation import Payload, check_instant, check_period, parse_day, parse_instant
+from server.contract.validation import Id, Payload, check_instant, check_period, parse_day, parse_instant
 from server.http.common import client_address, query_time, read_json, require_account, services_of
 from server.live import revocation
 from server.policy import recurrence
@@ -21,7 +21,6 @@ from server.records.users import Account, load_account
 
 routes = web.RouteTableDef()
 
-Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 MAX_WINDOW = timedelta(days=92)
 DEFAULT_WINDOW = timedelta(days=7)
 

@@ -23,9 +23,10 @@ from contextlib import asynccontextmanager
 import redis.asyncio as aioredis
 
 from server.contract.errors import AppError
+from server.policy.lifecycle import ConsultStatus
 from server.runtime.settings import Settings
 
-WAITING_STATUSES = ("queued", "offered")
+WAITING_STATUSES: tuple[ConsultStatus, ...] = ("queued", "offered")
 
 
 def request_refusal(waiting_urgencies: Sequence[str], urgency: str, settings: Settings) -> AppError | None:

@@ -141,6 +141,10 @@ class LiveState:
         """Bring an offer's expiry forward (e.g. the specialist went offline); never later."""
         await self.redis.zadd(DUE, {consult_id: at}, xx=True, lt=True)
 
+    async def expire_later(self, consult_id: str, at: float) -> None:
+        """Put an offer's expiry back to `at` if it is due sooner (its specialist came back)."""
+        await self.redis.zadd(DUE, {consult_id: at}, xx=True, gt=True)
+
     # Who declined what.
     async def declined(self, consult_id: str) -> set[str]:
         return {str(m) for m in await self.redis.smembers(f"consult:{consult_id}:declined")}

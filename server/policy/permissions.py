@@ -39,9 +39,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from server.contract.errors import AppError
+from server.contract.vocabulary import ROLES, Role
 
-Role = Literal["clinician", "specialist", "supervisor", "admin"]
-ROLES: tuple[Role, ...] = ("clinician", "specialist", "supervisor", "admin")
 Relation = Literal[
     "public",
     "any",

@@ -17,9 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.contract.errors import AppError
 from server.live.caps import WAITING_STATUSES
+from server.policy import lifecycle
 from server.records.models import Consult, ConsultEvent, Database, Hospital, SisterLink, User, utcnow
 
-OPEN_STATUSES = ("queued", "offered", "active")
+OPEN_STATUSES = lifecycle.OPEN_STATUSES
 VIETNAM = timezone(timedelta(hours=7))  # Asia/Ho_Chi_Minh has no daylight saving
 
 

@@ -14,6 +14,9 @@ from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Index, String,
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from server.policy.lifecycle import ConsultStatus, LeadStatus, SessionStatus
+from server.policy.matching import Urgency
+
 
 def new_id() -> str:
     return uuid.uuid4().hex
@@ -161,9 +164,9 @@ class Consult(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
     kind: Mapped[str] = mapped_column(String(20), default="consult")  # consult / round
     op_id: Mapped[str] = mapped_column(String(100))
-    status: Mapped[str] = mapped_column(String(20))  # queued / offered / active / ended / cancelled
+    status: Mapped[ConsultStatus] = mapped_column(String(20))  # its moves: server/lifecycle.py
     specialty: Mapped[str] = mapped_column(String(50))
-    urgency: Mapped[str] = mapped_column(String(20))  # routine / urgent / emergency
+    urgency: Mapped[Urgency] = mapped_column(String(20))  # routine / urgent / emergency
     patient: Mapped[dict[str, Any]] = mapped_column(JSON)
     requester_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
     hospital_id: Mapped[str] = mapped_column(ForeignKey("hospitals.id"))  # the requester's hospital
@@ -252,7 +255,7 @@ class Round(Base):
     lead_specialist_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
     participant_ids: Mapped[list[str]] = mapped_column(JSON, default=list)  # invited specialists and clinicians
     # `accepted`, or `pending` / `declined` for a lead of another network, who must accept first.
-    lead_status: Mapped[str] = mapped_column(String(10), default="accepted")
+    lead_status: Mapped[LeadStatus] = mapped_column(String(10), default="accepted")
     created_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -284,7 +287,7 @@ class RoundSession(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
     round_id: Mapped[str] = mapped_column(ForeignKey("rounds.id"))
     day: Mapped[date] = mapped_column(Date())  # the occurrence's date in Vietnam
-    status: Mapped[str] = mapped_column(String(10))  # active / ended
+    status: Mapped[SessionStatus] = mapped_column(String(10))  # active / ended (server/lifecycle.py)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     started_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

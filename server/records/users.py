@@ -11,8 +11,6 @@ from server.contract.errors import AppError
 from server.records.models import Hospital, RevokedToken, User
 from server.runtime.services import Services
 
-ROLES = ("specialist", "clinician", "supervisor", "admin")
-
 
 @dataclass(frozen=True, slots=True)  # one per connected socket: no per-instance dict
 class Account:

@@ -451,3 +451,39 @@ async def test_a_specialist_taken_off_a_round_leaves_its_call_and_notes_within_a
     assert (await surgeon.call("round:join", {"round_id": rid}))["error"]["code"] == "forbidden"
     assert (await surgeon.call("note:list", {"consult_id": consult_id}))["error"]["code"] == "forbidden"
     assert (await http(b, "xanhpon.surgeon", "GET", f"/api/consults/{consult_id}"))[0] == 403
+
+
+async def test_a_bare_date_is_that_day_in_vietnam(instance: Instance) -> None:
+    """`/api/rounds?from=<date>` starts at that date's midnight in Vietnam, as `/api/stats` does:
+    a round at 06:30 in Vietnam (23:30 UTC the day before) is in that day's list."""
+    day = datetime.now(UTC).astimezone(VIETNAM).date() + timedelta(days=3)
+    early = datetime.combine(day, datetime.min.time(), VIETNAM).replace(hour=6, minute=30)
+    created = await new_round(instance, starts_at=early.isoformat(), recurrence=None, until=None)
+    occurrence = early.astimezone(UTC).isoformat()
+    for window in [{"from": day.isoformat()}, {"from": day.isoformat(), "to": (day + timedelta(days=1)).isoformat()}]:
+        status, body = await http(instance, "bavi.clinician", "GET", "/api/rounds", **window)
+        assert status == 200, body
+        assert body["from"] == datetime.combine(day, datetime.min.time(), VIETNAM).astimezone(UTC).isoformat()
+        assert {r["id"]: r["occurrences"] for r in body["rounds"]}[created["id"]] == [occurrence], window
+    # The day after starts after it.
+    status, body = await http(instance, "bavi.clinician", "GET", "/api/rounds", **{"from": str(day + timedelta(1))})
+    assert status == 200 and created["id"] not in [r["id"] for r in body["rounds"] if r["occurrences"]]
+
+
+async def test_an_instant_with_no_utc_time_is_invalid_wherever_one_enters(instance: Instance) -> None:
+    """0001-01-01T00:00+14:00 has no UTC time (converting it overflows): `invalid`, never a 500."""
+    created = await new_round(instance)
+    lead = await user_id(instance, "xanhpon.icu")
+    bad = "0001-01-01T00:00+14:00"
+    for username, method, path, body, params in [
+        ("bavi.clinician", "GET", "/api/rounds", None, {"from": bad}),
+        ("bavi.clinician", "GET", "/api/rounds", None, {"to": bad}),
+        ("bavi.clinician", "POST", "/api/rounds", schedule(lead, starts_at=bad, until=None), {}),
+        ("bavi.clinician", "PATCH", f"/api/rounds/{created['id']}", {"starts_at": bad}, {}),
+        ("soyte.supervisor", "GET", "/api/stats", None, {"from": bad}),
+        ("soyte.supervisor", "GET", "/api/consults", None, {"from": bad}),
+        ("admin", "GET", "/api/admin/audit", None, {"to": bad}),
+    ]:
+        status, answer = await http(instance, username, method, path, body, **params)
+        assert status == 400 and answer["error"]["code"] == "invalid", (method, path, params, answer)
+        assert "between 2000-01-01 and 2100-12-31" in answer["error"]["message"], answer
