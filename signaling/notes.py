@@ -6,10 +6,11 @@ from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints
 
-from server.actions import dispatch
+from server import outbox
 from server.actions.access import consult_for
 from server.contract.errors import AppError
 from server.contract.validation import Payload
+from server.outbox import Event, To
 from server.records import audit, consults, notes
 from server.records.models import Consult, Note
 from signaling.router import Caller, Router
@@ -82,13 +83,8 @@ async def _publish(caller: Caller, consult: Consult, note: Note, created: bool) 
     view = notes.view(note, who)
     if created:
         caller.services.metrics.note_writes.inc()
-        in_call = {p.user["id"] for p in await caller.services.rooms.peers(f"consult:{consult.id}")}
-        await dispatch.emit(
-            caller.services,
-            "note:added",
-            {"consult_id": consult.id, "note": view},
-            consults.involved(consult) | in_call,
-        )
+        added = {"consult_id": consult.id, "note": view}
+        await outbox.send(caller.services, [Event("note:added", added, To.parties(consult))])
     return {"note": view}
 
 

@@ -130,6 +130,8 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         to: str | None = None,
         **kwargs: Any,
     ) -> None:
+        # Not a sender of events: `server/outbox.py` is. This is the manager's own delivery of
+        # what the outbox sends (to local sockets, or published to the instance holding them).
         sid = to or room
         owner = self.owner(sid)
         stock = callback is not None or skip_sid is not None or kwargs.get("ignore_queue")

@@ -8,10 +8,12 @@ from typing import Any
 import socketio
 from aiohttp import web
 
+from server import outbox
 from server.actions import dispatch, recovery, rounds
 from server.actions.snapshot import session_state
 from server.http.common import client_address
 from server.live import caps, presence, revocation
+from server.outbox import Event, To
 from server.records import audit
 from server.records.users import Account
 from server.runtime import loops
@@ -142,7 +144,7 @@ async def _send_state(sio: socketio.AsyncServer, services: Services, sid: str, a
         await audit.record_listing(
             services.db, account.id, "session.state", shown, address, f"rounds={rounds_shown}" if rounds_shown else ""
         )
-        await sio.emit("session:state", state, to=sid)
+        await outbox.send(services, [Event("session:state", state, To.socket(sid))])
         if account.role == "specialist":
             await dispatch.specialist_back(services, account.id)
     except Exception:
