@@ -184,3 +184,24 @@ def test_only_the_outbox_emits() -> None:
             if allowed is None or not re.search(allowed, line):
                 found.append(f"{name}:{number}: {line.strip()}")
     assert found == [], "events leave through server/outbox.py only:\n" + "\n".join(found)
+
+
+def test_every_event_sent_is_named_in_full_and_documented() -> None:
+    """Each `Event(...)` is made with its name written out (or chosen by `Call.pick` between two
+    written out), so a grep finds its sender; each of those names is in docs/protocol.md."""
+    protocol = (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")
+    names: set[str] = set()
+    unnamed = []
+    for path in sorted([*(ROOT / "server").rglob("*.py"), *(ROOT / "signaling").rglob("*.py")]):
+        text = path.read_text(encoding="utf-8")
+        names.update(re.findall(r'Event\(\s*"([a-z]+:[a-z-]+)"', text))
+        for pair in re.findall(r'\.pick\(\s*"([a-z]+:[a-z-]+)",\s*"([a-z]+:[a-z-]+)"\)', text):
+            names.update(pair)
+        for made in re.finditer(r"\bEvent\(\s*(\w+)", text):
+            # A name held in a variable: it must have been chosen by `pick` just before.
+            before = text[max(0, made.start() - 400) : made.start()]
+            if not re.search(rf"{made.group(1)} = \w+\.pick\(", before):
+                unnamed.append(f"{path.relative_to(ROOT)}: Event({made.group(1)}, ...)")
+    assert unnamed == []
+    assert "consult:peer-joined" in names and "monitor:update" in names
+    assert [name for name in sorted(names) if f"`{name}`" not in protocol] == []
