@@ -50,7 +50,7 @@ def attach(sio: socketio.AsyncServer, services: Services) -> None:
         await sio.enter_room(sid, board_room(scope), namespace=NAMESPACE)
         watching[sid] = scope
         services.metrics.sockets.labels(NAMESPACE).inc()
-        sio.start_background_task(_send_snapshot, sio, services, sid, account)
+        sio.start_background_task(_send_snapshot, services, sid, account)
         return None
 
     async def disconnect(sid: str, reason: Any = None, *extra: Any) -> dict[str, Any] | None:
@@ -64,11 +64,11 @@ def attach(sio: socketio.AsyncServer, services: Services) -> None:
     sio.on("connect", connect, namespace=NAMESPACE)
     sio.on("disconnect", disconnect, namespace=NAMESPACE)
     router.attach(sio, services)
-    services.background.append(lambda: _updates(sio, services, watching))
+    services.background.append(lambda: _updates(services, watching))
     services.background.append(lambda: _keep_watching(services, watching))
 
 
-async def _send_snapshot(sio: socketio.AsyncServer, services: Services, sid: str, account: Account) -> None:
+async def _send_snapshot(services: Services, sid: str, account: Account) -> None:
     try:
         snapshot = await board.build(services, hospital_scope(account))
         await outbox.send(services, [Event("monitor:snapshot", snapshot, To.socket(sid, NAMESPACE))])
@@ -81,7 +81,7 @@ async def _keep_watching(services: Services, watching: dict[str, Scope]) -> None
     await every(ttl_s / 3, lambda: board.keep_watching(services.redis, watching, ttl_s), "board watchers")
 
 
-async def _updates(sio: socketio.AsyncServer, services: Services, watching: dict[str, Scope]) -> None:
+async def _updates(services: Services, watching: dict[str, Scope]) -> None:
     last = time.monotonic()
 
     async def send() -> None:

@@ -80,7 +80,7 @@ def create_sio(services: Services, redis_url: str) -> socketio.AsyncServer:
         services.metrics.sockets.labels("/").inc()
         services.board_changed()
         # After the handler returns the CONNECT packet goes out; state must follow it, not precede it.
-        sio.start_background_task(_send_state, sio, services, sid, account, address)
+        sio.start_background_task(_send_state, services, sid, account, address)
         return None
 
     async def disconnect(sid: str, reason: Any = None, *extra: Any) -> dict[str, Any] | None:
@@ -135,7 +135,7 @@ async def _heartbeat(services: Services, local: dict[str, str]) -> None:
     await loops.every(services.settings.presence_ttl_s / 3, beat, "presence heartbeat")
 
 
-async def _send_state(sio: socketio.AsyncServer, services: Services, sid: str, account: Account, address: str) -> None:
+async def _send_state(services: Services, sid: str, account: Account, address: str) -> None:
     try:
         state = await session_state(services, account)
         # Audited before it is sent: which consults (and rounds) this user's screen was given.
