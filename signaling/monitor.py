@@ -17,7 +17,9 @@ from typing import Any
 
 import socketio
 
+from server import outbox
 from server.actions import board
+from server.outbox import MONITOR, Event, To, board_room
 from server.records.scope import Scope, hospital_scope
 from server.records.users import Account
 from server.runtime.loops import every
@@ -26,15 +28,10 @@ from signaling.router import Router, admit, client_event, refused_while_storage_
 
 log = logging.getLogger("telerounds.monitor")
 
-NAMESPACE = "/monitor"
+NAMESPACE = MONITOR
 UPDATE_INTERVAL_S = 0.5
 REFRESH_S = 15.0
 router = Router(NAMESPACE)
-
-
-def board_room(scope: Scope) -> str:
-    """One room per scope: a Department of Health's supervisors share their province's board."""
-    return f"monitor:{scope.key}"
 
 
 def attach(sio: socketio.AsyncServer, services: Services) -> None:
@@ -53,7 +50,7 @@ def attach(sio: socketio.AsyncServer, services: Services) -> None:
         await sio.enter_room(sid, board_room(scope), namespace=NAMESPACE)
         watching[sid] = scope
         services.metrics.sockets.labels(NAMESPACE).inc()
-        sio.start_background_task(_send_snapshot, sio, services, sid, account)
+        sio.start_background_task(_send_snapshot, services, sid, account)
         return None
 
     async def disconnect(sid: str, reason: Any = None, *extra: Any) -> dict[str, Any] | None:
@@ -67,14 +64,14 @@ def attach(sio: socketio.AsyncServer, services: Services) -> None:
     sio.on("connect", connect, namespace=NAMESPACE)
     sio.on("disconnect", disconnect, namespace=NAMESPACE)
     router.attach(sio, services)
-    services.background.append(lambda: _updates(sio, services, watching))
+    services.background.append(lambda: _updates(services, watching))
     services.background.append(lambda: _keep_watching(services, watching))
 
 
-async def _send_snapshot(sio: socketio.AsyncServer, services: Services, sid: str, account: Account) -> None:
+async def _send_snapshot(services: Services, sid: str, account: Account) -> None:
     try:
         snapshot = await board.build(services, hospital_scope(account))
-        await sio.emit("monitor:snapshot", snapshot, to=sid, namespace=NAMESPACE)
+        await outbox.send(services, [Event("monitor:snapshot", snapshot, To.socket(sid, NAMESPACE))])
     except Exception:
         log.exception("monitor:snapshot failed", extra={"sid": sid})
 
@@ -84,7 +81,7 @@ async def _keep_watching(services: Services, watching: dict[str, Scope]) -> None
     await every(ttl_s / 3, lambda: board.keep_watching(services.redis, watching, ttl_s), "board watchers")
 
 
-async def _updates(sio: socketio.AsyncServer, services: Services, watching: dict[str, Scope]) -> None:
+async def _updates(services: Services, watching: dict[str, Scope]) -> None:
     last = time.monotonic()
 
     async def send() -> None:
@@ -101,8 +98,9 @@ async def _updates(sio: socketio.AsyncServer, services: Services, watching: dict
             return
         # One read of the network per round; every open board is a view of it.
         network = await board.load(services)
-        for scope in scopes:
-            await sio.emit("monitor:update", board.view(network, scope), room=board_room(scope), namespace=NAMESPACE)
+        await outbox.send(
+            services, [Event("monitor:update", board.view(network, scope), To.board(scope)) for scope in scopes]
+        )
         services.metrics.board_updates.inc()
 
     await every(UPDATE_INTERVAL_S, send, "monitor:update")

@@ -6,12 +6,11 @@ from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints
 
-from server.actions import dispatch
+from server import outbox
 from server.actions.access import consult_for
-from server.contract.errors import AppError
+from server.actions.notes import write
 from server.contract.validation import Id, OpId, Payload
 from server.records import audit, consults, notes
-from server.records.models import Consult, Note
 from signaling.router import Caller, Router
 
 router = Router("/")
@@ -40,11 +39,6 @@ class NoteList(Payload):
     limit: Annotated[int, Field(ge=1)] | None = None
 
 
-def note_caps(caller: Caller) -> notes.Caps:
-    settings = caller.services.settings
-    return notes.Caps(notes=settings.notes_per_consult, bytes=settings.note_bytes_per_consult)
-
-
 async def note_page(
     caller: Caller, consult_ids: list[str], *, cursor: str | None = None, after_seq: int = 0, limit: int | None = None
 ) -> dict[str, Any]:
@@ -63,64 +57,32 @@ async def note_page(
     return {"notes": [notes.view(n, who) for n in found.notes], "next_cursor": found.next_cursor}
 
 
-def _check_text(text: str) -> None:
-    if len(text) > notes.MAX_TEXT:
-        raise AppError("too_large", f"a note is at most {notes.MAX_TEXT} characters")
-
-
-async def _writable(caller: Caller, consult_id: str) -> Consult:
-    consult = await consult_for(caller.services, caller.account, consult_id, write=True)
-    if consult.status not in ("active", "ended"):
-        raise AppError("conflict", f"notes are written once the consult is accepted; it is {consult.status}")
-    return consult
-
-
-async def _publish(caller: Caller, consult: Consult, note: Note, created: bool) -> dict[str, Any]:
-    who = await consults.people(caller.services.db, [note.author_id])
-    view = notes.view(note, who)
-    if created:
-        caller.services.metrics.note_writes.inc()
-        in_call = {p.user["id"] for p in await caller.services.rooms.peers(f"consult:{consult.id}")}
-        await dispatch.emit(
-            caller.services,
-            "note:added",
-            {"consult_id": consult.id, "note": view},
-            consults.involved(consult) | in_call,
-        )
-    return {"note": view}
-
-
 @router.on("note:add", NoteAdd)
 async def note_add(caller: Caller, payload: NoteAdd) -> dict[str, Any]:
-    _check_text(payload.text)
-    consult = await _writable(caller, payload.consult_id)
-    note, created = await notes.add(
-        caller.services.db,
-        consult_id=consult.id,
+    written = await write(
+        caller.services,
+        caller.account,
+        consult_id=payload.consult_id,
         op_id=payload.op_id,
         section=payload.section,
         text=payload.text,
-        author_id=caller.account.id,
-        caps=note_caps(caller),
     )
-    return await _publish(caller, consult, note, created)
+    await outbox.send(caller.services, written.events)
+    return {"note": written.note}
 
 
 @router.on("note:amend", NoteAmend)
 async def note_amend(caller: Caller, payload: NoteAmend) -> dict[str, Any]:
-    _check_text(payload.text)
-    consult = await _writable(caller, payload.consult_id)
-    note, created = await notes.add(
-        caller.services.db,
-        consult_id=consult.id,
+    written = await write(
+        caller.services,
+        caller.account,
+        consult_id=payload.consult_id,
         op_id=payload.op_id,
-        section="",
         text=payload.text,
-        author_id=caller.account.id,
         amends=payload.note_id,
-        caps=note_caps(caller),
     )
-    return await _publish(caller, consult, note, created)
+    await outbox.send(caller.services, written.events)
+    return {"note": written.note}
 
 
 @router.on("note:list", NoteList)

@@ -16,7 +16,7 @@ Then each room the socket is in is checked by the rule that let it in:
   the requesting hospital's clinicians, the invited);
 - `round:<id>`, a round's call, and `user:round-session:<id>`, the audience of a round session
   that gets its patients' notes: `rounds.takes_part`;
-- in `/monitor`, the board of the account's scope (`monitor.board_room`);
+- in `/monitor`, the board of the account's scope (`outbox.board_room`);
 - any other room: left. A room without a rule here is not kept on an old authorization.
 
 Leaving a call is leaving it as `consult:leave` / `round:leave` do: the others are told the peer
@@ -34,10 +34,12 @@ from typing import Literal
 
 import socketio
 
+from server import outbox
 from server.actions import access, rounds
 from server.actions.snapshot import session_state
 from server.contract.errors import AppError
 from server.live import revocation
+from server.outbox import Event, To, board_room
 from server.policy import permissions
 from server.records import consults
 from server.records.scope import hospital_scope
@@ -158,7 +160,8 @@ async def _apply(
     if left:
         log.info("socket left rooms after a change of access", extra={"sid": sid, "rooms": left})
     if namespace == "/" and (left or account.public() != old.public()):
-        await sio.emit("session:state", await session_state(services, account), to=sid)
+        state = await session_state(services, account)
+        await outbox.send(services, [Event("session:state", state, To.socket(sid))])
     return "kept"
 
 
@@ -171,7 +174,7 @@ async def _may_stay(services: Services, namespace: str, room: str, account: Acco
 
 async def _rule(services: Services, namespace: str, room: str, account: Account) -> bool:
     if namespace == monitor.NAMESPACE:
-        return room == monitor.board_room(hospital_scope(account))
+        return room == board_room(hospital_scope(account))
     if namespace != "/":
         return False
     if room.startswith(ROUND_AUDIENCE):

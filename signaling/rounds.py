@@ -13,9 +13,11 @@ from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints
 
+from server import outbox
 from server.actions import rounds
 from server.contract.errors import AppError
 from server.contract.validation import Id, Payload
+from server.outbox import Event, To
 from server.records import audit, consults
 from server.runtime.ice import ice_servers
 from signaling.notes import note_page
@@ -57,7 +59,8 @@ async def round_join(caller: Caller, payload: RoundRef) -> dict[str, Any]:
         await audit.record(services.db, caller.account.id, "notes.list", "consult", consult.id, caller.address)
     described = await rounds.view(services.db, loaded)
     # Joining may have started the session: tell those already in the call.
-    await services.sio.emit("round:updated", {"round": described}, room=rounds.room_of(item.id), skip_sid=caller.sid)
+    updated = Event("round:updated", {"round": described}, To.call("round", item.id), skip_sid=caller.sid)
+    await outbox.send(services, [updated])
     return {
         "round": described,
         "peer_id": peer.peer_id,

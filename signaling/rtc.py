@@ -14,10 +14,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
+from server import outbox
 from server.actions import dispatch
 from server.contract.errors import AppError
 from server.contract.validation import Id, Payload
 from server.live.rooms import MAX_PEERS, Peer, decode_peers, peers_key
+from server.outbox import Call, Event, To
 from server.records import audit, consults
 from server.records.models import Consult
 from server.runtime import loops
@@ -85,9 +87,7 @@ def room_name(consult_id: str | None, round_id: str | None) -> str:
     return f"consult:{consult_id}" if consult_id is not None else f"round:{round_id}"
 
 
-async def join_room(
-    caller: Caller, room: str, role: str, sio_room: str | None = None
-) -> tuple[Peer, list[dict[str, Any]]]:
+async def join_room(caller: Caller, room: str, role: str) -> tuple[Peer, list[dict[str, Any]]]:
     """Join (or take back) a peer in `room`; tells the others. Returns the peer and the others."""
     services = caller.services
     status, peer, already, replaced = await services.rooms.join(room, _user(caller), role, caller.sid)
@@ -97,25 +97,20 @@ async def join_room(
     if peer is None:
         raise AppError("conflict", f"this call is full: at most {MAX_PEERS} people can be in one call")
     assert services.sio is not None
-    key, ref = room.split(":", 1)
+    call = Call.of(room)
     if replaced is not None:
         # One seat per user: their other tab or device leaves the call (on whichever instance
         # holds it) and is told why; the others renegotiate with this socket, as after a drop.
-        await services.sio.leave_room(replaced, sio_room or room)
-        await services.sio.emit(
-            f"{key}:replaced",
-            {f"{key}_id": ref, "peer_id": peer.peer_id, "message": REPLACED_MESSAGE},
-            to=replaced,
-        )
-    await services.sio.enter_room(caller.sid, sio_room or room)
+        await services.sio.leave_room(replaced, room)
+        name = call.pick("consult:replaced", "round:replaced")
+        payload: dict[str, Any] = {**call.ref_field(), "peer_id": peer.peer_id, "message": REPLACED_MESSAGE}
+        await outbox.send(services, [Event(name, payload, To.socket(replaced))])
+    await services.sio.enter_room(caller.sid, room)
     others = [p.public() for p in already]
     if status != "same":
-        await services.sio.emit(
-            f"{key}:peer-joined",
-            {f"{key}_id": ref, **peer.public(), "rejoined": status in ("rejoined", "replaced")},
-            room=sio_room or room,
-            skip_sid=caller.sid,
-        )
+        name = call.pick("consult:peer-joined", "round:peer-joined")
+        payload = {**call.ref_field(), **peer.public(), "rejoined": status in ("rejoined", "replaced")}
+        await outbox.send(services, [Event(name, payload, call, skip_sid=caller.sid)])
     return peer, others
 
 
@@ -135,10 +130,10 @@ async def leave_room(services: Services, room: str, peer: Peer) -> None:
 
 
 async def announce_left(services: Services, room: str, peer_id: str, user: dict[str, Any] | None) -> None:
-    key, ref = room.split(":", 1)
+    call = Call.of(room)
     services.board_changed()
-    assert services.sio is not None
-    await services.sio.emit(f"{key}:peer-left", {f"{key}_id": ref, "peer_id": peer_id, "user": user}, room=room)
+    name = call.pick("consult:peer-left", "round:peer-left")
+    await outbox.send(services, [Event(name, {**call.ref_field(), "peer_id": peer_id, "user": user}, call)])
 
 
 def _user(caller: Caller) -> dict[str, Any]:
@@ -234,7 +229,8 @@ async def consult_invite(caller: Caller, payload: Invite) -> dict[str, Any]:
     await caller.services.rooms.invite(f"consult:{consult.id}", payload.user_id)
     await consults.add_event(db, consult.id, "invited", caller.account.id, {"user_id": payload.user_id})
     view = await dispatch.describe(caller.services, consult)
-    await dispatch.emit(caller.services, "consult:invited", {"consult": view, "by": _user(caller)}, [payload.user_id])
+    invited = Event("consult:invited", {"consult": view, "by": _user(caller)}, To.user(payload.user_id))
+    await outbox.send(caller.services, [invited])
     return {}
 
 
@@ -257,9 +253,8 @@ async def consult_uninvite(caller: Caller, payload: Invite) -> dict[str, Any]:
         for peer in await services.rooms.peers(room):
             if peer.user["id"] == payload.user_id:
                 await leave_room(services, room, peer)
-    await dispatch.emit(
-        services, "consult:uninvited", {"consult_id": consult.id, "by": _user(caller)}, [payload.user_id]
-    )
+    uninvited = {"consult_id": consult.id, "by": _user(caller)}
+    await outbox.send(services, [Event("consult:uninvited", uninvited, To.user(payload.user_id))])
     return {"consult": view}
 
 
@@ -287,17 +282,9 @@ async def rtc_signal(caller: Caller, payload: Signal) -> dict[str, Any]:
         raise AppError("not_found", "no such peer in this call")
     if target.dropped_at is not None:
         raise AppError("conflict", "that peer is reconnecting; it will send a new offer when back")
-    key, ref = room.split(":", 1)
-    sio = caller.services.sio
-    assert sio is not None
-    await sio.emit(
-        "rtc:signal",
-        {f"{key}_id": ref, "from": sender.peer_id, "data": payload.data.model_dump(exclude_none=True)},
-        to=target.sid,
-        # A peer on this instance gets it directly: publishing it to Redis would only make every
-        # instance (this one too) read and drop it. Others get it through the Redis manager.
-        ignore_queue=sio.manager.is_connected(target.sid, caller.namespace),
-    )
+    signal = {**Call.of(room).ref_field(), "from": sender.peer_id, "data": payload.data.model_dump(exclude_none=True)}
+    # To one socket: the outbox sends it straight to a peer on this instance, through Redis to others.
+    await outbox.send(caller.services, [Event("rtc:signal", signal, To.socket(target.sid, caller.namespace))])
     caller.services.metrics.relayed.inc()
     return {}
 
@@ -317,12 +304,11 @@ async def rtc_stats(caller: Caller, payload: Stats) -> dict[str, Any]:
 async def socket_gone(services: Services, sid: str) -> None:
     """A socket disconnected: its peers wait out the grace period before they leave their calls."""
     dropped = await services.rooms.drop_sid(sid, services.settings.reconnect_grace_s)
-    assert services.sio is not None
     for room, peer in dropped:
-        key, ref = room.split(":", 1)
-        await services.sio.emit(
-            f"{key}:peer-reconnecting", {f"{key}_id": ref, "peer_id": peer.peer_id, "user": peer.user}, room=room
-        )
+        call = Call.of(room)
+        name = call.pick("consult:peer-reconnecting", "round:peer-reconnecting")
+        payload = {**call.ref_field(), "peer_id": peer.peer_id, "user": peer.user}
+        await outbox.send(services, [Event(name, payload, call)])
     if dropped and services.settings.reconnect_grace_s <= 0:
         await remove_lapsed(services)
 

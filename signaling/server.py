@@ -8,10 +8,12 @@ from typing import Any
 import socketio
 from aiohttp import web
 
+from server import outbox
 from server.actions import dispatch, recovery, rounds
 from server.actions.snapshot import session_state
 from server.http.common import client_address
 from server.live import caps, presence, revocation
+from server.outbox import Event, To
 from server.records import audit
 from server.records.users import Account
 from server.runtime import loops
@@ -78,7 +80,7 @@ def create_sio(services: Services, redis_url: str) -> socketio.AsyncServer:
         services.metrics.sockets.labels("/").inc()
         services.board_changed()
         # After the handler returns the CONNECT packet goes out; state must follow it, not precede it.
-        sio.start_background_task(_send_state, sio, services, sid, account, address)
+        sio.start_background_task(_send_state, services, sid, account, address)
         return None
 
     async def disconnect(sid: str, reason: Any = None, *extra: Any) -> dict[str, Any] | None:
@@ -133,7 +135,7 @@ async def _heartbeat(services: Services, local: dict[str, str]) -> None:
     await loops.every(services.settings.presence_ttl_s / 3, beat, "presence heartbeat")
 
 
-async def _send_state(sio: socketio.AsyncServer, services: Services, sid: str, account: Account, address: str) -> None:
+async def _send_state(services: Services, sid: str, account: Account, address: str) -> None:
     try:
         state = await session_state(services, account)
         # Audited before it is sent: which consults (and rounds) this user's screen was given.
@@ -142,7 +144,7 @@ async def _send_state(sio: socketio.AsyncServer, services: Services, sid: str, a
         await audit.record_listing(
             services.db, account.id, "session.state", shown, address, f"rounds={rounds_shown}" if rounds_shown else ""
         )
-        await sio.emit("session:state", state, to=sid)
+        await outbox.send(services, [Event("session:state", state, To.socket(sid))])
         if account.role == "specialist":
             await dispatch.specialist_back(services, account.id)
     except Exception:

@@ -13,9 +13,11 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from server import outbox
 from server.contract.errors import AppError
 from server.live import caps, presence
 from server.live.offers import named_queue_key, now, queue_key
+from server.outbox import Event, To
 from server.policy import lifecycle, matching
 from server.policy.matching import Candidate, Urgency
 from server.records import consults
@@ -49,15 +51,6 @@ def waiting_key(consult: Consult) -> str:
     return queue_key(consult.specialty)
 
 
-# Events to clients. Every instance delivers them: they go through the Redis client manager.
-
-
-async def emit(services: Services, event: str, data: dict[str, Any], user_ids: set[str] | list[str]) -> None:
-    assert services.sio is not None
-    for user_id in user_ids:
-        await services.sio.emit(event, data, room=f"user:{user_id}")
-
-
 async def describe(services: Services, consult: Consult) -> dict[str, Any]:
     """The consult as clients see it, with its queue position when waiting."""
     who = await consults.people(services.db, (consult.requester_id, consult.specialist_id, consult.named_specialist_id))
@@ -73,8 +66,7 @@ async def announce(
     """`consult:updated` to everyone whose screens show the consult (`view`: its description, if made already)."""
     services.board_changed()
     view = view if view is not None else await describe(services, consult)
-    in_call = {peer.user["id"] for peer in await services.rooms.peers(room_of(consult.id))}
-    await emit(services, "consult:updated", {"consult": view}, consults.involved(consult) | in_call | (also or set()))
+    await outbox.send(services, [Event("consult:updated", {"consult": view}, To.parties(consult, also or ()))])
     return view
 
 
@@ -88,7 +80,8 @@ async def announce_queue(services: Services, key: str) -> None:
 
 async def presence_changed(services: Services, user_id: str) -> None:
     services.board_changed()
-    await emit(services, "presence:changed", {"presence": await presence.of(services.redis, user_id)}, [user_id])
+    changed = await presence.of(services.redis, user_id)
+    await outbox.send(services, [Event("presence:changed", {"presence": changed}, To.user(user_id))])
 
 
 # Matching.
@@ -157,7 +150,8 @@ async def dispatch(services: Services, consult: Consult) -> Consult:
         describe(services, offered), services.live.open(consult.id, offered.version, chosen, expires_at)
     )
     # The specialists' screens ring first; the queue's, the requester's and the board's updates follow.
-    await emit(services, "consult:offer", {"consult": view, "expires_at": _iso(expires_at)}, chosen)
+    offer = {"consult": view, "expires_at": _iso(expires_at)}
+    await outbox.send(services, [Event("consult:offer", offer, To.users(chosen))])
     services.metrics.offers.labels(consult.urgency).inc()
     if await services.live.dequeue(key, consult.id):
         await announce_queue(services, key)

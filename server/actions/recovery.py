@@ -25,8 +25,10 @@ from typing import Any
 
 from sqlalchemy import select
 
+from server import outbox
 from server.actions import dispatch
 from server.live import presence
+from server.outbox import Call, Event
 from server.records import consults
 from server.records.models import Consult, ConsultEvent
 from server.runtime import loops
@@ -155,13 +157,12 @@ async def drop_local_connections(services: Services) -> None:
 
 async def reap_lapsed(services: Services) -> None:
     """Sockets of a dead instance: their call peers reconnecting, their offers moving on."""
-    assert services.sio is not None
     for user_id, sid in await presence.lapsed(services.redis):
         for room, peer in await services.rooms.drop_sid(sid, services.settings.reconnect_grace_s):
-            key, ref = room.split(":", 1)
-            await services.sio.emit(
-                f"{key}:peer-reconnecting", {f"{key}_id": ref, "peer_id": peer.peer_id, "user": peer.user}, room=room
-            )
+            call = Call.of(room)
+            name = call.pick("consult:peer-reconnecting", "round:peer-reconnecting")
+            payload = {**call.ref_field(), "peer_id": peer.peer_id, "user": peer.user}
+            await outbox.send(services, [Event(name, payload, call)])
         services.board_changed()
         if not await presence.online(services.redis, user_id):
             await dispatch.specialist_offline(services, user_id)

@@ -45,8 +45,10 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from server import outbox
 from server.actions import dispatch
 from server.contract.errors import AppError
+from server.outbox import Event, To
 from server.policy import lifecycle, recurrence
 from server.records import consults
 from server.records.consults import iso
@@ -857,9 +859,7 @@ async def announce_starting(services: Services, now: datetime) -> list[str]:
                 continue
             people = await team_of(services.db, item)
             payload = {"round": await describe(services.db, item.id, now), "starts_at": iso(moment)}
-            assert services.sio is not None
-            for user_id in people:
-                await services.sio.emit("round:starting", payload, room=f"user:{user_id}")
+            await outbox.send(services, [Event("round:starting", payload, To.users(people))])
             announced.append(item.id)
     return announced
 
@@ -884,8 +884,7 @@ async def today_for(db: Database, account: Account, now: datetime) -> list[dict[
 async def publish(services: Services, round_id: str) -> dict[str, Any]:
     """`round:updated {round}` to everyone in the round's call; returns the round."""
     described = await describe(services.db, round_id)
-    assert services.sio is not None
-    await services.sio.emit("round:updated", {"round": described}, room=room_of(round_id))
+    await outbox.send(services, [Event("round:updated", {"round": described}, To.call("round", round_id))])
     return described
 
 

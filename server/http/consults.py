@@ -10,10 +10,12 @@ from pathlib import Path
 from aiohttp import BodyPartReader, web
 from sqlalchemy import func, or_, select
 
-from server.actions import dispatch, record
+from server import outbox
+from server.actions import record
 from server.actions.access import consult_for
 from server.contract.errors import AppError, ErrorCode
 from server.http.common import client_address, printable_page, query_time, require_account, services_of
+from server.outbox import Event, To
 from server.policy import lifecycle
 from server.records import attachments, audit, consults, scope
 from server.records.blobs import BlobDamaged, BlobTooLarge
@@ -191,13 +193,8 @@ async def add_attachment(request: web.Request) -> web.Response:
         services.db, account.id, "attachment.add", "consult", consult.id, client_address(request), item.id
     )
     view = record.attachment_view(item)
-    in_call = {p.user["id"] for p in await services.rooms.peers(f"consult:{consult.id}")}
-    await dispatch.emit(
-        services,
-        "attachment:added",
-        {"consult_id": consult.id, "attachment": view},
-        consults.involved(consult) | in_call,
-    )
+    added = {"consult_id": consult.id, "attachment": view}
+    await outbox.send(services, [Event("attachment:added", added, To.parties(consult))])
     return web.json_response({"attachment": view}, status=201)
 
 

@@ -9,11 +9,13 @@ from aiohttp import web
 from pydantic import Field, StringConstraints
 from sqlalchemy import select
 
+from server import outbox
 from server.actions import calendar, rounds
 from server.contract.errors import AppError
 from server.contract.validation import Id, Payload, check_instant, check_period, parse_day, parse_instant
 from server.http.common import client_address, query_time, read_json, require_account, services_of
 from server.live import revocation
+from server.outbox import Event, To
 from server.policy import recurrence
 from server.records import audit, consults
 from server.records.models import Hospital, Round, SisterLink, User
@@ -201,8 +203,7 @@ async def _ask_lead(request: web.Request, item: Round) -> None:
         return
     services = services_of(request)
     (asked,) = await rounds.request_views(services.db, [item])
-    assert services.sio is not None
-    await services.sio.emit("round:lead-requested", {"request": asked}, room=f"user:{item.lead_specialist_id}")
+    await outbox.send(services, [Event("round:lead-requested", {"request": asked}, To.user(item.lead_specialist_id))])
 
 
 @routes.post("/api/rounds/{round_id}/lead")
