@@ -99,6 +99,12 @@ def _consult_changed(state: State, consult: dict[str, Any]) -> None:
     for offer in state["offers"]:  # the card shows the consult as it is now
         if offer["consult"]["id"] == consult["id"]:
             offer["consult"] = consult
+    # A round patient's consult is not in `consults`: its status and outcome show on the patient's
+    # row of its round (a decision is announced as `consult:updated`, not `round:updated`).
+    for entry in state["rounds"]:
+        for patient in entry["round"]["patients"]:
+            if patient["consult_id"] == consult["id"]:
+                patient["status"], patient["outcome"] = consult["status"], consult["outcome"]
 
 
 def _round_changed(state: State, described: dict[str, Any]) -> None:

@@ -65,6 +65,11 @@ class Screen:
         finally:
             await asyncio.wait_for(client.close(), 15)
 
+    def learn(self, event: str, payload: Any) -> None:
+        """What this screen's own socket learns from an ack rather than an event (the server
+        tells the others; the one who acted reads the answer), applied like an event."""
+        self.socket.log.append((event, payload))
+
     async def close(self) -> None:
         await asyncio.wait_for(self.socket.close(), 15)
 
