@@ -176,3 +176,42 @@ async def test_an_unanswered_offer_expires(start_instance: StartInstance, client
     assert outcome.after[answering.name]["presence"]["status"] == "away"
     assert outcome.after[answering.name]["offers"] == []
     assert [c["status"] for c in outcome.after[asking.name]["consults"]] == ["queued"]
+
+
+async def test_a_declined_named_request_widened(two_instances: tuple[Instance, Instance], clients: OpenClient) -> None:
+    """After the named specialist declines, the requester sends it to the whole pool: another
+    specialist is offered it, and both screens and the board follow."""
+    a, b = two_instances
+    clinician = await clients(a, "bavi.clinician")
+    trauma = await clients(b, "quangninh.trauma")
+    surgeon = await clients(a, "xanhpon.surgeon")
+    trauma_id = (await trauma.next("session:state"))["user"]["id"]
+    await surgeon.next("session:state")
+    consult = (await ok(clinician, "consult:request", request(specialist_id=trauma_id)))["consult"]
+    await trauma.next("consult:offer")
+    await ok(trauma, "consult:decline", {"consult_id": consult["id"]})
+    asking, other = await watch(b, "bavi.clinician"), await watch(b, "xanhpon.surgeon")
+    board = await watch(a, "soyte.supervisor", "/monitor")
+
+    outcome = await verify_action(
+        [asking, other, board], lambda: ok(clinician, "consult:widen", {"consult_id": consult["id"]})
+    )
+    assert [o["consult"]["id"] for o in outcome.after[other.name]["offers"]] == [consult["id"]]
+
+
+async def test_an_invitation_changes_no_screen_state(two_instances: tuple[Instance, Instance], clients: OpenClient) -> None:
+    """Inviting a specialist to an active consult's call and withdrawing the invitation: the
+    invited one's `session:state` holds only consults they asked for or answer, so it stays."""
+    a, b = two_instances
+    clinician = await clients(a, "bavi.clinician")
+    surgeon = await clients(b, "xanhpon.surgeon")
+    await surgeon.next("session:state")
+    consult = (await ok(clinician, "consult:request", request()))["consult"]
+    await surgeon.next("consult:offer")
+    await ok(surgeon, "consult:accept", {"consult_id": consult["id"]})
+    guest = await watch(a, "xanhpon.obgyn")  # another specialist at Xanh Pôn
+    invite = {"consult_id": consult["id"], "user_id": (await guest.fresh())["user"]["id"]}
+    outcome = await verify_action([guest], lambda: ok(clinician, "consult:invite", invite), unchanged=[guest])
+    assert outcome.names(guest.name) == ["consult:invited"]
+    outcome = await verify_action([guest], lambda: ok(clinician, "consult:uninvite", invite), unchanged=[guest])
+    assert outcome.names(guest.name) == ["consult:uninvited"]
