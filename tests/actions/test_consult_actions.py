@@ -199,7 +199,9 @@ async def test_a_declined_named_request_widened(two_instances: tuple[Instance, I
     assert [o["consult"]["id"] for o in outcome.after[other.name]["offers"]] == [consult["id"]]
 
 
-async def test_an_invitation_changes_no_screen_state(two_instances: tuple[Instance, Instance], clients: OpenClient) -> None:
+async def test_an_invitation_changes_no_screen_state(
+    two_instances: tuple[Instance, Instance], clients: OpenClient
+) -> None:
     """Inviting a specialist to an active consult's call and withdrawing the invitation: the
     invited one's `session:state` holds only consults they asked for or answer, so it stays."""
     a, b = two_instances
