@@ -10,7 +10,7 @@ from typing import Any
 
 from tests.actions.verify import verify_action, watch
 from tests.conftest import Client, Instance, StartInstance
-from tests.test_consults import request
+from tests.system.test_consults import request
 
 OpenClient = Callable[..., Awaitable[Client]]
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from tests.actions.verify import verify_action, watch
 from tests.conftest import Client, Instance
-from tests.test_rounds import new_round
+from tests.system.test_rounds import new_round
 
 OpenClient = Callable[..., Awaitable[Client]]
 
