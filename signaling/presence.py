@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from server import outbox
 from server.actions import dispatch
 from server.contract.errors import AppError
 from server.contract.validation import Payload
 from server.live import presence
+from server.outbox import Event, To
 from signaling.router import Caller, Router
 
 router = Router("/")
@@ -25,4 +27,8 @@ async def presence_set(caller: Caller, payload: PresenceSet) -> dict[str, Any]:
     caller.services.board_changed()
     if payload.status == "available" and caller.account.role == "specialist":
         await dispatch.offer_waiting(caller.services, caller.account.id)
-    return {"presence": await presence.of(caller.services.redis, caller.account.id)}
+    now = await presence.of(caller.services.redis, caller.account.id)
+    # The user's other devices show the status too; this one reads it from the ack.
+    changed = Event("presence:changed", {"presence": now}, To.user(caller.account.id), skip_sid=caller.sid)
+    await outbox.send(caller.services, [changed])
+    return {"presence": now}

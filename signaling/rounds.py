@@ -58,8 +58,9 @@ async def round_join(caller: Caller, payload: RoundRef) -> dict[str, Any]:
     for consult in loaded.consults.values():
         await audit.record(services.db, caller.account.id, "notes.list", "consult", consult.id, caller.address)
     described = await rounds.view(services.db, loaded)
-    # Joining may have started the session: tell those already in the call.
-    updated = Event("round:updated", {"round": described}, To.call("round", item.id), skip_sid=caller.sid)
+    # Joining may have started the session: tell every screen that lists the round.
+    team = To.users(sorted(await rounds.team_of(services.db, item)))
+    updated = Event("round:updated", {"round": described}, team, skip_sid=caller.sid)
     await outbox.send(services, [updated])
     return {
         "round": described,

@@ -881,10 +881,14 @@ async def today_for(db: Database, account: Account, now: datetime) -> list[dict[
     return found
 
 
-async def publish(services: Services, round_id: str) -> dict[str, Any]:
-    """`round:updated {round}` to everyone in the round's call; returns the round."""
+async def publish(services: Services, round_id: str, skip_sid: str | None = None) -> dict[str, Any]:
+    """`round:updated {round}` to every screen that lists the round: its team, on every device
+    (whoever is in its call is of its team), but `skip_sid`; returns the round."""
     described = await describe(services.db, round_id)
-    await outbox.send(services, [Event("round:updated", {"round": described}, To.call("round", round_id))])
+    item = await get(services.db, round_id)
+    # Everyone in its call is of its team (`round:join` admits its members only).
+    audience = To.users(sorted(await team_of(services.db, item)))
+    await outbox.send(services, [Event("round:updated", {"round": described}, audience, skip_sid=skip_sid)])
     return described
 
 
