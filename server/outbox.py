@@ -17,9 +17,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from server.policy.scope import Scope
 from server.records.consults import involved
 from server.records.models import Consult
-from server.records.scope import Scope
 from server.runtime.services import Services
 
 CallKind = Literal["consult", "round"]

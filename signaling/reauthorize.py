@@ -41,8 +41,8 @@ from server.contract.errors import AppError
 from server.live import revocation
 from server.outbox import Event, To, board_room
 from server.policy import permissions
+from server.policy.scope import hospital_scope
 from server.records import consults
-from server.records.scope import hospital_scope
 from server.records.users import Account, load_account
 from server.runtime.services import Services
 from signaling import monitor, rtc

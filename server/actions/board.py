@@ -1,6 +1,6 @@
 """The supervisor board: who is available, who waits, which calls run, today's figures.
 
-One function builds the whole board for a scope (server/records/scope.py: the network, the hospitals
+One function builds the whole board for a scope (server/policy/scope.py: the network, the hospitals
 of one province, one hospital, or nothing); `/monitor`
 sends it as `monitor:snapshot` and again, whole, as each coalesced `monitor:update`. The
 board never carries clinical text: no patient reference, summary or note.
@@ -27,9 +27,9 @@ from server.actions import rounds
 from server.live import presence
 from server.live.rooms import Peer
 from server.policy import lifecycle
+from server.policy.scope import Scope, sees
 from server.records.consults import VIETNAM, iso
 from server.records.models import Consult, Hospital, Round, RoundSession, SisterLink, User
-from server.records.scope import Scope, sees
 from server.runtime.services import Services
 
 OPEN = lifecycle.OPEN_STATUSES
@@ -192,7 +192,7 @@ async def watched(redis: aioredis.Redis) -> set[Scope]:
 
 def view(network: Network, scope: Scope) -> dict[str, Any]:
     """`{presence, queue, sessions, stats, server_time}` of what `scope` oversees: the consults
-    and rounds that involve a hospital in view (server/records/scope.py), and the specialists of those
+    and rounds that involve a hospital in view (server/policy/scope.py), and the specialists of those
     hospitals (of a hospital's sister hospitals too, for a hospital's supervisor)."""
     now, hospitals, people = network.now, network.hospitals, network.people
     in_view = scope.hospitals({h.id: h.province for h in hospitals.values()})

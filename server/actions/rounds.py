@@ -22,7 +22,7 @@ Who does what (policy, pure functions below):
 - Edit the patient list: the district team and the lead specialist.
 - Move the focus and end the session: the lead specialist and the invited specialists.
 - Edit or cancel the schedule: an admin, whoever created it, the lead, the district team.
-- Read: besides those taking part, supervisors within their scope (server/records/scope.py): the
+- Read: besides those taking part, supervisors within their scope (server/policy/scope.py): the
   round's hospital or the lead specialist's hospital is in view (their hospital, or their
   Department of Health's province).
 
@@ -50,6 +50,7 @@ from server.actions import dispatch
 from server.contract.errors import AppError
 from server.outbox import Event, To
 from server.policy import lifecycle, recurrence
+from server.policy.scope import InView, sees
 from server.records import consults
 from server.records.consults import iso
 from server.records.models import (
@@ -64,7 +65,7 @@ from server.records.models import (
     User,
     utcnow,
 )
-from server.records.scope import InView, in_view, sees
+from server.records.provinces import in_view
 from server.records.users import Account
 from server.runtime import loops
 from server.runtime.services import Services
@@ -134,7 +135,7 @@ def may_create(account: Account, hospital_id: str, sisters_of_hospital: set[str]
 
 
 def supervises(item: Round, account: Account, lead_hospital_id: str | None, hospitals: InView) -> bool:
-    """`hospitals`: those in `account`'s scope (`server.records.scope.in_view`)."""
+    """`hospitals`: those in `account`'s scope (`server.records.provinces.in_view`)."""
     if account.role == "admin":
         return True
     if account.role != "supervisor":

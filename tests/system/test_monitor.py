@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from server.actions import board
-from server.records.scope import Scope
+from server.policy.scope import Scope
 from tests.conftest import Instance, add_user, until
 from tests.system.test_consults import ask
 from tests.system.test_rounds import join as join_round
