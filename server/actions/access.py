@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from server.actions import rounds
 from server.contract.errors import AppError
+from server.live import keys
 from server.policy import scope
 from server.records import consults, provinces
 from server.records.models import Consult, RoundSession
@@ -21,7 +22,7 @@ async def consult_for(services: Services, account: Account, consult_id: str, *, 
     consult = await consults.get(services.db, consult_id)
     if consult is None:
         raise AppError("not_found", "no such consult")
-    invited = await services.rooms.invited(f"consult:{consult_id}", account.id)
+    invited = await services.rooms.invited(keys.consult_room(consult_id), account.id)
     if consults.may_join(consult, account.id, account.role, account.hospital_id, invited):
         return consult
     if consult.round_session_id and await _in_round(services, account, consult.round_session_id):
