@@ -15,26 +15,22 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
+from server.live import keys
+from server.live.keys import CallKind
+from server.policy.scope import Scope
 from server.records.consults import involved
 from server.records.models import Consult
-from server.records.scope import Scope
 from server.runtime.services import Services
 
-CallKind = Literal["consult", "round"]
 MONITOR = "/monitor"  # the supervisors' namespace
 EVENT_NAME = re.compile(r"^[a-z]+:[a-z-]+$")
 
 
-def call_room(kind: CallKind, ref: str) -> str:
-    """The Socket.IO room (and `live/rooms` key) of a call: `consult:<id>` or `round:<id>`."""
-    return f"{kind}:{ref}"
-
-
 def board_room(scope: Scope) -> str:
     """One room per scope: a Department of Health's supervisors share their province's board."""
-    return f"monitor:{scope.key}"
+    return keys.board_room(scope.key)
 
 
 @dataclass(frozen=True)
@@ -58,16 +54,14 @@ class Call:
     @classmethod
     def of(cls, room: str) -> Call:
         """The call whose room this is (`consult:<id>` or `round:<id>`)."""
-        kind, _, ref = room.partition(":")
-        if kind == "consult":
-            return cls("consult", ref)
-        if kind == "round":
-            return cls("round", ref)
-        raise ValueError(f"not a call's room: {room!r}")
+        call = keys.call_of(room)
+        if call is None:
+            raise ValueError(f"not a call's room: {room!r}")
+        return cls(*call)
 
     @property
     def room(self) -> str:
-        return call_room(self.kind, self.ref)
+        return keys.call_room(self.kind, self.ref)
 
     def pick(self, consult_event: str, round_event: str) -> str:
         """The event's name for this kind of call; both names are written out where events are made."""
@@ -154,12 +148,12 @@ async def audience(services: Services, to: Audience) -> list[tuple[str, str]]:
     """The Socket.IO rooms (with their namespace) an audience is, in the order they are sent to."""
     match to:
         case Users(ids):
-            return [(f"user:{user_id}", "/") for user_id in ids]
+            return [(keys.user_room(user_id), "/") for user_id in ids]
         case Call():
             return [(to.room, "/")]
         case Parties(consult, also):
-            in_call = {peer.user["id"] for peer in await services.rooms.peers(call_room("consult", consult.id))}
-            return [(f"user:{user_id}", "/") for user_id in involved(consult) | in_call | also]
+            in_call = {peer.user["id"] for peer in await services.rooms.peers(keys.consult_room(consult.id))}
+            return [(keys.user_room(user_id), "/") for user_id in involved(consult) | in_call | also]
         case Socket(sid, namespace):
             return [(sid, namespace)]
         case Board(scope):

@@ -20,7 +20,7 @@ import socketio
 from server import outbox
 from server.actions import board
 from server.outbox import MONITOR, Event, To, board_room
-from server.records.scope import Scope, hospital_scope
+from server.policy.scope import Scope, hospital_scope
 from server.records.users import Account
 from server.runtime.loops import every
 from server.runtime.services import Services

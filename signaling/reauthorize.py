@@ -38,19 +38,17 @@ from server import outbox
 from server.actions import access, rounds
 from server.actions.snapshot import session_state
 from server.contract.errors import AppError
-from server.live import revocation
+from server.live import keys, revocation
 from server.outbox import Event, To, board_room
 from server.policy import permissions
+from server.policy.scope import hospital_scope
 from server.records import consults
-from server.records.scope import hospital_scope
 from server.records.users import Account, load_account
 from server.runtime.services import Services
 from signaling import monitor, rtc
 from signaling.router import Caller, Revoked
 
 log = logging.getLogger("telerounds.signaling")
-
-ROUND_AUDIENCE = "user:" + consults.round_audience("")  # + a round session's id
 
 Verdict = Literal["kept", "closed"]
 
@@ -124,7 +122,7 @@ async def _sockets_of(
     found = []
     for namespace in namespaces or list(manager.get_namespaces()):
         # In "/" every socket is in its user's room; other namespaces (few sockets) are searched.
-        room = f"user:{user_id}" if namespace == "/" else None
+        room = keys.user_room(user_id) if namespace == "/" else None
         for sid, _eio_sid in list(manager.get_participants(namespace, room)):
             if not manager.is_connected(sid, namespace):
                 continue
@@ -151,7 +149,7 @@ async def _apply(
         return "closed"
     left = []
     for room in list(sio.manager.get_rooms(sid, namespace)):
-        if room in (sid, f"user:{account.id}") or await _may_stay(services, namespace, room, account):
+        if room in (sid, keys.user_room(account.id)) or await _may_stay(services, namespace, room, account):
             continue
         if namespace != "/":  # a board of another scope: connecting again shows the right one
             return "closed"
@@ -177,9 +175,9 @@ async def _rule(services: Services, namespace: str, room: str, account: Account)
         return room == board_room(hospital_scope(account))
     if namespace != "/":
         return False
-    if room.startswith(ROUND_AUDIENCE):
-        return await access._in_round(services, account, room.removeprefix(ROUND_AUDIENCE))
-    kind, _, ref = room.partition(":")
+    if (session_id := keys.round_audience_of(room)) is not None:
+        return await access._in_round(services, account, session_id)
+    kind, ref = keys.call_of(room) or ("", "")
     if kind == "consult":
         consult = await consults.get(services.db, ref)
         invited = await services.rooms.invited(room, account.id)
@@ -194,7 +192,7 @@ async def _rule(services: Services, namespace: str, room: str, account: Account)
 
 async def _leave(services: Services, sio: socketio.AsyncServer, sid: str, room: str) -> None:
     """Out of a call as `consult:leave` / `round:leave` (the others are told), else out of the room."""
-    if room.startswith(("consult:", "round:")):
+    if keys.call_of(room) is not None:
         peer = await services.rooms.peer_of_sid(room, sid)
         if peer is not None:
             await rtc.leave_room(services, room, peer)

@@ -17,8 +17,9 @@ from server import outbox
 from server.actions import rounds
 from server.contract.errors import AppError
 from server.contract.validation import Id, Payload
+from server.live import keys
 from server.outbox import Event, To
-from server.records import audit, consults
+from server.records import audit
 from server.runtime.ice import ice_servers
 from signaling.notes import note_page
 from signaling.router import Caller, Router
@@ -49,9 +50,9 @@ async def round_join(caller: Caller, payload: RoundRef) -> dict[str, Any]:
     item, held = loaded.round, loaded.session
     assert held is not None
     role = "lead" if caller.account.id == item.lead_specialist_id else caller.account.role
-    peer, others = await join_room(caller, rounds.room_of(item.id), role)
+    peer, others = await join_room(caller, keys.round_room(item.id), role)
     assert services.sio is not None
-    await services.sio.enter_room(caller.sid, f"user:{consults.round_audience(held.id)}")
+    await services.sio.enter_room(caller.sid, keys.user_room(keys.round_audience(held.id)))
     # The first page of every patient's notes so far, so a late joiner sees the record at once;
     # the rest come with `round:notes {cursor}` (audited per consult).
     first = await note_page(caller, sorted(c.id for c in loaded.consults.values()))
@@ -92,7 +93,7 @@ async def round_notes(caller: Caller, payload: RoundNotes) -> dict[str, Any]:
 
 @router.on("round:leave", RoundRef)
 async def round_leave(caller: Caller, payload: RoundRef) -> dict[str, Any]:
-    await leave_call(caller, rounds.room_of(payload.round_id))
+    await leave_call(caller, keys.round_room(payload.round_id))
     return {}
 
 
@@ -108,6 +109,6 @@ async def round_end(caller: Caller, payload: RoundRef) -> dict[str, Any]:
     if not await rounds.end(services, caller.account, payload.round_id):
         raise AppError("conflict", "the round is not in progress")
     described = await rounds.publish(services, payload.round_id)
-    await services.rooms.close(rounds.room_of(payload.round_id))  # like a consult's call when it ends
+    await services.rooms.close(keys.round_room(payload.round_id))  # like a consult's call when it ends
     services.board_changed()
     return {"round": described}

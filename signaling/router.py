@@ -18,13 +18,14 @@ import redis.asyncio as aioredis
 import socketio
 from redis.commands.core import AsyncScript
 
-from server.contract.errors import AppError, storage_unavailable
+from server.contract.errors import AppError
 from server.contract.validation import Payload, parse
 from server.live import ratelimit, revocation
 from server.policy import permissions
 from server.policy.auth import read_token
 from server.records.users import Account, load_account
 from server.runtime.services import Services
+from server.runtime.storage import storage_unavailable
 
 log = logging.getLogger("telerounds.signaling")
 

@@ -18,7 +18,8 @@ from server import outbox
 from server.actions import dispatch
 from server.contract.errors import AppError
 from server.contract.validation import Id, Payload
-from server.live.rooms import MAX_PEERS, Peer, decode_peers, peers_key
+from server.live import keys
+from server.live.rooms import MAX_PEERS, Peer, decode_peers
 from server.outbox import Call, Event, To
 from server.records import audit, consults
 from server.records.models import Consult
@@ -84,7 +85,7 @@ def room_name(consult_id: str | None, round_id: str | None) -> str:
     """The room an `rtc:*` event is about: a consult's or a round's, exactly one of them."""
     if (consult_id is None) == (round_id is None):
         raise AppError("invalid", "give exactly one of consult_id or round_id")
-    return f"consult:{consult_id}" if consult_id is not None else f"round:{round_id}"
+    return keys.consult_room(consult_id) if consult_id is not None else keys.round_room(str(round_id))
 
 
 async def join_room(caller: Caller, room: str, role: str) -> tuple[Peer, list[dict[str, Any]]]:
@@ -150,7 +151,7 @@ async def _active_consult(caller: Caller, consult_id: str) -> Consult:
     consult = await consults.get(caller.services.db, consult_id)
     if consult is None:
         raise AppError("not_found", "no such consult")
-    invited = await caller.services.rooms.invited(f"consult:{consult_id}", caller.account.id)
+    invited = await caller.services.rooms.invited(keys.consult_room(consult_id), caller.account.id)
     account = caller.account
     if not consults.may_join(consult, account.id, account.role, account.hospital_id, invited):
         raise AppError("forbidden", "you are not a participant of this consult")
@@ -163,7 +164,7 @@ async def _active_consult(caller: Caller, consult_id: str) -> Consult:
 async def consult_join(caller: Caller, payload: ConsultRef) -> dict[str, Any]:
     consult = await _active_consult(caller, payload.consult_id)
     role = "specialist" if caller.account.id == consult.specialist_id else caller.account.role
-    room = f"consult:{consult.id}"
+    room = keys.consult_room(consult.id)
     peer, others = await join_room(caller, room, role)
     account = caller.account
     if not consults.may_join(consult, account.id, account.role, account.hospital_id, False):
@@ -191,7 +192,7 @@ async def _notes(caller: Caller, consult: Consult) -> dict[str, Any]:
 
 @router.on("consult:leave", ConsultRef)
 async def consult_leave(caller: Caller, payload: ConsultRef) -> dict[str, Any]:
-    await leave_call(caller, f"consult:{payload.consult_id}")
+    await leave_call(caller, keys.consult_room(payload.consult_id))
     return {}
 
 
@@ -226,7 +227,7 @@ async def consult_invite(caller: Caller, payload: Invite) -> dict[str, Any]:
         raise AppError(
             "forbidden", "only people of the two hospitals and their sister hospitals can be invited to this consult"
         )
-    await caller.services.rooms.invite(f"consult:{consult.id}", payload.user_id)
+    await caller.services.rooms.invite(keys.consult_room(consult.id), payload.user_id)
     await consults.add_event(db, consult.id, "invited", caller.account.id, {"user_id": payload.user_id})
     view = await dispatch.describe(caller.services, consult)
     invited = Event("consult:invited", {"consult": view, "by": _user(caller)}, To.user(payload.user_id))
@@ -240,7 +241,7 @@ async def consult_uninvite(caller: Caller, payload: Invite) -> dict[str, Any]:
     one who still takes part otherwise (a clinician of the requesting hospital) keeps it."""
     consult = await _party_consult(caller, payload.consult_id)
     services = caller.services
-    room = f"consult:{consult.id}"
+    room = keys.consult_room(consult.id)
     view = await dispatch.describe(services, consult)
     if not await services.rooms.invited(room, payload.user_id):
         return {"consult": view}  # never invited, or withdrawn already: nothing to do
@@ -259,7 +260,7 @@ async def consult_uninvite(caller: Caller, payload: Invite) -> dict[str, Any]:
 
 
 def _signal_room_peers(signal: Signal) -> str:
-    return peers_key(room_name(signal.consult_id, signal.round_id))
+    return keys.room_peers(room_name(signal.consult_id, signal.round_id))
 
 
 # The hot path of a call: the room's peers (a call has at most MAX_PEERS, each record names its

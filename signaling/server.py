@@ -12,7 +12,7 @@ from server import outbox
 from server.actions import dispatch, recovery, rounds
 from server.actions.snapshot import session_state
 from server.http.common import client_address
-from server.live import caps, presence, revocation
+from server.live import caps, keys, presence, revocation
 from server.outbox import Event, To
 from server.records import audit
 from server.records.users import Account
@@ -75,7 +75,7 @@ def create_sio(services: Services, redis_url: str) -> socketio.AsyncServer:
                 raise refusal(caps.sockets_refusal(settings))
         address = _address(environ)
         await sio.save_session(sid, {"account": account, "address": address, "token_id": token_id(services, auth)})
-        await sio.enter_room(sid, f"user:{account.id}")
+        await sio.enter_room(sid, keys.user_room(account.id))
         local[sid] = account.id
         services.metrics.sockets.labels("/").inc()
         services.board_changed()

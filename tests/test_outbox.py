@@ -19,8 +19,8 @@ from sqlalchemy import select
 
 from server import outbox
 from server.outbox import Call, Event, To
+from server.policy.scope import hospital_scope
 from server.records.models import Consult, User
-from server.records.scope import hospital_scope
 from server.records.users import load_account
 from tests.conftest import Client, Instance
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from server.live import presence
+from server.live import keys, presence
 from server.runtime.services import redis_client
 
 
@@ -28,8 +28,8 @@ async def test_a_heartbeat_keeps_every_socket_online_and_none_that_left(redis_ur
             expected = [s for s in sids if (user_id, s) != ("hb-user-7", "abcdef012345~b7")]
             assert sorted(scores) == sorted(expected)
             assert all(score > later for score in scores.values())
-        assert await redis.zscore(presence.SOCKETS, "hb-user-7|abcdef012345~b7") is None
-        assert await redis.zcount(presence.SOCKETS, later, "+inf") == sum(len(s) for s in sockets.values()) - 1
+        assert await redis.zscore(keys.PRESENCE_SOCKETS, "hb-user-7|abcdef012345~b7") is None
+        assert await redis.zcount(keys.PRESENCE_SOCKETS, later, "+inf") == sum(len(s) for s in sockets.values()) - 1
     finally:
         await redis.aclose()
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from server.actions import rounds
 from server.contract.errors import AppError
-from server.records import consults, scope
+from server.live import keys
+from server.policy import scope
+from server.records import consults, provinces
 from server.records.models import Consult, RoundSession
 from server.records.users import Account
 from server.runtime.services import Services
@@ -20,7 +22,7 @@ async def consult_for(services: Services, account: Account, consult_id: str, *, 
     consult = await consults.get(services.db, consult_id)
     if consult is None:
         raise AppError("not_found", "no such consult")
-    invited = await services.rooms.invited(f"consult:{consult_id}", account.id)
+    invited = await services.rooms.invited(keys.consult_room(consult_id), account.id)
     if consults.may_join(consult, account.id, account.role, account.hospital_id, invited):
         return consult
     if consult.round_session_id and await _in_round(services, account, consult.round_session_id):
@@ -32,8 +34,8 @@ async def consult_for(services: Services, account: Account, consult_id: str, *, 
 
 async def _oversees(services: Services, account: Account, consult: Consult) -> bool:
     """A supervisor reads the consults of their scope, as on the board and in the statistics:
-    those asked at, or answered from, a hospital in view (server/records/scope.py)."""
-    in_view = await scope.in_view(services.db, account)
+    those asked at, or answered from, a hospital in view (server/policy/scope.py)."""
+    in_view = await provinces.in_view(services.db, account)
     if scope.sees(in_view, consult.hospital_id):
         return True
     specialist = (await consults.people(services.db, [consult.specialist_id])).get(consult.specialist_id or "")

@@ -49,7 +49,7 @@ Password = Annotated[str, StringConstraints(min_length=passwords.MIN_LENGTH, max
 AUDIT_PAGE_MAX = 200
 USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,99}")
 HOSPITAL_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
-# A province is matched by its code (server/records/scope.py), so one spelling only: `hanoi`, `quangninh`.
+# A province is matched by its code (server/policy/scope.py), so one spelling only: `hanoi`, `quangninh`.
 PROVINCE = re.compile(r"[a-z][a-z0-9]{1,31}")
 PROVINCE_SHAPE = (
     "a short lowercase code such as hanoi or quangninh: 2 to 32 letters a-z or digits, no spaces or accents"

@@ -1,6 +1,6 @@
 """The supervisor board: who is available, who waits, which calls run, today's figures.
 
-One function builds the whole board for a scope (server/records/scope.py: the network, the hospitals
+One function builds the whole board for a scope (server/policy/scope.py: the network, the hospitals
 of one province, one hospital, or nothing); `/monitor`
 sends it as `monitor:snapshot` and again, whole, as each coalesced `monitor:update`. The
 board never carries clinical text: no patient reference, summary or note.
@@ -23,13 +23,12 @@ from typing import Any
 import redis.asyncio as aioredis
 from sqlalchemy import or_, select
 
-from server.actions import rounds
-from server.live import presence
+from server.live import keys, presence
 from server.live.rooms import Peer
 from server.policy import lifecycle
+from server.policy.scope import Scope, sees
 from server.records.consults import VIETNAM, iso
 from server.records.models import Consult, Hospital, Round, RoundSession, SisterLink, User
-from server.records.scope import Scope, sees
 from server.runtime.services import Services
 
 OPEN = lifecycle.OPEN_STATUSES
@@ -134,12 +133,12 @@ async def load(services: Services) -> Network:
     calls = {}
     for c in rows:
         if c.status == "active" and c.kind != "round":
-            calls[c.id] = await _call(services, f"consult:{c.id}")
+            calls[c.id] = await _call(services, keys.consult_room(c.id))
     live = []
     for held_session, item in held:
         # A patient taken off the list mid-session has their consult cancelled: not counted.
         counted = [status for session_id, status in statuses if session_id == held_session.id and status != "cancelled"]
-        call = await _call(services, rounds.room_of(item.id))
+        call = await _call(services, keys.round_room(item.id))
         live.append(RoundLive(item, held_session, call, len(counted), counted.count("ended")))
     return Network(
         now=now,
@@ -158,19 +157,17 @@ async def load(services: Services) -> Network:
 
 # Who watches.
 
-WATCHERS = "monitor:watchers"
-
 
 def _watcher(scope: Scope, sid: str) -> str:
     return f"{scope.key}|{sid}"
 
 
 async def watch(redis: aioredis.Redis, scope: Scope, sid: str, ttl_s: float) -> None:
-    await redis.zadd(WATCHERS, {_watcher(scope, sid): time.time() + ttl_s})
+    await redis.zadd(keys.MONITOR_WATCHERS, {_watcher(scope, sid): time.time() + ttl_s})
 
 
 async def unwatch(redis: aioredis.Redis, scope: Scope, sid: str) -> None:
-    await redis.zrem(WATCHERS, _watcher(scope, sid))
+    await redis.zrem(keys.MONITOR_WATCHERS, _watcher(scope, sid))
 
 
 async def keep_watching(redis: aioredis.Redis, watchers: dict[str, Scope], ttl_s: float) -> None:
@@ -179,20 +176,20 @@ async def keep_watching(redis: aioredis.Redis, watchers: dict[str, Scope], ttl_s
     expires = time.time() + ttl_s
     async with redis.pipeline(transaction=False) as pipe:
         if watchers:
-            pipe.zadd(WATCHERS, {_watcher(scope, sid): expires for sid, scope in watchers.items()})
-        pipe.zremrangebyscore(WATCHERS, "-inf", time.time())
+            pipe.zadd(keys.MONITOR_WATCHERS, {_watcher(scope, sid): expires for sid, scope in watchers.items()})
+        pipe.zremrangebyscore(keys.MONITOR_WATCHERS, "-inf", time.time())
         await pipe.execute()
 
 
 async def watched(redis: aioredis.Redis) -> set[Scope]:
     """The scopes with a board open anywhere."""
-    members = await redis.zrangebyscore(WATCHERS, time.time(), "+inf")
+    members = await redis.zrangebyscore(keys.MONITOR_WATCHERS, time.time(), "+inf")
     return {Scope.from_key(str(m).rpartition("|")[0]) for m in members}
 
 
 def view(network: Network, scope: Scope) -> dict[str, Any]:
     """`{presence, queue, sessions, stats, server_time}` of what `scope` oversees: the consults
-    and rounds that involve a hospital in view (server/records/scope.py), and the specialists of those
+    and rounds that involve a hospital in view (server/policy/scope.py), and the specialists of those
     hospitals (of a hospital's sister hospitals too, for a hospital's supervisor)."""
     now, hospitals, people = network.now, network.hospitals, network.people
     in_view = scope.hospitals({h.id: h.province for h in hospitals.values()})

@@ -15,8 +15,8 @@ from typing import Any
 
 from server import outbox
 from server.contract.errors import AppError
-from server.live import caps, presence
-from server.live.offers import named_queue_key, now, queue_key
+from server.live import caps, keys, presence
+from server.live.offers import now
 from server.outbox import Event, To
 from server.policy import lifecycle, matching
 from server.policy.matching import Candidate, Urgency
@@ -40,15 +40,11 @@ def offer_timeout(services: Services, urgency: str) -> float:
     }[urgency]
 
 
-def room_of(consult_id: str) -> str:
-    return f"consult:{consult_id}"
-
-
 def waiting_key(consult: Consult) -> str:
     """The queue a waiting consult sits in: its specialist's when named, else its specialty's."""
     if consult.named_specialist_id:
-        return named_queue_key(consult.named_specialist_id)
-    return queue_key(consult.specialty)
+        return keys.named_queue(consult.named_specialist_id)
+    return keys.queue(consult.specialty)
 
 
 async def describe(services: Services, consult: Consult) -> dict[str, Any]:
@@ -166,7 +162,7 @@ async def offer_waiting(services: Services, specialist_id: str) -> None:
         if not await _free(services, specialist_id, specialties):
             return
         best: tuple[float, str, str] | None = None
-        for key in [named_queue_key(specialist_id), *(queue_key(s) for s in specialties)]:
+        for key in [keys.named_queue(specialist_id), *(keys.queue(s) for s in specialties)]:
             for consult_id, score in await services.live.waiting(key, limit=20):
                 if specialist_id in await services.live.declined(consult_id):
                     continue
@@ -221,7 +217,7 @@ async def request(
         if specialty not in await consults.specialties_of(services.db, specialist_id):
             raise AppError("invalid", "this specialist does not practise that specialty")
     # The count of the clinician's waiting requests and the new one's write, one device at a time.
-    async with caps.one_at_a_time(services.redis, f"caps:requesting:{account.id}"):
+    async with caps.one_at_a_time(services.redis, keys.requesting(account.id)):
         consult, created = await consults.create(
             services.db,
             op_id=op_id,
@@ -429,7 +425,7 @@ async def record_outcome(
         await presence.restore_chosen(services.redis, specialist_id)
         await presence_changed(services, specialist_id)
     await announce(services, ended)
-    await services.rooms.close(room_of(consult_id))
+    await services.rooms.close(keys.consult_room(consult_id))
     if specialist_id:
         await offer_waiting(services, specialist_id)
     return ended

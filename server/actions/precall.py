@@ -21,7 +21,7 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSession
 from aiortc.contrib.media import MediaRelay
 
 from server.contract.errors import AppError
-from server.live import caps
+from server.live import caps, keys
 from server.runtime.ice import ice_servers
 from server.runtime.settings import Settings
 
@@ -30,10 +30,6 @@ log = logging.getLogger("telerounds.precall")
 
 # A check's lease outlives its `PRECALL_SECONDS` a little: it is released when the check closes.
 LEASE_MARGIN_S = 5.0
-
-
-def lease_key(user_id: str) -> str:
-    return f"precall:user:{user_id}"
 
 
 class PrecallPeers:
@@ -60,7 +56,7 @@ class PrecallPeers:
             raise AppError(
                 "rate_limited", "too many pre-call checks are running; try again in a minute", retry_after_s=60
             )
-        key = lease_key(user_id)
+        key = keys.precall_lease(user_id)
         token = await caps.take_lease(self.redis, key, self.settings.precall_seconds + LEASE_MARGIN_S)
         if token is None:
             wait_s = max(1.0, await caps.lease_wait_s(self.redis, key))

@@ -27,7 +27,7 @@ from sqlalchemy import select
 
 from server import outbox
 from server.actions import dispatch
-from server.live import presence
+from server.live import keys, presence
 from server.outbox import Call, Event
 from server.records import consults
 from server.records.models import Consult, ConsultEvent
@@ -36,8 +36,6 @@ from server.runtime.services import Services
 
 log = logging.getLogger("telerounds.recovery")
 
-EPOCH = "live:epoch"
-REBUILDING = "live:rebuilding"
 REBUILD_LEASE_MS = 30_000  # should the rebuilding instance die, another starts over after this
 
 
@@ -60,7 +58,7 @@ async def watch(services: Services, interval_s: float = 1.0) -> None:
 
 
 async def check_epoch(services: Services, seen: _Seen) -> None:
-    epoch = await services.redis.get(EPOCH)
+    epoch = await services.redis.get(keys.LIVE_EPOCH)
     if epoch is None:
         epoch = await rebuild_once(services)
         if epoch is None:
@@ -74,17 +72,17 @@ async def check_epoch(services: Services, seen: _Seen) -> None:
 async def rebuild_once(services: Services) -> str | None:
     """Rebuild the live state unless another instance is at it; the new epoch, or None."""
     token = secrets.token_hex(8)
-    if not await services.redis.set(REBUILDING, token, nx=True, px=REBUILD_LEASE_MS):
+    if not await services.redis.set(keys.LIVE_REBUILDING, token, nx=True, px=REBUILD_LEASE_MS):
         return None
     try:
         counts = await rebuild(services)
-        await services.redis.set(EPOCH, token)
+        await services.redis.set(keys.LIVE_EPOCH, token)
         log.info("live state rebuilt from the database: %s", counts)
         return token
     finally:
         # Not atomic: at worst another instance rebuilds once more, which changes nothing.
-        if await services.redis.get(REBUILDING) == token:
-            await services.redis.delete(REBUILDING)
+        if await services.redis.get(keys.LIVE_REBUILDING) == token:
+            await services.redis.delete(keys.LIVE_REBUILDING)
 
 
 async def rebuild(services: Services) -> dict[str, int]:
@@ -120,7 +118,7 @@ async def rebuild(services: Services) -> dict[str, int]:
             standing[(consult_id, str(detail["user_id"]))] = kind == "invited"
     for (consult_id, user_id), invited in standing.items():
         if invited:
-            await services.rooms.invite(dispatch.room_of(consult_id), user_id)
+            await services.rooms.invite(keys.consult_room(consult_id), user_id)
     counts = {"active": 0, "requeued": 0, "dispatched": 0}
     for consult in open_consults:
         if consult.status == "active":

@@ -22,7 +22,7 @@ Who does what (policy, pure functions below):
 - Edit the patient list: the district team and the lead specialist.
 - Move the focus and end the session: the lead specialist and the invited specialists.
 - Edit or cancel the schedule: an admin, whoever created it, the lead, the district team.
-- Read: besides those taking part, supervisors within their scope (server/records/scope.py): the
+- Read: besides those taking part, supervisors within their scope (server/policy/scope.py): the
   round's hospital or the lead specialist's hospital is in view (their hospital, or their
   Department of Health's province).
 
@@ -48,8 +48,10 @@ from sqlalchemy.exc import IntegrityError
 from server import outbox
 from server.actions import dispatch
 from server.contract.errors import AppError
+from server.live import keys
 from server.outbox import Event, To
 from server.policy import lifecycle, recurrence
+from server.policy.scope import InView, sees
 from server.records import consults
 from server.records.consults import iso
 from server.records.models import (
@@ -64,7 +66,7 @@ from server.records.models import (
     User,
     utcnow,
 )
-from server.records.scope import InView, in_view, sees
+from server.records.provinces import in_view
 from server.records.users import Account
 from server.runtime import loops
 from server.runtime.services import Services
@@ -76,11 +78,6 @@ MAX_DURATION_MIN = 8 * 60
 MAX_LEAD_REQUESTS = 50  # the pending lead requests one specialist is shown, newest first
 STARTING_WINDOW = timedelta(minutes=5)  # a `round:starting` notice is sent up to this late
 OVERRUN = timedelta(hours=2)  # an empty session ends on its own this long after its scheduled end
-
-
-def room_of(round_id: str) -> str:
-    """The round's call (server/live/rooms.py) and the Socket.IO room of everyone in it."""
-    return f"round:{round_id}"
 
 
 # Policy.
@@ -134,7 +131,7 @@ def may_create(account: Account, hospital_id: str, sisters_of_hospital: set[str]
 
 
 def supervises(item: Round, account: Account, lead_hospital_id: str | None, hospitals: InView) -> bool:
-    """`hospitals`: those in `account`'s scope (`server.records.scope.in_view`)."""
+    """`hospitals`: those in `account`'s scope (`server.records.provinces.in_view`)."""
     if account.role == "admin":
         return True
     if account.role != "supervisor":
@@ -681,7 +678,7 @@ async def _open_consult(db: Database, item: Round, current: RoundSession, patien
     specialties = await consults.specialties_of(db, item.lead_specialist_id)
     consult = Consult(
         kind="round",
-        op_id=f"round:{current.id}:{patient.id}",
+        op_id=keys.round_patient_op(current.id, patient.id),
         status="active",
         specialty=specialties[0] if specialties else "internal",
         urgency="routine",
@@ -825,7 +822,7 @@ async def end_overdue(services: Services, now: datetime) -> list[str]:
     for round_id, started_at, duration_min in rows:
         if started_at + timedelta(minutes=duration_min) + OVERRUN > now:
             continue
-        if await services.rooms.peers(room_of(round_id)):
+        if await services.rooms.peers(keys.round_room(round_id)):
             continue
         if await end(services, None, round_id):
             ended.append(round_id)
@@ -854,7 +851,7 @@ async def announce_starting(services: Services, now: datetime) -> list[str]:
     announced = []
     for item in rows:
         for moment in occurrences_of(item, now - STARTING_WINDOW, now + timedelta(microseconds=1)):
-            key = f"round:starting:{item.id}:{recurrence.day_of(moment).isoformat()}"
+            key = keys.round_starting(item.id, recurrence.day_of(moment).isoformat())
             if not await services.redis.set(key, "1", nx=True, ex=2 * 24 * 3600):
                 continue
             people = await team_of(services.db, item)

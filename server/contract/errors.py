@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import redis.exceptions as redis_exc
-import sqlalchemy.exc as sa_exc
-
 ErrorCode = Literal[
     "unauthorized", "forbidden", "invalid", "not_found", "conflict", "rate_limited", "too_large", "unavailable"
 ]
@@ -39,13 +36,3 @@ class AppError(Exception):
 
     def as_ack(self) -> dict[str, Any]:
         return {"ok": False, "error": {"code": self.code, "message": self.message}}
-
-
-def storage_unavailable(exc: BaseException) -> bool:
-    """Whether an exception means the database or Redis cannot be used right now (`unavailable`),
-    as opposed to a bug. A constraint or a statement the database refuses is a bug."""
-    if isinstance(exc, sa_exc.IntegrityError | sa_exc.ProgrammingError | sa_exc.DataError):
-        return False
-    return isinstance(
-        exc, sa_exc.DBAPIError | sa_exc.TimeoutError | redis_exc.ConnectionError | redis_exc.TimeoutError | OSError
-    )

@@ -12,7 +12,7 @@ from server.contract.errors import AppError
 from server.contract.validation import Payload
 from server.http import addresses
 from server.http.common import bearer_token, client_address, read_json, require_account, services_of
-from server.live import ratelimit
+from server.live import keys, ratelimit
 from server.policy.auth import issue_token, read_token, verify_password
 from server.records.users import find_for_login
 from server.runtime.settings import Settings
@@ -32,8 +32,8 @@ def login_buckets(settings: Settings, username: str, address: str) -> list[tuple
     per address, so that one place cannot try many accounts. Never per username alone."""
     place = addresses.throttle_key(address)
     return [
-        (f"login:user:{username.lower()}:{place}", settings.login_attempts_per_minute, "for this username"),
-        (f"login:addr:{place}", settings.login_address_attempts_per_minute, "from this address"),
+        (keys.login_by_username(username, place), settings.login_attempts_per_minute, "for this username"),
+        (keys.login_by_address(place), settings.login_address_attempts_per_minute, "from this address"),
     ]
 
 

@@ -12,13 +12,14 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from server.contract.errors import AppError, storage_unavailable
+from server.contract.errors import AppError
 from server.contract.validation import Payload, parse, parse_instant
 from server.http import addresses
 from server.live import ratelimit
 from server.policy.auth import read_token
 from server.records.users import Account, load_account
 from server.runtime.services import Services
+from server.runtime.storage import storage_unavailable
 
 log = logging.getLogger("telerounds.http")
 

@@ -17,7 +17,7 @@ from server.contract.errors import AppError, ErrorCode
 from server.http.common import client_address, printable_page, query_time, require_account, services_of
 from server.outbox import Event, To
 from server.policy import lifecycle
-from server.records import attachments, audit, consults, scope
+from server.records import attachments, audit, consults, provinces
 from server.records.blobs import BlobDamaged, BlobTooLarge
 from server.records.models import Attachment, Consult, User, new_id, utcnow
 from server.runtime.services import Services
@@ -49,7 +49,7 @@ async def list_consults(request: web.Request) -> web.Response:
         query = query.where(mine)
     elif account.role != "supervisor":
         raise AppError("forbidden", "consults are for clinicians, specialists and supervisors")
-    elif (in_view := await scope.in_view(services.db, account)) is not None:
+    elif (in_view := await provinces.in_view(services.db, account)) is not None:
         # The consults asked at or answered from a hospital in the supervisor's scope, as on the
         # board: their hospital, or their Department of Health's province (none without one).
         answered_there = select(User.id).where(User.hospital_id.in_(sorted(in_view)))

@@ -9,9 +9,10 @@ from aiohttp import web
 from server.actions import stats
 from server.actions.monthly_report import report_html
 from server.http.common import client_address, printable_page, require_account, services_of
+from server.policy.scope import hospital_scope
 from server.records import audit
 from server.records.consults import VIETNAM
-from server.records.scope import describe, hospital_scope
+from server.records.provinces import describe
 from server.records.users import Account
 
 routes = web.RouteTableDef()

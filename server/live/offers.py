@@ -23,8 +23,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-IN_CONSULT = "in-consult"
-DUE = "offers:due"
+from server.live import keys
 
 # Release a slot only if it still holds this consult (a later offer may have taken it).
 _RELEASE_SLOT = """
@@ -58,14 +57,6 @@ class Offer:
     expires_at: float
 
 
-def queue_key(specialty: str) -> str:
-    return f"queue:{specialty}"
-
-
-def named_queue_key(specialist_id: str) -> str:
-    return f"queue:named:{specialist_id}"
-
-
 class LiveState:
     """The Redis operations behind offers and the queue."""
 
@@ -77,32 +68,32 @@ class LiveState:
 
     # Offer slots: a specialist holds at most one one-at-a-time offer.
     async def claim_slot(self, specialist_id: str, consult_id: str, ttl_s: float) -> bool:
-        return bool(await self.redis.set(f"offer:slot:{specialist_id}", consult_id, nx=True, px=int(ttl_s * 1000)))
+        return bool(await self.redis.set(keys.offer_slot(specialist_id), consult_id, nx=True, px=int(ttl_s * 1000)))
 
     async def release_slot(self, specialist_id: str, consult_id: str) -> None:
-        await self._release(keys=[f"offer:slot:{specialist_id}"], args=[consult_id])
+        await self._release(keys=[keys.offer_slot(specialist_id)], args=[consult_id])
 
     async def slot_holders(self, specialist_ids: list[str]) -> set[str]:
         if not specialist_ids:
             return set()
-        held = await self.redis.mget([f"offer:slot:{s}" for s in specialist_ids])
+        held = await self.redis.mget([keys.offer_slot(s) for s in specialist_ids])
         return {s for s, consult in zip(specialist_ids, held, strict=True) if consult}
 
     # Offers.
     async def open(self, consult_id: str, version: int, specialists: list[str], expires_at: float) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(f"offer:{consult_id}:to")
-            pipe.hset(f"offer:{consult_id}", mapping={"version": version, "expires_at": expires_at})
-            pipe.sadd(f"offer:{consult_id}:to", *specialists)
+            pipe.delete(keys.offer_to(consult_id))
+            pipe.hset(keys.offer(consult_id), mapping={"version": version, "expires_at": expires_at})
+            pipe.sadd(keys.offer_to(consult_id), *specialists)
             for specialist_id in specialists:
-                pipe.sadd(f"offers:to:{specialist_id}", consult_id)
-            pipe.zadd(DUE, {consult_id: expires_at})
+                pipe.sadd(keys.offers_to(specialist_id), consult_id)
+            pipe.zadd(keys.OFFERS_DUE, {consult_id: expires_at})
             await pipe.execute()
 
     async def get(self, consult_id: str) -> Offer | None:
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hgetall(f"offer:{consult_id}")
-            pipe.smembers(f"offer:{consult_id}:to")
+            pipe.hgetall(keys.offer(consult_id))
+            pipe.smembers(keys.offer_to(consult_id))
             fields, members = await pipe.execute()
         if not fields:
             return None
@@ -111,48 +102,48 @@ class LiveState:
     async def close(self, consult_id: str) -> set[str]:
         """End the offer; returns who it was offered to (their slots are released)."""
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.smembers(f"offer:{consult_id}:to")
-            pipe.delete(f"offer:{consult_id}", f"offer:{consult_id}:to")
-            pipe.zrem(DUE, consult_id)
+            pipe.smembers(keys.offer_to(consult_id))
+            pipe.delete(keys.offer(consult_id), keys.offer_to(consult_id))
+            pipe.zrem(keys.OFFERS_DUE, consult_id)
             members, _, _ = await pipe.execute()
         for specialist_id in members:
-            await self.redis.srem(f"offers:to:{specialist_id}", consult_id)
+            await self.redis.srem(keys.offers_to(specialist_id), consult_id)
             await self.release_slot(specialist_id, consult_id)
         return set(members)
 
     async def withdraw(self, consult_id: str, specialist_id: str) -> int:
         """Take one specialist out of an offer: -1 if they were not in it, else how many remain."""
-        remaining = int(await self._withdraw(keys=[f"offer:{consult_id}:to"], args=[specialist_id]))
+        remaining = int(await self._withdraw(keys=[keys.offer_to(consult_id)], args=[specialist_id]))
         if remaining >= 0:
-            await self.redis.srem(f"offers:to:{specialist_id}", consult_id)
+            await self.redis.srem(keys.offers_to(specialist_id), consult_id)
             await self.release_slot(specialist_id, consult_id)
         return remaining
 
     async def offered_to(self, specialist_id: str) -> list[str]:
-        return sorted(str(m) for m in await self.redis.smembers(f"offers:to:{specialist_id}"))
+        return sorted(str(m) for m in await self.redis.smembers(keys.offers_to(specialist_id)))
 
     async def due(self, now: float, limit: int = 50) -> list[str]:
-        return [str(m) for m in await self.redis.zrangebyscore(DUE, "-inf", now, start=0, num=limit)]
+        return [str(m) for m in await self.redis.zrangebyscore(keys.OFFERS_DUE, "-inf", now, start=0, num=limit)]
 
     async def claim_due(self, consult_id: str, now: float, lease_s: float = 30.0) -> bool:
-        return bool(await self._claim(keys=[DUE], args=[consult_id, now, now + lease_s]))
+        return bool(await self._claim(keys=[keys.OFFERS_DUE], args=[consult_id, now, now + lease_s]))
 
     async def expire_sooner(self, consult_id: str, at: float) -> None:
         """Bring an offer's expiry forward (e.g. the specialist went offline); never later."""
-        await self.redis.zadd(DUE, {consult_id: at}, xx=True, lt=True)
+        await self.redis.zadd(keys.OFFERS_DUE, {consult_id: at}, xx=True, lt=True)
 
     async def expire_later(self, consult_id: str, at: float) -> None:
         """Put an offer's expiry back to `at` if it is due sooner (its specialist came back)."""
-        await self.redis.zadd(DUE, {consult_id: at}, xx=True, gt=True)
+        await self.redis.zadd(keys.OFFERS_DUE, {consult_id: at}, xx=True, gt=True)
 
     # Who declined what.
     async def declined(self, consult_id: str) -> set[str]:
-        return {str(m) for m in await self.redis.smembers(f"consult:{consult_id}:declined")}
+        return {str(m) for m in await self.redis.smembers(keys.declined(consult_id))}
 
     async def add_declined(self, consult_id: str, specialist_id: str) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.sadd(f"consult:{consult_id}:declined", specialist_id)
-            pipe.expire(f"consult:{consult_id}:declined", 7 * 24 * 3600)
+            pipe.sadd(keys.declined(consult_id), specialist_id)
+            pipe.expire(keys.declined(consult_id), 7 * 24 * 3600)
             await pipe.execute()
 
     # The waiting queue.
@@ -172,7 +163,7 @@ class LiveState:
         """How many requests wait for each specialty, in one round trip."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for specialty in specialties:
-                pipe.zcard(queue_key(specialty))
+                pipe.zcard(keys.queue(specialty))
             counts = await pipe.execute()
         return dict(zip(specialties, (int(n) for n in counts), strict=True))
 
@@ -183,12 +174,12 @@ class LiveState:
     # Specialists in an active consult.
     async def set_in_consult(self, specialist_id: str, active: bool) -> None:
         if active:
-            await self.redis.sadd(IN_CONSULT, specialist_id)
+            await self.redis.sadd(keys.IN_CONSULT, specialist_id)
         else:
-            await self.redis.srem(IN_CONSULT, specialist_id)
+            await self.redis.srem(keys.IN_CONSULT, specialist_id)
 
     async def in_consult(self) -> set[str]:
-        return {str(m) for m in await self.redis.smembers(IN_CONSULT)}
+        return {str(m) for m in await self.redis.smembers(keys.IN_CONSULT)}
 
 
 def now() -> float:

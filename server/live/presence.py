@@ -20,19 +20,10 @@ from typing import Any, Literal
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
+from server.live import keys
+
 Status = Literal["available", "busy", "away"]
 STATUSES: tuple[str, ...] = ("available", "busy", "away")
-
-
-def _key(user_id: str) -> str:
-    return f"presence:{user_id}"
-
-
-def _conns(user_id: str) -> str:
-    return f"presence:conns:{user_id}"
-
-
-SOCKETS = "presence:sockets"
 
 
 def _socket(user_id: str, sid: str) -> str:
@@ -44,10 +35,10 @@ async def set_status(redis: aioredis.Redis, user_id: str, status: Status, *, cho
     fields: dict[Any, str] = {"status": status, "changed_at": datetime.now(UTC).isoformat()}
     if chosen:
         fields["chosen"] = status
-    await redis.hset(_key(user_id), mapping=fields)
+    await redis.hset(keys.presence(user_id), mapping=fields)
 
 
-# KEYS: `presence:conns:<user>`, SOCKETS, `presence:<user>`. ARGV: sid, its member of SOCKETS,
+# KEYS: `presence:conns:<user>`, `presence:sockets`, `presence:<user>`. ARGV: sid, its member of `presence:sockets`,
 # lapse time, now, the most live sockets (0: no cap), default status, changed_at. Counts the
 # user's live sockets (a crashed instance's lapse with their heartbeat) and adds this one only
 # while there are fewer than the cap: 1 when added, 0 when refused.
@@ -75,7 +66,7 @@ async def connect(redis: aioredis.Redis, user_id: str, sid: str, ttl_s: int, def
     `most` live sockets already, on any instance (0: no cap)."""
     moment = time.time()
     added = await _connect_script(redis)(
-        keys=[_conns(user_id), SOCKETS, _key(user_id)],
+        keys=[keys.presence_conns(user_id), keys.PRESENCE_SOCKETS, keys.presence(user_id)],
         args=[
             sid,
             _socket(user_id, sid),
@@ -91,13 +82,13 @@ async def connect(redis: aioredis.Redis, user_id: str, sid: str, ttl_s: int, def
 
 async def disconnect(redis: aioredis.Redis, user_id: str, sid: str) -> None:
     async with redis.pipeline(transaction=True) as pipe:
-        pipe.zrem(_conns(user_id), sid)
-        pipe.zrem(SOCKETS, _socket(user_id, sid))
+        pipe.zrem(keys.presence_conns(user_id), sid)
+        pipe.zrem(keys.PRESENCE_SOCKETS, _socket(user_id, sid))
         await pipe.execute()
 
 
-# KEYS = SOCKETS, then each socket's `presence:conns:<user>`; ARGV = expires, then for each
-# socket its id and its member of SOCKETS. Keys and members are named here, by `_conns` and
+# KEYS = `presence:sockets`, then each socket's `presence:conns:<user>`; ARGV = expires, then for each
+# socket its id and its member of `presence:sockets`. Keys and members are named here, by `keys.presence_conns` and
 # `_socket`, not again in the script.
 _HEARTBEAT = """
 local expires = ARGV[1]
@@ -125,32 +116,34 @@ async def heartbeat(redis: aioredis.Redis, sids_by_user: dict[str, list[str]], t
     pairs = [(user_id, sid) for user_id, sids in sids_by_user.items() for sid in sids]
     for start in range(0, len(pairs), HEARTBEAT_BATCH):
         batch = pairs[start : start + HEARTBEAT_BATCH]
-        keys = [SOCKETS, *(_conns(user_id) for user_id, _ in batch)]
+        names = [keys.PRESENCE_SOCKETS, *(keys.presence_conns(user_id) for user_id, _ in batch)]
         args = [expires, *(part for user_id, sid in batch for part in (sid, _socket(user_id, sid)))]
-        await _heartbeat_script(redis)(keys=keys, args=args)
+        await _heartbeat_script(redis)(keys=names, args=args)
 
 
 async def lapsed(redis: aioredis.Redis, limit: int = 100) -> list[tuple[str, str]]:
     """`(user_id, sid)` of sockets whose heartbeat lapsed (their instance died), each returned
     to exactly one caller, and forgotten."""
     claimed: list[tuple[str, str]] = []
-    for member in [str(m) for m in await redis.zrangebyscore(SOCKETS, "-inf", time.time(), start=0, num=limit)]:
-        if await redis.zrem(SOCKETS, member):  # the one caller that removed it handles it
+    for member in [
+        str(m) for m in await redis.zrangebyscore(keys.PRESENCE_SOCKETS, "-inf", time.time(), start=0, num=limit)
+    ]:
+        if await redis.zrem(keys.PRESENCE_SOCKETS, member):  # the one caller that removed it handles it
             user_id, _, sid = member.partition("|")
-            await redis.zrem(_conns(user_id), sid)
+            await redis.zrem(keys.presence_conns(user_id), sid)
             claimed.append((user_id, sid))
     return claimed
 
 
 async def online(redis: aioredis.Redis, user_id: str) -> bool:
-    return bool(await redis.zcount(_conns(user_id), time.time(), "+inf"))
+    return bool(await redis.zcount(keys.presence_conns(user_id), time.time(), "+inf"))
 
 
 async def of(redis: aioredis.Redis, user_id: str) -> dict[str, Any]:
     """`{status, online, changed_at}` for one user; `away` for a user never seen."""
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.hgetall(_key(user_id))
-        pipe.zcount(_conns(user_id), time.time(), "+inf")
+        pipe.hgetall(keys.presence(user_id))
+        pipe.zcount(keys.presence_conns(user_id), time.time(), "+inf")
         stored, live = await pipe.execute()
     return {
         "status": stored.get("status", "away"),
@@ -183,8 +176,8 @@ async def many(redis: aioredis.Redis, user_ids: list[str]) -> dict[str, dict[str
     per user: for a roster of 50 it costs a quarter of the client's CPU (1.5 ms against 6)."""
     if not user_ids:
         return {}
-    keys = [key for user_id in user_ids for key in (_key(user_id), _conns(user_id))]
-    found = await _many_script(redis)(keys=keys, args=[time.time()])
+    names = [key for user_id in user_ids for key in (keys.presence(user_id), keys.presence_conns(user_id))]
+    found = await _many_script(redis)(keys=names, args=[time.time()])
     return {
         user_id: {
             "status": found[3 * i] or "away",
@@ -197,6 +190,6 @@ async def many(redis: aioredis.Redis, user_ids: list[str]) -> dict[str, dict[str
 
 async def restore_chosen(redis: aioredis.Redis, user_id: str) -> None:
     """Back to the status the user picked, after an automatic one (busy in a consult)."""
-    chosen = await redis.hget(_key(user_id), "chosen")
+    chosen = await redis.hget(keys.presence(user_id), "chosen")
     status: Status = chosen if chosen in STATUSES else "available"  # type: ignore[assignment]
     await set_status(redis, user_id, status, chosen=False)

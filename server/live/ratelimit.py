@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
 from server.contract.errors import AppError
+from server.live import keys
 
 clock: Callable[[], float] = time.time
 
@@ -58,15 +59,11 @@ return {allowed, wait}
 )
 
 
-def key(name: str) -> str:
-    """The Redis key of bucket `name`."""
-    return f"ratelimit:{name}"
-
-
-def user_events(user_id: str) -> str:
-    """The name of a user's event bucket: their Socket.IO events and signed-in HTTP requests,
-    on every device and instance, draw from it (RATE_EVENTS_BURST, RATE_EVENTS_PER_S)."""
-    return f"events:{user_id}"
+# The Redis key of a bucket, and the name of a user's event bucket: their Socket.IO events and
+# signed-in HTTP requests, on every device and instance, draw from it (RATE_EVENTS_BURST,
+# RATE_EVENTS_PER_S). Both named in `server/live/keys.py`.
+key = keys.ratelimit
+user_events = keys.user_events
 
 
 def refusal(message: str, wait_s: float) -> AppError:

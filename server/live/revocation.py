@@ -32,19 +32,16 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
+from server.live import keys
 from server.runtime.services import Services
 
 BATCH = 1000  # users per MGET
 
 
-def key(user_id: str) -> str:
-    """The Redis key that exists while this user is revoked."""
-    return f"revoked:{user_id}"
-
-
-def stamp_key(user_id: str) -> str:
-    """The Redis key holding the version of this user's authorization."""
-    return f"authz:{user_id}"
+# The Redis key that exists while a user is revoked, and the one holding the version of their
+# authorization (both named in `server/live/keys.py`).
+key = keys.revoked
+stamp_key = keys.authz
 
 
 def new_stamp() -> str:

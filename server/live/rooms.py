@@ -24,8 +24,9 @@ from typing import Any, NamedTuple
 
 import redis.asyncio as aioredis
 
+from server.live import keys
+
 MAX_PEERS = 6  # a mesh call: each peer sends to every other
-DROPPED = "rooms:dropped"
 
 # Join atomically: take this user's peer (one seat per user: a dropped one is taken back, a live
 # one on another socket is taken over), or add a new one while there is room. Returns [status,
@@ -118,18 +119,9 @@ class Joined(NamedTuple):
     replaced_sid: str | None
 
 
-def peers_key(room: str) -> str:
-    """The hash of a room's peers: peer id → `Peer.encode()`."""
-    return f"room:{room}:peers"
-
-
 def decode_peers(records: Iterable[str | bytes]) -> list[Peer]:
     """Peers from their records (the values of a room's hash), by peer id."""
     return sorted((Peer.decode(record) for record in records), key=lambda p: p.peer_id)
-
-
-def _sid(sid: str) -> str:
-    return f"sid:{sid}:peers"
 
 
 class Rooms:
@@ -144,7 +136,7 @@ class Rooms:
         a second socket moves their peer there (`replaced`, naming the socket it left)."""
         fresh = Peer(secrets.token_urlsafe(9), user, role, sid)
         status, raw, replaced, *others = await self._join(
-            keys=[peers_key(room), DROPPED, _sid(sid)],
+            keys=[keys.room_peers(room), keys.ROOMS_DROPPED, keys.sid_peers(sid)],
             args=[user["id"], sid, fresh.encode(), MAX_PEERS, room],
         )
         status = status.decode() if isinstance(status, bytes) else str(status)
@@ -157,14 +149,14 @@ class Rooms:
         return Joined(status, Peer.decode(raw), decode_peers(others), str(replaced) or None)
 
     async def peers(self, room: str) -> list[Peer]:
-        return decode_peers((await self.redis.hgetall(peers_key(room))).values())
+        return decode_peers((await self.redis.hgetall(keys.room_peers(room))).values())
 
     async def peer(self, room: str, peer_id: str) -> Peer | None:
-        raw = await self.redis.hget(peers_key(room), peer_id)
+        raw = await self.redis.hget(keys.room_peers(room), peer_id)
         return Peer.decode(raw) if raw else None
 
     async def peer_of_sid(self, room: str, sid: str) -> Peer | None:
-        for entry in await self.redis.smembers(_sid(sid)):
+        for entry in await self.redis.smembers(keys.sid_peers(sid)):
             entry_room, _, peer_id = str(entry).rpartition("|")
             if entry_room == room:
                 peer = await self.peer(room, peer_id)
@@ -174,19 +166,19 @@ class Rooms:
 
     async def leave(self, room: str, peer_id: str) -> bool:
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hdel(peers_key(room), peer_id)
-            pipe.hdel(f"room:{room}:quality", peer_id)
-            pipe.zrem(DROPPED, f"{room}|{peer_id}")
+            pipe.hdel(keys.room_peers(room), peer_id)
+            pipe.hdel(keys.room_quality(room), peer_id)
+            pipe.zrem(keys.ROOMS_DROPPED, f"{room}|{peer_id}")
             removed, _, _ = await pipe.execute()
         return bool(removed)
 
     async def forget_sid(self, sid: str, room: str, peer_id: str) -> None:
-        await self.redis.srem(_sid(sid), f"{room}|{peer_id}")
+        await self.redis.srem(keys.sid_peers(sid), f"{room}|{peer_id}")
 
     async def drop_sid(self, sid: str, grace_s: float) -> list[tuple[str, Peer]]:
         """A socket is gone: mark its peers dropped until `now + grace_s`. Returns them."""
-        entries = [str(e) for e in await self.redis.smembers(_sid(sid))]
-        await self.redis.delete(_sid(sid))
+        entries = [str(e) for e in await self.redis.smembers(keys.sid_peers(sid))]
+        await self.redis.delete(keys.sid_peers(sid))
         dropped: list[tuple[str, Peer]] = []
         moment = time.time()
         for entry in entries:
@@ -195,45 +187,49 @@ class Rooms:
             if peer is None or peer.sid != sid:
                 continue  # already taken back by a new connection
             marked = Peer(peer.peer_id, peer.user, peer.role, peer.sid, moment)
-            await self.redis.hset(peers_key(room), peer_id, marked.encode())
-            await self.redis.zadd(DROPPED, {entry: moment + grace_s})
+            await self.redis.hset(keys.room_peers(room), peer_id, marked.encode())
+            await self.redis.zadd(keys.ROOMS_DROPPED, {entry: moment + grace_s})
             dropped.append((room, marked))
         return dropped
 
     async def due_removals(self, now: float) -> list[tuple[str, Peer]]:
         """Dropped peers whose grace ended, each removed by exactly one caller."""
         removed = []
-        for entry in [str(e) for e in await self.redis.zrangebyscore(DROPPED, "-inf", now, start=0, num=100)]:
-            if await self.redis.zrem(DROPPED, entry):
+        for entry in [
+            str(e) for e in await self.redis.zrangebyscore(keys.ROOMS_DROPPED, "-inf", now, start=0, num=100)
+        ]:
+            if await self.redis.zrem(keys.ROOMS_DROPPED, entry):
                 room, _, peer_id = entry.rpartition("|")
-                raw = await self._remove_if_dropped(keys=[peers_key(room), f"room:{room}:quality"], args=[peer_id])
+                raw = await self._remove_if_dropped(
+                    keys=[keys.room_peers(room), keys.room_quality(room)], args=[peer_id]
+                )
                 if raw:
                     removed.append((room, Peer.decode(raw)))
         return removed
 
     async def invite(self, room: str, user_id: str) -> None:
-        await self.redis.sadd(f"room:{room}:invited", user_id)
+        await self.redis.sadd(keys.room_invited(room), user_id)
 
     async def uninvite(self, room: str, user_id: str) -> None:
-        await self.redis.srem(f"room:{room}:invited", user_id)
+        await self.redis.srem(keys.room_invited(room), user_id)
 
     async def invited(self, room: str, user_id: str) -> bool:
-        return bool(await self.redis.sismember(f"room:{room}:invited", user_id))
+        return bool(await self.redis.sismember(keys.room_invited(room), user_id))
 
     async def report_quality(self, room: str, peer_id: str, sample: dict[str, Any]) -> None:
-        await self.redis.hset(f"room:{room}:quality", peer_id, json.dumps({**sample, "at": time.time()}))
+        await self.redis.hset(keys.room_quality(room), peer_id, json.dumps({**sample, "at": time.time()}))
 
     async def quality(self, room: str) -> dict[str, dict[str, Any]]:
-        raw = await self.redis.hgetall(f"room:{room}:quality")
+        raw = await self.redis.hgetall(keys.room_quality(room))
         return {str(k): json.loads(v) for k, v in raw.items()}
 
     async def close(self, room: str) -> list[Peer]:
         """The call is over (consult ended): forget the room."""
         peers = await self.peers(room)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(peers_key(room), f"room:{room}:quality", f"room:{room}:invited")
+            pipe.delete(keys.room_peers(room), keys.room_quality(room), keys.room_invited(room))
             for peer in peers:
-                pipe.srem(_sid(peer.sid), f"{room}|{peer.peer_id}")
-                pipe.zrem(DROPPED, f"{room}|{peer.peer_id}")
+                pipe.srem(keys.sid_peers(peer.sid), f"{room}|{peer.peer_id}")
+                pipe.zrem(keys.ROOMS_DROPPED, f"{room}|{peer.peer_id}")
             await pipe.execute()
         return peers

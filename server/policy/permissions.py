@@ -19,7 +19,7 @@ or round it is about that the caller needs besides:
 - `round_planner`: changes the round's schedule: its creator, lead and the clinicians of its hospital.
 - `round_creator`: schedules rounds at a hospital: its own clinicians, its sister hospital's specialists.
 - `round_named_lead`: the specialist named as the round's lead, accepted or asked (another network's).
-- `in_scope`: the consult or round is within the caller's scope (server/records/scope.py): it involves
+- `in_scope`: the consult or round is within the caller's scope (server/policy/scope.py): it involves
   their hospital or, for a Department of Health, a hospital of its province (a consult between
   two provinces is in both). A supervisor of another province does not hold it.
 

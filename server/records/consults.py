@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.contract.errors import AppError
+from server.live import keys
 from server.live.caps import WAITING_STATUSES
 from server.policy import lifecycle
 from server.records.models import Consult, ConsultEvent, Database, Hospital, SisterLink, User, utcnow
@@ -305,16 +306,10 @@ def may_join(consult: Consult, user_id: str, role: str, hospital_id: str, invite
     )
 
 
-def round_audience(session_id: str) -> str:
-    """Everyone in a round session's call: every socket that joins the round's call also joins
-    the Socket.IO room `user:<this>`, so events sent to "involved users" reach them too."""
-    return f"round-session:{session_id}"
-
-
 def involved(consult: Consult) -> set[str]:
     """Users whose screens show this consult, as the ids of their `user:<id>` Socket.IO rooms;
-    for a round patient's consult also the round's call (`round_audience`)."""
+    for a round patient's consult also the round's call (`keys.round_audience`)."""
     found = {i for i in (consult.requester_id, consult.specialist_id) if i}
     if consult.round_session_id:
-        found.add(round_audience(consult.round_session_id))
+        found.add(keys.round_audience(consult.round_session_id))
     return found

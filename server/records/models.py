@@ -54,7 +54,7 @@ class Hospital(Base):
     name: Mapped[str] = mapped_column(String(200))
     level: Mapped[str] = mapped_column(String(20))  # central / city / provincial / district / commune / authority
     # A short lowercase code (`hanoi`, `quangninh`): what a Department of Health's scope matches
-    # (server/records/scope.py). None: no Department of Health sees the hospital. Its name is for people.
+    # (server/policy/scope.py). None: no Department of Health sees the hospital. Its name is for people.
     province: Mapped[str | None] = mapped_column(String(32), nullable=True)
     province_name: Mapped[str | None] = mapped_column(String(100), nullable=True)
 

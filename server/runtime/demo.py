@@ -71,7 +71,7 @@ USERS: list[DemoUser] = [
     DemoUser("quangninh.trauma", "BS. Hoàng Văn Nam", "specialist", "qn-dkt", ("trauma", "surgery")),
     DemoUser("quangninh.dialysis", "BS. Ngô Thị Hoa", "specialist", "qn-dkt", ("dialysis", "internal")),
     DemoUser("tienyen.clinician", "BS. Bùi Văn Tùng", "clinician", "ttyt-tienyen"),
-    # The Quảng Ninh Department of Health: oversees Quảng Ninh's hospitals only (server/records/scope.py).
+    # The Quảng Ninh Department of Health: oversees Quảng Ninh's hospitals only (server/policy/scope.py).
     DemoUser("quangninh.supervisor", "Trịnh Thị Thu", "supervisor", "soyte-quangninh"),
 ]
 

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from server.contract.errors import storage_unavailable
+from server.runtime.storage import storage_unavailable
 
 log = logging.getLogger("telerounds.loops")
 

@@ -366,7 +366,7 @@ async def test_hospitals_are_created_listed_and_changed(instance: Instance) -> N
         ("POST", "/api/admin/hospitals", body, 409),
         ("POST", "/api/admin/hospitals", {**body, "id": "new-one", "level": "village"}, 400),
         ("POST", "/api/admin/hospitals", {**body, "id": "Có Dấu"}, 400),
-        # A province is a code, not its name: Departments of Health match it (server/records/scope.py).
+        # A province is a code, not its name: Departments of Health match it (server/policy/scope.py).
         ("POST", "/api/admin/hospitals", {**body, "id": "new-two", "province": "Hà Nội"}, 400),
         ("PATCH", "/api/admin/hospitals/tyt-vatlai", {"province": "Ha Noi"}, 400),
         ("PATCH", "/api/admin/hospitals/tyt-vatlai", {}, 400),

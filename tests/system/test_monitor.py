@@ -10,7 +10,8 @@ import time
 from typing import Any
 
 from server.actions import board
-from server.records.scope import Scope
+from server.live import keys
+from server.policy.scope import Scope
 from tests.conftest import Instance, add_user, until
 from tests.system.test_consults import ask
 from tests.system.test_rounds import join as join_round
@@ -113,10 +114,10 @@ async def test_boards_are_built_only_for_the_scopes_open_on_some_instance(
     assert await board.watched(redis) == {HANOI, BAVI}
 
     # A board left on a crashed instance lapses: it is not built, and the next keep-alive drops it.
-    await redis.zadd(board.WATCHERS, {"hospital:ttyt-tienyen|deadbeef0000~gone": time.time() - 1})
+    await redis.zadd(keys.MONITOR_WATCHERS, {"hospital:ttyt-tienyen|deadbeef0000~gone": time.time() - 1})
     assert await board.watched(redis) == {HANOI, BAVI}
     await board.keep_watching(redis, {}, ttl_s=30)
-    assert await redis.zcard(board.WATCHERS) == 2
+    assert await redis.zcard(keys.MONITOR_WATCHERS) == 2
 
     # A change on either instance reaches the board open on the other.
     clinician = await clients(b, "bavi.clinician")

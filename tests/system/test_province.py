@@ -20,9 +20,9 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, select, text
 
+from server.policy.scope import NETWORK, NOTHING, Scope, scope_for, sees
 from server.records import consults, migrate
 from server.records.models import Consult, Database, User, utcnow
-from server.records.scope import NETWORK, NOTHING, Scope, scope_for, sees
 from server.runtime.settings import normalize_database_url
 from tests.conftest import Instance, add_user, login, until
 from tests.system.test_consults import ask

@@ -16,10 +16,10 @@ import pytest
 from sqlalchemy import func, select
 
 from server.actions import stats
+from server.policy.scope import NETWORK
 from server.records import consults, migrate
 from server.records.consults import VIETNAM
 from server.records.models import AuditEntry, Consult, ConsultEvent, Database, Hospital, Note, User
-from server.records.scope import NETWORK
 from server.runtime import demo
 from server.runtime.settings import normalize_database_url
 from tests.conftest import (

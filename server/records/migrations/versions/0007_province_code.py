@@ -1,6 +1,6 @@
 """Hospitals: `province` becomes a short lowercase code; the name it held moves to `province_name`.
 
-A Department of Health oversees the hospitals whose `province` is its own (server/records/scope.py).
+A Department of Health oversees the hospitals whose `province` is its own (server/policy/scope.py).
 The demo hospitals, and any hospital whose province was written as one of the demo provinces'
 names, get that province's code; every other hospital gets none, so that no Department of
 Health sees it until an admin sets it (the admin screen says so).

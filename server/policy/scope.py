@@ -9,7 +9,8 @@ an unset province must never widen what anyone sees.
 Two pure steps, so every reader asks the same question the same way:
 - `scope_for` names the scope from the account alone (a value kept per socket, in the Redis
   record of open boards and in room names: `Scope.key`);
-- `Scope.hospitals` resolves it against the hospitals' provinces, read when needed, into the
+- `Scope.hospitals` resolves it against the hospitals' provinces, read when needed
+  (`server/records/provinces.py`), into the
   set of hospital ids in view (`None`: every hospital), so that an admin moving a hospital to
   another province changes what its Department of Health sees at the next read.
 `sees` is the membership test: a consult or round is in view when any hospital it involves
@@ -21,12 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
-
-from sqlalchemy import select
-
-from server.records.models import Database, Hospital
-from server.records.users import Account
+from typing import Literal, Protocol
 
 Kind = Literal["network", "province", "hospital", "nothing"]
 InView = frozenset[str] | None  # the hospital ids in view; None: every hospital
@@ -88,40 +84,24 @@ def scope_for(role: str, hospital_id: str, hospital_level: str, province: str | 
     return Scope("hospital", hospital_id)
 
 
-def hospital_scope(account: Account) -> Scope:
+class Holder(Protocol):
+    """What `hospital_scope` reads of an account (`server.records.users.Account` has it)."""
+
+    @property
+    def role(self) -> str: ...
+    @property
+    def hospital_id(self) -> str: ...
+    @property
+    def hospital_level(self) -> str: ...
+    @property
+    def hospital_province(self) -> str | None: ...
+
+
+def hospital_scope(account: Holder) -> Scope:
+    """The scope of a signed-in account: `scope_for` on its role and hospital."""
     return scope_for(account.role, account.hospital_id, account.hospital_level, account.hospital_province)
 
 
 def sees(in_view: InView, *hospital_ids: str | None) -> bool:
     """Whether any of the hospitals a consult or round involves is in view."""
     return in_view is None or any(h in in_view for h in hospital_ids if h is not None)
-
-
-async def provinces(db: Database) -> dict[str, str | None]:
-    """Every hospital's province code (None when unset), by hospital id."""
-    async with db.session() as session:
-        return {h: p for h, p in (await session.execute(select(Hospital.id, Hospital.province))).all()}
-
-
-async def resolve(db: Database, scope: Scope) -> InView:
-    """The hospitals in view for `scope`, read now (only a province needs the database)."""
-    return scope.hospitals(await provinces(db) if scope.needs_provinces else {})
-
-
-async def in_view(db: Database, account: Account) -> InView:
-    """The hospitals `account` oversees, read now."""
-    return await resolve(db, hospital_scope(account))
-
-
-async def describe(db: Database, scope: Scope) -> dict[str, str | None] | None:
-    """`{kind, id, name}` for people (the statistics and the monthly report); None for the network."""
-    if scope.kind == "network":
-        return None
-    if scope.kind == "nothing":
-        return {"kind": "nothing", "id": None, "name": "—"}
-    async with db.session() as session:
-        if scope.kind == "hospital":
-            hospital = await session.get(Hospital, scope.code)
-            return {"kind": "hospital", "id": scope.code, "name": hospital.name if hospital else scope.code}
-        names = (await session.scalars(select(Hospital.province_name).where(Hospital.province == scope.code))).all()
-    return {"kind": "province", "id": scope.code, "name": next((n for n in names if n), scope.code)}
