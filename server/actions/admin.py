@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from server.contract.errors import AppError
 from server.contract.validation import Payload
+from server.contract.views import HospitalRef, hospital_ref
 from server.contract.vocabulary import ROLES, Role
 from server.live import presence, revocation
 from server.policy import matching, passwords
@@ -159,8 +160,8 @@ def hospital_view(hospital: Hospital) -> dict[str, Any]:
     }
 
 
-def _hospital_ref(hospital: Hospital) -> dict[str, Any]:
-    return {"id": hospital.id, "name": hospital.name, "level": hospital.level}
+def _hospital_ref(hospital: Hospital) -> HospitalRef:
+    return hospital_ref(hospital.id, hospital.name, hospital.level)
 
 
 def user_view(user: User, hospital: Hospital) -> dict[str, Any]:

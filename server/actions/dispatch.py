@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from server import outbox
+from server.contract import views
 from server.contract.errors import AppError
 from server.live import caps, presence
 from server.live.offers import named_queue_key, now, queue_key
@@ -51,18 +52,18 @@ def waiting_key(consult: Consult) -> str:
     return queue_key(consult.specialty)
 
 
-async def describe(services: Services, consult: Consult) -> dict[str, Any]:
+async def describe(services: Services, consult: Consult) -> views.ConsultView:
     """The consult as clients see it, with its queue position when waiting."""
     who = await consults.people(services.db, (consult.requester_id, consult.specialist_id, consult.named_specialist_id))
     position = None
     if consult.status == "queued" and consult.named_answer is None:
         position = await services.live.position(waiting_key(consult), consult.id)
-    return consults.view(consult, who, position)
+    return views.consult_view(consult, who, position)
 
 
 async def announce(
-    services: Services, consult: Consult, also: set[str] | None = None, view: dict[str, Any] | None = None
-) -> dict[str, Any]:
+    services: Services, consult: Consult, also: set[str] | None = None, view: views.ConsultView | None = None
+) -> views.ConsultView:
     """`consult:updated` to everyone whose screens show the consult (`view`: its description, if made already)."""
     services.board_changed()
     view = view if view is not None else await describe(services, consult)
@@ -453,7 +454,7 @@ async def specialist_back(services: Services, specialist_id: str) -> None:
     await offer_waiting(services, specialist_id)
 
 
-async def open_for(services: Services, account: Account) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+async def open_for(services: Services, account: Account) -> tuple[list[views.ConsultView], list[dict[str, Any]]]:
     """For `session:state`: the user's open consults, and the offers waiting for their answer."""
     mine = await consults.open_for(services.db, account.id)
     offers: list[dict[str, Any]] = []
@@ -468,8 +469,8 @@ async def open_for(services: Services, account: Account) -> tuple[list[dict[str,
         ):
             continue  # an offer left over, or one the consult moved past
         offers.append({"consult": await describe(services, consult), "expires_at": _iso(offer.expires_at)})
-    views = [await describe(services, consult) for consult in mine]
-    return views, offers
+    described = [await describe(services, consult) for consult in mine]
+    return described, offers
 
 
 async def offer_clock(services: Services, interval_s: float = 0.1) -> None:

@@ -48,10 +48,10 @@ from sqlalchemy.exc import IntegrityError
 from server import outbox
 from server.actions import dispatch
 from server.contract.errors import AppError
+from server.contract.views import hospital_name, hospital_ref, iso
 from server.outbox import Event, To
 from server.policy import lifecycle, recurrence
 from server.records import consults
-from server.records.consults import iso
 from server.records.models import (
     Consult,
     ConsultEvent,
@@ -261,7 +261,7 @@ async def view(db: Database, loaded: Loaded, now: datetime | None = None) -> dic
     return {
         "id": item.id,
         "title": item.title,
-        "hospital": {"id": hospital.id, "name": hospital.name, "level": hospital.level} if hospital else None,
+        "hospital": hospital_ref(hospital.id, hospital.name, hospital.level) if hospital else None,
         "ward": item.ward,
         "starts_at": iso(item.starts_at),
         "duration_min": item.duration_min,
@@ -378,10 +378,10 @@ async def _lead_status(db: Database, hospital_id: str, lead_id: str, named_by: s
 
 async def _check_people(db: Database, lead_id: str, participant_ids: list[str]) -> None:
     who = await consults.people(db, [lead_id, *participant_ids])
-    if who.get(lead_id, {}).get("role") != "specialist":
+    if lead_id not in who or who[lead_id]["role"] != "specialist":
         raise AppError("invalid", "lead_specialist_id must be a specialist")
     for user_id in participant_ids:
-        if who.get(user_id, {}).get("role") not in ("specialist", "clinician"):
+        if user_id not in who or who[user_id]["role"] not in ("specialist", "clinician"):
             raise AppError("invalid", "participant_ids must be specialists or clinicians")
 
 
@@ -560,7 +560,7 @@ async def request_views(db: Database, found: list[Round]) -> list[dict[str, Any]
         {
             "id": r.id,
             "title": r.title,
-            "hospital": {"id": r.hospital_id, "name": hospitals.get(r.hospital_id, "")},
+            "hospital": hospital_name(r.hospital_id, hospitals.get(r.hospital_id, "")),
             "ward": r.ward,
             "starts_at": iso(r.starts_at),
             "duration_min": r.duration_min,

@@ -6,6 +6,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from server.contract.errors import AppError
+from server.contract.views import hospital_ref
 from server.http.common import require_account, services_of
 from server.live import presence
 from server.policy import matching
@@ -39,7 +40,7 @@ async def roster(request: web.Request) -> web.Response:
                 {
                     "id": u.id,
                     "name": u.name,
-                    "hospital": {"id": h.id, "name": h.name, "level": h.level},
+                    "hospital": hospital_ref(h.id, h.name, h.level),
                     "specialties": list(u.specialties or []),
                     "presence": {**live[u.id], "in_consult": u.id in in_consult},
                 }

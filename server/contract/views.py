@@ -1,0 +1,279 @@
+"""The views: what the clients receive for a hospital, a person, a consult, a note, an attachment.
+
+One builder per view, so each object of docs/protocol.md is written in one place and a new field
+reaches every screen that shows it. The builders read plain values or any object with the
+right attributes (the database rows fit), so the contract imports no database library; the
+dicts they return are the JSON the clients get, their keys in the order written here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypedDict
+
+
+def iso(value: datetime | None) -> str | None:
+    """An instant as the contract writes it: ISO 8601 in UTC; None stays None."""
+    return value.astimezone(UTC).isoformat() if value is not None else None
+
+
+# A hospital.
+
+
+class HospitalRef(TypedDict):
+    """`{id, name, level}`: the hospital a person, a consult or a round belongs to."""
+
+    id: str
+    name: str
+    level: str
+
+
+class HospitalName(TypedDict):
+    """`{id, name}`: the hospital where a screen shows only its name (the board's people, a
+    round's lead request)."""
+
+    id: str
+    name: str
+
+
+def hospital_ref(id: str, name: str, level: str) -> HospitalRef:
+    return {"id": id, "name": name, "level": level}
+
+
+def hospital_name(id: str, name: str) -> HospitalName:
+    return {"id": id, "name": name}
+
+
+# A person.
+
+
+class Person(TypedDict):
+    """`{id, name, role, hospital}`: who requested, answered, wrote or joined."""
+
+    id: str
+    name: str
+    role: str
+    hospital: HospitalRef
+
+
+class AccountView(Person):
+    """A signed-in account as its own screens see it: a person with their specialties."""
+
+    specialties: list[str]
+
+
+class BoardPerson(TypedDict):
+    """A person on the supervisors' board: their hospital by name only."""
+
+    id: str
+    name: str
+    role: str
+    hospital: HospitalName
+
+
+def person(id: str, name: str, role: str, hospital: HospitalRef) -> Person:
+    return {"id": id, "name": name, "role": role, "hospital": hospital}
+
+
+def account_view(id: str, name: str, role: str, hospital: HospitalRef, specialties: list[str]) -> AccountView:
+    return {"id": id, "name": name, "role": role, "hospital": hospital, "specialties": specialties}
+
+
+def board_person(id: str, name: str, role: str, hospital: HospitalName) -> BoardPerson:
+    return {"id": id, "name": name, "role": role, "hospital": hospital}
+
+
+# A consult.
+
+
+class ConsultRow(Protocol):
+    """What the consult view reads (a `records.models.Consult` fits)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def specialty(self) -> str: ...
+    @property
+    def urgency(self) -> str: ...
+    @property
+    def patient(self) -> dict[str, Any]: ...
+    @property
+    def requester_id(self) -> str: ...
+    @property
+    def specialist_id(self) -> str | None: ...
+    @property
+    def named_specialist_id(self) -> str | None: ...
+    @property
+    def named_answer(self) -> str | None: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def started_at(self) -> datetime | None: ...
+    @property
+    def ended_at(self) -> datetime | None: ...
+    @property
+    def outcome(self) -> str | None: ...
+    @property
+    def summary(self) -> str | None: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def round_session_id(self) -> str | None: ...
+    @property
+    def round_patient_id(self) -> str | None: ...
+
+
+class ConsultView(TypedDict):
+    """The contract's `consult`."""
+
+    id: str
+    kind: str
+    status: str
+    specialty: str
+    urgency: str
+    patient: dict[str, Any]
+    requester: Person | None
+    specialist: Person | None
+    named_specialist: Person | None
+    named_answer: str | None
+    created_at: str | None
+    started_at: str | None
+    ended_at: str | None
+    outcome: str | None
+    summary: str | None
+    queue_position: int | None
+    version: int
+    round_session_id: str | None
+    round_patient_id: str | None
+
+
+def consult_view(consult: ConsultRow, who: Mapping[str, Person], queue_position: int | None = None) -> ConsultView:
+    """`who` holds the people the consult names (`records.consults.people`); the queue position
+    is shown only while the consult waits in the queue."""
+    return {
+        "id": consult.id,
+        "kind": consult.kind,
+        "status": consult.status,
+        "specialty": consult.specialty,
+        "urgency": consult.urgency,
+        "patient": consult.patient,
+        "requester": who.get(consult.requester_id),
+        "specialist": who.get(consult.specialist_id) if consult.specialist_id else None,
+        "named_specialist": who.get(consult.named_specialist_id) if consult.named_specialist_id else None,
+        "named_answer": consult.named_answer,
+        "created_at": iso(consult.created_at),
+        "started_at": iso(consult.started_at),
+        "ended_at": iso(consult.ended_at),
+        "outcome": consult.outcome,
+        "summary": consult.summary,
+        "queue_position": queue_position if consult.status == "queued" else None,
+        "version": consult.version,
+        "round_session_id": consult.round_session_id,
+        "round_patient_id": consult.round_patient_id,
+    }
+
+
+# A note.
+
+
+class NoteRow(Protocol):
+    """What the note view reads (a `records.models.Note` fits)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def consult_id(self) -> str: ...
+    @property
+    def section(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def author_id(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def amends(self) -> str | None: ...
+
+
+class NoteView(TypedDict):
+    """The contract's `note`."""
+
+    id: str
+    seq: int
+    consult_id: str
+    section: str
+    text: str
+    author: Person | None
+    created_at: str | None
+    amends: str | None
+
+
+def note_view(note: NoteRow, who: Mapping[str, Person]) -> NoteView:
+    """`who` holds the note's author (`records.consults.people`)."""
+    return {
+        "id": note.id,
+        "seq": note.seq,
+        "consult_id": note.consult_id,
+        "section": note.section,
+        "text": note.text,
+        "author": who.get(note.author_id),
+        "created_at": iso(note.created_at),
+        "amends": note.amends,
+    }
+
+
+# An attachment.
+
+
+class AttachmentRow(Protocol):
+    """What the attachment view reads (a `records.models.Attachment` fits)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def consult_id(self) -> str: ...
+    @property
+    def filename(self) -> str: ...
+    @property
+    def content_type(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def sha256(self) -> str: ...
+    @property
+    def uploader_id(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+
+
+class AttachmentView(TypedDict):
+    """A file attached to a consult's record, with where to download it."""
+
+    id: str
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    uploader_id: str
+    created_at: str | None
+    url: str
+
+
+def attachment_view(item: AttachmentRow) -> AttachmentView:
+    return {
+        "id": item.id,
+        "filename": item.filename,
+        "content_type": item.content_type,
+        "size": item.size,
+        "sha256": item.sha256,
+        "uploader_id": item.uploader_id,
+        "created_at": iso(item.created_at),
+        "url": f"/api/consults/{item.consult_id}/attachments/{item.id}",
+    }
