@@ -9,7 +9,7 @@ dicts they return are the JSON the clients get, their keys in the order written 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Protocol, TypedDict
 
 
@@ -43,6 +43,28 @@ def hospital_ref(id: str, name: str, level: str) -> HospitalRef:
 
 def hospital_name(id: str, name: str) -> HospitalName:
     return {"id": id, "name": name}
+
+
+class HospitalDetail(HospitalRef):
+    """A hospital as the admin screens see it: with the province a Department of Health oversees."""
+
+    province: str | None
+    province_name: str | None
+
+
+class SisterLinkView(TypedDict):
+    """An upper-level hospital paired with a lower-level one."""
+
+    upper: HospitalRef
+    lower: HospitalRef
+
+
+def hospital_detail(id: str, name: str, level: str, province: str | None, province_name: str | None) -> HospitalDetail:
+    return {"id": id, "name": name, "level": level, "province": province, "province_name": province_name}
+
+
+def sister_link(upper: HospitalRef, lower: HospitalRef) -> SisterLinkView:
+    return {"upper": upper, "lower": lower}
 
 
 # A person.
@@ -82,6 +104,42 @@ def account_view(id: str, name: str, role: str, hospital: HospitalRef, specialti
 
 def board_person(id: str, name: str, role: str, hospital: HospitalName) -> BoardPerson:
     return {"id": id, "name": name, "role": role, "hospital": hospital}
+
+
+class AdminUserView(TypedDict):
+    """An account as the admin screens see it. Never a password hash."""
+
+    id: str
+    username: str
+    name: str
+    role: str
+    hospital: HospitalRef
+    specialties: list[str]
+    active: bool
+    created_at: str
+
+
+def admin_user_view(
+    id: str,
+    username: str,
+    name: str,
+    role: str,
+    hospital: HospitalRef,
+    specialties: list[str],
+    active: bool,
+    created_at: datetime,
+) -> AdminUserView:
+    # `created_at` as stored (the database's UTC), not through `iso`: what the admin screens have read.
+    return {
+        "id": id,
+        "username": username,
+        "name": name,
+        "role": role,
+        "hospital": hospital,
+        "specialties": specialties,
+        "active": active,
+        "created_at": created_at.isoformat(),
+    }
 
 
 # A consult.
@@ -276,4 +334,212 @@ def attachment_view(item: AttachmentRow) -> AttachmentView:
         "uploader_id": item.uploader_id,
         "created_at": iso(item.created_at),
         "url": f"/api/consults/{item.consult_id}/attachments/{item.id}",
+    }
+
+
+# A ward round.
+
+
+class RoundRow(Protocol):
+    """What the round views read (a `records.models.Round` fits)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def ward(self) -> str: ...
+    @property
+    def starts_at(self) -> datetime: ...
+    @property
+    def duration_min(self) -> int: ...
+    @property
+    def recurrence(self) -> str | None: ...
+    @property
+    def until(self) -> date | None: ...
+    @property
+    def skipped(self) -> list[str]: ...
+    @property
+    def lead_specialist_id(self) -> str: ...
+    @property
+    def lead_status(self) -> str: ...
+    @property
+    def participant_ids(self) -> list[str]: ...
+    @property
+    def created_by(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def cancelled_at(self) -> datetime | None: ...
+    @property
+    def version(self) -> int: ...
+
+
+class RoundPatientRow(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def position(self) -> int: ...
+    @property
+    def bed(self) -> str: ...
+    @property
+    def ref(self) -> str: ...
+    @property
+    def summary(self) -> str: ...
+
+
+class RoundSessionRow(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def day(self) -> date: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def started_at(self) -> datetime: ...
+    @property
+    def ended_at(self) -> datetime | None: ...
+    @property
+    def focus_patient_id(self) -> str | None: ...
+    @property
+    def version(self) -> int: ...
+
+
+class RoundPatientView(TypedDict):
+    """A patient on a round's list, with their consult's status once the round discussed them."""
+
+    id: str
+    position: int
+    bed: str
+    ref: str
+    summary: str
+    consult_id: str | None
+    status: str | None
+    outcome: str | None
+
+
+class RoundSessionView(TypedDict):
+    """The day's session of a round: its call and whose patient is in focus."""
+
+    id: str
+    day: str
+    status: str
+    started_at: str | None
+    ended_at: str | None
+    focus_patient_id: str | None
+    version: int
+
+
+class RoundView(TypedDict):
+    """The contract's `round`."""
+
+    id: str
+    title: str
+    hospital: HospitalRef | None
+    ward: str
+    starts_at: str | None
+    duration_min: int
+    recurrence: str | None
+    until: str | None
+    skipped: list[str]
+    lead_specialist: Person | None
+    lead_status: str
+    participants: list[Person]
+    created_by: Person | None
+    created_at: str | None
+    cancelled_at: str | None
+    next_starts_at: str | None
+    version: int
+    patients: list[RoundPatientView]
+    session: RoundSessionView | None
+
+
+class LeadRequestView(TypedDict):
+    """The contract's `lead request`: a round's schedule and who asks, without its patients."""
+
+    id: str
+    title: str
+    hospital: HospitalName
+    ward: str
+    starts_at: str | None
+    duration_min: int
+    recurrence: str | None
+    until: str | None
+    created_by: Person | None
+    created_at: str | None
+
+
+def round_patient_view(patient: RoundPatientRow, consult: ConsultRow | None) -> RoundPatientView:
+    return {
+        "id": patient.id,
+        "position": patient.position,
+        "bed": patient.bed,
+        "ref": patient.ref,
+        "summary": patient.summary,
+        "consult_id": consult.id if consult else None,
+        "status": consult.status if consult else None,
+        "outcome": consult.outcome if consult else None,
+    }
+
+
+def round_session_view(current: RoundSessionRow | None) -> RoundSessionView | None:
+    if current is None:
+        return None
+    return {
+        "id": current.id,
+        "day": current.day.isoformat(),
+        "status": current.status,
+        "started_at": iso(current.started_at),
+        "ended_at": iso(current.ended_at),
+        "focus_patient_id": current.focus_patient_id,
+        "version": current.version,
+    }
+
+
+def round_view(
+    item: RoundRow,
+    hospital: HospitalRef | None,
+    who: Mapping[str, Person],
+    next_starts_at: datetime | None,
+    patients: list[RoundPatientView],
+    session: RoundSessionView | None,
+) -> RoundView:
+    """`who` holds the round's lead, creator and participants (`records.consults.people`);
+    `next_starts_at` is the occurrence under way or the next one (None once cancelled)."""
+    return {
+        "id": item.id,
+        "title": item.title,
+        "hospital": hospital,
+        "ward": item.ward,
+        "starts_at": iso(item.starts_at),
+        "duration_min": item.duration_min,
+        "recurrence": item.recurrence,
+        "until": item.until.isoformat() if item.until else None,
+        "skipped": sorted(item.skipped or []),
+        "lead_specialist": who.get(item.lead_specialist_id),
+        "lead_status": item.lead_status,
+        "participants": [who[i] for i in item.participant_ids or [] if i in who],
+        "created_by": who.get(item.created_by),
+        "created_at": iso(item.created_at),
+        "cancelled_at": iso(item.cancelled_at),
+        "next_starts_at": iso(next_starts_at),
+        "version": item.version,
+        "patients": patients,
+        "session": session,
+    }
+
+
+def lead_request_view(item: RoundRow, hospital: HospitalName, who: Mapping[str, Person]) -> LeadRequestView:
+    """`who` holds the round's creator, who asks."""
+    return {
+        "id": item.id,
+        "title": item.title,
+        "hospital": hospital,
+        "ward": item.ward,
+        "starts_at": iso(item.starts_at),
+        "duration_min": item.duration_min,
+        "recurrence": item.recurrence,
+        "until": item.until.isoformat() if item.until else None,
+        "created_by": who.get(item.created_by),
+        "created_at": iso(item.created_at),
     }
