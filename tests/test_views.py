@@ -110,6 +110,8 @@ BUILT: list[tuple[str, Any, type]] = [
     ("round_patient_view", PATIENT_VIEW, views.RoundPatientView),
     ("round_session_view", SESSION_VIEW, views.RoundSessionView),
     ("round_view", views.round_view(ROUND, BAVI, WHO, AT, [PATIENT_VIEW], SESSION_VIEW), views.RoundView),
+    ("offer_view", views.offer_view(views.consult_view(CONSULT, WHO), AT.timestamp()), views.OfferView),
+    ("round_start", views.round_start(views.round_view(ROUND, BAVI, WHO, AT, [], None), AT), views.RoundStart),
     (
         "lead_request_view",
         views.lead_request_view(ROUND, BAVI_NAME, WHO),
@@ -146,3 +148,8 @@ def test_the_round_view_sorts_skipped_days_and_leaves_out_unknown_people() -> No
 
 def test_the_attachment_view_says_where_to_download_it() -> None:
     assert views.attachment_view(ATTACHMENT)["url"] == "/api/consults/c-1/attachments/a-1"
+
+
+def test_an_offer_expires_at_an_instant_in_utc() -> None:
+    offer = views.offer_view(views.consult_view(CONSULT, WHO), AT.timestamp())
+    assert offer["expires_at"] == "2026-12-08T06:30:00+00:00"

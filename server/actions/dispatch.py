@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 from server import outbox
@@ -151,7 +150,7 @@ async def dispatch(services: Services, consult: Consult) -> Consult:
         describe(services, offered), services.live.open(consult.id, offered.version, chosen, expires_at)
     )
     # The specialists' screens ring first; the queue's, the requester's and the board's updates follow.
-    offer = {"consult": view, "expires_at": _iso(expires_at)}
+    offer = views.offer_view(view, expires_at)
     await outbox.send(services, [Event("consult:offer", offer, To.users(chosen))])
     services.metrics.offers.labels(consult.urgency).inc()
     if await services.live.dequeue(key, consult.id):
@@ -454,10 +453,10 @@ async def specialist_back(services: Services, specialist_id: str) -> None:
     await offer_waiting(services, specialist_id)
 
 
-async def open_for(services: Services, account: Account) -> tuple[list[views.ConsultView], list[dict[str, Any]]]:
+async def open_for(services: Services, account: Account) -> tuple[list[views.ConsultView], list[views.OfferView]]:
     """For `session:state`: the user's open consults, and the offers waiting for their answer."""
     mine = await consults.open_for(services.db, account.id)
-    offers: list[dict[str, Any]] = []
+    offers: list[views.OfferView] = []
     for consult_id in await services.live.offered_to(account.id):
         offer = await services.live.get(consult_id)
         consult = await consults.get(services.db, consult_id)
@@ -468,7 +467,7 @@ async def open_for(services: Services, account: Account) -> tuple[list[views.Con
             or offer.version != consult.version
         ):
             continue  # an offer left over, or one the consult moved past
-        offers.append({"consult": await describe(services, consult), "expires_at": _iso(offer.expires_at)})
+        offers.append(views.offer_view(await describe(services, consult), offer.expires_at))
     described = [await describe(services, consult) for consult in mine]
     return described, offers
 
@@ -483,7 +482,3 @@ async def _get(services: Services, consult_id: str) -> Consult:
     if consult is None:
         raise AppError("not_found", "no such consult")
     return consult
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat()

@@ -49,7 +49,6 @@ from server import outbox
 from server.actions import dispatch
 from server.contract import views
 from server.contract.errors import AppError
-from server.contract.views import iso
 from server.outbox import Event, To
 from server.policy import lifecycle, recurrence
 from server.records import consults
@@ -803,13 +802,13 @@ async def announce_starting(services: Services, now: datetime) -> list[str]:
             if not await services.redis.set(key, "1", nx=True, ex=2 * 24 * 3600):
                 continue
             people = await team_of(services.db, item)
-            payload = {"round": await describe(services.db, item.id, now), "starts_at": iso(moment)}
+            payload = views.round_start(await describe(services.db, item.id, now), moment)
             await outbox.send(services, [Event("round:starting", payload, To.users(people))])
             announced.append(item.id)
     return announced
 
 
-async def today_for(db: Database, account: Account, now: datetime) -> list[dict[str, Any]]:
+async def today_for(db: Database, account: Account, now: datetime) -> list[views.RoundStart]:
     """For `session:state`: the user's rounds with an occurrence today (Vietnam), each with its start."""
     if account.role not in ("specialist", "clinician"):
         return []
@@ -822,7 +821,7 @@ async def today_for(db: Database, account: Account, now: datetime) -> list[dict[
         current = await current_session(db, item.id, today)
         if moment is None and current is None:
             continue
-        found.append({"round": await describe(db, item.id, now), "starts_at": iso(moment)})
+        found.append(views.round_start(await describe(db, item.id, now), moment))
     return found
 
 

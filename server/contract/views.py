@@ -543,3 +543,41 @@ def lead_request_view(item: RoundRow, hospital: HospitalName, who: Mapping[str, 
         "created_by": who.get(item.created_by),
         "created_at": iso(item.created_at),
     }
+
+
+# What a specialist is offered, what starts today, and `session:state`.
+
+
+class OfferView(TypedDict):
+    """`{consult, expires_at}`: a request offered to a specialist, until when they may accept it."""
+
+    consult: ConsultView
+    expires_at: str
+
+
+def offer_view(consult: ConsultView, expires_at: float) -> OfferView:
+    """`expires_at` in seconds since the epoch, as the offer is kept in Redis."""
+    return {"consult": consult, "expires_at": datetime.fromtimestamp(expires_at, UTC).isoformat()}
+
+
+class RoundStart(TypedDict):
+    """`{round, starts_at}`: a round with an occurrence today, and that occurrence's start (None
+    when only a session carried over from earlier runs)."""
+
+    round: RoundView
+    starts_at: str | None
+
+
+def round_start(round: RoundView, starts_at: datetime | None) -> RoundStart:
+    return {"round": round, "starts_at": iso(starts_at)}
+
+
+class SessionState(TypedDict):
+    """`session:state`: everything a user's screen needs after a (re)connect."""
+
+    user: AccountView
+    presence: dict[str, Any]
+    consults: list[ConsultView]
+    offers: list[OfferView]
+    rounds: list[RoundStart]
+    server_time: str
