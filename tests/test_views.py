@@ -4,7 +4,9 @@ a database row and any object with those attributes build the same view."""
 
 from __future__ import annotations
 
+import ast
 from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -153,3 +155,36 @@ def test_the_attachment_view_says_where_to_download_it() -> None:
 def test_an_offer_expires_at_an_instant_in_utc() -> None:
     offer = views.offer_view(views.consult_view(CONSULT, WHO), AT.timestamp())
     assert offer["expires_at"] == "2026-12-08T06:30:00+00:00"
+
+
+# Each view is written in one place: a dict literal with a view's keys anywhere else in the
+# service is a second builder, which drifts from the first.
+ROOT = Path(__file__).resolve().parent.parent
+VIEW_KEYS = {
+    "a hospital": {"id", "name", "level"},
+    "a person": {"id", "name", "role", "hospital"},
+    "a consult": {"id", "status", "specialty", "urgency", "requester"},
+    "a note": {"id", "seq", "section", "text", "author"},
+    "an attachment": {"id", "filename", "content_type", "sha256"},
+    "a round": {"id", "title", "ward", "starts_at", "duration_min"},
+}
+
+
+def _literal_keys(node: ast.Dict) -> set[str]:
+    return {k.value for k in node.keys if isinstance(k, ast.Constant) and isinstance(k.value, str)}
+
+
+def test_views_are_built_only_in_contract_views() -> None:
+    found = []
+    for path in sorted([*(ROOT / "server").rglob("*.py"), *(ROOT / "signaling").rglob("*.py")]):
+        if path == ROOT / "server" / "contract" / "views.py" or "migrations" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Dict):
+                keys = _literal_keys(node)
+                found += [
+                    f"{path.relative_to(ROOT)}:{node.lineno} builds {what}"
+                    for what, wanted in VIEW_KEYS.items()
+                    if wanted <= keys
+                ]
+    assert not found, "build these through server/contract/views.py: " + "; ".join(found)
