@@ -112,6 +112,24 @@ BUILT: list[tuple[str, Any, type]] = [
     ("round_patient_view", PATIENT_VIEW, views.RoundPatientView),
     ("round_session_view", SESSION_VIEW, views.RoundSessionView),
     ("round_view", views.round_view(ROUND, BAVI, WHO, AT, [PATIENT_VIEW], SESSION_VIEW), views.RoundView),
+    ("audit_actor", views.audit_actor("u-admin", "admin", "Quản trị"), views.AuditActor),
+    (
+        "audit_entry_view",
+        views.audit_entry_view(
+            SimpleNamespace(
+                id="e-1",
+                at=AT,
+                actor_id=None,
+                action="consult.read",
+                target_type="consult",
+                target_id="c-1",
+                address="10.0.0.1",
+                detail="",
+            ),
+            None,
+        ),
+        views.AuditEntryView,
+    ),
     ("offer_view", views.offer_view(views.consult_view(CONSULT, WHO), AT.timestamp()), views.OfferView),
     ("round_start", views.round_start(views.round_view(ROUND, BAVI, WHO, AT, [], None), AT), views.RoundStart),
     (
@@ -167,6 +185,7 @@ VIEW_KEYS = {
     "a note": {"id", "seq", "section", "text", "author"},
     "an attachment": {"id", "filename", "content_type", "sha256"},
     "a round": {"id", "title", "ward", "starts_at", "duration_min"},
+    "an audit entry": {"id", "at", "actor", "action", "target_type"},
 }
 
 

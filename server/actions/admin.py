@@ -22,10 +22,13 @@ from server.contract.errors import AppError
 from server.contract.validation import Payload
 from server.contract.views import (
     AdminUserView,
+    AuditEntryView,
     HospitalDetail,
     HospitalRef,
     SisterLinkView,
     admin_user_view,
+    audit_actor,
+    audit_entry_view,
     hospital_detail,
     hospital_ref,
     sister_link,
@@ -537,18 +540,9 @@ async def audit_page(db: Database, query: AuditQuery) -> dict[str, Any]:
     }
 
 
-def _entry_view(entry: AuditEntry, actor: User | None) -> dict[str, Any]:
-    return {
-        "id": entry.id,
-        "at": entry.at.isoformat(),
-        "actor": None if actor is None else {"id": actor.id, "username": actor.username, "name": actor.name},
-        "actor_id": entry.actor_id,
-        "action": entry.action,
-        "target_type": entry.target_type,
-        "target_id": entry.target_id,
-        "address": entry.address,
-        "detail": entry.detail,
-    }
+def _entry_view(entry: AuditEntry, actor: User | None) -> AuditEntryView:
+    who = None if actor is None else audit_actor(actor.id, actor.username, actor.name)
+    return audit_entry_view(entry, who)
 
 
 def known_role(role: str) -> str:

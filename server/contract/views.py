@@ -142,6 +142,68 @@ def admin_user_view(
     }
 
 
+class AuditActor(TypedDict):
+    """Who did what the audit log records, as its viewer shows them."""
+
+    id: str
+    username: str
+    name: str
+
+
+class AuditEntryView(TypedDict):
+    """One line of the audit log, for the admins' viewer."""
+
+    id: str
+    at: str
+    actor: AuditActor | None
+    actor_id: str | None
+    action: str
+    target_type: str
+    target_id: str
+    address: str
+    detail: str
+
+
+class AuditEntryRow(Protocol):
+    """What the audit view reads (a `records.models.AuditEntry` fits)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def at(self) -> datetime: ...
+    @property
+    def actor_id(self) -> str | None: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def target_type(self) -> str: ...
+    @property
+    def target_id(self) -> str: ...
+    @property
+    def address(self) -> str: ...
+    @property
+    def detail(self) -> str: ...
+
+
+def audit_entry_view(entry: AuditEntryRow, actor: AuditActor | None) -> AuditEntryView:
+    # `at` as stored (the database's UTC), not through `iso`: what the viewer has read.
+    return {
+        "id": entry.id,
+        "at": entry.at.isoformat(),
+        "actor": actor,
+        "actor_id": entry.actor_id,
+        "action": entry.action,
+        "target_type": entry.target_type,
+        "target_id": entry.target_id,
+        "address": entry.address,
+        "detail": entry.detail,
+    }
+
+
+def audit_actor(id: str, username: str, name: str) -> AuditActor:
+    return {"id": id, "username": username, "name": name}
+
+
 # A consult.
 
 
