@@ -130,6 +130,12 @@ BUILT: list[tuple[str, Any, type]] = [
         ),
         views.AuditEntryView,
     ),
+    ("roster_entry", views.roster_entry("u-binh", "Bình", BAVI, ["surgery"], {"online": True}), views.RosterEntry),
+    (
+        "admin_roster_entry",
+        views.admin_roster_entry("u-binh", "binh.tran", "Bình", BAVI, [], False, {"online": False}),
+        views.AdminRosterEntry,
+    ),
     ("offer_view", views.offer_view(views.consult_view(CONSULT, WHO), AT.timestamp()), views.OfferView),
     ("round_start", views.round_start(views.round_view(ROUND, BAVI, WHO, AT, [], None), AT), views.RoundStart),
     (
@@ -186,6 +192,7 @@ VIEW_KEYS = {
     "an attachment": {"id", "filename", "content_type", "sha256"},
     "a round": {"id", "title", "ward", "starts_at", "duration_min"},
     "an audit entry": {"id", "at", "actor", "action", "target_type"},
+    "a roster entry": {"id", "name", "hospital", "specialties", "presence"},
 }
 
 

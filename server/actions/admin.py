@@ -21,11 +21,13 @@ from sqlalchemy.exc import IntegrityError
 from server.contract.errors import AppError
 from server.contract.validation import Payload
 from server.contract.views import (
+    AdminRosterEntry,
     AdminUserView,
     AuditEntryView,
     HospitalDetail,
     HospitalRef,
     SisterLinkView,
+    admin_roster_entry,
     admin_user_view,
     audit_actor,
     audit_entry_view,
@@ -469,7 +471,7 @@ async def set_password(
 # The roster: every specialist, active or not, with live presence.
 
 
-async def roster(services: Services) -> list[dict[str, Any]]:
+async def roster(services: Services) -> list[AdminRosterEntry]:
     async with services.db.session() as session:
         rows = (
             await session.execute(
@@ -482,15 +484,15 @@ async def roster(services: Services) -> list[dict[str, Any]]:
     live = await presence.many(services.redis, [u.id for u, _ in rows])
     in_consult = await services.live.in_consult()
     return [
-        {
-            "id": u.id,
-            "username": u.username,
-            "name": u.name,
-            "hospital": _hospital_ref(h),
-            "specialties": list(u.specialties or []),
-            "active": u.active,
-            "presence": {**live[u.id], "in_consult": u.id in in_consult},
-        }
+        admin_roster_entry(
+            u.id,
+            u.username,
+            u.name,
+            _hospital_ref(h),
+            list(u.specialties or []),
+            u.active,
+            {**live[u.id], "in_consult": u.id in in_consult},
+        )
         for u, h in rows
     ]
 

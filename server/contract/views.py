@@ -204,6 +204,54 @@ def audit_actor(id: str, username: str, name: str) -> AuditActor:
     return {"id": id, "username": username, "name": name}
 
 
+class RosterEntry(TypedDict):
+    """A specialist on the roster, with their presence (`{status, online, changed_at, in_consult}`)."""
+
+    id: str
+    name: str
+    hospital: HospitalRef
+    specialties: list[str]
+    presence: dict[str, Any]
+
+
+class AdminRosterEntry(TypedDict):
+    """A specialist on the admins' roster: deactivated ones too, with the username."""
+
+    id: str
+    username: str
+    name: str
+    hospital: HospitalRef
+    specialties: list[str]
+    active: bool
+    presence: dict[str, Any]
+
+
+def roster_entry(
+    id: str, name: str, hospital: HospitalRef, specialties: list[str], presence: dict[str, Any]
+) -> RosterEntry:
+    return {"id": id, "name": name, "hospital": hospital, "specialties": specialties, "presence": presence}
+
+
+def admin_roster_entry(
+    id: str,
+    username: str,
+    name: str,
+    hospital: HospitalRef,
+    specialties: list[str],
+    active: bool,
+    presence: dict[str, Any],
+) -> AdminRosterEntry:
+    return {
+        "id": id,
+        "username": username,
+        "name": name,
+        "hospital": hospital,
+        "specialties": specialties,
+        "active": active,
+        "presence": presence,
+    }
+
+
 # A consult.
 
 
