@@ -13,7 +13,7 @@ Actions and handlers make events and hand them over; they never import socketio.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,7 +133,7 @@ class Event:
     optionally a socket left out (the one whose own request caused it, answered by its ack)."""
 
     name: str
-    payload: dict[str, Any]
+    payload: Mapping[str, Any]  # a view (`contract.views`) or a dict: sent as JSON
     to: Audience
     skip_sid: str | None = field(default=None, kw_only=True)
 

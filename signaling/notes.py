@@ -10,6 +10,7 @@ from server import outbox
 from server.actions.access import consult_for
 from server.actions.notes import write
 from server.contract.validation import Id, OpId, Payload
+from server.contract.views import note_view
 from server.records import audit, consults, notes
 from signaling.router import Caller, Router
 
@@ -54,7 +55,7 @@ async def note_page(
         max_bytes=settings.note_page_bytes,
     )
     who = await consults.people(caller.services.db, [n.author_id for n in found.notes])
-    return {"notes": [notes.view(n, who) for n in found.notes], "next_cursor": found.next_cursor}
+    return {"notes": [note_view(n, who) for n in found.notes], "next_cursor": found.next_cursor}
 
 
 @router.on("note:add", NoteAdd)

@@ -18,6 +18,7 @@ from server import outbox
 from server.actions import dispatch
 from server.contract.errors import AppError
 from server.contract.validation import Id, Payload
+from server.contract.views import Person
 from server.live import keys
 from server.live.rooms import MAX_PEERS, Peer, decode_peers
 from server.outbox import Call, Event, To
@@ -130,21 +131,15 @@ async def leave_room(services: Services, room: str, peer: Peer) -> None:
     await announce_left(services, room, peer.peer_id, peer.user)
 
 
-async def announce_left(services: Services, room: str, peer_id: str, user: dict[str, Any] | None) -> None:
+async def announce_left(services: Services, room: str, peer_id: str, user: Person | None) -> None:
     call = Call.of(room)
     services.board_changed()
     name = call.pick("consult:peer-left", "round:peer-left")
     await outbox.send(services, [Event(name, {**call.ref_field(), "peer_id": peer_id, "user": user}, call)])
 
 
-def _user(caller: Caller) -> dict[str, Any]:
-    account = caller.account
-    return {
-        "id": account.id,
-        "name": account.name,
-        "role": account.role,
-        "hospital": {"id": account.hospital_id, "name": account.hospital_name, "level": account.hospital_level},
-    }
+def _user(caller: Caller) -> Person:
+    return caller.account.person()
 
 
 async def _active_consult(caller: Caller, consult_id: str) -> Consult:

@@ -20,6 +20,21 @@ from sqlalchemy.exc import IntegrityError
 
 from server.contract.errors import AppError
 from server.contract.validation import Payload
+from server.contract.views import (
+    AdminRosterEntry,
+    AdminUserView,
+    AuditEntryView,
+    HospitalDetail,
+    HospitalRef,
+    SisterLinkView,
+    admin_roster_entry,
+    admin_user_view,
+    audit_actor,
+    audit_entry_view,
+    hospital_detail,
+    hospital_ref,
+    sister_link,
+)
 from server.contract.vocabulary import ROLES, Role
 from server.live import presence, revocation
 from server.policy import matching, passwords
@@ -149,37 +164,31 @@ class NewPassword(Payload):
 # Views: what the admin screens see. Never a password hash.
 
 
-def hospital_view(hospital: Hospital) -> dict[str, Any]:
-    return {
-        "id": hospital.id,
-        "name": hospital.name,
-        "level": hospital.level,
-        "province": hospital.province,
-        "province_name": hospital.province_name,
-    }
+def hospital_view(hospital: Hospital) -> HospitalDetail:
+    return hospital_detail(hospital.id, hospital.name, hospital.level, hospital.province, hospital.province_name)
 
 
-def _hospital_ref(hospital: Hospital) -> dict[str, Any]:
-    return {"id": hospital.id, "name": hospital.name, "level": hospital.level}
+def _hospital_ref(hospital: Hospital) -> HospitalRef:
+    return hospital_ref(hospital.id, hospital.name, hospital.level)
 
 
-def user_view(user: User, hospital: Hospital) -> dict[str, Any]:
-    return {
-        "id": user.id,
-        "username": user.username,
-        "name": user.name,
-        "role": user.role,
-        "hospital": _hospital_ref(hospital),
-        "specialties": list(user.specialties or []),
-        "active": user.active,
-        "created_at": user.created_at.isoformat(),
-    }
+def user_view(user: User, hospital: Hospital) -> AdminUserView:
+    return admin_user_view(
+        user.id,
+        user.username,
+        user.name,
+        user.role,
+        _hospital_ref(hospital),
+        list(user.specialties or []),
+        user.active,
+        user.created_at,
+    )
 
 
 # Hospitals.
 
 
-async def hospitals(db: Database) -> list[dict[str, Any]]:
+async def hospitals(db: Database) -> list[HospitalDetail]:
     async with db.session() as session:
         # Hospitals without a province first: what an admin has still to set.
         found = (
@@ -190,7 +199,7 @@ async def hospitals(db: Database) -> list[dict[str, Any]]:
     return [hospital_view(h) for h in found]
 
 
-async def create_hospital(db: Database, actor: Account, body: NewHospital, address: str) -> dict[str, Any]:
+async def create_hospital(db: Database, actor: Account, body: NewHospital, address: str) -> HospitalDetail:
     hospital = Hospital(
         id=body.id or new_id(),
         name=body.name,
@@ -216,7 +225,7 @@ async def create_hospital(db: Database, actor: Account, body: NewHospital, addre
 
 async def update_hospital(
     db: Database, actor: Account, hospital_id: str, body: HospitalChange, address: str
-) -> dict[str, Any]:
+) -> HospitalDetail:
     changes = body.changes()
     if not changes:
         raise AppError("invalid", "give at least one of name, level, province, province_name")
@@ -234,15 +243,15 @@ async def update_hospital(
 # Sister links.
 
 
-async def sister_links(db: Database) -> list[dict[str, Any]]:
+async def sister_links(db: Database) -> list[SisterLinkView]:
     async with db.session() as session:
         links = (await session.scalars(select(SisterLink))).all()
         named = {h.id: h for h in (await session.scalars(select(Hospital))).all()}
-    views = [{"upper": _hospital_ref(named[x.upper_id]), "lower": _hospital_ref(named[x.lower_id])} for x in links]
-    return sorted(views, key=lambda v: (v["upper"]["name"], v["lower"]["name"]))
+    found = [sister_link(_hospital_ref(named[x.upper_id]), _hospital_ref(named[x.lower_id])) for x in links]
+    return sorted(found, key=lambda v: (v["upper"]["name"], v["lower"]["name"]))
 
 
-async def link(db: Database, actor: Account, body: NewLink, address: str) -> dict[str, Any]:
+async def link(db: Database, actor: Account, body: NewLink, address: str) -> SisterLinkView:
     """Pair an upper-level hospital with a lower-level one: both exist, differ, and are of different levels."""
     if body.upper_id == body.lower_id:
         raise AppError("invalid", "a hospital cannot be its own sister")
@@ -260,10 +269,10 @@ async def link(db: Database, actor: Account, body: NewLink, address: str) -> dic
             session.add(audit.entry(actor.id, "admin.link.create", "hospital", upper.id, address, f"lower={lower.id}"))
     except IntegrityError:
         raise AppError("conflict", "these hospitals are linked already") from None
-    return {"upper": _hospital_ref(upper), "lower": _hospital_ref(lower)}
+    return sister_link(_hospital_ref(upper), _hospital_ref(lower))
 
 
-async def unlink(db: Database, actor: Account, upper_id: str, lower_id: str, address: str) -> dict[str, Any]:
+async def unlink(db: Database, actor: Account, upper_id: str, lower_id: str, address: str) -> SisterLinkView:
     async with db.session() as session, session.begin():
         found = await session.get(SisterLink, (upper_id, lower_id))
         if found is None:
@@ -273,7 +282,7 @@ async def unlink(db: Database, actor: Account, upper_id: str, lower_id: str, add
         await session.delete(found)
         session.add(audit.entry(actor.id, "admin.link.delete", "hospital", upper_id, address, f"lower={lower_id}"))
     assert upper is not None and lower is not None  # a link's hospitals exist (foreign keys)
-    return {"upper": _hospital_ref(upper), "lower": _hospital_ref(lower)}
+    return sister_link(_hospital_ref(upper), _hospital_ref(lower))
 
 
 # Accounts.
@@ -281,7 +290,7 @@ async def unlink(db: Database, actor: Account, upper_id: str, lower_id: str, add
 
 async def users(
     db: Database, *, role: str | None = None, hospital_id: str | None = None, active: bool | None = None
-) -> list[dict[str, Any]]:
+) -> list[AdminUserView]:
     query = select(User, Hospital).join(Hospital, User.hospital_id == Hospital.id).order_by(User.username)
     if role is not None:
         query = query.where(User.role == role)
@@ -312,7 +321,7 @@ async def _hashed(password: str, username: str, name: str) -> str:
     return await asyncio.to_thread(_checked_hash, password, username, name)
 
 
-async def create_user(db: Database, actor: Account, body: NewUser, address: str) -> dict[str, Any]:
+async def create_user(db: Database, actor: Account, body: NewUser, address: str) -> AdminUserView:
     _check_specialties(body.role, body.specialties)
     password_hash = await _hashed(body.password, body.username, body.name)
     user = User(
@@ -354,7 +363,7 @@ async def _user(session: Any, user_id: str) -> tuple[User, Hospital]:
     return row[0], row[1]
 
 
-async def update_user(db: Database, actor: Account, user_id: str, body: UserChange, address: str) -> dict[str, Any]:
+async def update_user(db: Database, actor: Account, user_id: str, body: UserChange, address: str) -> AdminUserView:
     """Name, specialties, hospital. The caller then has the user's open sockets re-read the
     account (`server.live.revocation.reauthorize`, done by the HTTP handler)."""
     if body.name is None and body.specialties is None and body.hospital_id is None:
@@ -381,7 +390,7 @@ async def update_user(db: Database, actor: Account, user_id: str, body: UserChan
 
 async def _set_active(
     db: Database, actor: Account, user_id: str, active: bool, address: str
-) -> tuple[dict[str, Any], bool]:
+) -> tuple[AdminUserView, bool]:
     """The account's view, and whether it was re-activated (inactive until now)."""
     async with db.session() as session, session.begin():
         user, hospital = await _user(session, user_id)
@@ -397,7 +406,7 @@ async def _set_active(
 
 async def deactivate(
     services: Services, actor: Account, user_id: str, address: str, *, disconnect: bool = True
-) -> dict[str, Any]:
+) -> AdminUserView:
     """Deactivate an account, effective everywhere at once.
 
     1. The database: the account can no longer log in, connect, or use its tokens over HTTP
@@ -422,7 +431,7 @@ async def deactivate(
     return view
 
 
-async def activate(services: Services, actor: Account, user_id: str, address: str) -> dict[str, Any]:
+async def activate(services: Services, actor: Account, user_id: str, address: str) -> AdminUserView:
     """Let the account sign in again. Only a new sign-in: its earlier tokens stay refused (a new
     token generation), and a socket that outlived the deactivation is closed, on every instance."""
     view, reactivated = await _set_active(services.db, actor, user_id, True, address)
@@ -435,7 +444,7 @@ async def activate(services: Services, actor: Account, user_id: str, address: st
 
 async def set_password(
     services: Services, actor: Account, user_id: str, body: NewPassword, address: str
-) -> dict[str, Any]:
+) -> AdminUserView:
     """A new password, which ends every sign-in made with the old one: it no longer logs in,
     the tokens issued before it are refused (a new token generation, `server.policy.auth.Token`), the
     user's sockets are disconnected on every instance, so each device asks them to log in, and
@@ -462,7 +471,7 @@ async def set_password(
 # The roster: every specialist, active or not, with live presence.
 
 
-async def roster(services: Services) -> list[dict[str, Any]]:
+async def roster(services: Services) -> list[AdminRosterEntry]:
     async with services.db.session() as session:
         rows = (
             await session.execute(
@@ -475,15 +484,15 @@ async def roster(services: Services) -> list[dict[str, Any]]:
     live = await presence.many(services.redis, [u.id for u, _ in rows])
     in_consult = await services.live.in_consult()
     return [
-        {
-            "id": u.id,
-            "username": u.username,
-            "name": u.name,
-            "hospital": _hospital_ref(h),
-            "specialties": list(u.specialties or []),
-            "active": u.active,
-            "presence": {**live[u.id], "in_consult": u.id in in_consult},
-        }
+        admin_roster_entry(
+            u.id,
+            u.username,
+            u.name,
+            _hospital_ref(h),
+            list(u.specialties or []),
+            u.active,
+            {**live[u.id], "in_consult": u.id in in_consult},
+        )
         for u, h in rows
     ]
 
@@ -533,18 +542,9 @@ async def audit_page(db: Database, query: AuditQuery) -> dict[str, Any]:
     }
 
 
-def _entry_view(entry: AuditEntry, actor: User | None) -> dict[str, Any]:
-    return {
-        "id": entry.id,
-        "at": entry.at.isoformat(),
-        "actor": None if actor is None else {"id": actor.id, "username": actor.username, "name": actor.name},
-        "actor_id": entry.actor_id,
-        "action": entry.action,
-        "target_type": entry.target_type,
-        "target_id": entry.target_id,
-        "address": entry.address,
-        "detail": entry.detail,
-    }
+def _entry_view(entry: AuditEntry, actor: User | None) -> AuditEntryView:
+    who = None if actor is None else audit_actor(actor.id, actor.username, actor.name)
+    return audit_entry_view(entry, who)
 
 
 def known_role(role: str) -> str:

@@ -23,11 +23,12 @@ from typing import Any
 import redis.asyncio as aioredis
 from sqlalchemy import or_, select
 
+from server.contract.views import BoardPerson, HospitalRef, board_person, hospital_name, hospital_ref, iso
 from server.live import keys, presence
 from server.live.rooms import Peer
 from server.policy import lifecycle
 from server.policy.scope import Scope, sees
-from server.records.consults import VIETNAM, iso
+from server.records.consults import VIETNAM
 from server.records.models import Consult, Hospital, Round, RoundSession, SisterLink, User
 from server.runtime.services import Services
 
@@ -38,21 +39,17 @@ def _since(at: datetime | None, now: datetime) -> int | None:
     return None if at is None else max(0, int((now - at).total_seconds()))
 
 
-def _person(user: User | None, hospitals: dict[str, Hospital]) -> dict[str, Any] | None:
+def _person(user: User | None, hospitals: dict[str, Hospital]) -> BoardPerson | None:
     if user is None:
         return None
     hospital = hospitals.get(user.hospital_id)
-    return {
-        "id": user.id,
-        "name": user.name,
-        "role": user.role,
-        "hospital": {"id": user.hospital_id, "name": hospital.name if hospital else ""},
-    }
+    where = hospital_name(user.hospital_id, hospital.name if hospital else "")
+    return board_person(user.id, user.name, user.role, where)
 
 
-def _hospital(hospital_id: str, hospitals: dict[str, Hospital]) -> dict[str, Any]:
+def _hospital(hospital_id: str, hospitals: dict[str, Hospital]) -> HospitalRef:
     hospital = hospitals.get(hospital_id)
-    return {"id": hospital_id, "name": hospital.name if hospital else "", "level": hospital.level if hospital else ""}
+    return hospital_ref(hospital_id, hospital.name if hospital else "", hospital.level if hospital else "")
 
 
 def _participant(peer: Peer) -> dict[str, Any]:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 from server import outbox
+from server.contract import views
 from server.contract.errors import AppError
 from server.live import caps, keys, presence
 from server.live.offers import now
@@ -47,18 +47,18 @@ def waiting_key(consult: Consult) -> str:
     return keys.queue(consult.specialty)
 
 
-async def describe(services: Services, consult: Consult) -> dict[str, Any]:
+async def describe(services: Services, consult: Consult) -> views.ConsultView:
     """The consult as clients see it, with its queue position when waiting."""
     who = await consults.people(services.db, (consult.requester_id, consult.specialist_id, consult.named_specialist_id))
     position = None
     if consult.status == "queued" and consult.named_answer is None:
         position = await services.live.position(waiting_key(consult), consult.id)
-    return consults.view(consult, who, position)
+    return views.consult_view(consult, who, position)
 
 
 async def announce(
-    services: Services, consult: Consult, also: set[str] | None = None, view: dict[str, Any] | None = None
-) -> dict[str, Any]:
+    services: Services, consult: Consult, also: set[str] | None = None, view: views.ConsultView | None = None
+) -> views.ConsultView:
     """`consult:updated` to everyone whose screens show the consult (`view`: its description, if made already)."""
     services.board_changed()
     view = view if view is not None else await describe(services, consult)
@@ -146,7 +146,7 @@ async def dispatch(services: Services, consult: Consult) -> Consult:
         describe(services, offered), services.live.open(consult.id, offered.version, chosen, expires_at)
     )
     # The specialists' screens ring first; the queue's, the requester's and the board's updates follow.
-    offer = {"consult": view, "expires_at": _iso(expires_at)}
+    offer = views.offer_view(view, expires_at)
     await outbox.send(services, [Event("consult:offer", offer, To.users(chosen))])
     services.metrics.offers.labels(consult.urgency).inc()
     if await services.live.dequeue(key, consult.id):
@@ -449,10 +449,10 @@ async def specialist_back(services: Services, specialist_id: str) -> None:
     await offer_waiting(services, specialist_id)
 
 
-async def open_for(services: Services, account: Account) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+async def open_for(services: Services, account: Account) -> tuple[list[views.ConsultView], list[views.OfferView]]:
     """For `session:state`: the user's open consults, and the offers waiting for their answer."""
     mine = await consults.open_for(services.db, account.id)
-    offers: list[dict[str, Any]] = []
+    offers: list[views.OfferView] = []
     for consult_id in await services.live.offered_to(account.id):
         offer = await services.live.get(consult_id)
         consult = await consults.get(services.db, consult_id)
@@ -463,9 +463,9 @@ async def open_for(services: Services, account: Account) -> tuple[list[dict[str,
             or offer.version != consult.version
         ):
             continue  # an offer left over, or one the consult moved past
-        offers.append({"consult": await describe(services, consult), "expires_at": _iso(offer.expires_at)})
-    views = [await describe(services, consult) for consult in mine]
-    return views, offers
+        offers.append(views.offer_view(await describe(services, consult), offer.expires_at))
+    described = [await describe(services, consult) for consult in mine]
+    return described, offers
 
 
 async def offer_clock(services: Services, interval_s: float = 0.1) -> None:
@@ -478,7 +478,3 @@ async def _get(services: Services, consult_id: str) -> Consult:
     if consult is None:
         raise AppError("not_found", "no such consult")
     return consult
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat()

@@ -8,10 +8,10 @@ causes; the handler hands those to the outbox, so this module sends nothing itse
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from server.actions.access import consult_for
 from server.contract.errors import AppError
+from server.contract.views import NoteView, note_view
 from server.outbox import Event, To
 from server.records import consults, notes
 from server.records.users import Account
@@ -22,7 +22,7 @@ from server.runtime.services import Services
 class Written:
     """The note's view, and the events to send: none when its `op_id` had stored it already."""
 
-    note: dict[str, Any]
+    note: NoteView
     events: list[Event] = field(default_factory=list)
 
 
@@ -54,7 +54,7 @@ async def write(
         amends=amends,
         caps=notes.Caps(notes=settings.notes_per_consult, bytes=settings.note_bytes_per_consult),
     )
-    view = notes.view(note, await consults.people(services.db, [note.author_id]))
+    view = note_view(note, await consults.people(services.db, [note.author_id]))
     if not created:  # a repeated op_id: the same answer, nothing new to tell anyone
         return Written(view)
     services.metrics.note_writes.inc()

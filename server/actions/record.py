@@ -12,9 +12,10 @@ from typing import Any
 
 from sqlalchemy import select
 
+from server.contract.views import attachment_view, consult_view, hospital_ref, iso, note_view
 from server.policy.matching import SPECIALTIES
 from server.records import consults, notes
-from server.records.consults import VIETNAM, iso
+from server.records.consults import VIETNAM
 from server.records.models import Attachment, Consult, Database, Hospital
 
 OUTCOMES = {
@@ -32,19 +33,6 @@ async def attachments_of(db: Database, consult_id: str) -> list[Attachment]:
             select(Attachment).where(Attachment.consult_id == consult_id).order_by(Attachment.created_at)
         )
         return list(result.all())
-
-
-def attachment_view(item: Attachment) -> dict[str, Any]:
-    return {
-        "id": item.id,
-        "filename": item.filename,
-        "content_type": item.content_type,
-        "size": item.size,
-        "sha256": item.sha256,
-        "uploader_id": item.uploader_id,
-        "created_at": iso(item.created_at),
-        "url": f"/api/consults/{item.consult_id}/attachments/{item.id}",
-    }
 
 
 async def build(db: Database, consult: Consult) -> dict[str, Any]:
@@ -71,15 +59,15 @@ async def build(db: Database, consult: Consult) -> dict[str, Any]:
             seen.add(user_id)
             participants.append({**who[user_id], "part": "invited" if who[user_id]["role"] == "specialist" else "team"})
     return {
-        "consult": consults.view(consult, who),
-        "hospital": {"id": hospital.id, "name": hospital.name, "level": hospital.level} if hospital else None,
+        "consult": consult_view(consult, who),
+        "hospital": hospital_ref(hospital.id, hospital.name, hospital.level) if hospital else None,
         "participants": participants,
         "timeline": [
             {"at": iso(e.at), "kind": e.kind, "actor": who.get(e.actor_id) if e.actor_id else None, "detail": e.detail}
             for e in events
         ],
         "notes": [
-            {**notes.view(latest, who), "history": [notes.view(old, who) for old in history]}
+            {**note_view(latest, who), "history": [note_view(old, who) for old in history]}
             for latest, history in notes.current_versions(all_notes)
         ],
         "attachments": [attachment_view(f) for f in files],

@@ -47,13 +47,13 @@ from sqlalchemy.exc import IntegrityError
 
 from server import outbox
 from server.actions import dispatch
+from server.contract import views
 from server.contract.errors import AppError
 from server.live import keys
 from server.outbox import Event, To
 from server.policy import lifecycle, recurrence
 from server.policy.scope import InView, sees
 from server.records import consults
-from server.records.consults import iso
 from server.records.models import (
     Consult,
     ConsultEvent,
@@ -216,34 +216,7 @@ async def readable(db: Database, account: Account, round_id: str) -> Round:
     raise AppError("forbidden", "you do not take part in this round")
 
 
-def patient_view(patient: RoundPatient, consult: Consult | None) -> dict[str, Any]:
-    return {
-        "id": patient.id,
-        "position": patient.position,
-        "bed": patient.bed,
-        "ref": patient.ref,
-        "summary": patient.summary,
-        "consult_id": consult.id if consult else None,
-        "status": consult.status if consult else None,
-        "outcome": consult.outcome if consult else None,
-    }
-
-
-def session_view(current: RoundSession | None) -> dict[str, Any] | None:
-    if current is None:
-        return None
-    return {
-        "id": current.id,
-        "day": current.day.isoformat(),
-        "status": current.status,
-        "started_at": iso(current.started_at),
-        "ended_at": iso(current.ended_at),
-        "focus_patient_id": current.focus_patient_id,
-        "version": current.version,
-    }
-
-
-async def view(db: Database, loaded: Loaded, now: datetime | None = None) -> dict[str, Any]:
+async def view(db: Database, loaded: Loaded, now: datetime | None = None) -> views.RoundView:
     """The contract's `round`."""
     item = loaded.round
     who = await consults.people(db, [item.lead_specialist_id, item.created_by, *(item.participant_ids or [])])
@@ -255,30 +228,12 @@ async def view(db: Database, loaded: Loaded, now: datetime | None = None) -> dic
         # The occurrence under way counts as the next one until it is over.
         since = moment - timedelta(minutes=item.duration_min)
         following = recurrence.next_occurrence(item.starts_at, item.recurrence, item.until, item.skipped or [], since)
-    return {
-        "id": item.id,
-        "title": item.title,
-        "hospital": {"id": hospital.id, "name": hospital.name, "level": hospital.level} if hospital else None,
-        "ward": item.ward,
-        "starts_at": iso(item.starts_at),
-        "duration_min": item.duration_min,
-        "recurrence": item.recurrence,
-        "until": item.until.isoformat() if item.until else None,
-        "skipped": sorted(item.skipped or []),
-        "lead_specialist": who.get(item.lead_specialist_id),
-        "lead_status": item.lead_status,
-        "participants": [who[i] for i in item.participant_ids or [] if i in who],
-        "created_by": who.get(item.created_by),
-        "created_at": iso(item.created_at),
-        "cancelled_at": iso(item.cancelled_at),
-        "next_starts_at": iso(following),
-        "version": item.version,
-        "patients": [patient_view(p, loaded.consults.get(p.id)) for p in loaded.patients],
-        "session": session_view(loaded.session),
-    }
+    where = views.hospital_ref(hospital.id, hospital.name, hospital.level) if hospital else None
+    patients = [views.round_patient_view(p, loaded.consults.get(p.id)) for p in loaded.patients]
+    return views.round_view(item, where, who, following, patients, views.round_session_view(loaded.session))
 
 
-async def describe(db: Database, round_id: str, now: datetime | None = None) -> dict[str, Any]:
+async def describe(db: Database, round_id: str, now: datetime | None = None) -> views.RoundView:
     return await view(db, await load(db, round_id, now), now)
 
 
@@ -375,10 +330,10 @@ async def _lead_status(db: Database, hospital_id: str, lead_id: str, named_by: s
 
 async def _check_people(db: Database, lead_id: str, participant_ids: list[str]) -> None:
     who = await consults.people(db, [lead_id, *participant_ids])
-    if who.get(lead_id, {}).get("role") != "specialist":
+    if lead_id not in who or who[lead_id]["role"] != "specialist":
         raise AppError("invalid", "lead_specialist_id must be a specialist")
     for user_id in participant_ids:
-        if who.get(user_id, {}).get("role") not in ("specialist", "clinician"):
+        if user_id not in who or who[user_id]["role"] not in ("specialist", "clinician"):
             raise AppError("invalid", "participant_ids must be specialists or clinicians")
 
 
@@ -522,7 +477,7 @@ async def answer_lead(db: Database, account: Account, round_id: str, accept: boo
     return await get(db, round_id)
 
 
-async def lead_requests(db: Database, account: Account) -> list[dict[str, Any]]:
+async def lead_requests(db: Database, account: Account) -> list[views.LeadRequestView]:
     """The rounds `account` is asked to lead and has not answered, newest first (at most
     MAX_LEAD_REQUESTS): the schedule and who asks, without the patients."""
     if account.role != "specialist":
@@ -543,7 +498,7 @@ async def lead_requests(db: Database, account: Account) -> list[dict[str, Any]]:
     return await request_views(db, list(found))
 
 
-async def request_views(db: Database, found: list[Round]) -> list[dict[str, Any]]:
+async def request_views(db: Database, found: list[Round]) -> list[views.LeadRequestView]:
     """`lead request`s: each round's schedule and who asks, without the patients."""
     async with db.session() as session:
         hospitals = {
@@ -554,18 +509,7 @@ async def request_views(db: Database, found: list[Round]) -> list[dict[str, Any]
         }
     who = await consults.people(db, [r.created_by for r in found])
     return [
-        {
-            "id": r.id,
-            "title": r.title,
-            "hospital": {"id": r.hospital_id, "name": hospitals.get(r.hospital_id, "")},
-            "ward": r.ward,
-            "starts_at": iso(r.starts_at),
-            "duration_min": r.duration_min,
-            "recurrence": r.recurrence,
-            "until": r.until.isoformat() if r.until else None,
-            "created_by": who.get(r.created_by),
-            "created_at": iso(r.created_at),
-        }
+        views.lead_request_view(r, views.hospital_name(r.hospital_id, hospitals.get(r.hospital_id, "")), who)
         for r in found
     ]
 
@@ -855,13 +799,13 @@ async def announce_starting(services: Services, now: datetime) -> list[str]:
             if not await services.redis.set(key, "1", nx=True, ex=2 * 24 * 3600):
                 continue
             people = await team_of(services.db, item)
-            payload = {"round": await describe(services.db, item.id, now), "starts_at": iso(moment)}
+            payload = views.round_start(await describe(services.db, item.id, now), moment)
             await outbox.send(services, [Event("round:starting", payload, To.users(people))])
             announced.append(item.id)
     return announced
 
 
-async def today_for(db: Database, account: Account, now: datetime) -> list[dict[str, Any]]:
+async def today_for(db: Database, account: Account, now: datetime) -> list[views.RoundStart]:
     """For `session:state`: the user's rounds with an occurrence today (Vietnam), each with its start."""
     if account.role not in ("specialist", "clinician"):
         return []
@@ -874,11 +818,11 @@ async def today_for(db: Database, account: Account, now: datetime) -> list[dict[
         current = await current_session(db, item.id, today)
         if moment is None and current is None:
             continue
-        found.append({"round": await describe(db, item.id, now), "starts_at": iso(moment)})
+        found.append(views.round_start(await describe(db, item.id, now), moment))
     return found
 
 
-async def publish(services: Services, round_id: str, skip_sid: str | None = None) -> dict[str, Any]:
+async def publish(services: Services, round_id: str, skip_sid: str | None = None) -> views.RoundView:
     """`round:updated {round}` to every screen that lists the round: its team, on every device
     (whoever is in its call is of its team), but `skip_sid`; returns the round."""
     described = await describe(services.db, round_id)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from server.actions import dispatch, rounds
+from server.contract.views import SessionState
 from server.live import presence
 from server.records.users import Account
 from server.runtime.services import Services
@@ -15,7 +15,7 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
 
-async def session_state(services: Services, account: Account) -> dict[str, Any]:
+async def session_state(services: Services, account: Account) -> SessionState:
     """`session:state`: `{user, presence, consults, offers, rounds, server_time}`.
 
     A round patient's consult is not in `consults`: it belongs to its round, in `rounds` (the

@@ -45,9 +45,10 @@ from sqlalchemy import select
 
 from server.contract.errors import AppError
 from server.contract.validation import FIRST_DAY, LAST_DAY, check_period, parse_instant
+from server.contract.views import iso
 from server.policy.matching import SPECIALTIES
 from server.policy.scope import InView, Scope, sees
-from server.records.consults import VIETNAM, iso
+from server.records.consults import VIETNAM
 from server.records.models import Consult, ConsultEvent, Database, Hospital, User
 
 OUTCOME_CODES: tuple[str, ...] = ("treated_locally", "transfer", "follow_up", "onsite_support")

@@ -14,6 +14,7 @@ from server import outbox
 from server.actions import record
 from server.actions.access import consult_for
 from server.contract.errors import AppError, ErrorCode
+from server.contract.views import attachment_view, consult_view
 from server.http.common import client_address, printable_page, query_time, require_account, services_of
 from server.outbox import Event, To
 from server.policy import lifecycle
@@ -62,7 +63,7 @@ async def list_consults(request: web.Request) -> web.Response:
     )
     ids = {i for c in found for i in (c.requester_id, c.specialist_id, c.named_specialist_id)}
     who = await consults.people(services.db, ids)
-    return web.json_response({"consults": [consults.view(c, who) for c in found]})
+    return web.json_response({"consults": [consult_view(c, who) for c in found]})
 
 
 async def _readable(request: web.Request, action: str) -> tuple[Consult, str]:
@@ -192,7 +193,7 @@ async def add_attachment(request: web.Request) -> web.Response:
     await audit.record(
         services.db, account.id, "attachment.add", "consult", consult.id, client_address(request), item.id
     )
-    view = record.attachment_view(item)
+    view = attachment_view(item)
     added = {"consult_id": consult.id, "attachment": view}
     await outbox.send(services, [Event("attachment:added", added, To.parties(consult))])
     return web.json_response({"attachment": view}, status=201)

@@ -6,6 +6,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from server.contract.errors import AppError
+from server.contract.views import hospital_ref, roster_entry
 from server.http.common import require_account, services_of
 from server.live import presence
 from server.policy import matching
@@ -36,13 +37,13 @@ async def roster(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "specialists": [
-                {
-                    "id": u.id,
-                    "name": u.name,
-                    "hospital": {"id": h.id, "name": h.name, "level": h.level},
-                    "specialties": list(u.specialties or []),
-                    "presence": {**live[u.id], "in_consult": u.id in in_consult},
-                }
+                roster_entry(
+                    u.id,
+                    u.name,
+                    hospital_ref(h.id, h.name, h.level),
+                    list(u.specialties or []),
+                    {**live[u.id], "in_consult": u.id in in_consult},
+                )
                 for u, h in people
             ]
         }

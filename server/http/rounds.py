@@ -13,6 +13,7 @@ from server import outbox
 from server.actions import calendar, rounds
 from server.contract.errors import AppError
 from server.contract.validation import Id, Payload, check_instant, check_period, parse_day, parse_instant
+from server.contract.views import hospital_ref, iso
 from server.http.common import client_address, query_time, read_json, require_account, services_of
 from server.live import revocation
 from server.outbox import Event, To
@@ -134,7 +135,7 @@ async def schedulable_hospitals(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "hospitals": [
-                {"id": h.id, "name": h.name, "level": h.level, "clinicians": clinicians.get(h.id, [])} for h in allowed
+                {**hospital_ref(h.id, h.name, h.level), "clinicians": clinicians.get(h.id, [])} for h in allowed
             ]
         }
     )
@@ -153,7 +154,9 @@ async def get_feed(request: web.Request) -> web.Response:
     async with services.db.session() as session:
         names = {h.id: h.name for h in [await session.get(Hospital, i) for i in {r.hospital_id for r in found}] if h}
     entries = [
-        calendar.Entry(r, names.get(r.hospital_id, ""), who.get(r.lead_specialist_id, {}).get("name", ""))
+        calendar.Entry(
+            r, names.get(r.hospital_id, ""), who[r.lead_specialist_id]["name"] if r.lead_specialist_id in who else ""
+        )
         for r in found
     ]
     return web.Response(
@@ -182,15 +185,15 @@ async def list_rounds(request: web.Request) -> web.Response:
             listed.append(
                 {
                     **described,
-                    "occurrences": [consults.iso(m) for m in moments],
-                    "cancelled": [consults.iso(m) for m in cancelled],
+                    "occurrences": [iso(m) for m in moments],
+                    "cancelled": [iso(m) for m in cancelled],
                 }
             )
     await audit.record(services.db, account.id, "rounds.list", "round", "", client_address(request))
     return web.json_response(
         {
-            "from": consults.iso(start),
-            "to": consults.iso(end),
+            "from": iso(start),
+            "to": iso(end),
             "rounds": listed,
             "lead_requests": await rounds.lead_requests(services.db, account),
         }

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 
 import redis.asyncio as aioredis
 
+from server.contract.views import Person
 from server.live import keys
 
 MAX_PEERS = 6  # a mesh call: each peer sends to every other
@@ -84,7 +85,7 @@ return raw
 @dataclass(frozen=True)
 class Peer:
     peer_id: str
-    user: dict[str, Any]
+    user: Person  # who they are, as the call's other peers see them
     role: str
     sid: str
     dropped_at: float | None = None
@@ -130,7 +131,7 @@ class Rooms:
         self._join = redis.register_script(_JOIN)
         self._remove_if_dropped = redis.register_script(_REMOVE_IF_DROPPED)
 
-    async def join(self, room: str, user: dict[str, Any], role: str, sid: str) -> Joined:
+    async def join(self, room: str, user: Person, role: str, sid: str) -> Joined:
         """Status `new`, `rejoined`, `replaced`, `same` or `full` (peer None); `others` are the
         peers already in the call at that instant. A user has one seat in a call: joining from
         a second socket moves their peer there (`replaced`, naming the socket it left)."""

@@ -15,6 +15,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.contract import views
 from server.contract.errors import AppError
 from server.live import keys
 from server.live.caps import WAITING_STATUSES
@@ -23,10 +24,6 @@ from server.records.models import Consult, ConsultEvent, Database, Hospital, Sis
 
 OPEN_STATUSES = lifecycle.OPEN_STATUSES
 VIETNAM = timezone(timedelta(hours=7))  # Asia/Ho_Chi_Minh has no daylight saving
-
-
-def iso(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).isoformat() if value is not None else None
 
 
 async def create(
@@ -251,7 +248,7 @@ async def _workload(session: AsyncSession, specialist_ids: Sequence[str]) -> dic
     return load
 
 
-async def people(db: Database, user_ids: Iterable[str | None]) -> dict[str, dict[str, Any]]:
+async def people(db: Database, user_ids: Iterable[str | None]) -> dict[str, views.Person]:
     """`{id, name, role, hospital: {id, name, level}}` for each user id given."""
     wanted = {i for i in user_ids if i}
     if not wanted:
@@ -261,39 +258,11 @@ async def people(db: Database, user_ids: Iterable[str | None]) -> dict[str, dict
             select(User, Hospital).join(Hospital, User.hospital_id == Hospital.id).where(User.id.in_(wanted))
         )
         return {
-            user.id: {
-                "id": user.id,
-                "name": user.name,
-                "role": user.role,
-                "hospital": {"id": hospital.id, "name": hospital.name, "level": hospital.level},
-            }
+            user.id: views.person(
+                user.id, user.name, user.role, views.hospital_ref(hospital.id, hospital.name, hospital.level)
+            )
             for user, hospital in rows
         }
-
-
-def view(consult: Consult, who: dict[str, dict[str, Any]], queue_position: int | None = None) -> dict[str, Any]:
-    """The contract's `consult` object."""
-    return {
-        "id": consult.id,
-        "kind": consult.kind,
-        "status": consult.status,
-        "specialty": consult.specialty,
-        "urgency": consult.urgency,
-        "patient": consult.patient,
-        "requester": who.get(consult.requester_id),
-        "specialist": who.get(consult.specialist_id) if consult.specialist_id else None,
-        "named_specialist": who.get(consult.named_specialist_id) if consult.named_specialist_id else None,
-        "named_answer": consult.named_answer,
-        "created_at": iso(consult.created_at),
-        "started_at": iso(consult.started_at),
-        "ended_at": iso(consult.ended_at),
-        "outcome": consult.outcome,
-        "summary": consult.summary,
-        "queue_position": queue_position if consult.status == "queued" else None,
-        "version": consult.version,
-        "round_session_id": consult.round_session_id,
-        "round_patient_id": consult.round_patient_id,
-    }
 
 
 def may_join(consult: Consult, user_id: str, role: str, hospital_id: str, invited: bool) -> bool:

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from sqlalchemy import select, update
 
 from server.contract.errors import AppError
-from server.records.consults import iso
 from server.records.models import Consult, Database, Note, utcnow
 
 Section = Literal["history", "examination", "investigations", "assessment", "plan", "discussion"]
@@ -185,20 +184,6 @@ async def after(db: Database, consult_id: str, after_seq: int = 0) -> list[Note]
             select(Note).where(Note.consult_id == consult_id, Note.seq > after_seq).order_by(Note.seq)
         )
         return list(result.all())
-
-
-def view(note: Note, who: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The contract's `note`: `{id, seq, consult_id, section, text, author, created_at, amends}`."""
-    return {
-        "id": note.id,
-        "seq": note.seq,
-        "consult_id": note.consult_id,
-        "section": note.section,
-        "text": note.text,
-        "author": who.get(note.author_id),
-        "created_at": iso(note.created_at),
-        "amends": note.amends,
-    }
 
 
 def current_versions(notes: list[Note]) -> list[tuple[Note, list[Note]]]:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import select
 
+from server.contract import views
 from server.contract.errors import AppError
 from server.records.models import Hospital, RevokedToken, User
 from server.runtime.services import Services
@@ -33,14 +33,15 @@ class Account:
     # an open socket re-reads the account when the version in Redis is another.
     stamp: str = ""
 
-    def public(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "role": self.role,
-            "hospital": {"id": self.hospital_id, "name": self.hospital_name, "level": self.hospital_level},
-            "specialties": list(self.specialties),
-        }
+    def public(self) -> views.AccountView:
+        return views.account_view(self.id, self.name, self.role, self.hospital(), list(self.specialties))
+
+    def person(self) -> views.Person:
+        """The account as others see it (a call's peer, a note's author)."""
+        return views.person(self.id, self.name, self.role, self.hospital())
+
+    def hospital(self) -> views.HospitalRef:
+        return views.hospital_ref(self.hospital_id, self.hospital_name, self.hospital_level)
 
 
 def _account(user: User, hospital: Hospital) -> Account:

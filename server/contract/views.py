@@ -1,0 +1,693 @@
+"""The views: what the clients receive for a hospital, a person, a consult, a note, an attachment.
+
+One builder per view, so each object of docs/protocol.md is written in one place and a new field
+reaches every screen that shows it. The builders read plain values or any object with the
+right attributes (the database rows fit), so the contract imports no database library; the
+dicts they return are the JSON the clients get, their keys in the order written here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from typing import Any, Protocol, TypedDict
+
+
+def iso(value: datetime | None) -> str | None:
+    """An instant as the contract writes it: ISO 8601 in UTC; None stays None."""
+    return value.astimezone(UTC).isoformat() if value is not None else None
+
+
+# A hospital.
+
+
+class HospitalRef(TypedDict):
+    """`{id, name, level}`: the hospital a person, a consult or a round belongs to."""
+
+    id: str
+    name: str
+    level: str
+
+
+class HospitalName(TypedDict):
+    """`{id, name}`: the hospital where a screen shows only its name (the board's people, a
+    round's lead request)."""
+
+    id: str
+    name: str
+
+
+def hospital_ref(id: str, name: str, level: str) -> HospitalRef:
+    return {"id": id, "name": name, "level": level}
+
+
+def hospital_name(id: str, name: str) -> HospitalName:
+    return {"id": id, "name": name}
+
+
+class HospitalDetail(HospitalRef):
+    """A hospital as the admin screens see it: with the province a Department of Health oversees."""
+
+    province: str | None
+    province_name: str | None
+
+
+class SisterLinkView(TypedDict):
+    """An upper-level hospital paired with a lower-level one."""
+
+    upper: HospitalRef
+    lower: HospitalRef
+
+
+def hospital_detail(id: str, name: str, level: str, province: str | None, province_name: str | None) -> HospitalDetail:
+    return {"id": id, "name": name, "level": level, "province": province, "province_name": province_name}
+
+
+def sister_link(upper: HospitalRef, lower: HospitalRef) -> SisterLinkView:
+    return {"upper": upper, "lower": lower}
+
+
+# A person.
+
+
+class Person(TypedDict):
+    """`{id, name, role, hospital}`: who requested, answered, wrote or joined."""
+
+    id: str
+    name: str
+    role: str
+    hospital: HospitalRef
+
+
+class AccountView(Person):
+    """A signed-in account as its own screens see it: a person with their specialties."""
+
+    specialties: list[str]
+
+
+class BoardPerson(TypedDict):
+    """A person on the supervisors' board: their hospital by name only."""
+
+    id: str
+    name: str
+    role: str
+    hospital: HospitalName
+
+
+def person(id: str, name: str, role: str, hospital: HospitalRef) -> Person:
+    return {"id": id, "name": name, "role": role, "hospital": hospital}
+
+
+def account_view(id: str, name: str, role: str, hospital: HospitalRef, specialties: list[str]) -> AccountView:
+    return {"id": id, "name": name, "role": role, "hospital": hospital, "specialties": specialties}
+
+
+def board_person(id: str, name: str, role: str, hospital: HospitalName) -> BoardPerson:
+    return {"id": id, "name": name, "role": role, "hospital": hospital}
+
+
+class AdminUserView(TypedDict):
+    """An account as the admin screens see it. Never a password hash."""
+
+    id: str
+    username: str
+    name: str
+    role: str
+    hospital: HospitalRef
+    specialties: list[str]
+    active: bool
+    created_at: str
+
+
+def admin_user_view(
+    id: str,
+    username: str,
+    name: str,
+    role: str,
+    hospital: HospitalRef,
+    specialties: list[str],
+    active: bool,
+    created_at: datetime,
+) -> AdminUserView:
+    # `created_at` as stored (the database's UTC), not through `iso`: what the admin screens have read.
+    return {
+        "id": id,
+        "username": username,
+        "name": name,
+        "role": role,
+        "hospital": hospital,
+        "specialties": specialties,
+        "active": active,
+        "created_at": created_at.isoformat(),
+    }
+
+
+class AuditActor(TypedDict):
+    """Who did what the audit log records, as its viewer shows them."""
+
+    id: str
+    username: str
+    name: str
+
+
+class AuditEntryView(TypedDict):
+    """One line of the audit log, for the admins' viewer."""
+
+    id: str
+    at: str
+    actor: AuditActor | None
+    actor_id: str | None
+    action: str
+    target_type: str
+    target_id: str
+    address: str
+    detail: str
+
+
+class AuditEntryRow(Protocol):
+    """What the audit view reads (a `records.models.AuditEntry` fits)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def at(self) -> datetime: ...
+    @property
+    def actor_id(self) -> str | None: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def target_type(self) -> str: ...
+    @property
+    def target_id(self) -> str: ...
+    @property
+    def address(self) -> str: ...
+    @property
+    def detail(self) -> str: ...
+
+
+def audit_entry_view(entry: AuditEntryRow, actor: AuditActor | None) -> AuditEntryView:
+    # `at` as stored (the database's UTC), not through `iso`: what the viewer has read.
+    return {
+        "id": entry.id,
+        "at": entry.at.isoformat(),
+        "actor": actor,
+        "actor_id": entry.actor_id,
+        "action": entry.action,
+        "target_type": entry.target_type,
+        "target_id": entry.target_id,
+        "address": entry.address,
+        "detail": entry.detail,
+    }
+
+
+def audit_actor(id: str, username: str, name: str) -> AuditActor:
+    return {"id": id, "username": username, "name": name}
+
+
+class RosterEntry(TypedDict):
+    """A specialist on the roster, with their presence (`{status, online, changed_at, in_consult}`)."""
+
+    id: str
+    name: str
+    hospital: HospitalRef
+    specialties: list[str]
+    presence: dict[str, Any]
+
+
+class AdminRosterEntry(TypedDict):
+    """A specialist on the admins' roster: deactivated ones too, with the username."""
+
+    id: str
+    username: str
+    name: str
+    hospital: HospitalRef
+    specialties: list[str]
+    active: bool
+    presence: dict[str, Any]
+
+
+def roster_entry(
+    id: str, name: str, hospital: HospitalRef, specialties: list[str], presence: dict[str, Any]
+) -> RosterEntry:
+    return {"id": id, "name": name, "hospital": hospital, "specialties": specialties, "presence": presence}
+
+
+def admin_roster_entry(
+    id: str,
+    username: str,
+    name: str,
+    hospital: HospitalRef,
+    specialties: list[str],
+    active: bool,
+    presence: dict[str, Any],
+) -> AdminRosterEntry:
+    return {
+        "id": id,
+        "username": username,
+        "name": name,
+        "hospital": hospital,
+        "specialties": specialties,
+        "active": active,
+        "presence": presence,
+    }
+
+
+# A consult.
+
+
+class ConsultRow(Protocol):
+    """What the consult view reads (a `records.models.Consult` fits)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def specialty(self) -> str: ...
+    @property
+    def urgency(self) -> str: ...
+    @property
+    def patient(self) -> dict[str, Any]: ...
+    @property
+    def requester_id(self) -> str: ...
+    @property
+    def specialist_id(self) -> str | None: ...
+    @property
+    def named_specialist_id(self) -> str | None: ...
+    @property
+    def named_answer(self) -> str | None: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def started_at(self) -> datetime | None: ...
+    @property
+    def ended_at(self) -> datetime | None: ...
+    @property
+    def outcome(self) -> str | None: ...
+    @property
+    def summary(self) -> str | None: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def round_session_id(self) -> str | None: ...
+    @property
+    def round_patient_id(self) -> str | None: ...
+
+
+class ConsultView(TypedDict):
+    """The contract's `consult`."""
+
+    id: str
+    kind: str
+    status: str
+    specialty: str
+    urgency: str
+    patient: dict[str, Any]
+    requester: Person | None
+    specialist: Person | None
+    named_specialist: Person | None
+    named_answer: str | None
+    created_at: str | None
+    started_at: str | None
+    ended_at: str | None
+    outcome: str | None
+    summary: str | None
+    queue_position: int | None
+    version: int
+    round_session_id: str | None
+    round_patient_id: str | None
+
+
+def consult_view(consult: ConsultRow, who: Mapping[str, Person], queue_position: int | None = None) -> ConsultView:
+    """`who` holds the people the consult names (`records.consults.people`); the queue position
+    is shown only while the consult waits in the queue."""
+    return {
+        "id": consult.id,
+        "kind": consult.kind,
+        "status": consult.status,
+        "specialty": consult.specialty,
+        "urgency": consult.urgency,
+        "patient": consult.patient,
+        "requester": who.get(consult.requester_id),
+        "specialist": who.get(consult.specialist_id) if consult.specialist_id else None,
+        "named_specialist": who.get(consult.named_specialist_id) if consult.named_specialist_id else None,
+        "named_answer": consult.named_answer,
+        "created_at": iso(consult.created_at),
+        "started_at": iso(consult.started_at),
+        "ended_at": iso(consult.ended_at),
+        "outcome": consult.outcome,
+        "summary": consult.summary,
+        "queue_position": queue_position if consult.status == "queued" else None,
+        "version": consult.version,
+        "round_session_id": consult.round_session_id,
+        "round_patient_id": consult.round_patient_id,
+    }
+
+
+# A note.
+
+
+class NoteRow(Protocol):
+    """What the note view reads (a `records.models.Note` fits)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def consult_id(self) -> str: ...
+    @property
+    def section(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def author_id(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def amends(self) -> str | None: ...
+
+
+class NoteView(TypedDict):
+    """The contract's `note`."""
+
+    id: str
+    seq: int
+    consult_id: str
+    section: str
+    text: str
+    author: Person | None
+    created_at: str | None
+    amends: str | None
+
+
+def note_view(note: NoteRow, who: Mapping[str, Person]) -> NoteView:
+    """`who` holds the note's author (`records.consults.people`)."""
+    return {
+        "id": note.id,
+        "seq": note.seq,
+        "consult_id": note.consult_id,
+        "section": note.section,
+        "text": note.text,
+        "author": who.get(note.author_id),
+        "created_at": iso(note.created_at),
+        "amends": note.amends,
+    }
+
+
+# An attachment.
+
+
+class AttachmentRow(Protocol):
+    """What the attachment view reads (a `records.models.Attachment` fits)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def consult_id(self) -> str: ...
+    @property
+    def filename(self) -> str: ...
+    @property
+    def content_type(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def sha256(self) -> str: ...
+    @property
+    def uploader_id(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+
+
+class AttachmentView(TypedDict):
+    """A file attached to a consult's record, with where to download it."""
+
+    id: str
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    uploader_id: str
+    created_at: str | None
+    url: str
+
+
+def attachment_view(item: AttachmentRow) -> AttachmentView:
+    return {
+        "id": item.id,
+        "filename": item.filename,
+        "content_type": item.content_type,
+        "size": item.size,
+        "sha256": item.sha256,
+        "uploader_id": item.uploader_id,
+        "created_at": iso(item.created_at),
+        "url": f"/api/consults/{item.consult_id}/attachments/{item.id}",
+    }
+
+
+# A ward round.
+
+
+class RoundRow(Protocol):
+    """What the round views read (a `records.models.Round` fits)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def ward(self) -> str: ...
+    @property
+    def starts_at(self) -> datetime: ...
+    @property
+    def duration_min(self) -> int: ...
+    @property
+    def recurrence(self) -> str | None: ...
+    @property
+    def until(self) -> date | None: ...
+    @property
+    def skipped(self) -> list[str]: ...
+    @property
+    def lead_specialist_id(self) -> str: ...
+    @property
+    def lead_status(self) -> str: ...
+    @property
+    def participant_ids(self) -> list[str]: ...
+    @property
+    def created_by(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def cancelled_at(self) -> datetime | None: ...
+    @property
+    def version(self) -> int: ...
+
+
+class RoundPatientRow(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def position(self) -> int: ...
+    @property
+    def bed(self) -> str: ...
+    @property
+    def ref(self) -> str: ...
+    @property
+    def summary(self) -> str: ...
+
+
+class RoundSessionRow(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def day(self) -> date: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def started_at(self) -> datetime: ...
+    @property
+    def ended_at(self) -> datetime | None: ...
+    @property
+    def focus_patient_id(self) -> str | None: ...
+    @property
+    def version(self) -> int: ...
+
+
+class RoundPatientView(TypedDict):
+    """A patient on a round's list, with their consult's status once the round discussed them."""
+
+    id: str
+    position: int
+    bed: str
+    ref: str
+    summary: str
+    consult_id: str | None
+    status: str | None
+    outcome: str | None
+
+
+class RoundSessionView(TypedDict):
+    """The day's session of a round: its call and whose patient is in focus."""
+
+    id: str
+    day: str
+    status: str
+    started_at: str | None
+    ended_at: str | None
+    focus_patient_id: str | None
+    version: int
+
+
+class RoundView(TypedDict):
+    """The contract's `round`."""
+
+    id: str
+    title: str
+    hospital: HospitalRef | None
+    ward: str
+    starts_at: str | None
+    duration_min: int
+    recurrence: str | None
+    until: str | None
+    skipped: list[str]
+    lead_specialist: Person | None
+    lead_status: str
+    participants: list[Person]
+    created_by: Person | None
+    created_at: str | None
+    cancelled_at: str | None
+    next_starts_at: str | None
+    version: int
+    patients: list[RoundPatientView]
+    session: RoundSessionView | None
+
+
+class LeadRequestView(TypedDict):
+    """The contract's `lead request`: a round's schedule and who asks, without its patients."""
+
+    id: str
+    title: str
+    hospital: HospitalName
+    ward: str
+    starts_at: str | None
+    duration_min: int
+    recurrence: str | None
+    until: str | None
+    created_by: Person | None
+    created_at: str | None
+
+
+def round_patient_view(patient: RoundPatientRow, consult: ConsultRow | None) -> RoundPatientView:
+    return {
+        "id": patient.id,
+        "position": patient.position,
+        "bed": patient.bed,
+        "ref": patient.ref,
+        "summary": patient.summary,
+        "consult_id": consult.id if consult else None,
+        "status": consult.status if consult else None,
+        "outcome": consult.outcome if consult else None,
+    }
+
+
+def round_session_view(current: RoundSessionRow | None) -> RoundSessionView | None:
+    if current is None:
+        return None
+    return {
+        "id": current.id,
+        "day": current.day.isoformat(),
+        "status": current.status,
+        "started_at": iso(current.started_at),
+        "ended_at": iso(current.ended_at),
+        "focus_patient_id": current.focus_patient_id,
+        "version": current.version,
+    }
+
+
+def round_view(
+    item: RoundRow,
+    hospital: HospitalRef | None,
+    who: Mapping[str, Person],
+    next_starts_at: datetime | None,
+    patients: list[RoundPatientView],
+    session: RoundSessionView | None,
+) -> RoundView:
+    """`who` holds the round's lead, creator and participants (`records.consults.people`);
+    `next_starts_at` is the occurrence under way or the next one (None once cancelled)."""
+    return {
+        "id": item.id,
+        "title": item.title,
+        "hospital": hospital,
+        "ward": item.ward,
+        "starts_at": iso(item.starts_at),
+        "duration_min": item.duration_min,
+        "recurrence": item.recurrence,
+        "until": item.until.isoformat() if item.until else None,
+        "skipped": sorted(item.skipped or []),
+        "lead_specialist": who.get(item.lead_specialist_id),
+        "lead_status": item.lead_status,
+        "participants": [who[i] for i in item.participant_ids or [] if i in who],
+        "created_by": who.get(item.created_by),
+        "created_at": iso(item.created_at),
+        "cancelled_at": iso(item.cancelled_at),
+        "next_starts_at": iso(next_starts_at),
+        "version": item.version,
+        "patients": patients,
+        "session": session,
+    }
+
+
+def lead_request_view(item: RoundRow, hospital: HospitalName, who: Mapping[str, Person]) -> LeadRequestView:
+    """`who` holds the round's creator, who asks."""
+    return {
+        "id": item.id,
+        "title": item.title,
+        "hospital": hospital,
+        "ward": item.ward,
+        "starts_at": iso(item.starts_at),
+        "duration_min": item.duration_min,
+        "recurrence": item.recurrence,
+        "until": item.until.isoformat() if item.until else None,
+        "created_by": who.get(item.created_by),
+        "created_at": iso(item.created_at),
+    }
+
+
+# What a specialist is offered, what starts today, and `session:state`.
+
+
+class OfferView(TypedDict):
+    """`{consult, expires_at}`: a request offered to a specialist, until when they may accept it."""
+
+    consult: ConsultView
+    expires_at: str
+
+
+def offer_view(consult: ConsultView, expires_at: float) -> OfferView:
+    """`expires_at` in seconds since the epoch, as the offer is kept in Redis."""
+    return {"consult": consult, "expires_at": datetime.fromtimestamp(expires_at, UTC).isoformat()}
+
+
+class RoundStart(TypedDict):
+    """`{round, starts_at}`: a round with an occurrence today, and that occurrence's start (None
+    when only a session carried over from earlier runs)."""
+
+    round: RoundView
+    starts_at: str | None
+
+
+def round_start(round: RoundView, starts_at: datetime | None) -> RoundStart:
+    return {"round": round, "starts_at": iso(starts_at)}
+
+
+class SessionState(TypedDict):
+    """`session:state`: everything a user's screen needs after a (re)connect."""
+
+    user: AccountView
+    presence: dict[str, Any]
+    consults: list[ConsultView]
+    offers: list[OfferView]
+    rounds: list[RoundStart]
+    server_time: str
