@@ -20,6 +20,7 @@ from server.contract.validation import Id, Payload
 from server.live import keys
 from server.outbox import Event, To
 from server.records import audit
+from server.records import rounds as round_records
 from server.runtime.ice import ice_servers
 from signaling.notes import note_page
 from signaling.router import Caller, Router
@@ -77,7 +78,7 @@ async def round_notes(caller: Caller, payload: RoundNotes) -> dict[str, Any]:
     """`{notes, next_cursor}`: the next page of the notes of today's session's patients."""
     services = caller.services
     item = await rounds.readable(services.db, caller.account, payload.round_id)
-    loaded = await rounds.load(services.db, item.id)
+    loaded = await round_records.load(services.db, item.id)
     if loaded.session is None:
         return {"notes": [], "next_cursor": None}
     answer = await note_page(
