@@ -101,7 +101,9 @@ async def round_leave(caller: Caller, payload: RoundRef) -> dict[str, Any]:
 @router.on("round:focus", RoundFocus)
 async def round_focus(caller: Caller, payload: RoundFocus) -> dict[str, Any]:
     await rounds.focus(caller.services.db, caller.account, payload.round_id, payload.patient_id)
-    return {"round": await rounds.publish(caller.services, payload.round_id)}
+    described, events = await rounds.updated(caller.services.db, payload.round_id)
+    await outbox.send(caller.services, events)
+    return {"round": described}
 
 
 @router.on("round:end", RoundRef)
@@ -109,7 +111,8 @@ async def round_end(caller: Caller, payload: RoundRef) -> dict[str, Any]:
     services = caller.services
     if not await rounds.end(services, caller.account, payload.round_id):
         raise AppError("conflict", "the round is not in progress")
-    described = await rounds.publish(services, payload.round_id)
+    described, events = await rounds.updated(services.db, payload.round_id)
+    await outbox.send(services, events)
     await services.rooms.close(keys.round_room(payload.round_id))  # like a consult's call when it ends
     services.board_changed()
     return {"round": described}

@@ -443,15 +443,15 @@ async def today_for(db: Database, account: Account, now: datetime) -> list[views
     return found
 
 
-async def publish(services: Services, round_id: str, skip_sid: str | None = None) -> views.RoundView:
-    """`round:updated {round}` to every screen that lists the round: its team, on every device
-    (whoever is in its call is of its team), but `skip_sid`; returns the round."""
-    described = await describe(services.db, round_id)
-    item = await records.get(services.db, round_id)
+async def updated(db: Database, round_id: str, skip_sid: str | None = None) -> tuple[views.RoundView, list[Event]]:
+    """The round after a change, and its `round:updated {round}` for every screen that lists it:
+    its team, on every device (whoever is in its call is of its team), but `skip_sid`. The caller
+    hands the events to `outbox.send`."""
+    described = await describe(db, round_id)
+    item = await records.get(db, round_id)
     # Everyone in its call is of its team (`round:join` admits its members only).
-    audience = To.users(sorted(await team_of(services.db, item)))
-    await outbox.send(services, [Event("round:updated", {"round": described}, audience, skip_sid=skip_sid)])
-    return described
+    audience = To.users(sorted(await team_of(db, item)))
+    return described, [Event("round:updated", {"round": described}, audience, skip_sid=skip_sid)]
 
 
 async def clock(services: Services, interval_s: float = 15.0) -> None:
@@ -461,6 +461,7 @@ async def clock(services: Services, interval_s: float = 15.0) -> None:
         now = utcnow()
         await announce_starting(services, now)
         for round_id in await end_overdue(services, now):
-            await publish(services, round_id)
+            _, events = await updated(services.db, round_id)
+            await outbox.send(services, events)
 
     await loops.every(interval_s, tick, "round notices")

@@ -85,7 +85,9 @@ async def _audit(request: web.Request, account: Account, action: str, round_id: 
 
 async def _answer(request: web.Request, round_id: str, status: int = 200) -> web.Response:
     """The round after a change, also sent as `round:updated` to its call."""
-    described = await rounds.publish(services_of(request), round_id)
+    services = services_of(request)
+    described, events = await rounds.updated(services.db, round_id)
+    await outbox.send(services, events)
     return web.json_response({"round": described}, status=status)
 
 
