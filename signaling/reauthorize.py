@@ -15,7 +15,7 @@ Then each room the socket is in is checked by the rule that let it in:
 - `consult:<id>`, a consult's call: `consults.may_join` (the requester, the accepted specialist,
   the requesting hospital's clinicians, the invited);
 - `round:<id>`, a round's call, and `user:round-session:<id>`, the audience of a round session
-  that gets its patients' notes: `rounds.takes_part`;
+  that gets its patients' notes: `server.policy.rounds.takes_part`;
 - in `/monitor`, the board of the account's scope (`outbox.board_room`);
 - any other room: left. A room without a rule here is not kept on an old authorization.
 
@@ -35,14 +35,16 @@ from typing import Literal
 import socketio
 
 from server import outbox
-from server.actions import access, rounds
+from server.actions import access
 from server.actions.snapshot import session_state
 from server.contract.errors import AppError
 from server.live import keys, revocation
 from server.outbox import Event, To, board_room
 from server.policy import permissions
+from server.policy import rounds as round_policy
 from server.policy.scope import hospital_scope
 from server.records import consults
+from server.records import rounds as round_records
 from server.records.users import Account, load_account
 from server.runtime.services import Services
 from signaling import monitor, rtc
@@ -185,7 +187,7 @@ async def _rule(services: Services, namespace: str, room: str, account: Account)
             consult, account.id, account.role, account.hospital_id, invited
         )
     if kind == "round":
-        return rounds.takes_part(await rounds.get(services.db, ref), account)
+        return round_policy.takes_part(await round_records.get(services.db, ref), account)
     log.warning("a room without a rule for a change of access is left", extra={"room": room})
     return False
 

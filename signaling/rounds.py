@@ -20,6 +20,7 @@ from server.contract.validation import Id, Payload
 from server.live import keys
 from server.outbox import Event, To
 from server.records import audit
+from server.records import rounds as round_records
 from server.runtime.ice import ice_servers
 from signaling.notes import note_page
 from signaling.router import Caller, Router
@@ -77,7 +78,7 @@ async def round_notes(caller: Caller, payload: RoundNotes) -> dict[str, Any]:
     """`{notes, next_cursor}`: the next page of the notes of today's session's patients."""
     services = caller.services
     item = await rounds.readable(services.db, caller.account, payload.round_id)
-    loaded = await rounds.load(services.db, item.id)
+    loaded = await round_records.load(services.db, item.id)
     if loaded.session is None:
         return {"notes": [], "next_cursor": None}
     answer = await note_page(
@@ -100,7 +101,9 @@ async def round_leave(caller: Caller, payload: RoundRef) -> dict[str, Any]:
 @router.on("round:focus", RoundFocus)
 async def round_focus(caller: Caller, payload: RoundFocus) -> dict[str, Any]:
     await rounds.focus(caller.services.db, caller.account, payload.round_id, payload.patient_id)
-    return {"round": await rounds.publish(caller.services, payload.round_id)}
+    described, events = await rounds.updated(caller.services.db, payload.round_id)
+    await outbox.send(caller.services, events)
+    return {"round": described}
 
 
 @router.on("round:end", RoundRef)
@@ -108,7 +111,8 @@ async def round_end(caller: Caller, payload: RoundRef) -> dict[str, Any]:
     services = caller.services
     if not await rounds.end(services, caller.account, payload.round_id):
         raise AppError("conflict", "the round is not in progress")
-    described = await rounds.publish(services, payload.round_id)
+    described, events = await rounds.updated(services.db, payload.round_id)
+    await outbox.send(services, events)
     await services.rooms.close(keys.round_room(payload.round_id))  # like a consult's call when it ends
     services.board_changed()
     return {"round": described}

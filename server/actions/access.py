@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from server.actions import rounds
 from server.contract.errors import AppError
 from server.live import keys
+from server.policy import rounds as round_policy
 from server.policy import scope
 from server.records import consults, provinces
+from server.records import rounds as round_records
 from server.records.models import Consult, RoundSession
 from server.records.users import Account
 from server.runtime.services import Services
@@ -47,4 +48,4 @@ async def _in_round(services: Services, account: Account, session_id: str) -> bo
         held = await session.get(RoundSession, session_id)
     if held is None:
         return False
-    return rounds.takes_part(await rounds.get(services.db, held.round_id), account)
+    return round_policy.takes_part(await round_records.get(services.db, held.round_id), account)

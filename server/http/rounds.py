@@ -18,7 +18,9 @@ from server.http.common import client_address, query_time, read_json, require_ac
 from server.live import revocation
 from server.outbox import Event, To
 from server.policy import recurrence
+from server.policy import rounds as round_policy
 from server.records import audit, consults
+from server.records import rounds as round_records
 from server.records.models import Hospital, Round, SisterLink, User
 from server.records.users import Account, load_account
 
@@ -83,7 +85,9 @@ async def _audit(request: web.Request, account: Account, action: str, round_id: 
 
 async def _answer(request: web.Request, round_id: str, status: int = 200) -> web.Response:
     """The round after a change, also sent as `round:updated` to its call."""
-    described = await rounds.publish(services_of(request), round_id)
+    services = services_of(request)
+    described, events = await rounds.updated(services.db, round_id)
+    await outbox.send(services, events)
     return web.json_response({"round": described}, status=status)
 
 
@@ -112,7 +116,7 @@ async def revoke_feed(request: web.Request) -> web.Response:
 @routes.get("/api/rounds/hospitals")
 async def schedulable_hospitals(request: web.Request) -> web.Response:
     """The hospitals the caller may schedule a round at, for the browser's form (see
-    `rounds.may_create`), each with its clinicians: a round there may invite them besides the
+    `round_policy.may_create`), each with its clinicians: a round there may invite them besides the
     specialists of the roster."""
     account = await require_account(request)
     async with services_of(request).db.session() as session:
@@ -122,7 +126,9 @@ async def schedulable_hospitals(request: web.Request) -> web.Response:
         for upper_id, lower_id in links:
             sisters.setdefault(lower_id, set()).add(upper_id)
         allowed = [
-            h for h in every if h.level != "authority" and rounds.may_create(account, h.id, sisters.get(h.id, set()))
+            h
+            for h in every
+            if h.level != "authority" and round_policy.may_create(account, h.id, sisters.get(h.id, set()))
         ]
         found = await session.execute(
             select(User.id, User.name, User.hospital_id)
@@ -149,7 +155,7 @@ async def get_feed(request: web.Request) -> web.Response:
         raise AppError("unauthorized", "this calendar address is not valid (revoked or never made)")
     account = await load_account(services, owner)
     now = datetime.now(UTC)
-    found = [r for r in await rounds.visible(services.db, account) if calendar.lasting(r, now)]
+    found = [r for r in await round_records.visible(services.db, account) if calendar.lasting(r, now)]
     who = await consults.people(services.db, [r.lead_specialist_id for r in found])
     async with services.db.session() as session:
         names = {h.id: h.name for h in [await session.get(Hospital, i) for i in {r.hospital_id for r in found}] if h}
@@ -176,10 +182,10 @@ async def list_rounds(request: web.Request) -> web.Response:
     end = query_time(request, "to") or check_instant("to", start + DEFAULT_WINDOW)
     check_period(start, end, MAX_WINDOW)  # the work below grows with the window, never with the years
     listed = []
-    for item in await rounds.visible(services.db, account):
+    for item in await round_records.visible(services.db, account):
         # A cancelled day, or a round cancelled as a whole, stays on the week, marked.
-        moments = rounds.occurrences_of(item, start, end)
-        cancelled = rounds.cancelled_occurrences_of(item, start, end)
+        moments = round_policy.occurrences_of(item, start, end)
+        cancelled = round_policy.cancelled_occurrences_of(item, start, end)
         if moments or cancelled:
             described = await rounds.describe(services.db, item.id)
             listed.append(
@@ -270,7 +276,9 @@ async def patch_round(request: web.Request) -> web.Response:
         changes[name] = value
     round_id = request.match_info["round_id"]
     db = services_of(request).db
-    before = await rounds.get(db, round_id) if changes.keys() & {"lead_specialist_id", "participant_ids"} else None
+    before = (
+        await round_records.get(db, round_id) if changes.keys() & {"lead_specialist_id", "participant_ids"} else None
+    )
     item = await rounds.reschedule(db, account, round_id, changes)
     if before is not None:
         # Whoever it names no more may no longer take part: their open sockets leave its call

@@ -9,7 +9,7 @@ table decides whether the step is allowed at all, the compare-and-set makes it h
       │ └widen┘                               └close──▶ cancelled (a round patient left undecided)
     queued / offered ──cancel──▶ cancelled
 
-A round patient's consult is created `active` (server/rounds.py), so it enters at `active`.
+A round patient's consult is created `active` (server/records/rounds.py `open_consult`), so it enters at `active`.
 """
 
 from __future__ import annotations

@@ -28,9 +28,10 @@ and rounds of their scope. Roles in `unrelated` need no relation: admins plan an
 
 The role gate is enforced in one place before any handler runs (`signaling.router.Router` for
 events, the middleware in `server.runtime.app` for HTTP). The relation is checked by the code that reads
-the consult or round (`server.actions.access.consult_for`, `server.actions.dispatch`, `server.actions.rounds`, the
-call's rooms). An event or route missing here is refused with `forbidden`; tests/system/test_authorization.py
-fails on it, and tries the rules below as every role, on its own and on other people's consults.
+the consult or round (`server.actions.access.consult_for`, `server.actions.dispatch`, `server.actions.rounds`
+by the rules of `server.policy.rounds`, the call's rooms). An event or route missing here is refused with
+`forbidden`; tests/system/test_authorization.py fails on it, and tries the rules below as every role, on
+its own and on other people's consults.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 
 from server.actions import rounds
+from server.policy import rounds as round_policy
 from server.records.consults import VIETNAM
 from tests.conftest import Client, Instance, StartInstance, add_user, login, until
 
@@ -397,7 +398,7 @@ async def test_a_forgotten_session_ends_on_its_own(instance: Instance, clients: 
     clinician = await clients(instance, "bavi.clinician")
     joined = await join(clinician, rid)
     now = datetime.now(UTC)
-    later = now + timedelta(minutes=60) + rounds.OVERRUN + timedelta(minutes=1)
+    later = now + timedelta(minutes=60) + round_policy.OVERRUN + timedelta(minutes=1)
     assert await rounds.end_overdue(instance.services, later) == []  # someone is still in the call
     assert (await clinician.call("round:leave", {"round_id": rid}))["ok"]
     assert await rounds.end_overdue(instance.services, now) == []  # not yet over
