@@ -1,4 +1,6 @@
-"""`consult:request`, `consult:cancel`, `consult:accept`, `consult:decline`, `consult:widen`, `consult:end`."""
+"""`consult:request`, `consult:cancel`, `consult:accept`, `consult:decline`, `consult:widen`, `consult:end`,
+and the offers' clock. Each handler calls its action and hands the events it returns to the outbox,
+in their order, before answering."""
 
 from __future__ import annotations
 
@@ -6,10 +8,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, field_validator
 
+from server import outbox
 from server.actions import dispatch, rounds
 from server.contract.validation import Id, OpId, Payload
 from server.policy import matching
 from server.records import consults
+from server.runtime import loops
+from server.runtime.services import Services
 from signaling.router import Caller, Router
 
 router = Router("/")
@@ -54,7 +59,7 @@ class ConsultEnd(Payload):
 
 @router.on("consult:request", ConsultRequest)
 async def consult_request(caller: Caller, payload: ConsultRequest) -> dict[str, Any]:
-    consult = await dispatch.request(
+    requested = await dispatch.request(
         caller.services,
         caller.account,
         op_id=payload.op_id,
@@ -63,31 +68,36 @@ async def consult_request(caller: Caller, payload: ConsultRequest) -> dict[str, 
         patient=payload.patient.model_dump(),
         specialist_id=payload.specialist_id,
     )
-    return {"consult": await dispatch.describe(caller.services, consult)}
+    await outbox.send(caller.services, requested.events)
+    return {"consult": await dispatch.describe(caller.services, requested.consult)}
 
 
 @router.on("consult:cancel", ConsultRef)
 async def consult_cancel(caller: Caller, payload: ConsultRef) -> dict[str, Any]:
-    consult = await dispatch.cancel(caller.services, caller.account, payload.consult_id)
-    return {"consult": await dispatch.describe(caller.services, consult)}
+    changed = await dispatch.cancel(caller.services, caller.account, payload.consult_id)
+    await outbox.send(caller.services, changed.events)
+    return {"consult": await dispatch.describe(caller.services, changed.consult)}
 
 
 @router.on("consult:accept", ConsultRef)
 async def consult_accept(caller: Caller, payload: ConsultRef) -> dict[str, Any]:
-    consult = await dispatch.accept(caller.services, caller.account, payload.consult_id)
-    return {"consult": await dispatch.describe(caller.services, consult)}
+    changed = await dispatch.accept(caller.services, caller.account, payload.consult_id)
+    await outbox.send(caller.services, changed.events)
+    return {"consult": await dispatch.describe(caller.services, changed.consult)}
 
 
 @router.on("consult:decline", ConsultDecline)
 async def consult_decline(caller: Caller, payload: ConsultDecline) -> dict[str, Any]:
-    await dispatch.decline(caller.services, caller.account, payload.consult_id, payload.reason)
+    events = await dispatch.decline(caller.services, caller.account, payload.consult_id, payload.reason)
+    await outbox.send(caller.services, events)
     return {}
 
 
 @router.on("consult:widen", ConsultRef)
 async def consult_widen(caller: Caller, payload: ConsultRef) -> dict[str, Any]:
-    consult = await dispatch.widen(caller.services, caller.account, payload.consult_id)
-    return {"consult": await dispatch.describe(caller.services, consult)}
+    changed = await dispatch.widen(caller.services, caller.account, payload.consult_id)
+    await outbox.send(caller.services, changed.events)
+    return {"consult": await dispatch.describe(caller.services, changed.consult)}
 
 
 @router.on("consult:end", ConsultEnd)
@@ -97,5 +107,17 @@ async def consult_end(caller: Caller, payload: ConsultEnd) -> dict[str, Any]:
     if found is not None and found.round_session_id is not None:
         ended = await rounds.decide(services, account, found, payload.outcome, payload.summary)
     else:
-        ended = await dispatch.end(services, account, payload.consult_id, payload.outcome, payload.summary)
+        changed = await dispatch.end(services, account, payload.consult_id, payload.outcome, payload.summary)
+        await outbox.send(services, changed.events)
+        ended = changed.consult
     return {"consult": await dispatch.describe(services, ended)}
+
+
+async def offer_clock(services: Services, interval_s: float = 0.1) -> None:
+    """Runs on every instance; each due offer is handled by one of them, its events sent before the next."""
+
+    async def tick() -> None:
+        for consult_id in await dispatch.due(services):
+            await outbox.send(services, await dispatch.expire(services, consult_id))
+
+    await loops.every(interval_s, tick, "offer expiry")

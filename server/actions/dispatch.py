@@ -4,12 +4,20 @@ Decisions come from `matching` (pure policy); the record and its timeline from `
 (the database, where each status change is a compare-and-set on `version`); live offers and
 the queue from `offers` (Redis). Whoever wins a compare-and-set does the follow-up work, so
 each step happens once however many instances run.
+
+The actions send nothing: each returns the events it causes, in the order they are to go out,
+and its caller hands them to the outbox. A step may chain into others (an accept frees the
+other emergency specialists, who are offered the next waiting request ...): the steps append
+to one list, `out`, handed down the chain, so the order is the order they happened in (the
+specialists' offer before the requester's update).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from server import outbox
@@ -23,7 +31,6 @@ from server.policy.matching import Candidate, Urgency
 from server.records import consults
 from server.records.models import Consult, utcnow
 from server.records.users import Account
-from server.runtime import loops
 from server.runtime.services import Services
 
 log = logging.getLogger("telerounds.dispatch")
@@ -56,28 +63,51 @@ async def describe(services: Services, consult: Consult) -> views.ConsultView:
     return views.consult_view(consult, who, position)
 
 
-async def announce(
-    services: Services, consult: Consult, also: set[str] | None = None, view: views.ConsultView | None = None
+@dataclass(frozen=True)
+class Changed:
+    """The consult as an action left it, and the events it caused, in the order they go out."""
+
+    consult: Consult
+    events: list[Event] = field(default_factory=list)
+
+
+async def updated(
+    services: Services,
+    out: list[Event],
+    consult: Consult,
+    also: Iterable[str] = (),
+    view: views.ConsultView | None = None,
 ) -> views.ConsultView:
     """`consult:updated` to everyone whose screens show the consult (`view`: its description, if made already)."""
     services.board_changed()
     view = view if view is not None else await describe(services, consult)
-    await outbox.send(services, [Event("consult:updated", {"consult": view}, To.parties(consult, also or ()))])
+    out.append(Event("consult:updated", {"consult": view}, To.parties(consult, also)))
     return view
 
 
-async def announce_queue(services: Services, key: str) -> None:
+async def announce(
+    services: Services, consult: Consult, also: set[str] | None = None, view: views.ConsultView | None = None
+) -> views.ConsultView:
+    """`consult:updated`, sent now: for `actions/rounds`, which sends its own events still."""
+    out: list[Event] = []
+    view = await updated(services, out, consult, also or (), view)
+    await outbox.send(services, out)
+    return view
+
+
+async def queue_updated(services: Services, out: list[Event], key: str) -> None:
     """Tell every requester waiting in a queue their (new) position."""
     waiting = await services.live.waiting(key)
     for consult in await consults.many(services.db, [consult_id for consult_id, _ in waiting]):
         if consult.status == "queued":
-            await announce(services, consult)
+            await updated(services, out, consult)
 
 
-async def presence_changed(services: Services, user_id: str) -> None:
+async def presence_changed(services: Services, out: list[Event], user_id: str) -> None:
+    """`presence:changed` to the user's screens, after the server set their status."""
     services.board_changed()
     changed = await presence.of(services.redis, user_id)
-    await outbox.send(services, [Event("presence:changed", {"presence": changed}, To.user(user_id))])
+    out.append(Event("presence:changed", {"presence": changed}, To.user(user_id)))
 
 
 # Matching.
@@ -107,7 +137,7 @@ async def candidates(services: Services, consult: Consult) -> tuple[list[Candida
     ], sisters
 
 
-async def dispatch(services: Services, consult: Consult) -> Consult:
+async def dispatch(services: Services, out: list[Event], consult: Consult) -> Consult:
     """Offer a queued consult to whoever may take it now, or leave it waiting in the queue."""
     if not lifecycle.allows("offer", consult.status) or consult.named_answer is not None:
         return consult
@@ -133,7 +163,7 @@ async def dispatch(services: Services, consult: Consult) -> Consult:
     key = waiting_key(consult)
     if not chosen:
         await services.live.enqueue(key, consult.id, matching.queue_score(urgency, consult.created_at))
-        await announce_queue(services, key)
+        await queue_updated(services, out, key)
         return consult
     target = lifecycle.check_transition("offer", consult.status)
     offered = await consults.transition(services.db, consult, "offered", None, {"to": chosen}, status=target)
@@ -147,16 +177,22 @@ async def dispatch(services: Services, consult: Consult) -> Consult:
     )
     # The specialists' screens ring first; the queue's, the requester's and the board's updates follow.
     offer = views.offer_view(view, expires_at)
-    await outbox.send(services, [Event("consult:offer", offer, To.users(chosen))])
+    out.append(Event("consult:offer", offer, To.users(chosen)))
     services.metrics.offers.labels(consult.urgency).inc()
     if await services.live.dequeue(key, consult.id):
-        await announce_queue(services, key)
-    await announce(services, offered, view=view)
+        await queue_updated(services, out, key)
+    await updated(services, out, offered, view=view)
     return offered
 
 
-async def offer_waiting(services: Services, specialist_id: str) -> None:
+async def offer_waiting(services: Services, specialist_id: str) -> list[Event]:
     """A specialist may take new work: offer them the most pressing request they can take."""
+    out: list[Event] = []
+    await _offer_waiting(services, out, specialist_id)
+    return out
+
+
+async def _offer_waiting(services: Services, out: list[Event], specialist_id: str) -> None:
     specialties = await consults.specialties_of(services.db, specialist_id)
     for _ in range(10):  # each pass offers something, finds nothing, or lost a race and looks again
         if not await _free(services, specialist_id, specialties):
@@ -174,10 +210,10 @@ async def offer_waiting(services: Services, specialist_id: str) -> None:
         _, key, consult_id = best
         if not await services.live.dequeue(key, consult_id):
             continue  # another instance took it
-        await announce_queue(services, key)
+        await queue_updated(services, out, key)
         consult = await consults.get(services.db, consult_id)
         if consult is not None and consult.status == "queued":
-            await dispatch(services, consult)
+            await dispatch(services, out, consult)
 
 
 async def _free(services: Services, specialist_id: str, specialties: list[str]) -> bool:
@@ -207,7 +243,7 @@ async def request(
     urgency: str,
     patient: dict[str, Any],
     specialist_id: str | None,
-) -> Consult:
+) -> Changed:
     if account.role != "clinician":
         raise AppError("forbidden", "only clinicians of a hospital ask for consults")
     if specialist_id is not None:
@@ -230,14 +266,15 @@ async def request(
             cap=lambda waiting: caps.request_refusal(waiting, urgency, services.settings),
         )
     if not created:
-        return consult
-    return await dispatch(services, consult)
+        return Changed(consult)
+    out: list[Event] = []
+    return Changed(await dispatch(services, out, consult), out)
 
 
-async def accept(services: Services, account: Account, consult_id: str) -> Consult:
+async def accept(services: Services, account: Account, consult_id: str) -> Changed:
     consult = await _get(services, consult_id)
     if consult.status == "active" and consult.specialist_id == account.id:
-        return consult  # a repeated accept
+        return Changed(consult)  # a repeated accept
     if account.role != "specialist":
         raise AppError("forbidden", "only specialists accept consults")
     offer = await services.live.get(consult_id)
@@ -257,18 +294,19 @@ async def accept(services: Services, account: Account, consult_id: str) -> Consu
     )
     if accepted is None:
         raise lifecycle.refusal("accept", (await _get(services, consult_id)).status)
+    out: list[Event] = []
     others = await services.live.close(consult_id) - {account.id}
     await services.live.set_in_consult(account.id, True)
     await presence.set_status(services.redis, account.id, "busy", chosen=False)
-    await presence_changed(services, account.id)
+    await presence_changed(services, out, account.id)
     services.metrics.wait_seconds.observe((started - consult.created_at).total_seconds())
-    await announce(services, accepted, also=others)
+    await updated(services, out, accepted, also=others)
     for specialist_id in others:  # the other emergency specialists are free for queued requests
-        await offer_waiting(services, specialist_id)
-    return accepted
+        await _offer_waiting(services, out, specialist_id)
+    return Changed(accepted, out)
 
 
-async def decline(services: Services, account: Account, consult_id: str, reason: str | None) -> None:
+async def decline(services: Services, account: Account, consult_id: str, reason: str | None) -> list[Event]:
     consult = await _get(services, consult_id)
     offer = await services.live.get(consult_id)
     target = lifecycle.check_transition("decline", consult.status)
@@ -278,10 +316,11 @@ async def decline(services: Services, account: Account, consult_id: str, reason:
     if remaining < 0:
         raise lifecycle.refusal("decline", consult.status)
     await services.live.add_declined(consult_id, account.id)
+    out: list[Event] = []
     detail = {"reason": reason or ""}
     if remaining > 0:  # an emergency others may still take
         await consults.add_event(services.db, consult_id, "declined", account.id, detail)
-        await announce(services, consult, also={account.id})
+        await updated(services, out, consult, also={account.id})
     else:
         changes: dict[str, Any] = {"status": target}
         if consult.named_specialist_id:
@@ -289,23 +328,25 @@ async def decline(services: Services, account: Account, consult_id: str, reason:
         back = await consults.transition(services.db, consult, "declined", account.id, detail, **changes)
         if back is not None:
             await services.live.close(consult_id)
-            await announce(services, back, also={account.id})
-            await dispatch(services, back)
-    await offer_waiting(services, account.id)
+            await updated(services, out, back, also={account.id})
+            await dispatch(services, out, back)
+    await _offer_waiting(services, out, account.id)
+    return out
 
 
-async def expire_due(services: Services) -> int:
-    """Move on every offer whose time is up; returns how many this instance handled."""
-    handled = 0
+async def due(services: Services) -> list[str]:
+    """The offers whose time is up that this instance claimed: each is claimed by one instance."""
     moment = now()
-    for consult_id in await services.live.due(moment):
-        if await services.live.claim_due(consult_id, moment):
-            handled += 1
-            await _expire(services, consult_id)
-    return handled
+    return [
+        consult_id
+        for consult_id in await services.live.due(moment)
+        if await services.live.claim_due(consult_id, moment)
+    ]
 
 
-async def _expire(services: Services, consult_id: str) -> None:
+async def expire(services: Services, consult_id: str) -> list[Event]:
+    """Move on an offer whose time is up (claimed through `due`)."""
+    out: list[Event] = []
     offer = await services.live.get(consult_id)
     consult = await consults.get(services.db, consult_id)
     if (
@@ -315,14 +356,14 @@ async def _expire(services: Services, consult_id: str) -> None:
         or consult.version != offer.version
     ):
         await services.live.close(consult_id)  # left over from an offer that ended otherwise
-        return
+        return out
     unanswered = sorted(offer.specialists)
     changes: dict[str, Any] = {"status": lifecycle.check_transition("expire", consult.status)}
     if consult.named_specialist_id:
         changes["named_answer"] = "expired"
     back = await consults.transition(services.db, consult, "expired", None, {"to": unanswered}, **changes)
     if back is None:
-        return  # accepted or cancelled meanwhile; that step closed the offer
+        return out  # accepted or cancelled meanwhile; that step closed the offer
     await services.live.close(consult_id)
     services.metrics.offers_expired.labels(consult.urgency).inc()
     if matching.one_at_a_time(consult.urgency):
@@ -330,18 +371,19 @@ async def _expire(services: Services, consult_id: str) -> None:
         # request wait on them too. They see it and switch back when they return.
         for specialist_id in unanswered:
             await presence.set_status(services.redis, specialist_id, "away")
-            await presence_changed(services, specialist_id)
-    await announce(services, back, also=set(unanswered))
-    await dispatch(services, back)
+            await presence_changed(services, out, specialist_id)
+    await updated(services, out, back, also=unanswered)
+    await dispatch(services, out, back)
+    return out
 
 
-async def widen(services: Services, account: Account, consult_id: str) -> Consult:
+async def widen(services: Services, account: Account, consult_id: str) -> Changed:
     """A named request that was declined or unanswered goes to the whole pool."""
     consult = await _get(services, consult_id)
     if consult.requester_id != account.id:
         raise AppError("forbidden", "only the clinician who asked can widen this request")
     if consult.named_specialist_id is None:
-        return consult
+        return Changed(consult)
     lifecycle.check_transition("widen", consult.status)  # stays queued: no status to set
     old_key = waiting_key(consult)
     widened = await consults.transition(
@@ -349,40 +391,42 @@ async def widen(services: Services, account: Account, consult_id: str) -> Consul
     )
     if widened is None:
         raise AppError("conflict", "the consult changed meanwhile; try again")
+    out: list[Event] = []
     if await services.live.dequeue(old_key, consult_id):
-        await announce_queue(services, old_key)
-    return await dispatch(services, widened)
+        await queue_updated(services, out, old_key)
+    return Changed(await dispatch(services, out, widened), out)
 
 
-async def cancel(services: Services, account: Account, consult_id: str) -> Consult:
+async def cancel(services: Services, account: Account, consult_id: str) -> Changed:
     for _ in range(5):  # an offer or expiry may change the consult between read and write
         consult = await _get(services, consult_id)
         if consult.requester_id != account.id:
             raise AppError("forbidden", "only the clinician who asked can cancel this request")
         if consult.status == "cancelled":
-            return consult
+            return Changed(consult)
         target = lifecycle.check_transition("cancel", consult.status)
         cancelled = await consults.transition(
             services.db, consult, "cancelled", account.id, status=target, ended_at=utcnow()
         )
         if cancelled is None:
             continue
+        out: list[Event] = []
         offered = await services.live.close(consult_id)
         key = waiting_key(consult)
         if await services.live.dequeue(key, consult_id):
-            await announce_queue(services, key)
-        await announce(services, cancelled, also=offered)
+            await queue_updated(services, out, key)
+        await updated(services, out, cancelled, also=offered)
         for specialist_id in offered:
-            await offer_waiting(services, specialist_id)
-        return cancelled
+            await _offer_waiting(services, out, specialist_id)
+        return Changed(cancelled, out)
     raise AppError("unavailable", "the consult kept changing; try again")
 
 
-async def end(services: Services, account: Account, consult_id: str, outcome: str, summary: str | None) -> Consult:
+async def end(services: Services, account: Account, consult_id: str, outcome: str, summary: str | None) -> Changed:
     consult = await _get(services, consult_id)
     if account.id not in (consult.specialist_id, consult.requester_id):
         raise AppError("forbidden", "only the specialist or the clinician who asked can end this consult")
-    return await record_outcome(services, account.id, consult, outcome, summary, release_specialist=True)
+    return await close(services, account.id, consult, outcome, summary, release_specialist=True)
 
 
 async def record_outcome(
@@ -394,6 +438,21 @@ async def record_outcome(
     *,
     release_specialist: bool,
 ) -> Consult:
+    """`close`, its events sent now: for `actions/rounds`, which sends its own events still."""
+    closed = await close(services, actor_id, consult, outcome, summary, release_specialist=release_specialist)
+    await outbox.send(services, closed.events)
+    return closed.consult
+
+
+async def close(
+    services: Services,
+    actor_id: str,
+    consult: Consult,
+    outcome: str,
+    summary: str | None,
+    *,
+    release_specialist: bool,
+) -> Changed:
     """End an active consult with its outcome; the caller has checked that `actor_id` may.
 
     `release_specialist`: the specialist is free again and offered what waits. Not so for a
@@ -401,7 +460,7 @@ async def record_outcome(
     """
     consult_id = consult.id
     if consult.status == "ended":
-        return consult
+        return Changed(consult)
     target = lifecycle.check_transition("end", consult.status)
     ended = await consults.transition(
         services.db,
@@ -417,18 +476,21 @@ async def record_outcome(
     if ended is None:
         latest = await _get(services, consult_id)
         if latest.status == "ended":
-            return latest
+            return Changed(latest)
         raise AppError("conflict", "the consult changed meanwhile; try again")
+    out: list[Event] = []
     specialist_id = consult.specialist_id if release_specialist else None
     if specialist_id:
         await services.live.set_in_consult(specialist_id, False)
         await presence.restore_chosen(services.redis, specialist_id)
-        await presence_changed(services, specialist_id)
-    await announce(services, ended)
-    await services.rooms.close(keys.consult_room(consult_id))
+        await presence_changed(services, out, specialist_id)
+    # The update goes out after the call's room is closed, so whoever was in the call is named
+    # here: `To.parties` would no longer find them in the room.
+    in_call = await services.rooms.close(keys.consult_room(consult_id))
+    await updated(services, out, ended, also={peer.user["id"] for peer in in_call})
     if specialist_id:
-        await offer_waiting(services, specialist_id)
-    return ended
+        await _offer_waiting(services, out, specialist_id)
+    return Changed(ended, out)
 
 
 async def specialist_offline(services: Services, specialist_id: str) -> None:
@@ -440,13 +502,13 @@ async def specialist_offline(services: Services, specialist_id: str) -> None:
             await services.live.expire_sooner(consult_id, deadline)
 
 
-async def specialist_back(services: Services, specialist_id: str) -> None:
+async def specialist_back(services: Services, specialist_id: str) -> list[Event]:
     """A specialist reconnected: their offers keep their original expiry; they may take queued work."""
     for consult_id in await services.live.offered_to(specialist_id):
         offer = await services.live.get(consult_id)
         if offer is not None:
             await services.live.expire_later(consult_id, offer.expires_at)
-    await offer_waiting(services, specialist_id)
+    return await offer_waiting(services, specialist_id)
 
 
 async def open_for(services: Services, account: Account) -> tuple[list[views.ConsultView], list[views.OfferView]]:
@@ -466,11 +528,6 @@ async def open_for(services: Services, account: Account) -> tuple[list[views.Con
         offers.append(views.offer_view(await describe(services, consult), offer.expires_at))
     described = [await describe(services, consult) for consult in mine]
     return described, offers
-
-
-async def offer_clock(services: Services, interval_s: float = 0.1) -> None:
-    """Runs on every instance; each due offer is handled by one of them."""
-    await loops.every(interval_s, lambda: expire_due(services), "offer expiry")
 
 
 async def _get(services: Services, consult_id: str) -> Consult:
