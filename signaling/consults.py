@@ -1,6 +1,7 @@
 """`consult:request`, `consult:cancel`, `consult:accept`, `consult:decline`, `consult:widen`, `consult:end`,
-and the offers' clock. Each handler calls its action and hands the events it returns to the outbox,
-in their order, before answering."""
+and the offers' clock. Each handler gives its action a list for the events it causes
+(`outbox.sending`), which go out in their order before the answer, even if the action failed
+half-way."""
 
 from __future__ import annotations
 
@@ -59,45 +60,46 @@ class ConsultEnd(Payload):
 
 @router.on("consult:request", ConsultRequest)
 async def consult_request(caller: Caller, payload: ConsultRequest) -> dict[str, Any]:
-    requested = await dispatch.request(
-        caller.services,
-        caller.account,
-        op_id=payload.op_id,
-        specialty=payload.specialty,
-        urgency=payload.urgency,
-        patient=payload.patient.model_dump(),
-        specialist_id=payload.specialist_id,
-    )
-    await outbox.send(caller.services, requested.events)
-    return {"consult": await dispatch.describe(caller.services, requested.consult)}
+    async with outbox.sending(caller.services) as events:
+        consult = await dispatch.request(
+            caller.services,
+            events,
+            caller.account,
+            op_id=payload.op_id,
+            specialty=payload.specialty,
+            urgency=payload.urgency,
+            patient=payload.patient.model_dump(),
+            specialist_id=payload.specialist_id,
+        )
+    return {"consult": await dispatch.describe(caller.services, consult)}
 
 
 @router.on("consult:cancel", ConsultRef)
 async def consult_cancel(caller: Caller, payload: ConsultRef) -> dict[str, Any]:
-    changed = await dispatch.cancel(caller.services, caller.account, payload.consult_id)
-    await outbox.send(caller.services, changed.events)
-    return {"consult": await dispatch.describe(caller.services, changed.consult)}
+    async with outbox.sending(caller.services) as events:
+        consult = await dispatch.cancel(caller.services, events, caller.account, payload.consult_id)
+    return {"consult": await dispatch.describe(caller.services, consult)}
 
 
 @router.on("consult:accept", ConsultRef)
 async def consult_accept(caller: Caller, payload: ConsultRef) -> dict[str, Any]:
-    changed = await dispatch.accept(caller.services, caller.account, payload.consult_id)
-    await outbox.send(caller.services, changed.events)
-    return {"consult": await dispatch.describe(caller.services, changed.consult)}
+    async with outbox.sending(caller.services) as events:
+        consult = await dispatch.accept(caller.services, events, caller.account, payload.consult_id)
+    return {"consult": await dispatch.describe(caller.services, consult)}
 
 
 @router.on("consult:decline", ConsultDecline)
 async def consult_decline(caller: Caller, payload: ConsultDecline) -> dict[str, Any]:
-    events = await dispatch.decline(caller.services, caller.account, payload.consult_id, payload.reason)
-    await outbox.send(caller.services, events)
+    async with outbox.sending(caller.services) as events:
+        await dispatch.decline(caller.services, events, caller.account, payload.consult_id, payload.reason)
     return {}
 
 
 @router.on("consult:widen", ConsultRef)
 async def consult_widen(caller: Caller, payload: ConsultRef) -> dict[str, Any]:
-    changed = await dispatch.widen(caller.services, caller.account, payload.consult_id)
-    await outbox.send(caller.services, changed.events)
-    return {"consult": await dispatch.describe(caller.services, changed.consult)}
+    async with outbox.sending(caller.services) as events:
+        consult = await dispatch.widen(caller.services, events, caller.account, payload.consult_id)
+    return {"consult": await dispatch.describe(caller.services, consult)}
 
 
 @router.on("consult:end", ConsultEnd)
@@ -107,9 +109,8 @@ async def consult_end(caller: Caller, payload: ConsultEnd) -> dict[str, Any]:
     if found is not None and found.round_session_id is not None:
         ended = await rounds.decide(services, account, found, payload.outcome, payload.summary)
     else:
-        changed = await dispatch.end(services, account, payload.consult_id, payload.outcome, payload.summary)
-        await outbox.send(services, changed.events)
-        ended = changed.consult
+        async with outbox.sending(services) as events:
+            ended = await dispatch.end(services, events, account, payload.consult_id, payload.outcome, payload.summary)
     return {"consult": await dispatch.describe(services, ended)}
 
 
@@ -118,6 +119,7 @@ async def offer_clock(services: Services, interval_s: float = 0.1) -> None:
 
     async def tick() -> None:
         for consult_id in await dispatch.due(services):
-            await outbox.send(services, await dispatch.expire(services, consult_id))
+            async with outbox.sending(services) as events:
+                await dispatch.expire(services, events, consult_id)
 
     await loops.every(interval_s, tick, "offer expiry")

@@ -141,11 +141,12 @@ async def _recovery(services: Services, interval_s: float = 1.0) -> None:
     seen = recovery.Seen()
 
     async def tick() -> None:
-        epoch, rebuilt = await recovery.live_epoch(services)
-        await outbox.send(services, rebuilt)
+        async with outbox.sending(services) as rebuilt:
+            epoch = await recovery.live_epoch(services, rebuilt)
         if epoch is not None:  # None: another instance is rebuilding; look again at the next tick
             await recovery.follow_epoch(services, seen, epoch)
-        await outbox.send(services, await recovery.reap_lapsed(services))
+        async with outbox.sending(services) as reaped:
+            await recovery.reap_lapsed(services, reaped)
 
     await loops.every(interval_s, tick, "recovery")
 
@@ -161,7 +162,8 @@ async def _send_state(services: Services, sid: str, account: Account, address: s
         )
         await outbox.send(services, [Event("session:state", state, To.socket(sid))])
         if account.role == "specialist":
-            await outbox.send(services, await dispatch.specialist_back(services, account.id))
+            async with outbox.sending(services) as events:
+                await dispatch.specialist_back(services, events, account.id)
     except Exception:
         log.exception("session:state failed", extra={"sid": sid})
 

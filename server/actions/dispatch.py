@@ -5,11 +5,12 @@ Decisions come from `matching` (pure policy); the record and its timeline from `
 the queue from `offers` (Redis). Whoever wins a compare-and-set does the follow-up work, so
 each step happens once however many instances run.
 
-The actions send nothing: each returns the events it causes, in the order they are to go out,
-and its caller hands them to the outbox. A step may chain into others (an accept frees the
-other emergency specialists, who are offered the next waiting request ...): the steps append
-to one list, `out`, handed down the chain, so the order is the order they happened in (the
-specialists' offer before the requester's update).
+The actions send nothing: each puts the events it causes, in the order they are to go out, in
+the list `out` its caller gives it, and the caller hands them to the outbox (`outbox.sending`,
+which sends them even when the action fails half-way). A step may chain into others (an accept
+frees the other emergency specialists, who are offered the next waiting request ...): the same
+list is handed down the chain, so the order is the order they happened in (the specialists'
+offer before the requester's update).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from server import outbox
@@ -63,14 +63,6 @@ async def describe(services: Services, consult: Consult) -> views.ConsultView:
     return views.consult_view(consult, who, position)
 
 
-@dataclass(frozen=True)
-class Changed:
-    """The consult as an action left it, and the events it caused, in the order they go out."""
-
-    consult: Consult
-    events: list[Event] = field(default_factory=list)
-
-
 async def updated(
     services: Services,
     out: list[Event],
@@ -89,10 +81,8 @@ async def announce(
     services: Services, consult: Consult, also: set[str] | None = None, view: views.ConsultView | None = None
 ) -> views.ConsultView:
     """`consult:updated`, sent now: for `actions/rounds`, which sends its own events still."""
-    out: list[Event] = []
-    view = await updated(services, out, consult, also or (), view)
-    await outbox.send(services, out)
-    return view
+    async with outbox.sending(services) as out:
+        return await updated(services, out, consult, also or (), view)
 
 
 async def queue_updated(services: Services, out: list[Event], key: str) -> None:
@@ -185,14 +175,8 @@ async def dispatch(services: Services, out: list[Event], consult: Consult) -> Co
     return offered
 
 
-async def offer_waiting(services: Services, specialist_id: str) -> list[Event]:
+async def offer_waiting(services: Services, out: list[Event], specialist_id: str) -> None:
     """A specialist may take new work: offer them the most pressing request they can take."""
-    out: list[Event] = []
-    await _offer_waiting(services, out, specialist_id)
-    return out
-
-
-async def _offer_waiting(services: Services, out: list[Event], specialist_id: str) -> None:
     specialties = await consults.specialties_of(services.db, specialist_id)
     for _ in range(10):  # each pass offers something, finds nothing, or lost a race and looks again
         if not await _free(services, specialist_id, specialties):
@@ -236,6 +220,7 @@ async def _free(services: Services, specialist_id: str, specialties: list[str]) 
 
 async def request(
     services: Services,
+    out: list[Event],
     account: Account,
     *,
     op_id: str,
@@ -243,7 +228,7 @@ async def request(
     urgency: str,
     patient: dict[str, Any],
     specialist_id: str | None,
-) -> Changed:
+) -> Consult:
     if account.role != "clinician":
         raise AppError("forbidden", "only clinicians of a hospital ask for consults")
     if specialist_id is not None:
@@ -266,15 +251,14 @@ async def request(
             cap=lambda waiting: caps.request_refusal(waiting, urgency, services.settings),
         )
     if not created:
-        return Changed(consult)
-    out: list[Event] = []
-    return Changed(await dispatch(services, out, consult), out)
+        return consult
+    return await dispatch(services, out, consult)
 
 
-async def accept(services: Services, account: Account, consult_id: str) -> Changed:
+async def accept(services: Services, out: list[Event], account: Account, consult_id: str) -> Consult:
     consult = await _get(services, consult_id)
     if consult.status == "active" and consult.specialist_id == account.id:
-        return Changed(consult)  # a repeated accept
+        return consult  # a repeated accept
     if account.role != "specialist":
         raise AppError("forbidden", "only specialists accept consults")
     offer = await services.live.get(consult_id)
@@ -294,7 +278,6 @@ async def accept(services: Services, account: Account, consult_id: str) -> Chang
     )
     if accepted is None:
         raise lifecycle.refusal("accept", (await _get(services, consult_id)).status)
-    out: list[Event] = []
     others = await services.live.close(consult_id) - {account.id}
     await services.live.set_in_consult(account.id, True)
     await presence.set_status(services.redis, account.id, "busy", chosen=False)
@@ -302,11 +285,11 @@ async def accept(services: Services, account: Account, consult_id: str) -> Chang
     services.metrics.wait_seconds.observe((started - consult.created_at).total_seconds())
     await updated(services, out, accepted, also=others)
     for specialist_id in others:  # the other emergency specialists are free for queued requests
-        await _offer_waiting(services, out, specialist_id)
-    return Changed(accepted, out)
+        await offer_waiting(services, out, specialist_id)
+    return accepted
 
 
-async def decline(services: Services, account: Account, consult_id: str, reason: str | None) -> list[Event]:
+async def decline(services: Services, out: list[Event], account: Account, consult_id: str, reason: str | None) -> None:
     consult = await _get(services, consult_id)
     offer = await services.live.get(consult_id)
     target = lifecycle.check_transition("decline", consult.status)
@@ -316,7 +299,6 @@ async def decline(services: Services, account: Account, consult_id: str, reason:
     if remaining < 0:
         raise lifecycle.refusal("decline", consult.status)
     await services.live.add_declined(consult_id, account.id)
-    out: list[Event] = []
     detail = {"reason": reason or ""}
     if remaining > 0:  # an emergency others may still take
         await consults.add_event(services.db, consult_id, "declined", account.id, detail)
@@ -330,8 +312,7 @@ async def decline(services: Services, account: Account, consult_id: str, reason:
             await services.live.close(consult_id)
             await updated(services, out, back, also={account.id})
             await dispatch(services, out, back)
-    await _offer_waiting(services, out, account.id)
-    return out
+    await offer_waiting(services, out, account.id)
 
 
 async def due(services: Services) -> list[str]:
@@ -344,9 +325,8 @@ async def due(services: Services) -> list[str]:
     ]
 
 
-async def expire(services: Services, consult_id: str) -> list[Event]:
+async def expire(services: Services, out: list[Event], consult_id: str) -> None:
     """Move on an offer whose time is up (claimed through `due`)."""
-    out: list[Event] = []
     offer = await services.live.get(consult_id)
     consult = await consults.get(services.db, consult_id)
     if (
@@ -356,14 +336,14 @@ async def expire(services: Services, consult_id: str) -> list[Event]:
         or consult.version != offer.version
     ):
         await services.live.close(consult_id)  # left over from an offer that ended otherwise
-        return out
+        return
     unanswered = sorted(offer.specialists)
     changes: dict[str, Any] = {"status": lifecycle.check_transition("expire", consult.status)}
     if consult.named_specialist_id:
         changes["named_answer"] = "expired"
     back = await consults.transition(services.db, consult, "expired", None, {"to": unanswered}, **changes)
     if back is None:
-        return out  # accepted or cancelled meanwhile; that step closed the offer
+        return  # accepted or cancelled meanwhile; that step closed the offer
     await services.live.close(consult_id)
     services.metrics.offers_expired.labels(consult.urgency).inc()
     if matching.one_at_a_time(consult.urgency):
@@ -374,16 +354,15 @@ async def expire(services: Services, consult_id: str) -> list[Event]:
             await presence_changed(services, out, specialist_id)
     await updated(services, out, back, also=unanswered)
     await dispatch(services, out, back)
-    return out
 
 
-async def widen(services: Services, account: Account, consult_id: str) -> Changed:
+async def widen(services: Services, out: list[Event], account: Account, consult_id: str) -> Consult:
     """A named request that was declined or unanswered goes to the whole pool."""
     consult = await _get(services, consult_id)
     if consult.requester_id != account.id:
         raise AppError("forbidden", "only the clinician who asked can widen this request")
     if consult.named_specialist_id is None:
-        return Changed(consult)
+        return consult
     lifecycle.check_transition("widen", consult.status)  # stays queued: no status to set
     old_key = waiting_key(consult)
     widened = await consults.transition(
@@ -391,42 +370,42 @@ async def widen(services: Services, account: Account, consult_id: str) -> Change
     )
     if widened is None:
         raise AppError("conflict", "the consult changed meanwhile; try again")
-    out: list[Event] = []
     if await services.live.dequeue(old_key, consult_id):
         await queue_updated(services, out, old_key)
-    return Changed(await dispatch(services, out, widened), out)
+    return await dispatch(services, out, widened)
 
 
-async def cancel(services: Services, account: Account, consult_id: str) -> Changed:
+async def cancel(services: Services, out: list[Event], account: Account, consult_id: str) -> Consult:
     for _ in range(5):  # an offer or expiry may change the consult between read and write
         consult = await _get(services, consult_id)
         if consult.requester_id != account.id:
             raise AppError("forbidden", "only the clinician who asked can cancel this request")
         if consult.status == "cancelled":
-            return Changed(consult)
+            return consult
         target = lifecycle.check_transition("cancel", consult.status)
         cancelled = await consults.transition(
             services.db, consult, "cancelled", account.id, status=target, ended_at=utcnow()
         )
         if cancelled is None:
             continue
-        out: list[Event] = []
         offered = await services.live.close(consult_id)
         key = waiting_key(consult)
         if await services.live.dequeue(key, consult_id):
             await queue_updated(services, out, key)
         await updated(services, out, cancelled, also=offered)
         for specialist_id in offered:
-            await _offer_waiting(services, out, specialist_id)
-        return Changed(cancelled, out)
+            await offer_waiting(services, out, specialist_id)
+        return cancelled
     raise AppError("unavailable", "the consult kept changing; try again")
 
 
-async def end(services: Services, account: Account, consult_id: str, outcome: str, summary: str | None) -> Changed:
+async def end(
+    services: Services, out: list[Event], account: Account, consult_id: str, outcome: str, summary: str | None
+) -> Consult:
     consult = await _get(services, consult_id)
     if account.id not in (consult.specialist_id, consult.requester_id):
         raise AppError("forbidden", "only the specialist or the clinician who asked can end this consult")
-    return await close(services, account.id, consult, outcome, summary, release_specialist=True)
+    return await close(services, out, account.id, consult, outcome, summary, release_specialist=True)
 
 
 async def record_outcome(
@@ -439,20 +418,20 @@ async def record_outcome(
     release_specialist: bool,
 ) -> Consult:
     """`close`, its events sent now: for `actions/rounds`, which sends its own events still."""
-    closed = await close(services, actor_id, consult, outcome, summary, release_specialist=release_specialist)
-    await outbox.send(services, closed.events)
-    return closed.consult
+    async with outbox.sending(services) as out:
+        return await close(services, out, actor_id, consult, outcome, summary, release_specialist=release_specialist)
 
 
 async def close(
     services: Services,
+    out: list[Event],
     actor_id: str,
     consult: Consult,
     outcome: str,
     summary: str | None,
     *,
     release_specialist: bool,
-) -> Changed:
+) -> Consult:
     """End an active consult with its outcome; the caller has checked that `actor_id` may.
 
     `release_specialist`: the specialist is free again and offered what waits. Not so for a
@@ -460,7 +439,7 @@ async def close(
     """
     consult_id = consult.id
     if consult.status == "ended":
-        return Changed(consult)
+        return consult
     target = lifecycle.check_transition("end", consult.status)
     ended = await consults.transition(
         services.db,
@@ -476,9 +455,8 @@ async def close(
     if ended is None:
         latest = await _get(services, consult_id)
         if latest.status == "ended":
-            return Changed(latest)
+            return latest
         raise AppError("conflict", "the consult changed meanwhile; try again")
-    out: list[Event] = []
     specialist_id = consult.specialist_id if release_specialist else None
     if specialist_id:
         await services.live.set_in_consult(specialist_id, False)
@@ -489,8 +467,8 @@ async def close(
     in_call = await services.rooms.close(keys.consult_room(consult_id))
     await updated(services, out, ended, also={peer.user["id"] for peer in in_call})
     if specialist_id:
-        await _offer_waiting(services, out, specialist_id)
-    return Changed(ended, out)
+        await offer_waiting(services, out, specialist_id)
+    return ended
 
 
 async def specialist_offline(services: Services, specialist_id: str) -> None:
@@ -502,13 +480,13 @@ async def specialist_offline(services: Services, specialist_id: str) -> None:
             await services.live.expire_sooner(consult_id, deadline)
 
 
-async def specialist_back(services: Services, specialist_id: str) -> list[Event]:
+async def specialist_back(services: Services, out: list[Event], specialist_id: str) -> None:
     """A specialist reconnected: their offers keep their original expiry; they may take queued work."""
     for consult_id in await services.live.offered_to(specialist_id):
         offer = await services.live.get(consult_id)
         if offer is not None:
             await services.live.expire_later(consult_id, offer.expires_at)
-    return await offer_waiting(services, specialist_id)
+    await offer_waiting(services, out, specialist_id)
 
 
 async def open_for(services: Services, account: Account) -> tuple[list[views.ConsultView], list[views.OfferView]]:

@@ -2,7 +2,8 @@
 
 Redis holds only what can be rebuilt (presence, offers, the queue, calls); the database is the
 record. Every instance runs a watch (`signaling/server.py`: `live_epoch`, `follow_epoch` and
-`reap_lapsed` every second, the events they return handed to the outbox), which handles two faults:
+`reap_lapsed` every second, each given a list for the events it causes, which goes to the outbox),
+which handles two faults:
 
 - **Redis came back empty** (restarted, failed over, flushed). The key `live:epoch` is written
   once the live state is complete; when it is missing, one instance (holding `live:rebuilding`)
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -45,22 +46,13 @@ class Seen:
     epoch: str | None = None
 
 
-@dataclass(frozen=True)
-class Rebuilt:
-    """What a rebuild put back (counted by kind), and the events its dispatches caused, in order."""
-
-    counts: dict[str, int]
-    events: list[Event] = field(default_factory=list)
-
-
-async def live_epoch(services: Services) -> tuple[str | None, list[Event]]:
-    """The live state's epoch, rebuilt first if Redis lost it (None: another instance is at it),
-    and the events the rebuild caused, to be sent before `follow_epoch` closes any connection."""
+async def live_epoch(services: Services, out: list[Event]) -> str | None:
+    """The live state's epoch, rebuilt first if Redis lost it (None: another instance is at it);
+    the rebuild's events are to be sent before `follow_epoch` closes any connection."""
     epoch = await services.redis.get(keys.LIVE_EPOCH)
     if epoch is not None:
-        return str(epoch), []
-    token, rebuilt = await rebuild_once(services)
-    return token, rebuilt.events if rebuilt is not None else []
+        return str(epoch)
+    return await rebuild_once(services, out)
 
 
 async def follow_epoch(services: Services, seen: Seen, epoch: str) -> None:
@@ -71,23 +63,23 @@ async def follow_epoch(services: Services, seen: Seen, epoch: str) -> None:
     seen.epoch = epoch
 
 
-async def rebuild_once(services: Services) -> tuple[str | None, Rebuilt | None]:
-    """Rebuild the live state unless another instance is at it: the new epoch and what was rebuilt, or None."""
+async def rebuild_once(services: Services, out: list[Event]) -> str | None:
+    """Rebuild the live state unless another instance is at it; the new epoch, or None."""
     token = secrets.token_hex(8)
     if not await services.redis.set(keys.LIVE_REBUILDING, token, nx=True, px=REBUILD_LEASE_MS):
-        return None, None
+        return None
     try:
-        rebuilt = await rebuild(services)
+        counts = await rebuild(services, out)
         await services.redis.set(keys.LIVE_EPOCH, token)
-        log.info("live state rebuilt from the database: %s", rebuilt.counts)
-        return token, rebuilt
+        log.info("live state rebuilt from the database: %s", counts)
+        return token
     finally:
         # Not atomic: at worst another instance rebuilds once more, which changes nothing.
         if await services.redis.get(keys.LIVE_REBUILDING) == token:
             await services.redis.delete(keys.LIVE_REBUILDING)
 
 
-async def rebuild(services: Services) -> Rebuilt:
+async def rebuild(services: Services, out: list[Event]) -> dict[str, int]:
     """Put back into Redis what the database knows about open consults.
 
     Active consults: their specialist is in a consult (and busy), their invitations stand (those
@@ -122,7 +114,6 @@ async def rebuild(services: Services) -> Rebuilt:
         if invited:
             await services.rooms.invite(keys.consult_room(consult_id), user_id)
     counts = {"active": 0, "requeued": 0, "dispatched": 0}
-    out: list[Event] = []
     for consult in open_consults:
         if consult.status == "active":
             counts["active"] += 1
@@ -141,7 +132,7 @@ async def rebuild(services: Services) -> Rebuilt:
         if current is not None and current.status == "queued":
             counts["dispatched"] += 1
             await dispatch.dispatch(services, out, current)
-    return Rebuilt(counts, out)
+    return counts
 
 
 async def drop_local_connections(services: Services) -> None:
@@ -156,9 +147,8 @@ async def drop_local_connections(services: Services) -> None:
         await socket.queue.put(None)
 
 
-async def reap_lapsed(services: Services) -> list[Event]:
+async def reap_lapsed(services: Services, out: list[Event]) -> None:
     """Sockets of a dead instance: their call peers reconnecting, their offers moving on."""
-    out: list[Event] = []
     for user_id, sid in await presence.lapsed(services.redis):
         for room, peer in await services.rooms.drop_sid(sid, services.settings.reconnect_grace_s):
             call = Call.of(room)
@@ -168,4 +158,3 @@ async def reap_lapsed(services: Services) -> list[Event]:
         services.board_changed()
         if not await presence.online(services.redis, user_id):
             await dispatch.specialist_offline(services, user_id)
-    return out
