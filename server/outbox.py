@@ -13,7 +13,8 @@ Actions and handlers make events and hand them over; they never import socketio.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,3 +175,15 @@ async def send(services: Services, events: Iterable[Event]) -> None:
             continue
         for room, namespace in await audience(services, event.to):
             await sio.emit(event.name, event.payload, room=room, skip_sid=event.skip_sid, namespace=namespace)
+
+
+@asynccontextmanager
+async def sending(services: Services) -> AsyncIterator[list[Event]]:
+    """A list for an action to put its events in, sent in order when the block is left, even by an
+    error: what the action did before it failed (a consult accepted, then the next request's offer
+    failing) is told as it would have been."""
+    events: list[Event] = []
+    try:
+        yield events
+    finally:
+        await send(services, events)

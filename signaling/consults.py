@@ -1,4 +1,7 @@
-"""`consult:request`, `consult:cancel`, `consult:accept`, `consult:decline`, `consult:widen`, `consult:end`."""
+"""`consult:request`, `consult:cancel`, `consult:accept`, `consult:decline`, `consult:widen`, `consult:end`,
+and the offers' clock. Each handler gives its action a list for the events it causes
+(`outbox.sending`), which go out in their order before the answer, even if the action failed
+half-way."""
 
 from __future__ import annotations
 
@@ -6,10 +9,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, field_validator
 
+from server import outbox
 from server.actions import dispatch, rounds
 from server.contract.validation import Id, OpId, Payload
 from server.policy import matching
 from server.records import consults
+from server.runtime import loops
+from server.runtime.services import Services
 from signaling.router import Caller, Router
 
 router = Router("/")
@@ -54,39 +60,45 @@ class ConsultEnd(Payload):
 
 @router.on("consult:request", ConsultRequest)
 async def consult_request(caller: Caller, payload: ConsultRequest) -> dict[str, Any]:
-    consult = await dispatch.request(
-        caller.services,
-        caller.account,
-        op_id=payload.op_id,
-        specialty=payload.specialty,
-        urgency=payload.urgency,
-        patient=payload.patient.model_dump(),
-        specialist_id=payload.specialist_id,
-    )
+    async with outbox.sending(caller.services) as events:
+        consult = await dispatch.request(
+            caller.services,
+            events,
+            caller.account,
+            op_id=payload.op_id,
+            specialty=payload.specialty,
+            urgency=payload.urgency,
+            patient=payload.patient.model_dump(),
+            specialist_id=payload.specialist_id,
+        )
     return {"consult": await dispatch.describe(caller.services, consult)}
 
 
 @router.on("consult:cancel", ConsultRef)
 async def consult_cancel(caller: Caller, payload: ConsultRef) -> dict[str, Any]:
-    consult = await dispatch.cancel(caller.services, caller.account, payload.consult_id)
+    async with outbox.sending(caller.services) as events:
+        consult = await dispatch.cancel(caller.services, events, caller.account, payload.consult_id)
     return {"consult": await dispatch.describe(caller.services, consult)}
 
 
 @router.on("consult:accept", ConsultRef)
 async def consult_accept(caller: Caller, payload: ConsultRef) -> dict[str, Any]:
-    consult = await dispatch.accept(caller.services, caller.account, payload.consult_id)
+    async with outbox.sending(caller.services) as events:
+        consult = await dispatch.accept(caller.services, events, caller.account, payload.consult_id)
     return {"consult": await dispatch.describe(caller.services, consult)}
 
 
 @router.on("consult:decline", ConsultDecline)
 async def consult_decline(caller: Caller, payload: ConsultDecline) -> dict[str, Any]:
-    await dispatch.decline(caller.services, caller.account, payload.consult_id, payload.reason)
+    async with outbox.sending(caller.services) as events:
+        await dispatch.decline(caller.services, events, caller.account, payload.consult_id, payload.reason)
     return {}
 
 
 @router.on("consult:widen", ConsultRef)
 async def consult_widen(caller: Caller, payload: ConsultRef) -> dict[str, Any]:
-    consult = await dispatch.widen(caller.services, caller.account, payload.consult_id)
+    async with outbox.sending(caller.services) as events:
+        consult = await dispatch.widen(caller.services, events, caller.account, payload.consult_id)
     return {"consult": await dispatch.describe(caller.services, consult)}
 
 
@@ -97,5 +109,17 @@ async def consult_end(caller: Caller, payload: ConsultEnd) -> dict[str, Any]:
     if found is not None and found.round_session_id is not None:
         ended = await rounds.decide(services, account, found, payload.outcome, payload.summary)
     else:
-        ended = await dispatch.end(services, account, payload.consult_id, payload.outcome, payload.summary)
+        async with outbox.sending(services) as events:
+            ended = await dispatch.end(services, events, account, payload.consult_id, payload.outcome, payload.summary)
     return {"consult": await dispatch.describe(services, ended)}
+
+
+async def offer_clock(services: Services, interval_s: float = 0.1) -> None:
+    """Runs on every instance; each due offer is handled by one of them, its events sent before the next."""
+
+    async def tick() -> None:
+        for consult_id in await dispatch.due(services):
+            async with outbox.sending(services) as events:
+                await dispatch.expire(services, events, consult_id)
+
+    await loops.every(interval_s, tick, "offer expiry")

@@ -26,7 +26,8 @@ async def presence_set(caller: Caller, payload: PresenceSet) -> dict[str, Any]:
     await presence.set_status(caller.services.redis, caller.account.id, payload.status)
     caller.services.board_changed()
     if payload.status == "available" and caller.account.role == "specialist":
-        await dispatch.offer_waiting(caller.services, caller.account.id)
+        async with outbox.sending(caller.services) as events:
+            await dispatch.offer_waiting(caller.services, events, caller.account.id)
     now = await presence.of(caller.services.redis, caller.account.id)
     # The user's other devices show the status too; this one reads it from the ack.
     changed = Event("presence:changed", {"presence": now}, To.user(caller.account.id), skip_sid=caller.sid)

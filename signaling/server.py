@@ -104,11 +104,11 @@ def create_sio(services: Services, redis_url: str) -> socketio.AsyncServer:
         router.attach(sio, services)
     monitor.attach(sio, services)
     services.background.append(lambda: _heartbeat(services, local))
-    services.background.append(lambda: dispatch.offer_clock(services))
+    services.background.append(lambda: consult_events.offer_clock(services))
     services.background.append(lambda: rtc.grace_clock(services))
     services.background.append(lambda: rounds.clock(services))
     # Offers and the queue are only as good as what Redis still holds: rebuilt if it lost them.
-    services.background.append(lambda: recovery.watch(services))
+    services.background.append(lambda: _recovery(services))
     return sio
 
 
@@ -135,6 +135,22 @@ async def _heartbeat(services: Services, local: dict[str, str]) -> None:
     await loops.every(services.settings.presence_ttl_s / 3, beat, "presence heartbeat")
 
 
+async def _recovery(services: Services, interval_s: float = 1.0) -> None:
+    """The live state's watch (`server/actions/recovery.py`), on every instance: a rebuild's
+    events go out before this instance closes its connections, as they did when sent from it."""
+    seen = recovery.Seen()
+
+    async def tick() -> None:
+        async with outbox.sending(services) as rebuilt:
+            epoch = await recovery.live_epoch(services, rebuilt)
+        if epoch is not None:  # None: another instance is rebuilding; look again at the next tick
+            await recovery.follow_epoch(services, seen, epoch)
+        async with outbox.sending(services) as reaped:
+            await recovery.reap_lapsed(services, reaped)
+
+    await loops.every(interval_s, tick, "recovery")
+
+
 async def _send_state(services: Services, sid: str, account: Account, address: str) -> None:
     try:
         state = await session_state(services, account)
@@ -146,7 +162,8 @@ async def _send_state(services: Services, sid: str, account: Account, address: s
         )
         await outbox.send(services, [Event("session:state", state, To.socket(sid))])
         if account.role == "specialist":
-            await dispatch.specialist_back(services, account.id)
+            async with outbox.sending(services) as events:
+                await dispatch.specialist_back(services, events, account.id)
     except Exception:
         log.exception("session:state failed", extra={"sid": sid})
 

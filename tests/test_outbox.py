@@ -157,6 +157,25 @@ async def test_a_board_reaches_the_supervisors_of_its_scope_only(
     assert hanoi_main.queue("monitor:update").empty()
 
 
+async def test_what_an_action_did_before_it_failed_is_still_sent_in_order(
+    two_instances: tuple[Instance, Instance], clients: OpenClient
+) -> None:
+    """A consult accepted, then the next step failing: the events made before the failure go out
+    (`outbox.sending`), in the order they were made, and the error is not swallowed."""
+    one, _ = two_instances
+    surgeon = await clients(one, "xanhpon.surgeon")
+    surgeon_id = await user_id(one, "xanhpon.surgeon")
+
+    with pytest.raises(RuntimeError, match="the database went away"):
+        async with outbox.sending(one.services) as events:
+            events.append(Event("test:probe", {"n": 1}, To.user(surgeon_id)))
+            events.append(Event("test:probe", {"n": 2}, To.user(surgeon_id)))
+            raise RuntimeError("the database went away")
+
+    got = await settle(one, {surgeon_id: [surgeon]})
+    assert got == {surgeon: [{"n": 1}, {"n": 2}]}
+
+
 def test_events_are_checked_when_made() -> None:
     with pytest.raises(ValueError, match="group:what"):
         Event("peer-joined", {}, To.user("u"))

@@ -4,12 +4,20 @@ Decisions come from `matching` (pure policy); the record and its timeline from `
 (the database, where each status change is a compare-and-set on `version`); live offers and
 the queue from `offers` (Redis). Whoever wins a compare-and-set does the follow-up work, so
 each step happens once however many instances run.
+
+The actions send nothing: each puts the events it causes, in the order they are to go out, in
+the list `out` its caller gives it, and the caller hands them to the outbox (`outbox.sending`,
+which sends them even when the action fails half-way). A step may chain into others (an accept
+frees the other emergency specialists, who are offered the next waiting request ...): the same
+list is handed down the chain, so the order is the order they happened in (the specialists'
+offer before the requester's update).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from server import outbox
@@ -23,7 +31,6 @@ from server.policy.matching import Candidate, Urgency
 from server.records import consults
 from server.records.models import Consult, utcnow
 from server.records.users import Account
-from server.runtime import loops
 from server.runtime.services import Services
 
 log = logging.getLogger("telerounds.dispatch")
@@ -56,28 +63,41 @@ async def describe(services: Services, consult: Consult) -> views.ConsultView:
     return views.consult_view(consult, who, position)
 
 
-async def announce(
-    services: Services, consult: Consult, also: set[str] | None = None, view: views.ConsultView | None = None
+async def updated(
+    services: Services,
+    out: list[Event],
+    consult: Consult,
+    also: Iterable[str] = (),
+    view: views.ConsultView | None = None,
 ) -> views.ConsultView:
     """`consult:updated` to everyone whose screens show the consult (`view`: its description, if made already)."""
     services.board_changed()
     view = view if view is not None else await describe(services, consult)
-    await outbox.send(services, [Event("consult:updated", {"consult": view}, To.parties(consult, also or ()))])
+    out.append(Event("consult:updated", {"consult": view}, To.parties(consult, also)))
     return view
 
 
-async def announce_queue(services: Services, key: str) -> None:
+async def announce(
+    services: Services, consult: Consult, also: set[str] | None = None, view: views.ConsultView | None = None
+) -> views.ConsultView:
+    """`consult:updated`, sent now: for `actions/rounds`, which sends its own events still."""
+    async with outbox.sending(services) as out:
+        return await updated(services, out, consult, also or (), view)
+
+
+async def queue_updated(services: Services, out: list[Event], key: str) -> None:
     """Tell every requester waiting in a queue their (new) position."""
     waiting = await services.live.waiting(key)
     for consult in await consults.many(services.db, [consult_id for consult_id, _ in waiting]):
         if consult.status == "queued":
-            await announce(services, consult)
+            await updated(services, out, consult)
 
 
-async def presence_changed(services: Services, user_id: str) -> None:
+async def presence_changed(services: Services, out: list[Event], user_id: str) -> None:
+    """`presence:changed` to the user's screens, after the server set their status."""
     services.board_changed()
     changed = await presence.of(services.redis, user_id)
-    await outbox.send(services, [Event("presence:changed", {"presence": changed}, To.user(user_id))])
+    out.append(Event("presence:changed", {"presence": changed}, To.user(user_id)))
 
 
 # Matching.
@@ -107,7 +127,7 @@ async def candidates(services: Services, consult: Consult) -> tuple[list[Candida
     ], sisters
 
 
-async def dispatch(services: Services, consult: Consult) -> Consult:
+async def dispatch(services: Services, out: list[Event], consult: Consult) -> Consult:
     """Offer a queued consult to whoever may take it now, or leave it waiting in the queue."""
     if not lifecycle.allows("offer", consult.status) or consult.named_answer is not None:
         return consult
@@ -133,7 +153,7 @@ async def dispatch(services: Services, consult: Consult) -> Consult:
     key = waiting_key(consult)
     if not chosen:
         await services.live.enqueue(key, consult.id, matching.queue_score(urgency, consult.created_at))
-        await announce_queue(services, key)
+        await queue_updated(services, out, key)
         return consult
     target = lifecycle.check_transition("offer", consult.status)
     offered = await consults.transition(services.db, consult, "offered", None, {"to": chosen}, status=target)
@@ -147,15 +167,15 @@ async def dispatch(services: Services, consult: Consult) -> Consult:
     )
     # The specialists' screens ring first; the queue's, the requester's and the board's updates follow.
     offer = views.offer_view(view, expires_at)
-    await outbox.send(services, [Event("consult:offer", offer, To.users(chosen))])
+    out.append(Event("consult:offer", offer, To.users(chosen)))
     services.metrics.offers.labels(consult.urgency).inc()
     if await services.live.dequeue(key, consult.id):
-        await announce_queue(services, key)
-    await announce(services, offered, view=view)
+        await queue_updated(services, out, key)
+    await updated(services, out, offered, view=view)
     return offered
 
 
-async def offer_waiting(services: Services, specialist_id: str) -> None:
+async def offer_waiting(services: Services, out: list[Event], specialist_id: str) -> None:
     """A specialist may take new work: offer them the most pressing request they can take."""
     specialties = await consults.specialties_of(services.db, specialist_id)
     for _ in range(10):  # each pass offers something, finds nothing, or lost a race and looks again
@@ -174,10 +194,10 @@ async def offer_waiting(services: Services, specialist_id: str) -> None:
         _, key, consult_id = best
         if not await services.live.dequeue(key, consult_id):
             continue  # another instance took it
-        await announce_queue(services, key)
+        await queue_updated(services, out, key)
         consult = await consults.get(services.db, consult_id)
         if consult is not None and consult.status == "queued":
-            await dispatch(services, consult)
+            await dispatch(services, out, consult)
 
 
 async def _free(services: Services, specialist_id: str, specialties: list[str]) -> bool:
@@ -200,6 +220,7 @@ async def _free(services: Services, specialist_id: str, specialties: list[str]) 
 
 async def request(
     services: Services,
+    out: list[Event],
     account: Account,
     *,
     op_id: str,
@@ -231,10 +252,10 @@ async def request(
         )
     if not created:
         return consult
-    return await dispatch(services, consult)
+    return await dispatch(services, out, consult)
 
 
-async def accept(services: Services, account: Account, consult_id: str) -> Consult:
+async def accept(services: Services, out: list[Event], account: Account, consult_id: str) -> Consult:
     consult = await _get(services, consult_id)
     if consult.status == "active" and consult.specialist_id == account.id:
         return consult  # a repeated accept
@@ -260,15 +281,15 @@ async def accept(services: Services, account: Account, consult_id: str) -> Consu
     others = await services.live.close(consult_id) - {account.id}
     await services.live.set_in_consult(account.id, True)
     await presence.set_status(services.redis, account.id, "busy", chosen=False)
-    await presence_changed(services, account.id)
+    await presence_changed(services, out, account.id)
     services.metrics.wait_seconds.observe((started - consult.created_at).total_seconds())
-    await announce(services, accepted, also=others)
+    await updated(services, out, accepted, also=others)
     for specialist_id in others:  # the other emergency specialists are free for queued requests
-        await offer_waiting(services, specialist_id)
+        await offer_waiting(services, out, specialist_id)
     return accepted
 
 
-async def decline(services: Services, account: Account, consult_id: str, reason: str | None) -> None:
+async def decline(services: Services, out: list[Event], account: Account, consult_id: str, reason: str | None) -> None:
     consult = await _get(services, consult_id)
     offer = await services.live.get(consult_id)
     target = lifecycle.check_transition("decline", consult.status)
@@ -281,7 +302,7 @@ async def decline(services: Services, account: Account, consult_id: str, reason:
     detail = {"reason": reason or ""}
     if remaining > 0:  # an emergency others may still take
         await consults.add_event(services.db, consult_id, "declined", account.id, detail)
-        await announce(services, consult, also={account.id})
+        await updated(services, out, consult, also={account.id})
     else:
         changes: dict[str, Any] = {"status": target}
         if consult.named_specialist_id:
@@ -289,23 +310,23 @@ async def decline(services: Services, account: Account, consult_id: str, reason:
         back = await consults.transition(services.db, consult, "declined", account.id, detail, **changes)
         if back is not None:
             await services.live.close(consult_id)
-            await announce(services, back, also={account.id})
-            await dispatch(services, back)
-    await offer_waiting(services, account.id)
+            await updated(services, out, back, also={account.id})
+            await dispatch(services, out, back)
+    await offer_waiting(services, out, account.id)
 
 
-async def expire_due(services: Services) -> int:
-    """Move on every offer whose time is up; returns how many this instance handled."""
-    handled = 0
+async def due(services: Services) -> list[str]:
+    """The offers whose time is up that this instance claimed: each is claimed by one instance."""
     moment = now()
-    for consult_id in await services.live.due(moment):
-        if await services.live.claim_due(consult_id, moment):
-            handled += 1
-            await _expire(services, consult_id)
-    return handled
+    return [
+        consult_id
+        for consult_id in await services.live.due(moment)
+        if await services.live.claim_due(consult_id, moment)
+    ]
 
 
-async def _expire(services: Services, consult_id: str) -> None:
+async def expire(services: Services, out: list[Event], consult_id: str) -> None:
+    """Move on an offer whose time is up (claimed through `due`)."""
     offer = await services.live.get(consult_id)
     consult = await consults.get(services.db, consult_id)
     if (
@@ -330,12 +351,12 @@ async def _expire(services: Services, consult_id: str) -> None:
         # request wait on them too. They see it and switch back when they return.
         for specialist_id in unanswered:
             await presence.set_status(services.redis, specialist_id, "away")
-            await presence_changed(services, specialist_id)
-    await announce(services, back, also=set(unanswered))
-    await dispatch(services, back)
+            await presence_changed(services, out, specialist_id)
+    await updated(services, out, back, also=unanswered)
+    await dispatch(services, out, back)
 
 
-async def widen(services: Services, account: Account, consult_id: str) -> Consult:
+async def widen(services: Services, out: list[Event], account: Account, consult_id: str) -> Consult:
     """A named request that was declined or unanswered goes to the whole pool."""
     consult = await _get(services, consult_id)
     if consult.requester_id != account.id:
@@ -350,11 +371,11 @@ async def widen(services: Services, account: Account, consult_id: str) -> Consul
     if widened is None:
         raise AppError("conflict", "the consult changed meanwhile; try again")
     if await services.live.dequeue(old_key, consult_id):
-        await announce_queue(services, old_key)
-    return await dispatch(services, widened)
+        await queue_updated(services, out, old_key)
+    return await dispatch(services, out, widened)
 
 
-async def cancel(services: Services, account: Account, consult_id: str) -> Consult:
+async def cancel(services: Services, out: list[Event], account: Account, consult_id: str) -> Consult:
     for _ in range(5):  # an offer or expiry may change the consult between read and write
         consult = await _get(services, consult_id)
         if consult.requester_id != account.id:
@@ -370,23 +391,40 @@ async def cancel(services: Services, account: Account, consult_id: str) -> Consu
         offered = await services.live.close(consult_id)
         key = waiting_key(consult)
         if await services.live.dequeue(key, consult_id):
-            await announce_queue(services, key)
-        await announce(services, cancelled, also=offered)
+            await queue_updated(services, out, key)
+        await updated(services, out, cancelled, also=offered)
         for specialist_id in offered:
-            await offer_waiting(services, specialist_id)
+            await offer_waiting(services, out, specialist_id)
         return cancelled
     raise AppError("unavailable", "the consult kept changing; try again")
 
 
-async def end(services: Services, account: Account, consult_id: str, outcome: str, summary: str | None) -> Consult:
+async def end(
+    services: Services, out: list[Event], account: Account, consult_id: str, outcome: str, summary: str | None
+) -> Consult:
     consult = await _get(services, consult_id)
     if account.id not in (consult.specialist_id, consult.requester_id):
         raise AppError("forbidden", "only the specialist or the clinician who asked can end this consult")
-    return await record_outcome(services, account.id, consult, outcome, summary, release_specialist=True)
+    return await close(services, out, account.id, consult, outcome, summary, release_specialist=True)
 
 
 async def record_outcome(
     services: Services,
+    actor_id: str,
+    consult: Consult,
+    outcome: str,
+    summary: str | None,
+    *,
+    release_specialist: bool,
+) -> Consult:
+    """`close`, its events sent now: for `actions/rounds`, which sends its own events still."""
+    async with outbox.sending(services) as out:
+        return await close(services, out, actor_id, consult, outcome, summary, release_specialist=release_specialist)
+
+
+async def close(
+    services: Services,
+    out: list[Event],
     actor_id: str,
     consult: Consult,
     outcome: str,
@@ -423,11 +461,13 @@ async def record_outcome(
     if specialist_id:
         await services.live.set_in_consult(specialist_id, False)
         await presence.restore_chosen(services.redis, specialist_id)
-        await presence_changed(services, specialist_id)
-    await announce(services, ended)
-    await services.rooms.close(keys.consult_room(consult_id))
+        await presence_changed(services, out, specialist_id)
+    # The update goes out after the call's room is closed, so whoever was in the call is named
+    # here: `To.parties` would no longer find them in the room.
+    in_call = await services.rooms.close(keys.consult_room(consult_id))
+    await updated(services, out, ended, also={peer.user["id"] for peer in in_call})
     if specialist_id:
-        await offer_waiting(services, specialist_id)
+        await offer_waiting(services, out, specialist_id)
     return ended
 
 
@@ -440,13 +480,13 @@ async def specialist_offline(services: Services, specialist_id: str) -> None:
             await services.live.expire_sooner(consult_id, deadline)
 
 
-async def specialist_back(services: Services, specialist_id: str) -> None:
+async def specialist_back(services: Services, out: list[Event], specialist_id: str) -> None:
     """A specialist reconnected: their offers keep their original expiry; they may take queued work."""
     for consult_id in await services.live.offered_to(specialist_id):
         offer = await services.live.get(consult_id)
         if offer is not None:
             await services.live.expire_later(consult_id, offer.expires_at)
-    await offer_waiting(services, specialist_id)
+    await offer_waiting(services, out, specialist_id)
 
 
 async def open_for(services: Services, account: Account) -> tuple[list[views.ConsultView], list[views.OfferView]]:
@@ -466,11 +506,6 @@ async def open_for(services: Services, account: Account) -> tuple[list[views.Con
         offers.append(views.offer_view(await describe(services, consult), offer.expires_at))
     described = [await describe(services, consult) for consult in mine]
     return described, offers
-
-
-async def offer_clock(services: Services, interval_s: float = 0.1) -> None:
-    """Runs on every instance; each due offer is handled by one of them."""
-    await loops.every(interval_s, lambda: expire_due(services), "offer expiry")
 
 
 async def _get(services: Services, consult_id: str) -> Consult:

@@ -1,7 +1,9 @@
 """Recovery: live state rebuilt after Redis lost it; the sockets of a crashed instance cleaned up.
 
 Redis holds only what can be rebuilt (presence, offers, the queue, calls); the database is the
-record. Every instance runs `watch`, which handles two faults:
+record. Every instance runs a watch (`signaling/server.py`: `live_epoch`, `follow_epoch` and
+`reap_lapsed` every second, each given a list for the events it causes, which goes to the outbox),
+which handles two faults:
 
 - **Redis came back empty** (restarted, failed over, flushed). The key `live:epoch` is written
   once the live state is complete; when it is missing, one instance (holding `live:rebuilding`)
@@ -25,13 +27,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from server import outbox
 from server.actions import dispatch
 from server.live import keys, presence
 from server.outbox import Call, Event
 from server.records import consults
 from server.records.models import Consult, ConsultEvent
-from server.runtime import loops
 from server.runtime.services import Services
 
 log = logging.getLogger("telerounds.recovery")
@@ -40,42 +40,36 @@ REBUILD_LEASE_MS = 30_000  # should the rebuilding instance die, another starts 
 
 
 @dataclass
-class _Seen:
+class Seen:
     """The live-state epoch this instance's sockets were connected under."""
 
     epoch: str | None = None
 
 
-async def watch(services: Services, interval_s: float = 1.0) -> None:
-    """Runs on every instance while it runs."""
-    seen = _Seen()
-
-    async def tick() -> None:
-        await check_epoch(services, seen)
-        await reap_lapsed(services)
-
-    await loops.every(interval_s, tick, "recovery")
-
-
-async def check_epoch(services: Services, seen: _Seen) -> None:
+async def live_epoch(services: Services, out: list[Event]) -> str | None:
+    """The live state's epoch, rebuilt first if Redis lost it (None: another instance is at it);
+    the rebuild's events are to be sent before `follow_epoch` closes any connection."""
     epoch = await services.redis.get(keys.LIVE_EPOCH)
-    if epoch is None:
-        epoch = await rebuild_once(services)
-        if epoch is None:
-            return  # another instance is rebuilding; look again at the next tick
+    if epoch is not None:
+        return str(epoch)
+    return await rebuild_once(services, out)
+
+
+async def follow_epoch(services: Services, seen: Seen, epoch: str) -> None:
+    """A new epoch: Redis lost the live state, so this instance's sockets reconnect and rebuild theirs."""
     if seen.epoch is not None and epoch != seen.epoch:
         log.warning("Redis lost the live state; it was rebuilt; closing this instance's connections")
         await drop_local_connections(services)
-    seen.epoch = str(epoch)
+    seen.epoch = epoch
 
 
-async def rebuild_once(services: Services) -> str | None:
+async def rebuild_once(services: Services, out: list[Event]) -> str | None:
     """Rebuild the live state unless another instance is at it; the new epoch, or None."""
     token = secrets.token_hex(8)
     if not await services.redis.set(keys.LIVE_REBUILDING, token, nx=True, px=REBUILD_LEASE_MS):
         return None
     try:
-        counts = await rebuild(services)
+        counts = await rebuild(services, out)
         await services.redis.set(keys.LIVE_EPOCH, token)
         log.info("live state rebuilt from the database: %s", counts)
         return token
@@ -85,7 +79,7 @@ async def rebuild_once(services: Services) -> str | None:
             await services.redis.delete(keys.LIVE_REBUILDING)
 
 
-async def rebuild(services: Services) -> dict[str, int]:
+async def rebuild(services: Services, out: list[Event]) -> dict[str, int]:
     """Put back into Redis what the database knows about open consults.
 
     Active consults: their specialist is in a consult (and busy), their invitations stand (those
@@ -137,7 +131,7 @@ async def rebuild(services: Services) -> dict[str, int]:
             counts["requeued"] += 1
         if current is not None and current.status == "queued":
             counts["dispatched"] += 1
-            await dispatch.dispatch(services, current)
+            await dispatch.dispatch(services, out, current)
     return counts
 
 
@@ -153,14 +147,14 @@ async def drop_local_connections(services: Services) -> None:
         await socket.queue.put(None)
 
 
-async def reap_lapsed(services: Services) -> None:
+async def reap_lapsed(services: Services, out: list[Event]) -> None:
     """Sockets of a dead instance: their call peers reconnecting, their offers moving on."""
     for user_id, sid in await presence.lapsed(services.redis):
         for room, peer in await services.rooms.drop_sid(sid, services.settings.reconnect_grace_s):
             call = Call.of(room)
             name = call.pick("consult:peer-reconnecting", "round:peer-reconnecting")
             payload = {**call.ref_field(), "peer_id": peer.peer_id, "user": peer.user}
-            await outbox.send(services, [Event(name, payload, call)])
+            out.append(Event(name, payload, call))
         services.board_changed()
         if not await presence.online(services.redis, user_id):
             await dispatch.specialist_offline(services, user_id)

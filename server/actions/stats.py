@@ -9,7 +9,7 @@ Definitions, over the consults *created* in `[start, end)`:
 - `accepted`: a specialist accepted it (`started_at` is set; active or ended).
 - `waiting`: still `queued` or `offered` when the figures are made.
 - `unanswered`: closed without ever being accepted, after at least one offer lapsed (an
-  `expired` line in its timeline, written by `dispatch._expire`).
+  `expired` line in its timeline, written by `dispatch.expire`).
 - `cancelled`: closed without ever being accepted and without any lapsed offer.
 - `ended`: accepted and ended (with an outcome).
 - `wait_median_s`, `wait_p90_s`: `started_at - created_at` over accepted consults.
