@@ -24,7 +24,7 @@ from server import outbox
 from server.contract import views
 from server.contract.errors import AppError
 from server.live import caps, keys, presence
-from server.live.offers import now
+from server.live.offers import Offer, now
 from server.outbox import Event, To
 from server.policy import lifecycle, matching
 from server.policy.matching import Candidate, Urgency
@@ -327,16 +327,11 @@ async def due(services: Services) -> list[str]:
 
 async def expire(services: Services, out: list[Event], consult_id: str) -> None:
     """Move on an offer whose time is up (claimed through `due`)."""
-    offer = await services.live.get(consult_id)
-    consult = await consults.get(services.db, consult_id)
-    if (
-        consult is None
-        or offer is None
-        or not lifecycle.allows("expire", consult.status)
-        or consult.version != offer.version
-    ):
+    current = await _current_offer(services, consult_id, "expire")
+    if current is None:
         await services.live.close(consult_id)  # left over from an offer that ended otherwise
         return
+    offer, consult = current
     unanswered = sorted(offer.specialists)
     changes: dict[str, Any] = {"status": lifecycle.check_transition("expire", consult.status)}
     if consult.named_specialist_id:
@@ -494,18 +489,25 @@ async def open_for(services: Services, account: Account) -> tuple[list[views.Con
     mine = await consults.open_for(services.db, account.id)
     offers: list[views.OfferView] = []
     for consult_id in await services.live.offered_to(account.id):
-        offer = await services.live.get(consult_id)
-        consult = await consults.get(services.db, consult_id)
-        if (
-            offer is None
-            or consult is None
-            or not lifecycle.allows("accept", consult.status)
-            or offer.version != consult.version
-        ):
+        current = await _current_offer(services, consult_id, "accept")
+        if current is None:
             continue  # an offer left over, or one the consult moved past
+        offer, consult = current
         offers.append(views.offer_view(await describe(services, consult), offer.expires_at))
     described = [await describe(services, consult) for consult in mine]
     return described, offers
+
+
+async def _current_offer(
+    services: Services, consult_id: str, action: lifecycle.ConsultAction
+) -> tuple[Offer, Consult] | None:
+    """The consult's live offer with the consult, while `action` may still follow from it: None
+    for an offer left over in Redis, or one whose consult has moved on (another version)."""
+    offer = await services.live.get(consult_id)
+    consult = await consults.get(services.db, consult_id)
+    if offer is None or consult is None or not lifecycle.allows(action, consult.status):
+        return None
+    return (offer, consult) if offer.version == consult.version else None
 
 
 async def _get(services: Services, consult_id: str) -> Consult:
