@@ -5,92 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
-from playwright.async_api import TimeoutError as PlaywrightTimeout
+from playwright.async_api import Browser
 
 from server.runtime.redis_process import RedisProcess
 from tests.conftest import PASSWORD, Instance, StartInstance, login
-
-TIMEOUT_MS = 20_000
-ROOT = Path(__file__).resolve().parent.parent.parent
-# Screenshots of each screen go with the test output; `make screenshots` points this at
-# docs/screenshots/ to refresh the README's pictures.
-SCREENSHOTS = Path(os.environ.get("SCREENSHOTS_DIR") or ROOT / "var" / "test-output" / "screenshots")
-
-
-async def shot(page: Page, name: str) -> None:
-    os.makedirs(SCREENSHOTS, exist_ok=True)
-    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
-
-
-def chromium_path() -> str:
-    path = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    assert path, "the browser tests need Chromium: `make test` installs it (scripts/ensure-chromium)"
-    return path
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=chromium_path(),
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--use-fake-ui-for-media-stream",
-                "--use-fake-device-for-media-stream",
-                "--autoplay-policy=no-user-gesture-required",
-            ],
-        )
-        yield browser
-        await browser.close()
-
-
-async def signed_in(browser: Browser, instance: Instance, username: str) -> Page:
-    context = await browser.new_context(permissions=["camera", "microphone"])
-    page = await context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    errors: list[str] = []
-    console: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
-    await page.goto(instance.url)
-    await page.fill("input[name=username]", username)
-    await page.fill("input[name=password]", PASSWORD)
-    await page.click("button[type=submit]")
-    await page.wait_for_selector("#logout:not([hidden])")
-    page.errors = errors  # type: ignore[attr-defined]
-    page.console = console  # type: ignore[attr-defined]
-    return page
-
-
-REMOTE_VIDEO_PLAYS = """() => [...document.querySelectorAll('.tile:not([data-peer="self"]) video')]
-    .some(v => v.videoWidth > 0 && v.readyState >= 2)"""
-
-
-async def video_plays(pages: list[Page], condition: str = REMOTE_VIDEO_PLAYS) -> None:
-    """Wait until each page shows a playing remote video; on a timeout, fail with what the calls logged."""
-    for page in pages:
-        try:
-            await page.wait_for_function(condition)
-        except PlaywrightTimeout:
-            logs = "\n\n".join(
-                f"{p.url}:\n" + "\n".join(p.console[-40:])  # type: ignore[attr-defined]
-                for p in pages
-            )
-            raise AssertionError(f"no remote video within {TIMEOUT_MS} ms; the pages logged:\n{logs}") from None
+from tests.system.browsing import REMOTE_VIDEO_PLAYS, ROOT, TIMEOUT_MS, shot, signed_in, video_plays
 
 
 async def test_request_accept_call_and_notes_across_two_instances(two_instances, browser: Browser) -> None:
