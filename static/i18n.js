@@ -7,12 +7,14 @@ export async function load(lang = language) {
   localStorage.setItem("telerounds.language", lang);
   document.documentElement.lang = lang;
   strings = await (await fetch(`/static/i18n/${lang}.json`)).json();
+  // The page's own markup: text (data-t) and accessible names (data-t-label).
   for (const el of document.querySelectorAll("[data-t]")) el.textContent = t(el.dataset.t);
+  for (const el of document.querySelectorAll("[data-t-label]")) el.setAttribute("aria-label", t(el.dataset.tLabel));
 }
 
 export function t(key, values = {}) {
   let text = strings[key] ?? key;
-  for (const [name, value] of Object.entries(values)) text = text.replace(`{${name}}`, String(value));
+  for (const [name, value] of Object.entries(values)) text = text.replaceAll(`{${name}}`, String(value));
   return text;
 }
 
