@@ -40,6 +40,8 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "no-referrer")
     headers.setdefault("X-Frame-Options", "DENY")
+    if request.path == "/static/sw.js":
+        headers["Service-Worker-Allowed"] = "/"  # the app shell's worker serves the page at /, from /static/
     if response.status == 304:
         # A browser merges a 304's headers into the page it cached: a policy chosen here by the
         # 304's (empty) type would replace the page's own and break it. The cached one stands.
