@@ -147,7 +147,8 @@ function start() {
 
 function onStatus({ status, code, message }) {
   if (status === "refused" && code === "unauthorized") { signOut({ key: "login.expired" }); return; }
-  if (status === "refused" && code === "rate_limited") { say(message || t("error.rate_limited"), true); return; }
+  // Too many tabs or devices of this user: the server's words say which to close.
+  if (code === "rate_limited") { say({ key: "banner.too_many", values: { detail: message || "" }, error: true }); return; }
   if (status === "reconnecting" || status === "refused") say({ key: "banner.reconnecting" });
 }
 

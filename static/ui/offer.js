@@ -45,13 +45,21 @@ export class OfferDesk {
     this.ctx = ctx;
     this.lapsed = 0; // when an offer we held last ran out
     this.drafts = new Map(); // consult id -> decline reason being typed (kept across redraws)
+    this.shown = new Map(); // consult id -> expiry (ms) of the offers on screen
+    this.answered = new Set(); // offers this device accepted or declined
+    this.hidden = new Set(); // declined here: closed before the server's update arrives
     this.dialog = ctx.h("dialog", { class: "offer-dialog", "aria-labelledby": "offer-title" });
     this.dialog.addEventListener("cancel", (e) => e.preventDefault()); // Escape does not hide an offer
     this.duty = ctx.h("dialog", { class: "duty-dialog", "aria-labelledby": "duty-title" });
     document.body.append(this.dialog, this.duty);
     this.listeners = {
       offer: ({ consult }) => { this.announce(consult); this.draw(); },
-      "offer-gone": ({ reason }) => { if (reason === "expired") this.lapsed = Date.now(); this.draw(); },
+      // Gone unanswered at its expiry (not taken, declined or cancelled): it lapsed.
+      "offer-gone": ({ consult_id: id }) => {
+        const expires = this.shown.get(id);
+        if (expires && !this.answered.has(id) && expires - Date.now() < 2000) this.lapsed = Date.now();
+        this.draw();
+      },
       consult: () => this.draw(),
       state: () => this.draw(),
       presence: ({ presence, reason }) => this.presenceChanged(presence, reason),
@@ -64,7 +72,7 @@ export class OfferDesk {
   offers() {
     const now = Date.now();
     return [...(this.ctx.connection.state.offers?.values() || [])]
-      .filter((o) => new Date(o.expires_at).getTime() > now - 1000)
+      .filter((o) => new Date(o.expires_at).getTime() > now - 1000 && !this.hidden.has(o.consult.id))
       .sort((a, b) => a.expires_at.localeCompare(b.expires_at));
   }
 
@@ -92,6 +100,7 @@ export class OfferDesk {
   draw() {
     const { h, t } = this.ctx;
     const offers = this.offers();
+    for (const o of offers) this.shown.set(o.consult.id, new Date(o.expires_at).getTime());
     for (const id of [...this.drafts.keys()]) if (!offers.some((o) => o.consult.id === id)) this.drafts.delete(id);
     if (!offers.length) {
       this.ctx.ringer.stop();
@@ -117,18 +126,19 @@ export class OfferDesk {
     const busy = (on) => { for (const b of card.querySelectorAll("button")) b.disabled = on; };
     const accept = h("button", { type: "button", class: "accept", onclick: async () => {
       slot.replaceChildren(); busy(true);
+      this.answered.add(c.id);
       try {
         const { consult } = await connection.request("consult:accept", { consult_id: c.id });
-        connection.state.offers?.delete?.(c.id);
         this.draw();
         this.ctx.onAccepted(consult);
       } catch (error) { slot.replaceChildren(errorNode(t, error)); busy(false); }
     } }, t("action.accept"));
     const decline = h("button", { type: "button", class: "secondary decline", onclick: async () => {
       slot.replaceChildren(); busy(true);
+      this.answered.add(c.id);
       try {
         await connection.request("consult:decline", { consult_id: c.id, ...(reason.value.trim() ? { reason: reason.value.trim() } : {}) });
-        connection.state.offers?.delete?.(c.id);
+        this.hidden.add(c.id); // the server tells the others; this device closes the card now
         this.draw();
       } catch (error) { slot.replaceChildren(errorNode(t, error)); busy(false); }
     } }, t("action.decline"));
