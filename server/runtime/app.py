@@ -41,7 +41,10 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
     headers.setdefault("Referrer-Policy", "no-referrer")
     headers.setdefault("X-Frame-Options", "DENY")
     if request.path == "/static/sw.js":
-        headers["Service-Worker-Allowed"] = "/"  # the app shell's worker serves the page at /, from /static/
+        # The app shell's worker serves the page at / from /static/, and fetches the shell from
+        # this origin: a worker runs under its own script's policy, which must let it connect.
+        headers["Service-Worker-Allowed"] = "/"
+        headers["Content-Security-Policy"] = "default-src 'none'; connect-src 'self'"
     if response.status == 304:
         # A browser merges a 304's headers into the page it cached: a policy chosen here by the
         # 304's (empty) type would replace the page's own and break it. The cached one stands.
