@@ -94,11 +94,14 @@ function drawHeader() {
   const signedIn = Boolean(state.user);
   document.getElementById("logout").hidden = !signedIn;
   document.getElementById("account").hidden = !signedIn;
+  document.getElementById("menu-button").hidden = !signedIn;
+  const pages = signedIn && ["clinician", "specialist"].includes(state.user.role);
+  document.querySelector("#account .menu-nav").hidden = !pages;
   document.getElementById("nav").hidden = !signedIn || !["clinician", "specialist"].includes(state.user?.role);
   document.getElementById("who").textContent = signedIn ? `${state.user.name} — ${state.user.hospital?.name || ""}` : "";
   const initials = signedIn ? state.user.name.split(/\s+/).filter(Boolean).slice(-1)[0]?.[0] || "?" : "";
   document.getElementById("menu-initial").textContent = initials;
-  for (const link of document.querySelectorAll("#nav a")) {
+  for (const link of document.querySelectorAll("#nav a, .menu-nav a")) {
     const here = (location.hash || "#/") === link.getAttribute("href");
     if (here) link.setAttribute("aria-current", "page"); else link.removeAttribute("aria-current");
   }

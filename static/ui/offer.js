@@ -161,7 +161,11 @@ export class OfferDesk {
 
   presenceChanged(presence, reason) {
     this.draw();
-    const missed = reason === "offer_missed" || (presence?.status === "away" && Date.now() - this.lapsed < MISSED_WINDOW_MS);
+    // Without the server's reason: away just as an offer on screen ran out, unanswered.
+    const now = Date.now();
+    const running = [...this.shown].some(([id, expires]) => !this.answered.has(id) && Math.abs(expires - now) < 3000);
+    const missed = reason === "offer_missed"
+      || (presence?.status === "away" && (running || now - this.lapsed < MISSED_WINDOW_MS));
     if (missed) this.askStillOnDuty();
     else if (presence?.status === "available" && this.duty.open) this.duty.close();
   }
