@@ -6,11 +6,17 @@
 import { errorNode } from "/static/ui/dom.js";
 
 const SECTIONS = ["history", "examination", "investigations", "assessment", "plan", "discussion"];
-const DROPPED = "script, style, link, meta, base, iframe, frame, object, embed, template, form, input, button, textarea, select";
+// The printable page's own Print bar is wired by a script the app does not load: the page has its own.
+const DROPPED = "script, style, link, meta, base, iframe, frame, object, embed, template, form, input, button, textarea, "
+  + "select, .printable-bar, [data-print]";
 
 // What the network sent, as inert nodes of this document: no script, no inline style, no handler.
 export function importMain(html) {
-  const doc = new DOMParser().parseFromString(html, "text/html");
+  // Even an inert parsed document reports inline styles to the page's CSP as errors: the page's
+  // own <style> blocks and style attributes go before parsing (/static/print.css styles it).
+  const quiet = html.replace(/<style\b[^>]*>[\s\S]*?<\/style\s*>/gi, "")
+    .replace(/\sstyle\s*=\s*("[^"]*"|'[^']*'|[^\s>]+)/gi, "");
+  const doc = new DOMParser().parseFromString(quiet, "text/html");
   const main = doc.querySelector("main") || doc.body;
   for (const el of main.querySelectorAll(DROPPED)) el.remove();
   for (const el of [main, ...main.querySelectorAll("*")]) {
