@@ -3,11 +3,12 @@
 import { io } from "/static/vendor/socket.io.esm.min.js";
 import { adminHome } from "/static/admin.js";
 import { Board } from "/static/board.js";
-import { Call, Tiles } from "/static/call.js";
-import { RoundRoom, RoundsList } from "/static/rounds.js";
+import { RoundsList } from "/static/rounds.js";
+import { ConsultRoom } from "/static/ui/room.js";
+import { RoundRoom } from "/static/ui/roundroom.js";
+import { preJoin } from "/static/ui/stage.js";
 import { language, load, t, when } from "/static/i18n.js";
 
-const SECTIONS = ["history", "examination", "investigations", "assessment", "plan", "discussion"];
 const app = document.getElementById("app");
 const banner = document.getElementById("banner");
 const state = { token: sessionStorage.getItem("telerounds.token"), user: null, socket: null, session: null,
@@ -105,22 +106,14 @@ function start() {
   });
   socket.on("session:state", onSessionState);
   socket.on("consult:updated", ({ consult }) => {
-    if (consult.kind === "round") { state.round?.consultUpdated(consult); return; } // a round patient's
+    connection.emit("consult", { consult });
+    if (consult.kind === "round") return; // a round patient's: the round room has it
     track(consult); render();
   });
   socket.on("consult:offer", ({ consult, expires_at }) => { state.offers.set(consult.id, { consult, expires_at }); knock(consult); render(); });
   socket.on("presence:changed", ({ presence }) => { state.session.presence = presence; say(t("presence.changed", { status: t(`presence.${presence.status}`) })); render(); });
-  socket.on("note:added", ({ consult_id, note }) => state.round?.addNote(consult_id, note) || (state.room?.consult.id === consult_id && state.room.addNote(note)));
-  socket.on("attachment:added", ({ consult_id, attachment }) => state.room?.consult.id === consult_id && state.room.addFile(attachment));
-  socket.on("consult:peer-joined", (p) => state.room?.peerJoined(p));
-  socket.on("consult:peer-left", (p) => state.room?.call?.drop(p.peer_id));
-  socket.on("rtc:signal", (m) => (m.round_id ? state.round?.signal(m) : state.room?.signal(m)));
-  socket.on("round:updated", ({ round }) => state.round?.id === round.id && state.round.apply(round));
-  socket.on("round:peer-joined", (p) => state.round?.peerJoined(p));
-  socket.on("round:peer-left", (p) => state.round?.call?.drop(p.peer_id));
-  // This user joined the call from another tab or device, which now holds their one seat.
-  socket.on("consult:replaced", (p) => { if (state.room?.consult.id === p.consult_id) { state.room.close(); say(p.message); } });
-  socket.on("round:replaced", (p) => { if (state.round?.id === p.round_id) { state.round.close(); say(p.message); } });
+  // The rooms follow their events themselves, through the connection below.
+  for (const [name, event] of Object.entries(ROOM_EVENTS)) socket.on(event, (payload) => connection.emit(name, payload));
   socket.on("round:starting", ({ round }) => { say(t("rounds.starting", { title: round.title })); state.roundsList?.load(); });
   socket.on("round:lead-requested", ({ request }) => { say(t("rounds.lead_requested", { title: request.title })); state.roundsList?.load(); });
 }
@@ -136,16 +129,9 @@ async function onSessionState(session) {
   state.consults = new Map(session.consults.map((c) => [c.id, c]));
   state.offers = new Map(session.offers.map((o) => [o.consult.id, o]));
   if (!state.specialties.length) state.specialties = (await api("/api/specialties")).specialties;
-  if (state.room) {
-    const consult = state.consults.get(state.room.consult.id);
-    if (consult?.status === "active") { await state.room.resume(); return; }
-    state.room.close();
-  }
-  if (state.round) {
-    const live = session.rounds.find((x) => x.round.id === state.round.id && x.round.session?.status === "active");
-    if (live) { await state.round.resume(); return; }
-    state.round.close();
-  }
+  // An open room resumes itself (or closes) from the new state.
+  connection.emit("state", { consults: state.consults, rounds: session.rounds, user: session.user });
+  if (state.room || state.round) return;
   state.roundsList?.load();
   render();
 }
@@ -158,13 +144,12 @@ function track(consult) {
     if (!known || known.version <= consult.version) state.consults.set(consult.id, consult);
   }
   if (consult.status !== "offered") state.offers.delete(consult.id);
-  if (state.room?.consult.id === consult.id && consult.status === "ended") state.room.close();
 }
 
 function render() {
-  if (state.room || state.round) return; // the room draws itself
+  if (state.room || state.round || state.precall) return; // the room (or the pre-join check) draws itself
   const role = state.user.role;
-  const precall = h("p", {}, h("a", { href: "/static/precall.html", class: "precall" }, t("precall.link")));
+  const precall = h("p", {}, h("a", { href: "#/precall", class: "precall", onclick: (e) => { e.preventDefault(); check(); } }, t("precall.link")));
   if (role === "clinician") app.replaceChildren(requestForm(), myConsults(), roundsSection(), precall);
   else if (role === "specialist") app.replaceChildren(presenceSwitch(), offersList(), myConsults(), roundsSection(), precall);
   else if (role === "supervisor") app.replaceChildren(supervisorBoard().element);
@@ -200,14 +185,8 @@ function roundsSection() {
 }
 
 async function enterRound(round) {
-  let stream;
-  try { stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true }); }
-  catch (e) { stream = await navigator.mediaDevices.getUserMedia({ audio: true }).catch(() => new MediaStream()); }
-  const ctx = { h, t, when, api, emit, opId, say, socket: state.socket, user: state.user,
-    onClose: () => { state.round = null; state.roundsList?.load(); render(); } };
-  state.round = new RoundRoom(ctx, round, stream);
-  app.replaceChildren(state.round.element);
-  await state.round.join();
+  state.round = new RoundRoom(roomContext(), round);
+  await state.round.enter();
 }
 
 // Clinician.
@@ -308,180 +287,60 @@ function knock(consult) {
   }
 }
 
-// The consult room.
-class Room {
-  constructor(consult, stream) {
-    this.consult = consult;
-    this.stream = stream;
-    this.lastSeq = 0;
-    this.notes = new Map();
-    this.tiles = new Tiles(h, t("room.you"), stream);
-    this.noteList = h("div", { class: "notes" });
-    this.fileList = h("ul", { class: "files" });
-    this.quality = h("span", { class: "quality" });
-    this.audioOnly = false;
-    this.draw();
-  }
+// ---- Until static/protocol.js (the shell's Connection) replaces it: the few Connection methods
+// the rooms use, over this page's socket. Event names as the Connection emits them.
+const ROOM_EVENTS = { note: "note:added", attachment: "attachment:added", "peer-joined": "consult:peer-joined",
+  "peer-reconnecting": "consult:peer-reconnecting", "peer-left": "consult:peer-left", signal: "rtc:signal",
+  round: "round:updated", "round-peer-joined": "round:peer-joined", "round-peer-reconnecting": "round:peer-reconnecting",
+  "round-peer-left": "round:peer-left", replaced: "consult:replaced", "round-replaced": "round:replaced" };
+const connection = {
+  listeners: new Map(),
+  on(name, fn) { if (!this.listeners.has(name)) this.listeners.set(name, new Set()); this.listeners.get(name).add(fn); },
+  off(name, fn) { this.listeners.get(name)?.delete(fn); },
+  emit(name, payload) {
+    if (name === "round-replaced") name = "replaced";
+    for (const fn of [...(this.listeners.get(name) || [])]) fn(payload);
+  },
+  async request(event, payload) {
+    let ack;
+    try { ack = await state.socket.timeout(10000).emitWithAck(event, payload); }
+    catch (e) { throw Object.assign(new Error(t("banner.reconnecting")), { code: "timeout" }); }
+    if (!ack.ok) throw Object.assign(new Error(ack.error.message), { code: ack.error.code });
+    return ack;
+  },
+  write(event, payload) { return this.request(event, { op_id: opId(), ...payload }); },
+  signal(roomKey, roomId, to, data) { return this.request("rtc:signal", { [roomKey]: roomId, to, data }); },
+  outbox: { pending: () => [], forConsult: () => [] },
+};
 
-  async join() {
-    // A peer that sees us joined may offer before our own join ack arrives (it travels through
-    // another instance): keep such signals until the call exists, then play them in order.
-    this.call?.close();
-    this.call = null;
-    this.pending = [];
-    const ack = await emit("consult:join", { consult_id: this.consult.id });
-    this.tiles.expect(ack.peers);
-    this.call = new Call(state.socket, "consult_id", this.consult.id, ack.ice_servers, this.stream,
-      (peerId, stream) => this.tiles.show(peerId, stream), (peerId) => this.tiles.remove(peerId));
-    this.call.selfId = ack.peer_id;
-    for (const note of ack.notes) this.addNote(note);
-    for (const m of this.pending.splice(0)) await this.call.receive(m.from, m.data);
-    for (const peer of ack.peers) if (!this.call.peers.has(peer.peer_id)) await this.call.offerTo(peer.peer_id);
-    this.statsTimer ??= setInterval(() => this.report(), 5000);
-    await this.restOfNotes(ack.next_cursor);
-  }
-
-  // The notes come a page at a time (the join ack brings the first): fetch the rest with the cursor.
-  async restOfNotes(cursor) {
-    while (cursor) {
-      const page = await emit("note:list", { consult_id: this.consult.id, cursor });
-      for (const note of page.notes) this.addNote(note);
-      cursor = page.next_cursor;
-    }
-  }
-
-  signal(m) {
-    if (this.call) this.call.receive(m.from, m.data).catch((e) => console.warn("rtc:signal", e));
-    else this.pending?.push(m);
-  }
-
-  // After a reconnect: join again (same peer back), fetch the notes written meanwhile, renegotiate.
-  async resume() {
-    await this.join();
-    const page = await emit("note:list", { consult_id: this.consult.id, after_seq: this.lastSeq });
-    for (const note of page.notes) this.addNote(note);
-    await this.restOfNotes(page.next_cursor);
-  }
-
-  peerJoined(p) {
-    this.tiles.peerJoined(p);
-    if (p.rejoined) this.call?.drop(p.peer_id); // it will send a new offer
-  }
-
-  addNote(note) {
-    this.notes.set(note.id, note);
-    this.lastSeq = Math.max(this.lastSeq, note.seq);
-    const replaced = new Set([...this.notes.values()].map((n) => n.amends).filter(Boolean));
-    const items = [...this.notes.values()].filter((n) => !replaced.has(n.id)).sort((a, b) => a.seq - b.seq).map((n) =>
-      h("div", { class: "note", "data-seq": n.seq, "data-section": n.section },
-        h("strong", {}, t(`section.${n.section}`)), " ", n.text,
-        h("small", {}, `${n.author?.name || ""} · ${when(n.created_at)}${n.amends ? ` · ${t("notes.amended")}` : ""} `,
-          // Only its author amends a note (the server refuses anyone else).
-          n.author?.id === state.user.id ? h("button", { class: "secondary", onclick: async () => {
-            const text = prompt(t("notes.amend_prompt"), n.text);
-            if (text) this.addNote((await emit("note:amend", { consult_id: this.consult.id, op_id: opId(), note_id: n.id, text })).note);
-          } }, t("notes.amend")) : null)));
-    this.noteList.replaceChildren(...items);
-  }
-
-  addFile(file) {
-    if (this.fileList.querySelector(`[data-file="${file.id}"]`)) return;
-    this.fileList.append(h("li", { "data-file": file.id }, h("a", { href: "#", onclick: async (e) => {
-      e.preventDefault();
-      window.open(URL.createObjectURL(await api(file.url)), "_blank", "noopener");
-    } }, file.filename)));
-  }
-
-  async report() {
-    if (!this.call) return;
-    const q = await this.call.quality();
-    const bitrate = this.lastBytes != null ? Math.round(((q.bytes - this.lastBytes) * 8) / 5000) : undefined;
-    this.lastBytes = q.bytes;
-    const level = q.loss_pct > 10 || q.rtt_ms > 800 ? "poor" : q.loss_pct > 3 || q.rtt_ms > 300 ? "fair" : "good";
-    this.quality.textContent = `${t("room.quality")}: ${t(`room.quality.${level}`)} (${q.rtt_ms} ms, ${q.loss_pct}%)`;
-    if (level === "poor" && !this.audioOnly) say(t("room.poor_link"));
-    state.socket.emit("rtc:stats", { consult_id: this.consult.id, rtt_ms: q.rtt_ms, loss_pct: q.loss_pct, audio_only: this.audioOnly, ...(bitrate != null ? { bitrate_kbps: bitrate } : {}) });
-  }
-
-  draw() {
-    const c = this.consult;
-    const section = h("select", { name: "section" }, SECTIONS.map((s) => h("option", { value: s }, t(`section.${s}`))));
-    const text = h("textarea", { name: "note", rows: 3, maxlength: 20000 });
-    const noteForm = h("form", { onsubmit: async (e) => {
-      e.preventDefault();
-      if (!text.value.trim()) return;
-      const { note } = await emit("note:add", { consult_id: c.id, op_id: opId(), section: section.value, text: text.value });
-      text.value = ""; this.addNote(note);
-    } }, section, text, h("button", { type: "submit" }, t("notes.add")));
-    const file = h("input", { type: "file", accept: "image/jpeg,image/png,application/pdf" });
-    const upload = h("button", { type: "button", class: "secondary", onclick: async () => {
-      if (!file.files[0]) return;
-      const form = new FormData(); form.append("file", file.files[0]);
-      this.addFile((await api(`/api/consults/${c.id}/attachments`, { method: "POST", body: form })).attachment);
-    } }, t("files.upload"));
-    const outcome = h("select", { name: "outcome" }, ["treated_locally", "transfer", "follow_up", "onsite_support"].map((o) => h("option", { value: o }, t(`outcome.${o}`))));
-    const summary = h("textarea", { name: "summary", rows: 2 });
-    const end = h("form", { onsubmit: async (e) => {
-      e.preventDefault();
-      await emit("consult:end", { consult_id: c.id, outcome: outcome.value, summary: summary.value || undefined });
-      this.close();
-    } }, h("h2", {}, t("end.title")), h("label", {}, t("end.outcome"), outcome), h("label", {}, t("end.summary"), summary), h("button", { type: "submit" }, t("end.submit")));
-    let mic = true, cam = true;
-    const micButton = h("button", { class: "secondary", onclick: () => { mic = !mic; this.call.setAudio(mic); micButton.textContent = t(mic ? "room.mute" : "room.unmute"); } }, t("room.mute"));
-    const camButton = h("button", { class: "secondary", onclick: () => { cam = !cam; this.call.setVideo(cam); camButton.textContent = t(cam ? "room.camera_off" : "room.camera_on"); } }, t("room.camera_off"));
-    const audioButton = h("button", { class: "secondary", onclick: () => {
-      this.audioOnly = !this.audioOnly; this.call.setVideo(!this.audioOnly);
-      audioButton.textContent = t(this.audioOnly ? "room.video_back" : "room.audio_only");
-      say(this.audioOnly ? t("room.audio_only_on") : "");
-    } }, t("room.audio_only"));
-    const cameraTrack = () => this.stream.getVideoTracks()[0];
-    const shareButton = h("button", { class: "secondary", onclick: async () => {
-      const screen = await navigator.mediaDevices.getDisplayMedia({ video: true });
-      const track = screen.getVideoTracks()[0];
-      await this.call.replaceVideo(track);
-      say(t("room.sharing"));
-      track.onended = async () => { await this.call.replaceVideo(cameraTrack()); say(""); };
-    } }, t("room.share"));
-    const switchButton = h("button", { class: "secondary", onclick: async () => {
-      const cameras = (await navigator.mediaDevices.enumerateDevices()).filter((d) => d.kind === "videoinput");
-      if (cameras.length < 2) { say(t("room.one_camera")); return; }
-      const current = cameraTrack()?.getSettings().deviceId;
-      const next = cameras[(cameras.findIndex((d) => d.deviceId === current) + 1) % cameras.length];
-      const fresh = (await navigator.mediaDevices.getUserMedia({ video: { deviceId: { exact: next.deviceId } } })).getVideoTracks()[0];
-      const old = cameraTrack();
-      if (old) { this.stream.removeTrack(old); old.stop(); }
-      this.stream.addTrack(fresh);
-      await this.call.replaceVideo(fresh);
-    } }, t("room.switch_camera"));
-    app.replaceChildren(h("div", { class: "room", "data-consult": c.id },
-      h("section", {}, h("h2", {}, `${t("room.title")} — ${c.patient.ref} — ${specialtyName(c.specialty)}`), this.tiles.element,
-        h("div", { class: "row" }, micButton, camButton, audioButton, switchButton, shareButton, this.quality,
-          h("a", { href: "#", onclick: async (e) => { e.preventDefault(); window.open(URL.createObjectURL(await api(`/api/consults/${c.id}/minutes`)), "_blank"); } }, t("minutes")),
-          h("button", { class: "secondary", onclick: () => { emit("consult:leave", { consult_id: c.id }); this.close(); } }, t("room.leave")))),
-      h("div", {}, h("section", {}, h("h2", {}, t("notes.title")), this.noteList, noteForm),
-        h("section", {}, h("h2", {}, t("files.title")), this.fileList, file, upload), h("section", {}, end))));
-  }
-
-  close() {
-    clearInterval(this.statsTimer);
-    this.call?.close();
-    for (const track of this.stream.getTracks()) track.stop();
-    state.room = null;
-    render();
-  }
+function roomContext() {
+  return { h, t, when, api, connection, user: state.user, say, specialtyName, show: (el) => app.replaceChildren(el),
+    onClose: ({ reason, message }) => {
+      state.room = null; state.round = null;
+      if (reason === "full" || reason === "replaced") say(message, reason === "full");
+      else if (reason === "ended") say(t("room.ended"));
+      state.roundsList?.load();
+      render();
+    } };
 }
+// ---- end of the stand-in connection
 
 async function enterRoom(consult) {
-  let stream;
-  try { stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true }); }
-  catch (e) { stream = await navigator.mediaDevices.getUserMedia({ audio: true }).catch(() => new MediaStream()); }
-  state.room = new Room(consult, stream);
-  await state.room.join();
+  state.room = new ConsultRoom(roomContext(), consult);
+  await state.room.enter();
+}
+
+// The camera, microphone and network check (the pre-join screen without Join).
+async function check() {
+  state.precall = true;
+  await preJoin(roomContext(), { title: t("prejoin.check_title"), check: true });
+  state.precall = false;
+  render();
 }
 
 document.getElementById("language").addEventListener("click", async () => { await load(language === "vi" ? "en" : "vi"); if (state.user) render(); });
 // Signing out ends the token on the server too (POST /api/logout), not only in this tab.
-document.getElementById("logout").addEventListener("click", () => { if (state.token) fetch("/api/logout", { method: "POST", headers: { Authorization: `Bearer ${state.token}` } }).catch(() => {}); state.token = null; sessionStorage.removeItem("telerounds.token"); state.socket?.disconnect(); state.board?.stop(); state.board = null; state.admin = null; state.session = null; state.room?.close(); state.round?.close(); state.roundsList = null; showLogin(); });
+document.getElementById("logout").addEventListener("click", () => { if (state.token) fetch("/api/logout", { method: "POST", headers: { Authorization: `Bearer ${state.token}` } }).catch(() => {}); state.token = null; sessionStorage.removeItem("telerounds.token"); state.socket?.disconnect(); state.board?.stop(); state.board = null; state.admin = null; state.session = null; state.room?.close(); state.round?.close(); state.room = null; state.round = null; state.roundsList = null; showLogin(); });
 
 await load();
 if (state.token) start(); else showLogin();

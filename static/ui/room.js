@@ -1,0 +1,215 @@
+// The consult room: the call stage, kept in view, beside the notes and the attachments. Only the
+// accepted specialist ends the consult, choosing the outcome in a dialog that asks to confirm;
+// anyone leaves. The room follows the connection's events itself and resumes after a reconnect.
+import { Call } from "/static/call.js";
+import { Attachments } from "/static/ui/attachments.js";
+import { Notes } from "/static/ui/notes.js";
+import { preJoin } from "/static/ui/prejoin.js";
+import { Stage } from "/static/ui/stage.js";
+
+export const OUTCOMES = ["treated_locally", "transfer", "follow_up", "onsite_support"];
+
+// Join refused because the call has its six people already (the server says `conflict`, "full").
+export const isFull = (e) => e?.code === "conflict" && /full/i.test(e?.message || "");
+
+export class ConsultRoom {
+  // `ctx`: { h, t, when, api, connection, user, say, specialtyName, onClose, show? }.
+  constructor(ctx, consult) {
+    this.ctx = ctx;
+    this.consult = consult;
+    this.call = null;
+    this.closed = false;
+    this.element = ctx.h("div", { class: "room consult-room", "data-consult": consult.id });
+    this.handlers = {
+      signal: (m) => m.consult_id === this.consult.id && this.signal(m),
+      "peer-joined": (p) => p.consult_id === this.consult.id && this.peerJoined(p),
+      "peer-reconnecting": (p) => p.consult_id === this.consult.id && this.stage?.peerReconnecting(p.peer_id),
+      "peer-left": (p) => p.consult_id === this.consult.id && this.peerLeft(p.peer_id),
+      consult: ({ consult }) => consult.id === this.consult.id && this.updated(consult),
+      replaced: (p) => p.consult_id === this.consult.id && this.leave("replaced", { message: p.message }),
+      state: (state) => this.resume(state),
+    };
+  }
+
+  get id() { return this.consult.id; }
+
+  show(element) { (this.ctx.show || ((el) => document.getElementById("app").replaceChildren(el)))(element); }
+
+  // The pre-join screen, then the room. Resolves once the call is joined (or the user went back).
+  async enter() {
+    const { t, specialtyName } = this.ctx;
+    const c = this.consult;
+    const stream = await preJoin(this.ctx, { title: `${t("room.title")} — ${c.patient.ref} — ${specialtyName?.(c.specialty) || c.specialty}` });
+    if (!stream) { this.finish("left"); return; }
+    this.stream = stream;
+    this.draw();
+    this.show(this.element);
+    for (const [name, fn] of Object.entries(this.handlers)) this.ctx.connection.on(name, fn);
+    await this.join();
+  }
+
+  draw() {
+    const { h, t, user, specialtyName } = this.ctx;
+    const c = this.consult;
+    this.stage = new Stage(this.ctx, { stream: this.stream, selfName: user.name, onLeave: () => this.leaveCall(),
+      onStats: (sample) => this.ctx.connection.request("rtc:stats", { consult_id: c.id, ...sample }).catch(() => {}) });
+    this.notes = new Notes(this.ctx, { consultId: c.id });
+    this.files = new Attachments(this.ctx, { consultId: c.id });
+    const minutes = h("button", { type: "button", class: "link minutes", onclick: () => this.minutes() }, t("room.minutes"));
+    let end = null;
+    // Only the accepted specialist records the outcome and ends the consult.
+    if (c.specialist?.id === user.id) {
+      this.endDialog = this.endForm();
+      end = h("button", { type: "button", class: "end-consult", onclick: () => this.endDialog.showModal() }, t("room.end"));
+      this.stage.addControl(end);
+    }
+    const who = [c.requester, c.specialist].filter(Boolean).map((p) => `${p.name} — ${p.hospital?.name || ""}`).join(" · ");
+    this.element.replaceChildren(
+      h("div", { class: "room-stage" }, h("h2", { class: "room-title" }, `${t("room.title")} — ${c.patient.ref} — ${specialtyName?.(c.specialty) || c.specialty}`),
+        this.stage.element),
+      h("div", { class: "room-side" },
+        h("section", { class: "room-patient" }, h("h2", {}, t("room.patient")),
+          h("p", {}, `${c.patient.ref}${c.patient.age != null ? `, ${c.patient.age}` : ""}`),
+          c.patient.summary ? h("p", { class: "note-text" }, c.patient.summary) : null,
+          h("p", { class: "muted" }, who), minutes),
+        h("section", { class: "room-notes" }, h("h2", {}, t("notes.title")), this.notes.element),
+        h("section", { class: "room-files" }, h("h2", {}, t("files.title")), this.files.element),
+        this.endDialog || null));
+    this.files.load();
+  }
+
+  // The end of the consult: the outcome is chosen here, and the dialog asks to confirm.
+  endForm() {
+    const { h, t } = this.ctx;
+    const outcome = h("select", { name: "outcome", required: true },
+      h("option", { value: "" }, t("room.outcome_choose")),
+      OUTCOMES.map((o) => h("option", { value: o }, t(`outcome.${o}`))));
+    const summary = h("textarea", { name: "summary", rows: 3, maxlength: 4000 });
+    const error = h("p", { class: "error", role: "alert" });
+    const dialog = h("dialog", { class: "end-dialog", "aria-labelledby": "end-dialog-title" });
+    const form = h("form", { class: "end-form", onsubmit: async (e) => {
+      e.preventDefault();
+      if (!outcome.value) { error.textContent = t("room.outcome_needed"); outcome.focus(); return; }
+      error.textContent = "";
+      try {
+        const ack = await this.ctx.connection.write("consult:end", { consult_id: this.consult.id, outcome: outcome.value,
+          summary: summary.value || undefined });
+        dialog.close();
+        this.leave("ended", { consult: ack?.consult });
+      } catch (err) {
+        error.textContent = t("error", { message: err.message });
+      }
+    } },
+    h("h2", { id: "end-dialog-title" }, t("room.end_title")),
+    h("p", {}, t("room.end_confirm")),
+    h("label", {}, t("room.outcome"), outcome), h("label", {}, t("room.summary"), summary), error,
+    h("div", { class: "row" }, h("button", { type: "submit", class: "danger" }, t("room.end_submit")),
+      h("button", { type: "button", class: "secondary", onclick: () => dialog.close() }, t("room.end_cancel"))));
+    dialog.append(form);
+    return dialog;
+  }
+
+  async join() {
+    const { connection } = this.ctx;
+    // A peer that sees us joined may offer before our join ack arrives (it travels through another
+    // instance): keep such signals until the call exists, then play them in order.
+    this.pending = [];
+    this.joining = true;
+    let ack;
+    try {
+      ack = await connection.request("consult:join", { consult_id: this.id });
+    } catch (e) {
+      this.joining = false;
+      if (isFull(e)) { this.leave("full", { message: this.ctx.t("room.full") }); return; }
+      this.ctx.say?.(this.ctx.t("error", { message: e.message }), true);
+      return;
+    }
+    if (this.closed) return;
+    if (ack.consult) this.consult = ack.consult;
+    this.stage.expect(ack.peers);
+    const call = new Call({ signal: (to, data) => connection.signal("consult_id", this.id, to, data),
+      iceServers: ack.ice_servers, icePolicy: ack.ice_policy || "all", stream: this.stream, selfId: ack.peer_id });
+    this.stage.attach(call);
+    this.call = call;
+    this.joining = false;
+    this.notes.addAll(ack.notes);
+    for (const m of this.pending.splice(0)) await call.receive(m.from, m.data).catch((e) => console.warn("rtc:signal", e));
+    for (const peer of ack.peers) if (!call.peers.has(peer.peer_id)) await call.offerTo(peer.peer_id);
+    await this.restOfNotes(ack.next_cursor);
+  }
+
+  // The notes come a page at a time (the join ack brings the first): fetch the rest with the cursor.
+  async restOfNotes(cursor) {
+    while (cursor && !this.closed) {
+      const page = await this.ctx.connection.request("note:list", { consult_id: this.id, cursor });
+      this.notes.addAll(page.notes);
+      cursor = page.next_cursor;
+    }
+  }
+
+  signal(m) {
+    if (this.call && !this.joining) this.call.receive(m.from, m.data).catch((e) => console.warn("rtc:signal", e));
+    else this.pending?.push(m);
+  }
+
+  peerJoined(p) {
+    this.stage.peerJoined(p);
+    if (p.rejoined) this.call?.drop(p.peer_id, true); // it will send a new offer
+  }
+
+  peerLeft(peerId) {
+    this.stage.peerLeft(peerId);
+    this.call?.drop(peerId);
+  }
+
+  updated(consult) {
+    if (consult.version != null && this.consult.version != null && consult.version < this.consult.version) return;
+    this.consult = { ...this.consult, ...consult };
+    if (["ended", "cancelled"].includes(consult.status)) this.leave("ended", { consult });
+  }
+
+  // After a reconnect: still active, join again (same peer back) and fetch the notes written
+  // meanwhile; ended while we were away, say so.
+  async resume(state) {
+    if (this.closed || !this.stage) return;
+    const known = state?.consults?.get ? state.consults.get(this.id) : null;
+    if (!known || known.status !== "active") { this.leave("ended", { consult: known || undefined }); return; }
+    const after = this.notes.lastSeq;
+    await this.join();
+    if (this.closed) return;
+    const page = await this.ctx.connection.request("note:list", { consult_id: this.id, after_seq: after });
+    this.notes.addAll(page.notes);
+    await this.restOfNotes(page.next_cursor);
+  }
+
+  async minutes() {
+    // The record page (the shell's `#/record/<id>`) shows the minutes styled, with a Print button.
+    window.open(`#/record/${encodeURIComponent(this.id)}`, "_blank", "noopener");
+  }
+
+  leaveCall() {
+    this.ctx.connection.request("consult:leave", { consult_id: this.id }).catch(() => {});
+    this.leave("left");
+  }
+
+  leave(reason, extra = {}) {
+    if (this.closed) return;
+    this.close();
+    this.finish(reason, extra);
+  }
+
+  finish(reason, extra = {}) {
+    this.ctx.onClose?.({ reason, consult: this.consult, ...extra });
+  }
+
+  close() {
+    if (this.closed) return;
+    this.closed = true;
+    for (const [name, fn] of Object.entries(this.handlers)) this.ctx.connection.off(name, fn);
+    if (this.endDialog?.open) this.endDialog.close();
+    this.stage?.close();
+    this.notes?.close();
+    this.files?.close();
+    if (!this.stage) for (const track of this.stream?.getTracks() || []) track.stop();
+  }
+}
