@@ -3,6 +3,7 @@
 import { io } from "/static/vendor/socket.io.esm.min.js";
 import { adminHome } from "/static/admin.js";
 import { Board } from "/static/board.js";
+import { Connection } from "/static/protocol.js";
 import { RoundsList } from "/static/rounds.js";
 import { ConsultRoom } from "/static/ui/room.js";
 import { RoundRoom } from "/static/ui/roundroom.js";
@@ -80,6 +81,9 @@ function showLogin(message = "") {
 // Connection: reconnects by itself; every (re)connect brings a fresh session:state.
 function start() {
   state.socket?.disconnect();
+  state.connection?.close();
+  state.connection = new Connection({ io, token: state.token, storage: localStorage });
+  state.connection.connect();
   const socket = io({ auth: { token: state.token }, transports: ["websocket"] });
   state.socket = socket;
   socket.on("connect_error", (error) => {
@@ -106,14 +110,11 @@ function start() {
   });
   socket.on("session:state", onSessionState);
   socket.on("consult:updated", ({ consult }) => {
-    connection.emit("consult", { consult });
     if (consult.kind === "round") return; // a round patient's: the round room has it
     track(consult); render();
   });
   socket.on("consult:offer", ({ consult, expires_at }) => { state.offers.set(consult.id, { consult, expires_at }); knock(consult); render(); });
   socket.on("presence:changed", ({ presence }) => { state.session.presence = presence; say(t("presence.changed", { status: t(`presence.${presence.status}`) })); render(); });
-  // The rooms follow their events themselves, through the connection below.
-  for (const [name, event] of Object.entries(ROOM_EVENTS)) socket.on(event, (payload) => connection.emit(name, payload));
   socket.on("round:starting", ({ round }) => { say(t("rounds.starting", { title: round.title })); state.roundsList?.load(); });
   socket.on("round:lead-requested", ({ request }) => { say(t("rounds.lead_requested", { title: request.title })); state.roundsList?.load(); });
 }
@@ -129,9 +130,7 @@ async function onSessionState(session) {
   state.consults = new Map(session.consults.map((c) => [c.id, c]));
   state.offers = new Map(session.offers.map((o) => [o.consult.id, o]));
   if (!state.specialties.length) state.specialties = (await api("/api/specialties")).specialties;
-  // An open room resumes itself (or closes) from the new state.
-  connection.emit("state", { consults: state.consults, rounds: session.rounds, user: session.user });
-  if (state.room || state.round) return;
+  if (state.room || state.round) return; // an open room resumes itself (or closes) from the Connection's state
   state.roundsList?.load();
   render();
 }
@@ -287,34 +286,10 @@ function knock(consult) {
   }
 }
 
-// ---- Until static/protocol.js (the shell's Connection) replaces it: the few Connection methods
-// the rooms use, over this page's socket. Event names as the Connection emits them.
-const ROOM_EVENTS = { note: "note:added", attachment: "attachment:added", "peer-joined": "consult:peer-joined",
-  "peer-reconnecting": "consult:peer-reconnecting", "peer-left": "consult:peer-left", signal: "rtc:signal",
-  round: "round:updated", "round-peer-joined": "round:peer-joined", "round-peer-reconnecting": "round:peer-reconnecting",
-  "round-peer-left": "round:peer-left", replaced: "consult:replaced", "round-replaced": "round:replaced" };
-const connection = {
-  listeners: new Map(),
-  on(name, fn) { if (!this.listeners.has(name)) this.listeners.set(name, new Set()); this.listeners.get(name).add(fn); },
-  off(name, fn) { this.listeners.get(name)?.delete(fn); },
-  emit(name, payload) {
-    if (name === "round-replaced") name = "replaced";
-    for (const fn of [...(this.listeners.get(name) || [])]) fn(payload);
-  },
-  async request(event, payload) {
-    let ack;
-    try { ack = await state.socket.timeout(10000).emitWithAck(event, payload); }
-    catch (e) { throw Object.assign(new Error(t("banner.reconnecting")), { code: "timeout" }); }
-    if (!ack.ok) throw Object.assign(new Error(ack.error.message), { code: ack.error.code });
-    return ack;
-  },
-  write(event, payload) { return this.request(event, { op_id: opId(), ...payload }); },
-  signal(roomKey, roomId, to, data) { return this.request("rtc:signal", { [roomKey]: roomId, to, data }); },
-  outbox: { pending: () => [], forConsult: () => [] },
-};
-
+// ---- Until the shell's rewrite of this file: the rooms run on the protocol layer's Connection
+// (its own socket, beside this page's), which this page opens at sign-in.
 function roomContext() {
-  return { h, t, when, api, connection, user: state.user, say, specialtyName, show: (el) => app.replaceChildren(el),
+  return { h, t, when, api, connection: state.connection, user: state.user, say, specialtyName, show: (el) => app.replaceChildren(el),
     onClose: ({ reason, message }) => {
       state.room = null; state.round = null;
       if (reason === "full" || reason === "replaced") say(message, reason === "full");
@@ -340,7 +315,7 @@ async function check() {
 
 document.getElementById("language").addEventListener("click", async () => { await load(language === "vi" ? "en" : "vi"); if (state.user) render(); });
 // Signing out ends the token on the server too (POST /api/logout), not only in this tab.
-document.getElementById("logout").addEventListener("click", () => { if (state.token) fetch("/api/logout", { method: "POST", headers: { Authorization: `Bearer ${state.token}` } }).catch(() => {}); state.token = null; sessionStorage.removeItem("telerounds.token"); state.socket?.disconnect(); state.board?.stop(); state.board = null; state.admin = null; state.session = null; state.room?.close(); state.round?.close(); state.room = null; state.round = null; state.roundsList = null; showLogin(); });
+document.getElementById("logout").addEventListener("click", () => { if (state.token) fetch("/api/logout", { method: "POST", headers: { Authorization: `Bearer ${state.token}` } }).catch(() => {}); state.token = null; sessionStorage.removeItem("telerounds.token"); state.socket?.disconnect(); state.connection?.close(); state.connection = null; state.board?.stop(); state.board = null; state.admin = null; state.session = null; state.room?.close(); state.round?.close(); state.room = null; state.round = null; state.roundsList = null; showLogin(); });
 
 await load();
 if (state.token) start(); else showLogin();

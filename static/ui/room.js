@@ -199,7 +199,7 @@ export class ConsultRoom {
   }
 
   finish(reason, extra = {}) {
-    this.ctx.onClose?.({ reason, consult: this.consult, ...extra });
+    this.ctx.onClose?.({ reason, ...extra, consult: extra.consult || this.consult });
   }
 
   close() {
