@@ -63,11 +63,23 @@ class IceCandidate(Payload):
     candidate: IceCandidateInit
 
 
+class MediaState(Payload):
+    """The sender's microphone, camera and screen share, so the other tiles show its badges."""
+
+    audio: bool
+    video: bool
+    screen: bool
+
+
+class Media(Payload):
+    media: MediaState
+
+
 class Signal(Payload):
     consult_id: Id | None = None
     round_id: Id | None = None
     to: Id
-    data: SessionDescription | IceCandidate
+    data: SessionDescription | IceCandidate | Media
 
 
 class Stats(Payload):
