@@ -114,11 +114,15 @@ async def queue_updated(services: Services, out: list[Event], key: str) -> None:
             await updated(services, out, consult)
 
 
-async def presence_changed(services: Services, out: list[Event], user_id: str) -> None:
-    """`presence:changed` to the user's screens, after the server set their status."""
+async def presence_changed(services: Services, out: list[Event], user_id: str, reason: str | None = None) -> None:
+    """`presence:changed` to the user's screens, after the server set their status; `reason`
+    says why when the screen should ask about it (`offer_missed`: an offer lapsed unanswered)."""
     services.board_changed()
     changed = await presence.of(services.redis, user_id)
-    out.append(Event("presence:changed", {"presence": changed}, To.user(user_id)))
+    payload: dict[str, Any] = {"presence": changed}
+    if reason is not None:
+        payload["reason"] = reason
+    out.append(Event("presence:changed", payload, To.user(user_id)))
 
 
 # Matching.
@@ -375,7 +379,7 @@ async def expire(services: Services, out: list[Event], consult_id: str) -> None:
         # request wait on them too. They see it and switch back when they return.
         for specialist_id in unanswered:
             await presence.set_status(services.redis, specialist_id, "away")
-            await presence_changed(services, out, specialist_id)
+            await presence_changed(services, out, specialist_id, reason="offer_missed")
     await updated(services, out, back, also=unanswered)
     await dispatch(services, out, back)
 
