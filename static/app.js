@@ -16,6 +16,7 @@ import { History } from "/static/ui/history.js";
 import { RecordPage, importMain } from "/static/ui/record.js";
 import { ConsultRoom } from "/static/ui/room.js";
 import { RoundRoom } from "/static/ui/roundroom.js";
+import { preJoin } from "/static/ui/stage.js";
 
 const TOKEN_KEY = "telerounds.token";
 const app = document.getElementById("app");
@@ -202,11 +203,10 @@ function endedNotice() {
 // Rooms: the shell opens them; they close themselves and say why.
 async function openRoom(Kind, subject) {
   if (state.room) return;
-  const room = new Kind(ctx({ onClose: (why) => roomClosed(room, why || {}) }), subject);
+  const room = new Kind(ctx({ onClose: (why) => roomClosed(room, why || {}), show }), subject);
   state.room = room;
   state.screen?.close?.();
   state.screen = null;
-  app.replaceChildren(room.element);
   try { await room.enter(); } catch (error) {
     console.warn("room", error);
     if (state.room === room) { room.close(); }
@@ -218,9 +218,20 @@ function roomClosed(room, { reason, consult, message }) {
   state.room = null;
   if (reason === "ended" && consult) state.ended = consult;
   else if (reason === "replaced" && message) say(message);
-  else if (reason === "full") say({ key: "room.full", error: true });
+  else if (reason === "full") say(message ? { text: message, error: true } : { key: "room.full", error: true });
   state.roundsList?.load();
   if (location.hash && location.hash !== "#/") location.hash = "#/"; else render();
+}
+
+// The rooms and the pre-join screen put themselves on the page through this.
+function show(element) { app.replaceChildren(element); }
+
+// The camera, microphone and network check (the pre-join screen with the server's echo test).
+async function check() {
+  if (state.room) return;
+  state.room = { close() {} }; // holds the page like a room while the check runs
+  try { await preJoin(ctx({ show }), { title: t("prejoin.check_title"), check: true }); }
+  finally { state.room = null; render(); }
 }
 
 const openConsult = (consult) => openRoom(ConsultRoom, consult);
@@ -262,7 +273,7 @@ function homeScreen() {
   }
   if (!state.home || state.home.language !== language) {
     state.home?.close();
-    state.home = new Home(ctx({ openRoom: openConsult, rounds: roundsSection, onFlash: flashTitle }));
+    state.home = new Home(ctx({ openRoom: openConsult, rounds: roundsSection, onFlash: flashTitle, onCheck: check }));
     state.home.language = language;
   } else state.home.draw();
   const notice = endedNotice();

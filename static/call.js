@@ -1,83 +1,82 @@
-// One person's video in a call, with their name under it (`h` builds elements, never HTML).
-function videoTile(h, id, name, stream, muted = false) {
-  const video = h("video", { autoplay: true, playsinline: true, muted });
-  video.muted = muted;
-  video.srcObject = stream;
-  return h("div", { class: "tile", "data-peer": id }, video, h("span", { class: "name" }, name));
-}
-
-// The videos of a call, the consult's or the round's: yours (muted), then one per other peer.
-export class Tiles {
-  constructor(h, yourName, stream) {
-    this.h = h;
-    this.names = new Map(); // peer_id -> name
-    this.element = h("div", { class: "tiles" });
-    this.element.append(videoTile(h, "self", yourName, stream, true));
-  }
-
-  // The peers of a join ack, whose media will follow.
-  expect(peers) { this.names = new Map(peers.map((p) => [p.peer_id, p.user.name])); }
-
-  peerJoined(p) { this.names.set(p.peer_id, p.user.name); }
-
-  show(peerId, stream) {
-    let tile = this.element.querySelector(`[data-peer="${peerId}"]`);
-    if (!tile) { tile = videoTile(this.h, peerId, this.names.get(peerId) || "", stream); this.element.append(tile); }
-    tile.querySelector("video").srcObject = stream;
-  }
-
-  remove(peerId) { this.element.querySelector(`[data-peer="${peerId}"]`)?.remove(); }
-}
-
 // A mesh call: one RTCPeerConnection per other peer. The newcomer offers; the others answer.
+// No DOM here: the page gets tracks, peer states, the others' media state and audio levels
+// through callbacks, and sends signals through the `signal(to, data)` it hands in.
+
+const PEER_STATE = { new: "connecting", connecting: "connecting", connected: "connected",
+  disconnected: "reconnecting", failed: "failed" };
+
 export class Call {
-  constructor(socket, roomKey, roomId, iceServers, stream, onTrack, onGone) {
-    this.socket = socket;
-    this.roomKey = roomKey; // "consult_id" or "round_id"
-    this.roomId = roomId;
+  // `signal(to, data) -> Promise`, or a `connection` with signal(roomKey, roomId, to, data).
+  constructor({ signal, connection, roomKey, roomId, iceServers = [], icePolicy = "all", stream, selfId = null }) {
+    this.send = signal || ((to, data) => connection.signal(roomKey, roomId, to, data));
     this.iceServers = iceServers;
+    this.icePolicy = icePolicy;
     this.stream = stream;
-    this.onTrack = onTrack;
-    this.onGone = onGone;
+    this.selfId = selfId;
     this.peers = new Map(); // peer_id -> RTCPeerConnection
+    this.media = { audio: stream.getAudioTracks().some((x) => x.enabled),
+      video: stream.getVideoTracks().some((x) => x.enabled), screen: false };
+    this.onTrack = () => {};
+    this.onGone = () => {};
+    this.onPeerState = () => {};
+    this.onMedia = () => {};
   }
 
   connection(peerId) {
     let pc = this.peers.get(peerId);
     if (pc) return pc;
-    pc = new RTCPeerConnection({ iceServers: this.iceServers });
+    pc = new RTCPeerConnection({ iceServers: this.iceServers, iceTransportPolicy: this.icePolicy });
     for (const track of this.stream.getTracks()) pc.addTrack(track, this.stream);
     pc.onicecandidate = (e) => {
       if (e.candidate) this.signal(peerId, { candidate: e.candidate.toJSON() });
     };
     pc.ontrack = (e) => this.onTrack(peerId, e.streams[0] || new MediaStream([e.track]));
-    // For whoever has to find out why a call did not come up (support, the browser tests).
-    pc.onconnectionstatechange = () => console.info(`call ${peerId}: ${pc.connectionState}`);
+    pc.onconnectionstatechange = () => {
+      // For whoever has to find out why a call did not come up (support, the browser tests).
+      console.info(`call ${peerId}: ${pc.connectionState}`);
+      if (this.peers.get(peerId) !== pc) return; // an old connection, replaced meanwhile
+      const state = PEER_STATE[pc.connectionState];
+      if (state) this.onPeerState(peerId, state);
+      // The other side learns our mute, camera and screen state once connected: it may have
+      // joined after we changed them.
+      if (state === "connected") this.sendMedia(peerId);
+    };
     this.peers.set(peerId, pc);
+    this.onPeerState(peerId, "connecting");
     return pc;
   }
 
   signal(to, data) {
-    return this.socket.emitWithAck("rtc:signal", { [this.roomKey]: this.roomId, to, data });
+    return this.send(to, data).catch((e) => console.warn(`call ${to}: signal refused`, e?.code || e));
+  }
+
+  // Our media state to one peer, or to all. A server that does not know this shape yet refuses it
+  // (`invalid`): the call goes on without the badges.
+  sendMedia(peerId = null) {
+    const targets = peerId ? [peerId] : [...this.peers.keys()];
+    for (const to of targets) {
+      this.send(to, { media: { ...this.media } }).catch(() => {});
+    }
   }
 
   // As the newcomer: offer to everyone already in the call.
   async offerTo(peerId) {
     console.info(`call ${peerId}: offering`);
-    this.drop(peerId);
+    this.drop(peerId, true);
     const pc = this.connection(peerId);
     await pc.setLocalDescription(await pc.createOffer());
     await this.signal(peerId, { type: pc.localDescription.type, sdp: pc.localDescription.sdp });
   }
 
   async receive(from, data) {
+    if (data.media) { this.onMedia(from, { audio: !!data.media.audio, video: !!data.media.video, screen: !!data.media.screen }); return; }
     console.info(`call ${from}: received ${data.type || "candidate"}`);
     if (data.type === "offer") {
       // The server tells only one of two peers to offer; should both offer anyway (glare), the
       // offer of the peer with the smaller peer_id stands and the other answers it.
       const mine = this.peers.get(from);
       if (mine?.signalingState === "have-local-offer" && this.selfId && this.selfId < from) return;
-      this.drop(from); // a (re)joined peer starts afresh
+      this.drop(from, true); // a (re)joined peer starts afresh
       const pc = this.connection(from);
       await pc.setRemoteDescription(data);
       await pc.setLocalDescription(await pc.createAnswer());
@@ -90,25 +89,36 @@ export class Call {
     }
   }
 
-  drop(peerId) {
+  // `renewing`: a new connection to the same peer follows at once (a rejoin, an offer).
+  drop(peerId, renewing = false) {
     const pc = this.peers.get(peerId);
-    if (pc) { pc.close(); this.peers.delete(peerId); this.onGone(peerId); }
-  }
-
-  setVideo(enabled) {
-    for (const track of this.stream.getVideoTracks()) track.enabled = enabled;
-  }
-
-  // Send another picture (a screen, another camera) to every peer without renegotiating.
-  async replaceVideo(track) {
-    for (const pc of this.peers.values()) {
-      const sender = pc.getSenders().find((x) => x.track?.kind === "video");
-      if (sender) await sender.replaceTrack(track);
-    }
+    if (!pc) return;
+    pc.close();
+    this.peers.delete(peerId);
+    this.onGone(peerId, renewing);
   }
 
   setAudio(enabled) {
     for (const track of this.stream.getAudioTracks()) track.enabled = enabled;
+    this.media.audio = enabled;
+    this.sendMedia();
+  }
+
+  setVideo(enabled) {
+    for (const track of this.stream.getVideoTracks()) track.enabled = enabled;
+    this.media.video = enabled;
+    this.sendMedia();
+  }
+
+  // Send another picture (a screen, another camera) to every peer without renegotiating.
+  async replaceVideo(track, { screen = false } = {}) {
+    for (const pc of this.peers.values()) {
+      const sender = pc.getSenders().find((x) => x.track?.kind === "video" || x.track === null);
+      if (sender) await sender.replaceTrack(track);
+    }
+    this.media.screen = screen;
+    if (track) this.media.video = screen || track.enabled;
+    this.sendMedia();
   }
 
   // The worst figures over all peers: round trip, loss and incoming bitrate.
@@ -126,6 +136,21 @@ export class Call {
     }
     const loss = received + lost ? (100 * lost) / (received + lost) : 0;
     return { rtt_ms: Math.round(rtt), loss_pct: Math.round(loss * 10) / 10, bytes };
+  }
+
+  // How loud each peer is now (0..1), from the incoming audio's statistics: for the active speaker.
+  async levels() {
+    const levels = new Map();
+    for (const [peerId, pc] of this.peers) {
+      let level = 0;
+      for (const report of (await pc.getStats()).values()) {
+        if (report.type === "inbound-rtp" && report.kind === "audio" && report.audioLevel != null) {
+          level = Math.max(level, report.audioLevel);
+        }
+      }
+      levels.set(peerId, level);
+    }
+    return levels;
   }
 
   close() {

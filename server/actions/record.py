@@ -41,7 +41,9 @@ async def build(db: Database, consult: Consult) -> dict[str, Any]:
     events = await consults.timeline(db, consult.id)
     all_notes = await notes.after(db, consult.id)
     files = await attachments_of(db, consult.id)
+    found = (await consults.answers(db, [consult.id])).get(consult.id, [])
     ids: set[str | None] = {consult.requester_id, consult.specialist_id, consult.named_specialist_id}
+    ids |= {consult.ended_by_id} | consults.answer_people(found)
     ids |= {e.actor_id for e in events} | {n.author_id for n in all_notes} | {f.uploader_id for f in files}
     ids |= {str(e.detail.get("user_id")) for e in events if e.kind == "invited"}
     who = await consults.people(db, ids)
@@ -59,7 +61,7 @@ async def build(db: Database, consult: Consult) -> dict[str, Any]:
             seen.add(user_id)
             participants.append({**who[user_id], "part": "invited" if who[user_id]["role"] == "specialist" else "team"})
     return {
-        "consult": consult_view(consult, who),
+        "consult": consult_view(consult, who, answers=found),
         "hospital": hospital_ref(hospital.id, hospital.name, hospital.level) if hospital else None,
         "participants": participants,
         "timeline": [
@@ -70,7 +72,7 @@ async def build(db: Database, consult: Consult) -> dict[str, Any]:
             {**note_view(latest, who), "history": [note_view(old, who) for old in history]}
             for latest, history in notes.current_versions(all_notes)
         ],
-        "attachments": [attachment_view(f) for f in files],
+        "attachments": [attachment_view(f, who.get(f.uploader_id)) for f in files],
     }
 
 

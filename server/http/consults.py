@@ -61,9 +61,11 @@ async def list_consults(request: web.Request) -> web.Response:
     await audit.record_listing(
         services.db, account.id, "consults.list", [c.id for c in found], client_address(request), filters
     )
-    ids = {i for c in found for i in (c.requester_id, c.specialist_id, c.named_specialist_id)}
+    answered = await consults.answers(services.db, [c.id for c in found])
+    ids = {i for c in found for i in (c.requester_id, c.specialist_id, c.named_specialist_id, c.ended_by_id)}
+    ids |= {a.user_id for items in answered.values() for a in items}
     who = await consults.people(services.db, ids)
-    return web.json_response({"consults": [consult_view(c, who) for c in found]})
+    return web.json_response({"consults": [consult_view(c, who, answers=answered.get(c.id, ())) for c in found]})
 
 
 async def _readable(request: web.Request, action: str) -> tuple[Consult, str]:
@@ -193,7 +195,7 @@ async def add_attachment(request: web.Request) -> web.Response:
     await audit.record(
         services.db, account.id, "attachment.add", "consult", consult.id, client_address(request), item.id
     )
-    view = attachment_view(item)
+    view = attachment_view(item, account.person())
     added = {"consult_id": consult.id, "attachment": view}
     await outbox.send(services, [Event("attachment:added", added, To.parties(consult))])
     return web.json_response({"attachment": view}, status=201)

@@ -52,7 +52,10 @@ export class Home {
     const { h, t, rounds } = this.ctx;
     this.drawPresence();
     this.drawCards();
-    const precall = h("p", { class: "precall-link" }, h("a", { href: "/static/precall.html", class: "precall" }, t("precall.link")));
+    const precall = h("p", { class: "precall-link" }, h("a", { href: "#/", class: "precall", onclick: (e) => {
+      e.preventDefault();
+      this.ctx.onCheck?.();
+    } }, t("precall.link")));
     this.element.replaceChildren(...[this.presence, this.form, this.cards, rounds?.() || null, precall].filter(Boolean));
   }
 

@@ -1,182 +1,215 @@
-// The consult room, as it was before the call stage: tiles, call controls, notes, files and the
-// conclusion. Kept working on the protocol layer until static/ui/stage.js and its ConsultRoom
-// replace this file. `ctx`: { h, t, when, api, connection, user, say, specialtyName, onClose }.
-import { Call, Tiles } from "/static/call.js";
+// The consult room: the call stage, kept in view, beside the notes and the attachments. Only the
+// accepted specialist ends the consult, choosing the outcome in a dialog that asks to confirm;
+// anyone leaves. The room follows the connection's events itself and resumes after a reconnect.
+import { Call } from "/static/call.js";
+import { Attachments } from "/static/ui/attachments.js";
+import { Notes } from "/static/ui/notes.js";
+import { preJoin } from "/static/ui/prejoin.js";
+import { Stage } from "/static/ui/stage.js";
 
-const SECTIONS = ["history", "examination", "investigations", "assessment", "plan", "discussion"];
-const OUTCOMES = ["treated_locally", "transfer", "follow_up", "onsite_support"];
+export const OUTCOMES = ["treated_locally", "transfer", "follow_up", "onsite_support"];
 
-export async function cameraAndMicrophone() {
-  try { return await navigator.mediaDevices.getUserMedia({ audio: true, video: true }); }
-  catch (e) { return navigator.mediaDevices.getUserMedia({ audio: true }).catch(() => new MediaStream()); }
-}
+// Join refused because the call has its six people already (the server says `conflict`, "full").
+export const isFull = (e) => e?.code === "conflict" && /full/i.test(e?.message || "");
 
 export class ConsultRoom {
+  // `ctx`: { h, t, when, api, connection, user, say, specialtyName, onClose, show? }.
   constructor(ctx, consult) {
     this.ctx = ctx;
     this.consult = consult;
-    this.lastSeq = 0;
-    this.notes = new Map();
-    this.element = ctx.h("div", { class: "room", "data-consult": consult.id });
-    this.noteList = ctx.h("div", { class: "notes" });
-    this.fileList = ctx.h("ul", { class: "files" });
-    const mine = (p) => p.consult_id === consult.id;
-    this.listeners = {
-      "peer-joined": (p) => mine(p) && this.peerJoined(p),
-      "peer-left": (p) => mine(p) && this.call?.drop(p.peer_id),
-      signal: (m) => mine(m) && this.signal(m),
-      note: (p) => mine(p) && this.addNote(p.note),
-      attachment: (p) => mine(p) && this.addFile(p.attachment),
-      replaced: (p) => mine(p) && this.close({ reason: "replaced", message: p.message }),
-      consult: ({ consult: c }) => c.id === consult.id && c.status === "ended" && this.close({ reason: "ended", consult: c }),
-      state: (s) => {
-        if (s.consults.get(consult.id)?.status === "active") this.resume().catch((e) => console.warn("resume", e));
-        else this.close({ reason: "left" });
-      },
+    this.call = null;
+    this.closed = false;
+    this.element = ctx.h("div", { class: "room consult-room", "data-consult": consult.id });
+    this.handlers = {
+      signal: (m) => m.consult_id === this.consult.id && this.signal(m),
+      "peer-joined": (p) => p.consult_id === this.consult.id && this.peerJoined(p),
+      "peer-reconnecting": (p) => p.consult_id === this.consult.id && this.stage?.peerReconnecting(p.peer_id),
+      "peer-left": (p) => p.consult_id === this.consult.id && this.peerLeft(p.peer_id),
+      consult: ({ consult }) => consult.id === this.consult.id && this.updated(consult),
+      replaced: (p) => p.consult_id === this.consult.id && this.leave("replaced", { message: p.message }),
+      state: (state) => this.resume(state),
     };
-    for (const [name, fn] of Object.entries(this.listeners)) ctx.connection.on(name, fn);
   }
 
   get id() { return this.consult.id; }
 
-  request(event, payload) {
-    return this.ctx.connection.request(event, payload).catch((error) => {
-      this.ctx.say(this.ctx.t("error", { message: error.detail?.message || error.message }), true);
-      throw error;
-    });
-  }
+  show(element) { (this.ctx.show || ((el) => document.getElementById("app").replaceChildren(el)))(element); }
 
+  // The pre-join screen, then the room. Resolves once the call is joined (or the user went back).
   async enter() {
-    this.stream = await cameraAndMicrophone();
-    if (this.closed) { this.stopMedia(); return; }
-    this.tiles = new Tiles(this.ctx.h, this.ctx.t("room.you"), this.stream);
+    const { t, specialtyName } = this.ctx;
+    const c = this.consult;
+    const stream = await preJoin(this.ctx, { title: `${t("room.title")} — ${c.patient.ref} — ${specialtyName?.(c.specialty) || c.specialty}` });
+    if (!stream) { this.finish("left"); return; }
+    this.stream = stream;
     this.draw();
+    this.show(this.element);
+    for (const [name, fn] of Object.entries(this.handlers)) this.ctx.connection.on(name, fn);
     await this.join();
   }
 
+  draw() {
+    const { h, t, user, specialtyName } = this.ctx;
+    const c = this.consult;
+    this.stage = new Stage(this.ctx, { stream: this.stream, selfName: user.name, onLeave: () => this.leaveCall(),
+      onStats: (sample) => this.ctx.connection.request("rtc:stats", { consult_id: c.id, ...sample }).catch(() => {}) });
+    this.notes = new Notes(this.ctx, { consultId: c.id });
+    this.files = new Attachments(this.ctx, { consultId: c.id });
+    const minutes = h("button", { type: "button", class: "link minutes", onclick: () => this.minutes() }, t("room.minutes"));
+    let end = null;
+    // Only the accepted specialist records the outcome and ends the consult.
+    if (c.specialist?.id === user.id) {
+      this.endDialog = this.endForm();
+      end = h("button", { type: "button", class: "end-consult", onclick: () => this.endDialog.showModal() }, t("room.end"));
+      this.stage.addControl(end);
+    }
+    const who = [c.requester, c.specialist].filter(Boolean).map((p) => `${p.name} — ${p.hospital?.name || ""}`).join(" · ");
+    this.element.replaceChildren(
+      h("div", { class: "room-stage" }, h("h2", { class: "room-title" }, `${t("room.title")} — ${c.patient.ref} — ${specialtyName?.(c.specialty) || c.specialty}`),
+        this.stage.element),
+      h("div", { class: "room-side" },
+        h("section", { class: "room-patient" }, h("h2", {}, t("room.patient")),
+          h("p", {}, `${c.patient.ref}${c.patient.age != null ? `, ${c.patient.age}` : ""}`),
+          c.patient.summary ? h("p", { class: "note-text" }, c.patient.summary) : null,
+          h("p", { class: "muted" }, who), minutes),
+        h("section", { class: "room-notes" }, h("h2", {}, t("notes.title")), this.notes.element),
+        h("section", { class: "room-files" }, h("h2", {}, t("files.title")), this.files.element),
+        this.endDialog || null));
+    this.files.load();
+  }
+
+  // The end of the consult: the outcome is chosen here, and the dialog asks to confirm.
+  endForm() {
+    const { h, t } = this.ctx;
+    const outcome = h("select", { name: "outcome", required: true },
+      h("option", { value: "" }, t("room.outcome_choose")),
+      OUTCOMES.map((o) => h("option", { value: o }, t(`outcome.${o}`))));
+    const summary = h("textarea", { name: "summary", rows: 3, maxlength: 4000 });
+    const error = h("p", { class: "error", role: "alert" });
+    const dialog = h("dialog", { class: "end-dialog", "aria-labelledby": "end-dialog-title" });
+    const form = h("form", { class: "end-form", onsubmit: async (e) => {
+      e.preventDefault();
+      if (!outcome.value) { error.textContent = t("room.outcome_needed"); outcome.focus(); return; }
+      error.textContent = "";
+      try {
+        const ack = await this.ctx.connection.write("consult:end", { consult_id: this.consult.id, outcome: outcome.value,
+          summary: summary.value || undefined });
+        dialog.close();
+        this.leave("ended", { consult: ack?.consult });
+      } catch (err) {
+        error.textContent = t("error", { message: err.message });
+      }
+    } },
+    h("h2", { id: "end-dialog-title" }, t("room.end_title")),
+    h("p", {}, t("room.end_confirm")),
+    h("label", {}, t("room.outcome"), outcome), h("label", {}, t("room.summary"), summary), error,
+    h("div", { class: "row" }, h("button", { type: "submit", class: "danger" }, t("room.end_submit")),
+      h("button", { type: "button", class: "secondary", onclick: () => dialog.close() }, t("room.end_cancel"))));
+    dialog.append(form);
+    return dialog;
+  }
+
   async join() {
-    // A peer that sees us joined may offer before our own join ack arrives (it travels through
-    // another instance): keep such signals until the call exists, then play them in order.
-    this.call?.close();
-    this.call = null;
+    const { connection } = this.ctx;
+    // A peer that sees us joined may offer before our join ack arrives (it travels through another
+    // instance): keep such signals until the call exists, then play them in order.
     this.pending = [];
-    const ack = await this.request("consult:join", { consult_id: this.id });
-    this.tiles.expect(ack.peers);
-    this.call = new Call(this.ctx.connection.socket, "consult_id", this.id, ack.ice_servers, this.stream,
-      (peerId, stream) => this.tiles.show(peerId, stream), (peerId) => this.tiles.remove(peerId));
-    this.call.selfId = ack.peer_id;
-    for (const note of ack.notes) this.addNote(note);
-    for (const m of this.pending.splice(0)) await this.call.receive(m.from, m.data);
-    for (const peer of ack.peers) if (!this.call.peers.has(peer.peer_id)) await this.call.offerTo(peer.peer_id);
+    this.joining = true;
+    let ack;
+    try {
+      ack = await connection.request("consult:join", { consult_id: this.id });
+    } catch (e) {
+      this.joining = false;
+      if (isFull(e)) { this.leave("full", { message: this.ctx.t("room.full") }); return; }
+      this.ctx.say?.(this.ctx.t("error", { message: e.message }), true);
+      return;
+    }
+    if (this.closed) return;
+    if (ack.consult) this.consult = ack.consult;
+    this.stage.expect(ack.peers);
+    const call = new Call({ signal: (to, data) => connection.signal("consult_id", this.id, to, data),
+      iceServers: ack.ice_servers, icePolicy: ack.ice_policy || "all", stream: this.stream, selfId: ack.peer_id });
+    this.stage.attach(call);
+    this.call = call;
+    this.joining = false;
+    this.notes.addAll(ack.notes);
+    for (const m of this.pending.splice(0)) await call.receive(m.from, m.data).catch((e) => console.warn("rtc:signal", e));
+    for (const peer of ack.peers) if (!call.peers.has(peer.peer_id)) await call.offerTo(peer.peer_id);
     await this.restOfNotes(ack.next_cursor);
   }
 
+  // The notes come a page at a time (the join ack brings the first): fetch the rest with the cursor.
   async restOfNotes(cursor) {
-    while (cursor) {
-      const page = await this.request("note:list", { consult_id: this.id, cursor });
-      for (const note of page.notes) this.addNote(note);
+    while (cursor && !this.closed) {
+      const page = await this.ctx.connection.request("note:list", { consult_id: this.id, cursor });
+      this.notes.addAll(page.notes);
       cursor = page.next_cursor;
     }
   }
 
   signal(m) {
-    if (this.call) this.call.receive(m.from, m.data).catch((e) => console.warn("rtc:signal", e));
+    if (this.call && !this.joining) this.call.receive(m.from, m.data).catch((e) => console.warn("rtc:signal", e));
     else this.pending?.push(m);
   }
 
-  // After a reconnect: join again (same peer back), fetch the notes written meanwhile.
-  async resume() {
-    if (!this.tiles || this.closed) return;
+  peerJoined(p) {
+    this.stage.peerJoined(p);
+    if (p.rejoined) this.call?.drop(p.peer_id, true); // it will send a new offer
+  }
+
+  peerLeft(peerId) {
+    this.stage.peerLeft(peerId);
+    this.call?.drop(peerId);
+  }
+
+  updated(consult) {
+    if (consult.version != null && this.consult.version != null && consult.version < this.consult.version) return;
+    this.consult = { ...this.consult, ...consult };
+    if (["ended", "cancelled"].includes(consult.status)) this.leave("ended", { consult });
+  }
+
+  // After a reconnect: still active, join again (same peer back) and fetch the notes written
+  // meanwhile; ended while we were away, say so.
+  async resume(state) {
+    if (this.closed || !this.stage) return;
+    const known = state?.consults?.get ? state.consults.get(this.id) : null;
+    if (!known || known.status !== "active") { this.leave("ended", { consult: known || undefined }); return; }
+    const after = this.notes.lastSeq;
     await this.join();
-    const page = await this.request("note:list", { consult_id: this.id, after_seq: this.lastSeq });
-    for (const note of page.notes) this.addNote(note);
+    if (this.closed) return;
+    const page = await this.ctx.connection.request("note:list", { consult_id: this.id, after_seq: after });
+    this.notes.addAll(page.notes);
     await this.restOfNotes(page.next_cursor);
   }
 
-  peerJoined(p) {
-    this.tiles?.peerJoined(p);
-    if (p.rejoined) this.call?.drop(p.peer_id); // it will send a new offer
+  async minutes() {
+    // The record page (the shell's `#/record/<id>`) shows the minutes styled, with a Print button.
+    window.open(`#/record/${encodeURIComponent(this.id)}`, "_blank", "noopener");
   }
 
-  addNote(note) {
-    const { h, t, when, user } = this.ctx;
-    this.notes.set(note.id, note);
-    this.lastSeq = Math.max(this.lastSeq, note.seq);
-    const replaced = new Set([...this.notes.values()].map((n) => n.amends).filter(Boolean));
-    const items = [...this.notes.values()].filter((n) => !replaced.has(n.id)).sort((a, b) => a.seq - b.seq).map((n) =>
-      h("div", { class: "note", "data-seq": n.seq, "data-section": n.section },
-        h("strong", {}, t(`section.${n.section}`)), " ", n.text,
-        h("small", {}, `${n.author?.name || ""} · ${when(n.created_at)}${n.amends ? ` · ${t("notes.amended")}` : ""} `,
-          n.author?.id === user.id ? h("button", { type: "button", class: "secondary", onclick: async () => {
-            const text = prompt(t("notes.amend_prompt"), n.text);
-            if (text) this.addNote((await this.ctx.connection.write("note:amend", { consult_id: this.id, note_id: n.id, text })).note);
-          } }, t("notes.amend")) : null)));
-    this.noteList.replaceChildren(...items);
+  leaveCall() {
+    this.ctx.connection.request("consult:leave", { consult_id: this.id }).catch(() => {});
+    this.leave("left");
   }
 
-  addFile(file) {
-    const { h, api } = this.ctx;
-    if (this.fileList.querySelector(`[data-file="${file.id}"]`)) return;
-    this.fileList.append(h("li", { "data-file": file.id }, h("button", { type: "button", class: "secondary", onclick: async () => {
-      const a = h("a", { href: URL.createObjectURL(await api(file.url, { as: "blob" })), download: file.filename, hidden: true });
-      document.body.append(a); a.click(); a.remove();
-    } }, file.filename)));
+  leave(reason, extra = {}) {
+    if (this.closed) return;
+    this.close();
+    this.finish(reason, extra);
   }
 
-  draw() {
-    const { h, t, api, connection, specialtyName } = this.ctx;
-    const c = this.consult;
-    const label = (text, control) => h("label", {}, text, control);
-    const section = h("select", { name: "section", "aria-label": t("notes.section") }, SECTIONS.map((s) => h("option", { value: s }, t(`section.${s}`))));
-    const text = h("textarea", { name: "note", rows: 3, maxlength: 20000, "aria-label": t("notes.text") });
-    const noteForm = h("form", { onsubmit: async (e) => {
-      e.preventDefault();
-      if (!text.value.trim()) return;
-      const pending = connection.write("note:add", { consult_id: c.id, section: section.value, text: text.value });
-      text.value = "";
-      this.addNote((await pending).note);
-    } }, section, text, h("button", { type: "submit" }, t("notes.add")));
-    const file = h("input", { type: "file", accept: "image/jpeg,image/png,application/pdf", "aria-label": t("files.choose") });
-    const upload = h("button", { type: "button", class: "secondary", onclick: async () => {
-      if (!file.files[0]) return;
-      const form = new FormData(); form.append("file", file.files[0]);
-      this.addFile((await api(`/api/consults/${c.id}/attachments`, { method: "POST", body: form })).attachment);
-      file.value = "";
-    } }, t("files.upload"));
-    const outcome = h("select", { name: "outcome" }, OUTCOMES.map((o) => h("option", { value: o }, t(`outcome.${o}`))));
-    const summary = h("textarea", { name: "summary", rows: 2 });
-    const end = h("form", { onsubmit: async (e) => {
-      e.preventDefault();
-      const ack = await connection.write("consult:end", { consult_id: c.id, outcome: outcome.value, summary: summary.value || undefined });
-      this.close({ reason: "ended", consult: ack.consult });
-    } }, h("h2", {}, t("end.title")), label(t("end.outcome"), outcome), label(t("end.summary"), summary),
-    h("button", { type: "submit" }, t("end.submit")));
-    let mic = true, cam = true;
-    const micButton = h("button", { type: "button", class: "secondary", onclick: () => {
-      mic = !mic; this.call?.setAudio(mic); micButton.textContent = t(mic ? "room.mute" : "room.unmute");
-    } }, t("room.mute"));
-    const camButton = h("button", { type: "button", class: "secondary", onclick: () => {
-      cam = !cam; this.call?.setVideo(cam); camButton.textContent = t(cam ? "room.camera_off" : "room.camera_on");
-    } }, t("room.camera_off"));
-    const leave = h("button", { type: "button", class: "secondary leave", onclick: () => {
-      connection.request("consult:leave", { consult_id: c.id }).catch(() => {});
-      this.close({ reason: "left" });
-    } }, t("room.leave"));
-    this.element.replaceChildren(
-      h("section", {}, h("h2", {}, `${t("room.title")} — ${c.patient.ref} — ${specialtyName(c.specialty)}`), this.tiles.element,
-        h("div", { class: "row" }, micButton, camButton, leave)),
-      h("div", {}, h("section", {}, h("h2", {}, t("notes.title")), this.noteList, noteForm),
-        h("section", {}, h("h2", {}, t("files.title")), this.fileList, file, upload), h("section", {}, end)));
+  finish(reason, extra = {}) {
+    this.ctx.onClose?.({ reason, ...extra, consult: extra.consult || this.consult });
   }
 
-  stopMedia() { for (const track of this.stream?.getTracks() || []) track.stop(); }
-
-  close(why = { reason: "left" }) {
+  close() {
     if (this.closed) return;
     this.closed = true;
-    for (const [name, fn] of Object.entries(this.listeners)) this.ctx.connection.off(name, fn);
-    this.call?.close();
-    this.stopMedia();
-    this.ctx.onClose?.(why);
+    for (const [name, fn] of Object.entries(this.handlers)) this.ctx.connection.off(name, fn);
+    if (this.endDialog?.open) this.endDialog.close();
+    this.stage?.close();
+    this.notes?.close();
+    this.files?.close();
+    if (!this.stage) for (const track of this.stream?.getTracks() || []) track.stop();
   }
 }

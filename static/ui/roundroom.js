@@ -1,102 +1,124 @@
-// The round room, as it was before the call stage: one call for the whole ward round while the
-// focus moves from bed to bed, notes and a decision on each patient's consult. Kept working on
-// the protocol layer until the stage's RoundRoom replaces this file.
-// `ctx`: { h, t, when, api, connection, user, say, onClose }.
-import { Call, Tiles } from "/static/call.js";
-import { cameraAndMicrophone } from "/static/ui/room.js";
-
-const SECTIONS = ["history", "examination", "investigations", "assessment", "plan", "discussion"];
-const OUTCOMES = ["treated_locally", "transfer", "follow_up", "onsite_support"];
+// The round room: one call for the whole ward round, on the same stage as a consult's, while the
+// focus moves from bed to bed; each patient's notes, attachments and decision are on their own
+// consult. Built from data with h() only: whatever users typed is always textContent.
+import { Call } from "/static/call.js";
+import { Attachments } from "/static/ui/attachments.js";
+import { Notes } from "/static/ui/notes.js";
+import { preJoin } from "/static/ui/prejoin.js";
+import { isFull, OUTCOMES } from "/static/ui/room.js";
+import { Stage } from "/static/ui/stage.js";
 
 export class RoundRoom {
+  // `ctx`: { h, t, when, api, connection, user, say, onClose, show? }.
   constructor(ctx, round) {
     this.ctx = ctx;
     this.round = round;
-    this.notes = new Map(); // consult_id -> Map(note id -> note)
+    this.call = null;
+    this.closed = false;
+    this.notesBy = new Map(); // consult_id -> [note], every note of the session's patients
     this.shown = null; // the patient whose record is shown; follows the focus unless one was picked
-    this.patientList = ctx.h("ol", { class: "round-patients" });
-    this.panel = ctx.h("div", { class: "round-panel" });
-    this.element = ctx.h("div", { class: "room round-room", "data-round": round.id });
-    const mine = (p) => p.round_id === round.id;
-    this.listeners = {
+    const { h } = ctx;
+    this.patientList = h("ol", { class: "round-patients" });
+    this.panel = h("div", { class: "round-panel" });
+    this.element = h("div", { class: "room round-room", "data-round": round.id });
+    const mine = (p) => p.round_id === this.id;
+    this.handlers = {
+      signal: (m) => m.round_id === this.id && this.signal(m),
       "round-peer-joined": (p) => mine(p) && this.peerJoined(p),
-      "round-peer-left": (p) => mine(p) && this.call?.drop(p.peer_id),
-      signal: (m) => mine(m) && this.signal(m),
-      round: ({ round: r }) => r.id === round.id && this.apply(r),
-      note: ({ consult_id, note }) => this.addNote(consult_id, note),
+      "round-peer-reconnecting": (p) => mine(p) && this.stage?.peerReconnecting(p.peer_id),
+      "round-peer-left": (p) => mine(p) && this.peerLeft(p.peer_id),
+      round: ({ round: r }) => r.id === this.id && this.apply(r),
       consult: ({ consult }) => consult.kind === "round" && this.consultUpdated(consult),
-      replaced: (p) => mine(p) && this.close({ reason: "replaced", message: p.message }),
-      state: (s) => {
-        const live = s.rounds.find((x) => x.round.id === round.id && x.round.session?.status === "active");
-        if (live) this.resume().catch((e) => console.warn("resume", e)); else this.close({ reason: "left" });
-      },
+      note: ({ consult_id, note }) => this.keepNote({ ...note, consult_id }),
+      replaced: (p) => p.round_id === this.id && this.leave("replaced", { message: p.message }),
+      state: (state) => this.resume(state),
     };
-    for (const [name, fn] of Object.entries(this.listeners)) ctx.connection.on(name, fn);
-  }
-
-  async enter() {
-    this.stream = await cameraAndMicrophone();
-    if (this.closed) { for (const track of this.stream.getTracks()) track.stop(); return; }
-    this.tiles = new Tiles(this.ctx.h, this.ctx.t("room.you"), this.stream);
-    this.layout();
-    await this.join();
   }
 
   get id() { return this.round.id; }
 
+  show(element) { (this.ctx.show || ((el) => document.getElementById("app").replaceChildren(el)))(element); }
+
+  async enter() {
+    const { t } = this.ctx;
+    const stream = await preJoin(this.ctx, { title: `${t("round.title")} — ${this.round.title} — ${this.round.ward}` });
+    if (!stream) { this.finish("left"); return; }
+    this.stream = stream;
+    this.layout();
+    this.show(this.element);
+    for (const [name, fn] of Object.entries(this.handlers)) this.ctx.connection.on(name, fn);
+    await this.join();
+  }
+
   // The call is built once; the patient list and the panel are redrawn as the round changes.
   async join() {
-    this.call?.close();
-    this.call = null;
+    const { connection } = this.ctx;
     this.pending = [];
-    const ack = await this.emit("round:join", { round_id: this.id });
-    this.tiles.expect(ack.peers);
-    this.call = new Call(this.ctx.connection.socket, "round_id", this.id, ack.ice_servers, this.stream,
-      (peerId, stream) => this.tiles.show(peerId, stream), (peerId) => this.tiles.remove(peerId));
-    this.call.selfId = ack.peer_id;
+    this.joining = true;
+    let ack;
+    try {
+      ack = await connection.request("round:join", { round_id: this.id });
+    } catch (e) {
+      this.joining = false;
+      if (isFull(e)) { this.leave("full", { message: this.ctx.t("room.full") }); return; }
+      this.ctx.say?.(this.ctx.t("error", { message: e.message }), true);
+      this.leave("left");
+      return;
+    }
+    if (this.closed) return;
+    this.stage.expect(ack.peers);
+    const call = new Call({ signal: (to, data) => connection.signal("round_id", this.id, to, data),
+      iceServers: ack.ice_servers, icePolicy: ack.ice_policy || "all", stream: this.stream, selfId: ack.peer_id });
+    this.stage.attach(call);
+    this.call = call;
+    this.joining = false;
     for (const note of ack.notes) this.keepNote(note);
     this.apply(ack.round, true);
-    for (const m of this.pending.splice(0)) await this.call.receive(m.from, m.data);
-    for (const peer of ack.peers) if (!this.call.peers.has(peer.peer_id)) await this.call.offerTo(peer.peer_id);
+    for (const m of this.pending.splice(0)) await call.receive(m.from, m.data).catch((e) => console.warn("rtc:signal", e));
+    for (const peer of ack.peers) if (!call.peers.has(peer.peer_id)) await call.offerTo(peer.peer_id);
     // The ack brings the first page of the patients' notes; the rest follow with the cursor.
     let cursor = ack.next_cursor;
-    while (cursor) {
-      const page = await this.emit("round:notes", { round_id: this.id, cursor });
+    while (cursor && !this.closed) {
+      const page = await connection.request("round:notes", { round_id: this.id, cursor });
       for (const note of page.notes) this.keepNote(note);
-      if (page.notes.length) this.drawPanel();
+      this.showNotes();
       cursor = page.next_cursor;
     }
   }
 
-  emit(event, payload) {
-    return this.ctx.connection.request(event, payload).catch((error) => {
-      this.ctx.say(this.ctx.t("error", { message: error.detail?.message || error.message }), true);
-      throw error;
-    });
+  // After a reconnect: join again (same peer back); the ack brings every note and the focus.
+  async resume(state) {
+    if (this.closed || !this.stage) return;
+    const live = (state?.rounds || []).find((x) => x.round.id === this.id && x.round.session?.status === "active");
+    if (!live) { this.leave("ended"); return; }
+    await this.join();
   }
 
-  // After a reconnect: join again (same peer back); the ack brings every note and the focus.
-  async resume() { if (this.tiles && !this.closed) await this.join(); }
-
   signal(m) {
-    if (this.call) this.call.receive(m.from, m.data).catch((e) => console.warn("rtc:signal", e));
+    if (this.call && !this.joining) this.call.receive(m.from, m.data).catch((e) => console.warn("rtc:signal", e));
     else this.pending?.push(m);
   }
 
   peerJoined(p) {
-    this.tiles.peerJoined(p);
-    if (p.rejoined) this.call?.drop(p.peer_id); // it will send a new offer
+    this.stage.peerJoined(p);
+    if (p.rejoined) this.call?.drop(p.peer_id, true); // it will send a new offer
+  }
+
+  peerLeft(peerId) {
+    this.stage.peerLeft(peerId);
+    this.call?.drop(peerId);
   }
 
   // A newer view of the round: keep the highest (version, session.version).
   apply(round, force = false) {
+    if (this.closed) return;
     const known = [this.round.version, this.round.session?.version || 0];
     const next = [round.version, round.session?.version || 0];
     if (!force && (next[0] < known[0] || (next[0] === known[0] && next[1] < known[1]))) return;
     const focusMoved = round.session?.focus_patient_id !== this.round.session?.focus_patient_id;
     this.round = round;
     if (focusMoved || !this.round.patients.some((p) => p.id === this.shown)) this.shown = null;
-    if (round.session?.status === "ended") { this.ctx.say(this.ctx.t("round.ended")); this.close({ reason: "ended" }); return; }
+    if (round.session?.status === "ended") { this.ctx.say?.(this.ctx.t("round.ended")); this.leave("ended"); return; }
     this.drawPatients();
     this.drawPanel();
   }
@@ -110,16 +132,11 @@ export class RoundRoom {
     this.drawPanel();
   }
 
+  // Every note of the session's patients, by consult: the Notes part shows the current patient's.
   keepNote(note) {
-    if (!this.notes.has(note.consult_id)) this.notes.set(note.consult_id, new Map());
-    this.notes.get(note.consult_id).set(note.id, note);
-  }
-
-  addNote(consultId, note) {
-    if (!this.round.patients.some((p) => p.consult_id === consultId)) return false;
-    this.keepNote(note);
-    if (this.current()?.consult_id === consultId) this.drawPanel();
-    return true;
+    if (!note.consult_id) return;
+    if (!this.notesBy.has(note.consult_id)) this.notesBy.set(note.consult_id, new Map());
+    this.notesBy.get(note.consult_id).set(note.id, note);
   }
 
   focusId() { return this.round.session?.focus_patient_id || null; }
@@ -148,44 +165,49 @@ export class RoundRoom {
     h("div", { class: "patient-status" }, this.statusText(p)),
     h("div", { class: "row" },
       user.role === "specialist" && p.id !== focus
-        ? h("button", { class: "focus", onclick: async () => this.apply((await this.emit("round:focus", { round_id: this.id, patient_id: p.id })).round) }, t("round.focus"))
-        : null,
-      p.id !== shown ? h("button", { class: "secondary view", onclick: () => { this.shown = p.id; this.drawPatients(); this.drawPanel(); } }, t("round.view")) : null))));
+        ? h("button", { type: "button", class: "focus", onclick: () => this.focus(p) }, t("round.focus")) : null,
+      p.id !== shown ? h("button", { type: "button", class: "secondary view",
+        onclick: () => { this.shown = p.id; this.drawPatients(); this.drawPanel(); } }, t("round.view")) : null))));
+  }
+
+  async focus(p) {
+    try { this.apply((await this.ctx.connection.request("round:focus", { round_id: this.id, patient_id: p.id })).round); }
+    catch (e) { this.ctx.say?.(this.ctx.t("error", { message: e.message }), true); }
+  }
+
+  // The current patient's notes and attachments: the parts are kept, pointed at its consult.
+  showNotes() {
+    const p = this.current();
+    if (!p?.consult_id) return;
+    this.notes.setConsult(p.consult_id, ["active", "ended"].includes(p.status));
+    this.notes.addAll([...(this.notesBy.get(p.consult_id)?.values() || [])]);
   }
 
   drawPanel() {
-    const { h, t, when, connection } = this.ctx;
-    const emit = (e, x) => this.emit(e, x);
+    const { h, t } = this.ctx;
     const p = this.current();
     if (!p) { this.panel.replaceChildren(h("p", { class: "muted" }, t("round.no_patient"))); return; }
-    const notes = [...(this.notes.get(p.consult_id)?.values() || [])];
-    const replaced = new Set(notes.map((n) => n.amends).filter(Boolean));
-    const items = notes.filter((n) => !replaced.has(n.id)).sort((a, b) => a.seq - b.seq).map((n) =>
-      h("div", { class: "note", "data-seq": n.seq, "data-section": n.section },
-        h("strong", {}, t(`section.${n.section}`)), " ", n.text,
-        h("small", {}, `${n.author?.name || ""} · ${when(n.created_at)}${n.amends ? ` · ${t("notes.amended")}` : ""}`)));
-    const section = h("select", { name: "round-section", "aria-label": t("notes.section") }, SECTIONS.map((s) => h("option", { value: s }, t(`section.${s}`))));
-    const text = h("textarea", { name: "round-note", rows: 3, maxlength: 20000, "aria-label": t("notes.text") });
-    const writable = p.consult_id && ["active", "ended"].includes(p.status);
-    const noteForm = writable ? h("form", { class: "round-note-form", onsubmit: async (e) => {
-      e.preventDefault();
-      if (!text.value.trim()) return;
-      const pending = connection.write("note:add", { consult_id: p.consult_id, section: section.value, text: text.value });
-      text.value = "";
-      const { note } = await pending;
-      this.addNote(p.consult_id, note);
-    } }, section, text, h("button", { type: "submit" }, t("notes.add"))) : null;
+    if (p.consult_id) {
+      this.showNotes();
+      this.files.setConsult(p.consult_id);
+    }
     const outcome = h("select", { name: "round-outcome" }, OUTCOMES.map((o) => h("option", { value: o }, t(`outcome.${o}`))));
     const summary = h("textarea", { name: "round-summary", rows: 2 });
+    const error = h("p", { class: "error", role: "alert" });
     const decision = p.status === "active" ? h("form", { class: "round-decision", onsubmit: async (e) => {
       e.preventDefault();
-      const { consult } = await connection.write("consult:end", { consult_id: p.consult_id, outcome: outcome.value, summary: summary.value || undefined });
-      this.consultUpdated(consult);
-    } }, h("h3", {}, t("round.decision")), h("label", {}, t("end.outcome"), outcome), h("label", {}, t("end.summary"), summary),
-    h("button", { type: "submit" }, t("round.decide"))) : h("p", { class: "patient-status" }, this.statusText(p));
+      try {
+        const { consult } = await this.ctx.connection.write("consult:end", { consult_id: p.consult_id, outcome: outcome.value,
+          summary: summary.value || undefined });
+        this.consultUpdated(consult);
+      } catch (err) { error.textContent = t("error", { message: err.message }); }
+    } }, h("h3", {}, t("round.decision")), h("label", {}, t("room.outcome"), outcome), h("label", {}, t("room.summary"), summary),
+    error, h("button", { type: "submit" }, t("round.decide"))) : h("p", { class: "patient-status" }, this.statusText(p));
     this.panel.replaceChildren(h("div", { "data-patient": p.id, "data-consult": p.consult_id || "" },
       h("h2", {}, `${t("round.bed", { bed: p.bed })} — ${p.ref}`), h("p", { class: "muted" }, p.summary),
-      h("h3", {}, t("notes.title")), h("div", { class: "notes round-notes" }, items), noteForm, decision));
+      h("h3", {}, t("notes.title")), p.consult_id ? this.notes.element : h("p", { class: "muted" }, t("round.no_consult")),
+      p.consult_id ? h("h3", {}, t("files.title")) : null, p.consult_id ? this.files.element : null,
+      decision));
   }
 
   addPatientForm() {
@@ -204,30 +226,46 @@ export class RoundRoom {
   }
 
   layout() {
-    const { h, t, user } = this.ctx;
-    const emit = (e, x) => this.emit(e, x);
+    const { h, t, user, connection } = this.ctx;
     const r = this.round;
-    let mic = true, cam = true;
-    const micButton = h("button", { class: "secondary", onclick: () => { mic = !mic; this.call?.setAudio(mic); micButton.textContent = t(mic ? "room.mute" : "room.unmute"); } }, t("room.mute"));
-    const camButton = h("button", { class: "secondary", onclick: () => { cam = !cam; this.call?.setVideo(cam); camButton.textContent = t(cam ? "room.camera_off" : "room.camera_on"); } }, t("room.camera_off"));
-    const leave = h("button", { class: "secondary leave-round", onclick: () => { emit("round:leave", { round_id: this.id }).catch(() => {}); this.close({ reason: "left" }); } },
-      t("room.leave"));
-    const end = user.role === "specialist" ? h("button", { class: "secondary end-round", onclick: async () => this.apply((await emit("round:end", { round_id: this.id })).round, true) }, t("round.end")) : null;
+    this.stage = new Stage(this.ctx, { stream: this.stream, selfName: user.name, onLeave: () => this.leaveCall(),
+      onStats: (sample) => connection.request("rtc:stats", { round_id: this.id, ...sample }).catch(() => {}) });
+    this.notes = new Notes(this.ctx, { prefix: "round-" });
+    this.files = new Attachments(this.ctx, { prefix: "round-" });
+    if (user.role === "specialist") {
+      this.stage.addControl(h("button", { type: "button", class: "end-round", onclick: async () => {
+        try { this.apply((await connection.request("round:end", { round_id: this.id })).round, true); }
+        catch (e) { this.ctx.say?.(t("error", { message: e.message }), true); }
+      } }, t("round.end")));
+    }
     this.element.replaceChildren(
-      h("section", {}, h("h2", {}, `${t("round.title")} — ${r.title} — ${r.ward}`), this.tiles.element,
-        h("div", { class: "row" }, micButton, camButton, leave, end)),
-      h("div", {}, h("section", {}, h("h2", {}, t("round.patients")), this.patientList, this.addPatientForm()),
+      h("div", { class: "room-stage" }, h("h2", { class: "room-title" }, `${t("round.title")} — ${r.title} — ${r.ward}`), this.stage.element),
+      h("div", { class: "room-side" },
+        h("section", {}, h("h2", {}, t("round.patients")), this.patientList, this.addPatientForm()),
         h("section", {}, this.panel)));
     this.drawPatients();
     this.drawPanel();
   }
 
-  close(why = { reason: "left" }) {
+  leaveCall() {
+    this.ctx.connection.request("round:leave", { round_id: this.id }).catch(() => {});
+    this.leave("left");
+  }
+
+  leave(reason, extra = {}) {
+    if (this.closed) return;
+    this.close();
+    this.finish(reason, extra);
+  }
+
+  finish(reason, extra = {}) { this.ctx.onClose?.({ reason, round: this.round, ...extra }); }
+
+  close() {
     if (this.closed) return;
     this.closed = true;
-    for (const [name, fn] of Object.entries(this.listeners)) this.ctx.connection.off(name, fn);
-    this.call?.close();
-    for (const track of this.stream?.getTracks() || []) track.stop();
-    this.ctx.onClose?.(why);
+    for (const [name, fn] of Object.entries(this.handlers)) this.ctx.connection.off(name, fn);
+    this.stage?.close();
+    this.notes?.close();
+    this.files?.close();
   }
 }

@@ -35,6 +35,8 @@ async def test_request_accept_call_and_notes_across_two_instances(two_instances,
     await shot(specialist, "specialist-offer")
     await specialist.click(".card.offer button.accept")
     await clinician.click(".card button.join")
+    for page in (clinician, specialist):  # the pre-join screen: camera, devices, then Join
+        await page.click("button.prejoin-join")
 
     await video_plays([clinician, specialist])
     # The supervisor's board shows the live session with both people in it, and no clinical text.
@@ -54,6 +56,7 @@ async def test_request_accept_call_and_notes_across_two_instances(two_instances,
     assert await own.query_selector("button") is not None
     await shot(clinician, "consult-room")
 
+    await specialist.click("button.end-consult")  # the outcome is chosen in a dialog that confirms
     await specialist.select_option("select[name=outcome]", "treated_locally")
     await specialist.click("form:has(select[name=outcome]) button[type=submit]")
     await specialist.wait_for_selector("select[name=presence]")
@@ -111,6 +114,8 @@ async def test_a_dropped_clinician_is_back_in_the_call_with_the_notes_written_me
     await clinician.click("form button[type=submit]")
     await specialist.click(".card.offer button.accept")
     await clinician.click(".card button.join")
+    for page in (clinician, specialist):
+        await page.click("button.prejoin-join")
     await video_plays([clinician, specialist])
 
     mark_old = """() => document.querySelectorAll('.tile:not([data-peer="self"])').forEach(t => t.dataset.old = '1')"""
@@ -136,11 +141,11 @@ async def test_a_dropped_clinician_is_back_in_the_call_with_the_notes_written_me
 
 async def test_the_precall_check_shows_the_camera_coming_back(instance: Instance, browser: Browser) -> None:
     page = await signed_in(browser, instance, "bavi.clinician")
-    await page.click("a.precall")
-    await page.click("#start")
-    await page.wait_for_selector("#status[data-state=connected]")
-    await page.wait_for_function("() => document.getElementById('echo').videoWidth > 0")
-    await page.wait_for_selector("#figures:has-text('connected')")
+    await page.click("a.precall")  # the pre-join screen, without Join
+    await page.click("button.echo-start")
+    await page.wait_for_selector(".echo-status[data-state=connected]")
+    await page.wait_for_function("() => document.querySelector('video.echo').videoWidth > 0")
+    await page.wait_for_selector(".echo-figures:has-text('connected')")
     await shot(page, "precall-check")
 
 
@@ -289,6 +294,7 @@ async def test_a_ward_round_walks_through_three_patients_on_one_call(two_instanc
     supervisor = await signed_in(browser, b, "soyte.supervisor")
     for page in (clinician, lead):
         await page.click(f'.card.round[data-round="{rid}"] button.join-round')
+        await page.click("button.prejoin-join")
         await page.wait_for_selector(f'.round-room[data-round="{rid}"] .round-patient')
     await video_plays([clinician, lead])
     mark_old = """() => document.querySelectorAll('.tile:not([data-peer="self"])').forEach(t => t.dataset.old = '1')"""

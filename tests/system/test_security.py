@@ -324,7 +324,6 @@ async def test_every_kind_of_response_carries_the_security_headers(instance: Ins
     requests = [
         ("GET", "/", {}),  # the app (HTML)
         ("GET", "/static/app.js", {}),
-        ("GET", "/static/precall.html", {}),
         ("GET", "/api/specialties", {}),  # JSON
         ("GET", "/api/me", signed),
         ("GET", "/api/me", {}),  # 401 JSON
