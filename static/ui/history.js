@@ -58,7 +58,14 @@ export class History {
     const { t, api } = this.ctx;
     this.error.replaceChildren();
     try {
-      const body = await api(`/api/consults?${this.query(more)}`);
+      const query = this.query(more);
+      let body;
+      try { body = await api(`/api/consults?${query}`); } catch (error) {
+        // A server that takes one status at a time: ask for all, keep the asked ones below.
+        if (error.code !== "invalid" || !query.get("status").includes(",")) throw error;
+        query.delete("status");
+        body = await api(`/api/consults?${query}`);
+      }
       // A server without the filters yet answers with everything: keep what was asked for.
       const wanted = this.status.value.split(",");
       const ref = this.ref.value.trim().toLowerCase();

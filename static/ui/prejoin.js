@@ -58,7 +58,8 @@ class PreJoin {
   }
 
   async start() {
-    await this.open();
+    this.opening = this.open(); // the echo test waits for the devices (it may be started at once)
+    await this.opening;
     await this.listDevices();
     this.join?.focus();
   }
@@ -131,6 +132,7 @@ class PreJoin {
   // The server's echo peer: it sends back what it gets, and its figures on a data channel.
   async echoTest() {
     const { t, api } = this.ctx;
+    await this.opening;
     this.pc?.close();
     this.echoStatus.textContent = t("prejoin.echo_starting");
     delete this.echoStatus.dataset.state;

@@ -79,6 +79,7 @@ async def test_a_named_request_is_offered_accepted_from_the_dialog_and_its_end_a
     consult_id = await dialog.get_attribute("data-consult")
     await specialist.click("dialog.offer-dialog button.accept")
     await specialist.wait_for_selector("dialog.offer-dialog", state="hidden")
+    await specialist.click("button.prejoin-join")  # the call stage's pre-join screen
     await specialist.wait_for_selector(f".room[data-consult='{consult_id}']")
 
     # The clinician hears it and the tab's title flashes.
