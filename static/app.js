@@ -24,20 +24,30 @@ const banner = document.getElementById("banner");
 const announcer = document.getElementById("announcer");
 const ringer = new Ringer();
 const state = {
-  token: sessionStorage.getItem(TOKEN_KEY), connection: null, user: null, specialties: [],
+  token: sessionStorage.getItem(TOKEN_KEY),
+  connection: null,
+  user: null,
+  specialties: [],
   screen: null, // the page component shown (Home, History, RecordPage, …) with an optional close()
   room: null, // the open ConsultRoom or RoundRoom: shown whatever the route until it closes
-  home: null, desk: null, board: null, admin: null, roundsList: null,
+  home: null,
+  desk: null,
+  board: null,
+  admin: null,
+  roundsList: null,
   banner: null, // { key, values, error } or { text, error }: kept so a language change retranslates it
   ended: null, // the consult whose end is told on the home screen
-  loginNotice: null, connectedOnce: false,
+  loginNotice: null,
+  connectedOnce: false,
 };
 
 // The one live region: offers, call events and the banner are read out from here.
 function announce(text) {
   announcer.textContent = "";
   // A fresh text node after a tick, so the same words twice are announced twice.
-  setTimeout(() => { announcer.textContent = text; }, 50);
+  setTimeout(() => {
+    announcer.textContent = text;
+  }, 50);
 }
 
 // The banner: a key (retranslated on a language change) or a text the caller translated.
@@ -65,13 +75,20 @@ async function api(path, options = {}) {
   const { as, ...rest } = options;
   let response;
   try {
-    response = await fetch(path, { ...rest, headers: { Authorization: `Bearer ${state.token}`, ...(rest.headers || {}) } });
-  } catch (error) { throw new AppFailure("offline", error.message); }
+    response = await fetch(path, {
+      ...rest,
+      headers: { Authorization: `Bearer ${state.token}`, ...(rest.headers || {}) },
+    });
+  } catch (error) {
+    throw new AppFailure("offline", error.message);
+  }
   const json = response.headers.get("content-type")?.includes("json");
   if (!response.ok) {
     const body = json ? await response.json().catch(() => null) : null;
-    throw new AppFailure(body?.error?.code || (response.status >= 500 ? "unavailable" : "unknown"),
-      body?.error?.message || response.statusText);
+    throw new AppFailure(
+      body?.error?.code || (response.status >= 500 ? "unavailable" : "unknown"),
+      body?.error?.message || response.statusText,
+    );
   }
   if (as === "text") return response.text();
   if (as === "blob") return response.blob();
@@ -86,8 +103,20 @@ function specialtyName(code) {
 }
 
 function ctx(extra = {}) {
-  return { h, t, when, api, connection: state.connection, user: state.user, say, announce, specialtyName,
-    specialties: state.specialties, language, ...extra };
+  return {
+    h,
+    t,
+    when,
+    api,
+    connection: state.connection,
+    user: state.user,
+    say,
+    announce,
+    specialtyName,
+    specialties: state.specialties,
+    language,
+    ...extra,
+  };
 }
 
 // The header: the signed-in person (behind a menu button on a phone), the pages, language, sign-out.
@@ -99,12 +128,15 @@ function drawHeader() {
   const pages = signedIn && ["clinician", "specialist"].includes(state.user.role);
   document.querySelector("#account .menu-nav").hidden = !pages;
   document.getElementById("nav").hidden = !signedIn || !["clinician", "specialist"].includes(state.user?.role);
-  document.getElementById("who").textContent = signedIn ? `${state.user.name} — ${state.user.hospital?.name || ""}` : "";
+  document.getElementById("who").textContent = signedIn
+    ? `${state.user.name} — ${state.user.hospital?.name || ""}`
+    : "";
   const initials = signedIn ? state.user.name.split(/\s+/).filter(Boolean).slice(-1)[0]?.[0] || "?" : "";
   document.getElementById("menu-initial").textContent = initials;
   for (const link of document.querySelectorAll("#nav a, .menu-nav a")) {
     const here = (location.hash || "#/") === link.getAttribute("href");
-    if (here) link.setAttribute("aria-current", "page"); else link.removeAttribute("aria-current");
+    if (here) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
   }
 }
 
@@ -112,7 +144,18 @@ function showLogin(notice = state.loginNotice) {
   state.loginNotice = notice;
   state.user = null;
   drawHeader();
-  app.replaceChildren(loginPage({ h, t }, { notice, onNotice: (n) => { state.loginNotice = n; }, onSignedIn: signedIn }));
+  app.replaceChildren(
+    loginPage(
+      { h, t },
+      {
+        notice,
+        onNotice: (n) => {
+          state.loginNotice = n;
+        },
+        onSignedIn: signedIn,
+      },
+    ),
+  );
 }
 
 function signedIn(token) {
@@ -121,7 +164,8 @@ function signedIn(token) {
   state.loginNotice = null;
   ringer.unlock(); // a user gesture: the ring of a later offer is allowed to sound
   // Asked now, with the sign-in, rather than when the first offer arrives.
-  if ("Notification" in window && Notification.permission === "default") Notification.requestPermission().catch(() => {});
+  if ("Notification" in window && Notification.permission === "default")
+    Notification.requestPermission().catch(() => {});
   start();
 }
 
@@ -139,9 +183,16 @@ function start() {
   });
   connection.on("presence", () => state.home?.drawPresence());
   connection.on("outbox-failed", ({ entry, error }) => {
-    say({ key: "outbox.failed", values: { what: t(`outbox.event.${entry.event}`), why: error?.message || "" }, error: true });
+    say({
+      key: "outbox.failed",
+      values: { what: t(`outbox.event.${entry.event}`), why: error?.message || "" },
+      error: true,
+    });
   });
-  connection.on("round-starting", ({ round }) => { say({ key: "rounds.starting", values: { title: round.title } }); state.roundsList?.load(); });
+  connection.on("round-starting", ({ round }) => {
+    say({ key: "rounds.starting", values: { title: round.title } });
+    state.roundsList?.load();
+  });
   connection.on("lead-requested", ({ request }) => {
     say({ key: "rounds.lead_requested", values: { title: request.title } });
     state.roundsList?.load();
@@ -150,9 +201,15 @@ function start() {
 }
 
 function onStatus({ status, code, message }) {
-  if (status === "refused" && code === "unauthorized") { signOut({ key: "login.expired" }); return; }
+  if (status === "refused" && code === "unauthorized") {
+    signOut({ key: "login.expired" });
+    return;
+  }
   // Too many tabs or devices of this user: the server's words say which to close.
-  if (code === "rate_limited") { say({ key: "banner.too_many", values: { detail: message || "" }, error: true }); return; }
+  if (code === "rate_limited") {
+    say({ key: "banner.too_many", values: { detail: message || "" }, error: true });
+    return;
+  }
   if (status === "reconnecting" || status === "refused") say({ key: "banner.reconnecting" });
 }
 
@@ -162,7 +219,11 @@ async function onState(session) {
   const first = !state.user || state.user.id !== session.user.id;
   state.user = session.user;
   if (!state.specialties.length) {
-    try { state.specialties = (await api("/api/specialties")).specialties; } catch (e) { /* names fall back to codes */ }
+    try {
+      state.specialties = (await api("/api/specialties")).specialties;
+    } catch (e) {
+      /* names fall back to codes */
+    }
   }
   if (reconnect) {
     say({ key: "banner.back" });
@@ -171,7 +232,8 @@ async function onState(session) {
   if (first) {
     state.desk?.close();
     state.desk = ["specialist"].includes(state.user.role)
-      ? new OfferDesk(ctx({ ringer, onAccepted: acceptedOffer })) : null;
+      ? new OfferDesk(ctx({ ringer, onAccepted: acceptedOffer }))
+      : null;
     state.home?.close();
     state.home = null;
   }
@@ -185,7 +247,10 @@ function noticeEnd(consult) {
   if (consult.status !== "ended" || state.ended?.id === consult.id) return;
   if (![consult.requester?.id, consult.specialist?.id].includes(state.user?.id)) return;
   const known = state.home?.statuses.get(consult.id);
-  if (known && known !== "ended") { state.ended = consult; if (!state.room) render(); }
+  if (known && known !== "ended") {
+    state.ended = consult;
+    if (!state.room) render();
+  }
 }
 
 function endedNotice() {
@@ -194,10 +259,28 @@ function endedNotice() {
   const by = c.ended_by?.name;
   const outcome = c.outcome ? t(`outcome.${c.outcome}`) : "—";
   const text = by ? t("ended.by", { name: by, outcome }) : t("ended.plain", { outcome });
-  return h("section", { class: "ended-notice", role: "status", "data-consult": c.id },
+  return h(
+    "section",
+    { class: "ended-notice", role: "status", "data-consult": c.id },
     h("p", {}, h("strong", {}, text), " ", h("span", { class: "muted" }, c.patient?.ref || "")),
-    h("div", { class: "row" }, h("a", { href: `#/record/${encodeURIComponent(c.id)}`, class: "record-link button-link" }, t("ended.record")),
-      h("button", { type: "button", class: "secondary dismiss", onclick: () => { state.ended = null; render(); } }, t("ended.dismiss"))));
+    h(
+      "div",
+      { class: "row" },
+      h("a", { href: `#/record/${encodeURIComponent(c.id)}`, class: "record-link button-link" }, t("ended.record")),
+      h(
+        "button",
+        {
+          type: "button",
+          class: "secondary dismiss",
+          onclick: () => {
+            state.ended = null;
+            render();
+          },
+        },
+        t("ended.dismiss"),
+      ),
+    ),
+  );
 }
 
 // Rooms: the shell opens them; they close themselves and say why.
@@ -207,9 +290,13 @@ async function openRoom(Kind, subject) {
   state.room = room;
   state.screen?.close?.();
   state.screen = null;
-  try { await room.enter(); } catch (error) {
+  try {
+    await room.enter();
+  } catch (error) {
     console.warn("room", error);
-    if (state.room === room) { room.close(); }
+    if (state.room === room) {
+      room.close();
+    }
   }
 }
 
@@ -220,18 +307,25 @@ function roomClosed(room, { reason, consult, message }) {
   else if (reason === "replaced" && message) say(message);
   else if (reason === "full") say(message ? { text: message, error: true } : { key: "room.full", error: true });
   state.roundsList?.load();
-  if (location.hash && location.hash !== "#/") location.hash = "#/"; else render();
+  if (location.hash && location.hash !== "#/") location.hash = "#/";
+  else render();
 }
 
 // The rooms and the pre-join screen put themselves on the page through this.
-function show(element) { app.replaceChildren(element); }
+function show(element) {
+  app.replaceChildren(element);
+}
 
 // The camera, microphone and network check (the pre-join screen with the server's echo test).
 async function check() {
   if (state.room) return;
   state.room = { close() {} }; // holds the page like a room while the check runs
-  try { await preJoin(ctx({ show }), { title: t("prejoin.check_title"), check: true }); }
-  finally { state.room = null; render(); }
+  try {
+    await preJoin(ctx({ show }), { title: t("prejoin.check_title"), check: true });
+  } finally {
+    state.room = null;
+    render();
+  }
 }
 
 const openConsult = (consult) => openRoom(ConsultRoom, consult);
@@ -268,7 +362,8 @@ function homeScreen() {
     return { element: state.board.element };
   }
   if (role === "admin") {
-    if (!state.admin || state.admin.language !== language) state.admin = { language, element: adminHome({ h, t, api, when }) };
+    if (!state.admin || state.admin.language !== language)
+      state.admin = { language, element: adminHome({ h, t, api, when }) };
     return { element: h("div", {}, state.admin.element, roundsSection()) };
   }
   if (!state.home || state.home.language !== language) {
@@ -283,25 +378,40 @@ function homeScreen() {
 // The monthly report: the server's printable page, its <main> taken into the app.
 function reportScreen(month) {
   const body = h("div", { class: "report-body" }, h("p", { class: "muted" }, t("record.loading")));
-  const element = h("section", { class: "report-page" },
-    h("div", { class: "row no-print" }, h("h2", {}, t("report.title", { month })), h("span", { class: "spacer" }),
+  const element = h(
+    "section",
+    { class: "report-page" },
+    h(
+      "div",
+      { class: "row no-print" },
+      h("h2", {}, t("report.title", { month })),
+      h("span", { class: "spacer" }),
       h("button", { type: "button", class: "print", onclick: () => window.print() }, t("record.print")),
-      h("a", { href: "#/", class: "back" }, t("nav.home"))), body);
+      h("a", { href: "#/", class: "back" }, t("nav.home")),
+    ),
+    body,
+  );
   api(`/api/stats/report?month=${encodeURIComponent(month)}`, { as: "text" })
     .then((html) => body.replaceChildren(importMain(html)))
-    .catch((error) => body.replaceChildren(h("p", { class: "error" }, t(`error.${error.code}`), h("small", {}, ` (${error.message})`))));
+    .catch((error) =>
+      body.replaceChildren(h("p", { class: "error" }, t(`error.${error.code}`), h("small", {}, ` (${error.message})`))),
+    );
   return { element };
 }
 
 function render() {
-  if (!state.user) { showLogin(); return; }
+  if (!state.user) {
+    showLogin();
+    return;
+  }
   if (state.room) return; // the room draws itself
   drawHeader();
   state.screen?.close?.();
   const hash = location.hash || "#/";
   let match;
   if (hash === "#/history") state.screen = new History(ctx());
-  else if ((match = hash.match(/^#\/record\/(.+)$/))) state.screen = new RecordPage(ctx(), decodeURIComponent(match[1]));
+  else if ((match = hash.match(/^#\/record\/(.+)$/)))
+    state.screen = new RecordPage(ctx(), decodeURIComponent(match[1]));
   else if ((match = hash.match(/^#\/report\/(\d{4}-\d{2})$/))) state.screen = reportScreen(match[1]);
   else state.screen = homeScreen();
   app.replaceChildren(state.screen.element);
@@ -313,17 +423,29 @@ function flashTitle(text) {
   const plain = t("app.document_title");
   clearInterval(flashing);
   let on = false;
-  const stop = () => { clearInterval(flashing); flashing = null; document.title = plain; };
-  flashing = setInterval(() => { on = !on; document.title = on ? `● ${text}` : plain; }, 1000);
+  const stop = () => {
+    clearInterval(flashing);
+    flashing = null;
+    document.title = plain;
+  };
+  flashing = setInterval(() => {
+    on = !on;
+    document.title = on ? `● ${text}` : plain;
+  }, 1000);
   setTimeout(stop, 20000);
-  document.addEventListener("visibilitychange", () => document.visibilityState === "visible" && document.hasFocus() && stop(), { once: true });
+  document.addEventListener(
+    "visibilitychange",
+    () => document.visibilityState === "visible" && document.hasFocus() && stop(),
+    { once: true },
+  );
   ringer.chime();
 }
 
 function signOut(notice = null) {
   const token = state.token;
   // Signing out ends the token on the server too (POST /api/logout), not only in this tab.
-  if (token && !notice) fetch("/api/logout", { method: "POST", headers: { Authorization: `Bearer ${token}` } }).catch(() => {});
+  if (token && !notice)
+    fetch("/api/logout", { method: "POST", headers: { Authorization: `Bearer ${token}` } }).catch(() => {});
   state.token = null;
   sessionStorage.removeItem(TOKEN_KEY);
   state.room?.close();
@@ -334,8 +456,17 @@ function signOut(notice = null) {
   state.desk?.close();
   state.home?.close();
   state.screen?.close?.();
-  Object.assign(state, { board: null, admin: null, desk: null, home: null, screen: null, roundsList: null, ended: null,
-    user: null, connectedOnce: false });
+  Object.assign(state, {
+    board: null,
+    admin: null,
+    desk: null,
+    home: null,
+    screen: null,
+    roundsList: null,
+    ended: null,
+    user: null,
+    connectedOnce: false,
+  });
   say(null);
   showLogin(notice);
 }
@@ -363,11 +494,15 @@ window.addEventListener("hashchange", () => {
 });
 // Unsent clinical writes are kept (and resent on the next visit), but say so before closing.
 window.addEventListener("beforeunload", (e) => {
-  if (state.connection?.outbox?.pending().length) { e.preventDefault(); e.returnValue = ""; }
+  if (state.connection?.outbox?.pending().length) {
+    e.preventDefault();
+    e.returnValue = "";
+  }
 });
 // Only the app shell is cached (static/sw.js): never the API or the socket.
 if ("serviceWorker" in navigator) navigator.serviceWorker.register("/static/sw.js", { scope: "/" }).catch(() => {});
 
 await load();
 document.title = t("app.document_title");
-if (state.token) start(); else showLogin();
+if (state.token) start();
+else showLogin();

@@ -3,9 +3,17 @@
 // passes through it: /api/ and the socket go straight to the network, uncached.
 const CACHE = "telerounds-shell-v1";
 const SHELL = [
-  "/", "/static/index.html", "/static/app.js", "/static/style.css", "/static/i18n.js",
-  "/static/i18n/vi.json", "/static/i18n/en.json", "/static/vendor/socket.io.esm.min.js",
-  "/static/manifest.webmanifest", "/static/favicon.svg", "/static/icons/icon.svg",
+  "/",
+  "/static/index.html",
+  "/static/app.js",
+  "/static/style.css",
+  "/static/i18n.js",
+  "/static/i18n/vi.json",
+  "/static/i18n/en.json",
+  "/static/vendor/socket.io.esm.min.js",
+  "/static/manifest.webmanifest",
+  "/static/favicon.svg",
+  "/static/icons/icon.svg",
 ];
 
 // Only these are ever answered from the cache: the page and files under /static/.
@@ -16,13 +24,22 @@ function isShell(url) {
 }
 
 self.addEventListener("install", (event) => {
-  event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(SHELL)).catch(() => undefined));
+  event.waitUntil(
+    caches
+      .open(CACHE)
+      .then((cache) => cache.addAll(SHELL))
+      .catch(() => undefined),
+  );
   self.skipWaiting();
 });
 
 self.addEventListener("activate", (event) => {
-  event.waitUntil(caches.keys().then((keys) => Promise.all(keys.filter((k) => k !== CACHE).map((k) => caches.delete(k))))
-    .then(() => self.clients.claim()));
+  event.waitUntil(
+    caches
+      .keys()
+      .then((keys) => Promise.all(keys.filter((k) => k !== CACHE).map((k) => caches.delete(k))))
+      .then(() => self.clients.claim()),
+  );
 });
 
 // Network first (a new version is picked up at once), the cached copy when the network fails.
@@ -31,11 +48,15 @@ self.addEventListener("fetch", (event) => {
   if (request.method !== "GET") return;
   const url = new URL(request.url);
   if (!isShell(url) || url.search) return;
-  event.respondWith(fetch(request).then((response) => {
-    if (response.ok && response.type === "basic") {
-      const copy = response.clone();
-      caches.open(CACHE).then((cache) => cache.put(request, copy));
-    }
-    return response;
-  }).catch(() => caches.match(request).then((hit) => hit || Response.error())));
+  event.respondWith(
+    fetch(request)
+      .then((response) => {
+        if (response.ok && response.type === "basic") {
+          const copy = response.clone();
+          caches.open(CACHE).then((cache) => cache.put(request, copy));
+        }
+        return response;
+      })
+      .catch(() => caches.match(request).then((hit) => hit || Response.error())),
+  );
 });

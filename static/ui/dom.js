@@ -20,8 +20,12 @@ export function errorNode(t, error, extraClass = "") {
   const key = `error.${code}`;
   const text = t(key) === key ? t("error.unknown") : t(key);
   const detail = error?.detail || error?.message || "";
-  return h("p", { class: `error ${extraClass}`.trim(), role: "alert", title: detail || false, "data-code": code },
-    text, detail && detail !== text ? h("small", { class: "detail" }, ` (${detail})`) : null);
+  return h(
+    "p",
+    { class: `error ${extraClass}`.trim(), role: "alert", title: detail || false, "data-code": code },
+    text,
+    detail && detail !== text ? h("small", { class: "detail" }, ` (${detail})`) : null,
+  );
 }
 
 // Shows a failure next to the control that caused it: `slot` is an element kept beside it.

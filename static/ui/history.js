@@ -14,10 +14,19 @@ export class History {
     this.element = ctx.h("section", { class: "history", "aria-labelledby": "history-title" });
     this.list = ctx.h("div", { class: "history-list", "aria-live": "polite" });
     this.error = ctx.h("div", { class: "field-error" });
-    this.more = ctx.h("button", { type: "button", class: "secondary load-more", hidden: true, onclick: () => this.load(true) },
-      ctx.t("history.more"));
+    this.more = ctx.h(
+      "button",
+      { type: "button", class: "secondary load-more", hidden: true, onclick: () => this.load(true) },
+      ctx.t("history.more"),
+    );
     this.filters = this.filterForm();
-    this.element.append(ctx.h("h2", { id: "history-title" }, ctx.t("history.title")), this.filters, this.error, this.list, this.more);
+    this.element.append(
+      ctx.h("h2", { id: "history-title" }, ctx.t("history.title")),
+      this.filters,
+      this.error,
+      this.list,
+      this.more,
+    );
     this.load(false);
   }
 
@@ -26,17 +35,42 @@ export class History {
     const field = (id, label, control) => h("div", { class: "field" }, h("label", { for: id }, label), control);
     this.from = h("input", { id: "hist-from", name: "from", type: "date" });
     this.to = h("input", { id: "hist-to", name: "to", type: "date" });
-    this.specialty = h("select", { id: "hist-specialty", name: "specialty" }, h("option", { value: "" }, t("history.any_specialty")),
-      specialties.map((s) => h("option", { value: s.code }, specialtyName(s.code))));
-    this.status = h("select", { id: "hist-status", name: "status" },
-      [["ended,cancelled", "history.any_status"], ["ended", "status.ended"], ["cancelled", "status.cancelled"]]
-        .map(([value, key]) => h("option", { value }, t(key))));
+    this.specialty = h(
+      "select",
+      { id: "hist-specialty", name: "specialty" },
+      h("option", { value: "" }, t("history.any_specialty")),
+      specialties.map((s) => h("option", { value: s.code }, specialtyName(s.code))),
+    );
+    this.status = h(
+      "select",
+      { id: "hist-status", name: "status" },
+      [
+        ["ended,cancelled", "history.any_status"],
+        ["ended", "status.ended"],
+        ["cancelled", "status.cancelled"],
+      ].map(([value, key]) => h("option", { value }, t(key))),
+    );
     this.ref = h("input", { id: "hist-ref", name: "ref", maxlength: 64, autocomplete: "off" });
-    return h("form", { class: "history-filters", onsubmit: (e) => { e.preventDefault(); this.load(false); } },
-      h("div", { class: "row" }, field("hist-from", t("history.from"), this.from), field("hist-to", t("history.to"), this.to),
-        field("hist-specialty", t("history.specialty"), this.specialty), field("hist-status", t("history.status"), this.status),
-        field("hist-ref", t("history.ref"), this.ref)),
-      h("button", { type: "submit" }, t("history.search")));
+    return h(
+      "form",
+      {
+        class: "history-filters",
+        onsubmit: (e) => {
+          e.preventDefault();
+          this.load(false);
+        },
+      },
+      h(
+        "div",
+        { class: "row" },
+        field("hist-from", t("history.from"), this.from),
+        field("hist-to", t("history.to"), this.to),
+        field("hist-specialty", t("history.specialty"), this.specialty),
+        field("hist-status", t("history.status"), this.status),
+        field("hist-ref", t("history.ref"), this.ref),
+      ),
+      h("button", { type: "submit" }, t("history.search")),
+    );
   }
 
   query(more) {
@@ -60,7 +94,9 @@ export class History {
     try {
       const query = this.query(more);
       let body;
-      try { body = await api(`/api/consults?${query}`); } catch (error) {
+      try {
+        body = await api(`/api/consults?${query}`);
+      } catch (error) {
         // A server that takes one status at a time: ask for all, keep the asked ones below.
         if (error.code !== "invalid" || !query.get("status").includes(",")) throw error;
         query.delete("status");
@@ -69,27 +105,63 @@ export class History {
       // A server without the filters yet answers with everything: keep what was asked for.
       const wanted = this.status.value.split(",");
       const ref = this.ref.value.trim().toLowerCase();
-      const found = (body.consults || []).filter((c) => wanted.includes(c.status) && c.kind !== "round"
-        && (!this.specialty.value || c.specialty === this.specialty.value)
-        && (!ref || c.patient?.ref?.toLowerCase().includes(ref)));
-      this.items = more ? [...this.items, ...found] : found;
+      const found = (body.consults || []).filter(
+        (c) =>
+          wanted.includes(c.status) &&
+          c.kind !== "round" &&
+          (!this.specialty.value || c.specialty === this.specialty.value) &&
+          (!ref || c.patient?.ref?.toLowerCase().includes(ref)),
+      );
+      const seen = new Set(more ? this.items.map((c) => c.id) : []);
+      this.items = [...(more ? this.items : []), ...found.filter((c) => !seen.has(c.id))];
       const last = (body.consults || []).at(-1);
-      this.before = body.next_before !== undefined ? body.next_before
-        : (body.consults || []).length >= PAGE ? last?.created_at || null : null;
+      this.before =
+        body.next_before !== undefined
+          ? body.next_before
+          : (body.consults || []).length >= PAGE
+            ? last?.created_at || null
+            : null;
       this.draw();
-    } catch (error) { this.error.replaceChildren(errorNode(t, error)); }
+    } catch (error) {
+      this.error.replaceChildren(errorNode(t, error));
+    }
   }
 
   draw() {
     const { h, t, when, specialtyName } = this.ctx;
     this.more.hidden = !this.before;
-    if (!this.items.length) { this.list.replaceChildren(h("p", { class: "muted" }, t("history.none"))); return; }
-    this.list.replaceChildren(h("ul", { class: "history-items" }, this.items.map((c) => h("li", { class: "card", "data-consult": c.id },
-      h("a", { href: `#/record/${encodeURIComponent(c.id)}`, class: "record-link" },
-        `${c.patient?.ref || ""} — ${specialtyName(c.specialty)}`),
-      h("div", { class: "status", "data-status": c.status }, t(`status.${c.status}`),
-        c.outcome ? ` — ${t(`outcome.${c.outcome}`)}` : ""),
-      h("div", { class: "muted" }, `${when(c.ended_at || c.created_at)} · ${c.requester?.name || ""}`
-        + (c.specialist ? ` · ${c.specialist.name}` : ""))))));
+    if (!this.items.length) {
+      this.list.replaceChildren(h("p", { class: "muted" }, t("history.none")));
+      return;
+    }
+    this.list.replaceChildren(
+      h(
+        "ul",
+        { class: "history-items" },
+        this.items.map((c) =>
+          h(
+            "li",
+            { class: "card", "data-consult": c.id },
+            h(
+              "a",
+              { href: `#/record/${encodeURIComponent(c.id)}`, class: "record-link" },
+              `${c.patient?.ref || ""} — ${specialtyName(c.specialty)}`,
+            ),
+            h(
+              "div",
+              { class: "status", "data-status": c.status },
+              t(`status.${c.status}`),
+              c.outcome ? ` — ${t(`outcome.${c.outcome}`)}` : "",
+            ),
+            h(
+              "div",
+              { class: "muted" },
+              `${when(c.ended_at || c.created_at)} · ${c.requester?.name || ""}` +
+                (c.specialist ? ` · ${c.specialist.name}` : ""),
+            ),
+          ),
+        ),
+      ),
+    );
   }
 }

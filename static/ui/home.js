@@ -31,8 +31,12 @@ export class Home {
 
   open() {
     const { connection, user } = this.ctx;
-    return [...(connection.state.consults?.values() || [])].filter((c) => c.kind !== "round" && OPEN.includes(c.status)
-      && (c.requester?.id === user.id || c.specialist?.id === user.id || c.status !== "active"));
+    return [...(connection.state.consults?.values() || [])].filter(
+      (c) =>
+        c.kind !== "round" &&
+        OPEN.includes(c.status) &&
+        (c.requester?.id === user.id || c.specialist?.id === user.id || c.status !== "active"),
+    );
   }
 
   // A consult changed (an event or a fresh session:state): an accepted request of ours is told
@@ -41,7 +45,10 @@ export class Home {
     const before = this.statuses.get(consult.id);
     this.statuses.set(consult.id, consult.status);
     if (consult.status === "active" && before && before !== "active" && consult.requester?.id === this.ctx.user.id) {
-      const text = this.ctx.t("mine.accepted", { name: consult.specialist?.name || "", ref: consult.patient?.ref || "" });
+      const text = this.ctx.t("mine.accepted", {
+        name: consult.specialist?.name || "",
+        ref: consult.patient?.ref || "",
+      });
       this.ctx.announce(text);
       this.ctx.onFlash?.(text);
     }
@@ -52,11 +59,25 @@ export class Home {
     const { h, t, rounds } = this.ctx;
     this.drawPresence();
     this.drawCards();
-    const precall = h("p", { class: "precall-link" }, h("a", { href: "#/", class: "precall", onclick: (e) => {
-      e.preventDefault();
-      this.ctx.onCheck?.();
-    } }, t("precall.link")));
-    this.element.replaceChildren(...[this.presence, this.form, this.cards, rounds?.() || null, precall].filter(Boolean));
+    const precall = h(
+      "p",
+      { class: "precall-link" },
+      h(
+        "a",
+        {
+          href: "#/",
+          class: "precall",
+          onclick: (e) => {
+            e.preventDefault();
+            this.ctx.onCheck?.();
+          },
+        },
+        t("precall.link"),
+      ),
+    );
+    this.element.replaceChildren(
+      ...[this.presence, this.form, this.cards, rounds?.() || null, precall].filter(Boolean),
+    );
   }
 
   drawPresence() {
@@ -64,13 +85,29 @@ export class Home {
     const { h, t, connection } = this.ctx;
     const status = connection.state.presence?.status || "away";
     const slot = h("div", { class: "field-error" });
-    const select = h("select", { id: "presence-select", name: "presence", onchange: async () => {
-      slot.replaceChildren();
-      try { await connection.request("presence:set", { status: select.value }); }
-      catch (error) { slot.replaceChildren(errorNode(t, error)); select.value = status; }
-    } }, ["available", "busy", "away"].map((s) => h("option", { value: s, selected: status === s }, t(`presence.${s}`))));
-    this.presence.replaceChildren(h("h2", {}, t("presence.title")),
-      h("label", { for: "presence-select" }, t("presence.label")), select, slot);
+    const select = h(
+      "select",
+      {
+        id: "presence-select",
+        name: "presence",
+        onchange: async () => {
+          slot.replaceChildren();
+          try {
+            await connection.request("presence:set", { status: select.value });
+          } catch (error) {
+            slot.replaceChildren(errorNode(t, error));
+            select.value = status;
+          }
+        },
+      },
+      ["available", "busy", "away"].map((s) => h("option", { value: s, selected: status === s }, t(`presence.${s}`))),
+    );
+    this.presence.replaceChildren(
+      h("h2", {}, t("presence.title")),
+      h("label", { for: "presence-select" }, t("presence.label")),
+      select,
+      slot,
+    );
   }
 
   tick() {
@@ -82,10 +119,14 @@ export class Home {
 
   drawCards() {
     const { h, t } = this.ctx;
-    const items = this.open().sort((a, b) => a.created_at.localeCompare(b.created_at)).map((c) => this.card(c));
-    this.cards.replaceChildren(h("h2", { id: "mine-title" }, t("mine.title")),
+    const items = this.open()
+      .sort((a, b) => a.created_at.localeCompare(b.created_at))
+      .map((c) => this.card(c));
+    this.cards.replaceChildren(
+      h("h2", { id: "mine-title" }, t("mine.title")),
       items.length ? h("div", { class: "cards" }, items) : h("p", { class: "muted" }, t("mine.none")),
-      h("p", {}, h("a", { href: "#/history", class: "history-link" }, t("history.link"))));
+      h("p", {}, h("a", { href: "#/history", class: "history-link" }, t("history.link"))),
+    );
   }
 
   card(c) {
@@ -94,34 +135,69 @@ export class Home {
     const slot = h("div", { class: "field-error" });
     const act = (event) => async () => {
       slot.replaceChildren();
-      try { await connection.request(event, { consult_id: c.id }); }
-      catch (error) { slot.replaceChildren(errorNode(t, error)); }
+      try {
+        await connection.request(event, { consult_id: c.id });
+      } catch (error) {
+        slot.replaceChildren(errorNode(t, error));
+      }
     };
     const lines = [
       h("strong", {}, `${c.patient.ref} — ${specialtyName(c.specialty)} — ${t(`urgency.${c.urgency}`)}`),
       h("div", { class: "status", "data-status": c.status }, t(`status.${c.status}`)),
     ];
     const waiting = ["queued", "offered"].includes(c.status);
-    if (waiting) lines.push(h("div", { class: "waited", "data-since": c.created_at }, t("mine.waited", { time: elapsed(c.created_at) })));
-    if (c.queue_position) lines.push(h("div", { class: "queue-position" }, t("queue.position", { n: c.queue_position })));
+    if (waiting)
+      lines.push(
+        h("div", { class: "waited", "data-since": c.created_at }, t("mine.waited", { time: elapsed(c.created_at) })),
+      );
+    if (c.queue_position)
+      lines.push(h("div", { class: "queue-position" }, t("queue.position", { n: c.queue_position })));
     if (waiting && mine && c.online_specialists != null) {
-      lines.push(h("div", { class: "online-specialists" }, t("mine.online", { n: c.online_specialists, specialty: specialtyName(c.specialty) })));
+      lines.push(
+        h(
+          "div",
+          { class: "online-specialists" },
+          t("mine.online", { n: c.online_specialists, specialty: specialtyName(c.specialty) }),
+        ),
+      );
     }
     // Who let the offer lapse, and who said no and why: the latest of each, newest last.
     const missed = (c.unanswered || []).at(-1);
-    if (waiting && missed && !c.named_answer) lines.push(h("div", { class: "unanswered" }, t("mine.unanswered", { name: missed.by?.name || "" })));
+    if (waiting && missed && !c.named_answer)
+      lines.push(h("div", { class: "unanswered" }, t("mine.unanswered", { name: missed.by?.name || "" })));
     for (const d of (c.declines || []).slice(-2)) {
-      lines.push(h("div", { class: "decline" }, d.reason ? t("mine.declined_reason", { name: d.by?.name || "", reason: d.reason })
-        : t("mine.declined", { name: d.by?.name || "" })));
+      lines.push(
+        h(
+          "div",
+          { class: "decline" },
+          d.reason
+            ? t("mine.declined_reason", { name: d.by?.name || "", reason: d.reason })
+            : t("mine.declined", { name: d.by?.name || "" }),
+        ),
+      );
     }
     if (c.named_answer) {
-      lines.push(h("div", { class: "named-answer" }, t(`named.${c.named_answer}`), " ",
-        h("button", { type: "button", class: "widen", onclick: act("consult:widen") }, t("action.widen"))));
+      lines.push(
+        h(
+          "div",
+          { class: "named-answer" },
+          t(`named.${c.named_answer}`),
+          " ",
+          h("button", { type: "button", class: "widen", onclick: act("consult:widen") }, t("action.widen")),
+        ),
+      );
     }
-    if (c.specialist) lines.push(h("div", { class: "muted" }, `${c.specialist.name} — ${c.specialist.hospital?.name || ""}`));
+    if (c.specialist)
+      lines.push(h("div", { class: "muted" }, `${c.specialist.name} — ${c.specialist.hospital?.name || ""}`));
     const actions = h("div", { class: "row" });
-    if (waiting && mine) actions.append(h("button", { type: "button", class: "secondary cancel", onclick: act("consult:cancel") }, t("action.cancel")));
-    if (c.status === "active") actions.append(h("button", { type: "button", class: "join", onclick: () => this.ctx.openRoom(c) }, t("action.join")));
+    if (waiting && mine)
+      actions.append(
+        h("button", { type: "button", class: "secondary cancel", onclick: act("consult:cancel") }, t("action.cancel")),
+      );
+    if (c.status === "active")
+      actions.append(
+        h("button", { type: "button", class: "join", onclick: () => this.ctx.openRoom(c) }, t("action.join")),
+      );
     return h("div", { class: `card ${c.urgency}`, "data-consult": c.id }, lines, actions, slot);
   }
 
@@ -129,14 +205,25 @@ export class Home {
   requestForm() {
     const { h, t, api, connection, specialties } = this.ctx;
     const field = (id, label, control) => h("div", { class: "field" }, h("label", { for: id }, label), control);
-    const specialty = h("select", { id: "req-specialty", name: "specialty" },
-      specialties.map((s) => h("option", { value: s.code }, this.ctx.specialtyName(s.code))));
-    const urgency = h("select", { id: "req-urgency", name: "urgency" }, URGENCIES.map((u) => h("option", { value: u }, t(`urgency.${u}`))));
+    const specialty = h(
+      "select",
+      { id: "req-specialty", name: "specialty" },
+      specialties.map((s) => h("option", { value: s.code }, this.ctx.specialtyName(s.code))),
+    );
+    const urgency = h(
+      "select",
+      { id: "req-urgency", name: "urgency" },
+      URGENCIES.map((u) => h("option", { value: u }, t(`urgency.${u}`))),
+    );
     const ref = h("input", { id: "req-ref", name: "ref", required: true, maxlength: 64, autocomplete: "off" });
     const summary = h("textarea", { id: "req-summary", name: "summary", rows: 3, maxlength: 2000 });
     const age = h("input", { id: "req-age", name: "age", type: "number", min: 0, max: 130, inputmode: "numeric" });
-    const sex = h("select", { id: "req-sex", name: "sex" }, h("option", { value: "" }, "—"),
-      ["male", "female", "other"].map((s) => h("option", { value: s }, t(`sex.${s}`))));
+    const sex = h(
+      "select",
+      { id: "req-sex", name: "sex" },
+      h("option", { value: "" }, "—"),
+      ["male", "female", "other"].map((s) => h("option", { value: s }, t(`sex.${s}`))),
+    );
     const named = h("select", { id: "req-named", name: "specialist" }, h("option", { value: "" }, t("request.anyone")));
     const rosterError = h("div", { class: "field-error" });
     const fillRoster = async () => {
@@ -145,40 +232,73 @@ export class Home {
         const { specialists } = await api(`/api/roster?specialty=${encodeURIComponent(specialty.value)}`);
         const chosen = named.value;
         // replaceChildren takes nodes one by one: spread the list (an array would become text).
-        named.replaceChildren(h("option", { value: "" }, t("request.anyone")), ...specialists.map((s) => {
-          const state = s.presence?.online ? t(`presence.${s.presence.status}`) : t("presence.offline");
-          return h("option", { value: s.id, selected: s.id === chosen }, `${s.name} — ${s.hospital?.name || ""} (${state})`);
-        }));
-      } catch (error) { rosterError.replaceChildren(errorNode(t, error)); }
+        named.replaceChildren(
+          h("option", { value: "" }, t("request.anyone")),
+          ...specialists.map((s) => {
+            const state = s.presence?.online ? t(`presence.${s.presence.status}`) : t("presence.offline");
+            return h(
+              "option",
+              { value: s.id, selected: s.id === chosen },
+              `${s.name} — ${s.hospital?.name || ""} (${state})`,
+            );
+          }),
+        );
+      } catch (error) {
+        rosterError.replaceChildren(errorNode(t, error));
+      }
     };
     specialty.addEventListener("change", fillRoster);
     named.addEventListener("focus", fillRoster, { once: true }); // fresh presence when first opened
     fillRoster();
     const formError = h("div", { class: "field-error" });
     const submit = h("button", { type: "submit" }, t("request.submit"));
-    const form = h("form", { class: "request-form", "aria-labelledby": "request-title", onsubmit: async (e) => {
-      e.preventDefault();
-      formError.replaceChildren();
-      const patient = { ref: ref.value.trim(), summary: summary.value };
-      if (age.value) patient.age = Number(age.value);
-      if (sex.value) patient.sex = sex.value;
-      const payload = { specialty: specialty.value, urgency: urgency.value, patient };
-      if (named.value) payload.specialist_id = named.value;
-      submit.disabled = true;
-      try {
-        await connection.write("consult:request", payload);
-        ref.value = ""; summary.value = ""; age.value = ""; sex.value = "";
-        this.ctx.announce(t("request.sent"));
-      } catch (error) { formError.replaceChildren(errorNode(t, error)); }
-      finally { submit.disabled = false; }
-    } },
-    h("h2", { id: "request-title" }, t("request.title")),
-    h("div", { class: "row" }, field("req-specialty", t("request.specialty"), specialty), field("req-urgency", t("request.urgency"), urgency)),
-    field("req-ref", t("request.ref"), ref), field("req-summary", t("request.summary"), summary),
-    h("div", { class: "row" }, field("req-age", t("request.age"), age), field("req-sex", t("request.sex"), sex)),
-    field("req-named", t("request.named"), named), rosterError, formError, submit);
+    const form = h(
+      "form",
+      {
+        class: "request-form",
+        "aria-labelledby": "request-title",
+        onsubmit: async (e) => {
+          e.preventDefault();
+          formError.replaceChildren();
+          const patient = { ref: ref.value.trim(), summary: summary.value };
+          if (age.value) patient.age = Number(age.value);
+          if (sex.value) patient.sex = sex.value;
+          const payload = { specialty: specialty.value, urgency: urgency.value, patient };
+          if (named.value) payload.specialist_id = named.value;
+          submit.disabled = true;
+          try {
+            await connection.write("consult:request", payload);
+            ref.value = "";
+            summary.value = "";
+            age.value = "";
+            sex.value = "";
+            this.ctx.announce(t("request.sent"));
+          } catch (error) {
+            formError.replaceChildren(errorNode(t, error));
+          } finally {
+            submit.disabled = false;
+          }
+        },
+      },
+      h("h2", { id: "request-title" }, t("request.title")),
+      h(
+        "div",
+        { class: "row" },
+        field("req-specialty", t("request.specialty"), specialty),
+        field("req-urgency", t("request.urgency"), urgency),
+      ),
+      field("req-ref", t("request.ref"), ref),
+      field("req-summary", t("request.summary"), summary),
+      h("div", { class: "row" }, field("req-age", t("request.age"), age), field("req-sex", t("request.sex"), sex)),
+      field("req-named", t("request.named"), named),
+      rosterError,
+      formError,
+      submit,
+    );
     return h("section", { class: "request" }, form);
   }
 
-  close() { clearInterval(this.timer); }
+  close() {
+    clearInterval(this.timer);
+  }
 }

@@ -10,10 +10,18 @@ const MISSED_WINDOW_MS = 8000; // an "away" this soon after an offer lapsed is t
 // The ring: two short tones through WebAudio. The context is made at sign-in (a user gesture)
 // so the browser lets it sound later without one.
 export class Ringer {
-  constructor() { this.audio = null; this.timer = null; }
+  constructor() {
+    this.audio = null;
+    this.timer = null;
+  }
 
   unlock() {
-    try { this.audio ??= new AudioContext(); this.audio.resume?.(); } catch (e) { /* no sound device */ }
+    try {
+      this.audio ??= new AudioContext();
+      this.audio.resume?.();
+    } catch (e) {
+      /* no sound device */
+    }
   }
 
   tone(frequency, at, length = 0.18) {
@@ -27,7 +35,13 @@ export class Ringer {
   }
 
   chime() {
-    try { this.unlock(); this.tone(660, 0); this.tone(880, 0.22); } catch (e) { /* no sound device */ }
+    try {
+      this.unlock();
+      this.tone(660, 0);
+      this.tone(880, 0.22);
+    } catch (e) {
+      /* no sound device */
+    }
   }
 
   start() {
@@ -36,7 +50,10 @@ export class Ringer {
     this.timer = setInterval(() => this.chime(), RING_EVERY_MS);
   }
 
-  stop() { clearInterval(this.timer); this.timer = null; }
+  stop() {
+    clearInterval(this.timer);
+    this.timer = null;
+  }
 }
 
 // `ctx`: { h, t, connection, announce, specialtyName, ringer, onAccepted(consult) }.
@@ -53,7 +70,10 @@ export class OfferDesk {
     this.duty = ctx.h("dialog", { class: "duty-dialog", "aria-labelledby": "duty-title" });
     document.body.append(this.dialog, this.duty);
     this.listeners = {
-      offer: ({ consult }) => { this.announce(consult); this.draw(); },
+      offer: ({ consult }) => {
+        this.announce(consult);
+        this.draw();
+      },
       // Gone unanswered at its expiry (not taken, declined or cancelled): it lapsed.
       "offer-gone": ({ consult_id: id }) => {
         const expires = this.shown.get(id);
@@ -78,11 +98,18 @@ export class OfferDesk {
 
   announce(consult) {
     const { t, specialtyName } = this.ctx;
-    const text = t("offer.announce", { urgency: t(`urgency.${consult.urgency}`), specialty: specialtyName(consult.specialty),
-      ref: consult.patient?.ref || "" });
+    const text = t("offer.announce", {
+      urgency: t(`urgency.${consult.urgency}`),
+      specialty: specialtyName(consult.specialty),
+      ref: consult.patient?.ref || "",
+    });
     this.ctx.announce(text);
     if ("Notification" in window && Notification.permission === "granted" && document.hidden) {
-      try { new Notification(t("offer.title"), { body: text, tag: consult.id }); } catch (e) { /* not allowed here */ }
+      try {
+        new Notification(t("offer.title"), { body: text, tag: consult.id });
+      } catch (e) {
+        /* not allowed here */
+      }
     }
   }
 
@@ -94,7 +121,10 @@ export class OfferDesk {
       el.textContent = this.ctx.t("offer.expires", { s: Math.max(0, left) });
       if (left < 0) gone = true;
     }
-    if (gone) { this.lapsed = Date.now(); this.draw(); }
+    if (gone) {
+      this.lapsed = Date.now();
+      this.draw();
+    }
   }
 
   draw() {
@@ -108,9 +138,12 @@ export class OfferDesk {
       this.dialog.replaceChildren();
       return;
     }
-    const focused = document.activeElement && this.dialog.contains(document.activeElement) ? document.activeElement.name : null;
-    this.dialog.replaceChildren(h("h2", { id: "offer-title" }, t(offers.length > 1 ? "offer.title_many" : "offer.title", { n: offers.length })),
-      ...offers.map((o) => this.card(o)));
+    const focused =
+      document.activeElement && this.dialog.contains(document.activeElement) ? document.activeElement.name : null;
+    this.dialog.replaceChildren(
+      h("h2", { id: "offer-title" }, t(offers.length > 1 ? "offer.title_many" : "offer.title", { n: offers.length })),
+      ...offers.map((o) => this.card(o)),
+    );
     if (!this.dialog.open) this.dialog.showModal();
     if (focused) this.dialog.querySelector(`[name="${focused}"]`)?.focus();
     this.ctx.ringer.start();
@@ -120,42 +153,97 @@ export class OfferDesk {
     const { h, t, connection, specialtyName } = this.ctx;
     const slot = h("div", { class: "field-error" });
     const reasonId = `decline-reason-${c.id}`;
-    const reason = h("input", { id: reasonId, name: `reason-${c.id}`, maxlength: 500, value: this.drafts.get(c.id) || "",
-      oninput: () => this.drafts.set(c.id, reason.value) });
+    const reason = h("input", {
+      id: reasonId,
+      name: `reason-${c.id}`,
+      maxlength: 500,
+      value: this.drafts.get(c.id) || "",
+      oninput: () => this.drafts.set(c.id, reason.value),
+    });
     const left = Math.max(0, Math.round((new Date(expires_at).getTime() - Date.now()) / 1000));
-    const busy = (on) => { for (const b of card.querySelectorAll("button")) b.disabled = on; };
-    const accept = h("button", { type: "button", class: "accept", onclick: async () => {
-      slot.replaceChildren(); busy(true);
-      this.answered.add(c.id);
-      try {
-        const { consult } = await connection.request("consult:accept", { consult_id: c.id });
-        this.draw();
-        this.ctx.onAccepted(consult);
-      } catch (error) { slot.replaceChildren(errorNode(t, error)); busy(false); }
-    } }, t("action.accept"));
-    const decline = h("button", { type: "button", class: "secondary decline", onclick: async () => {
-      slot.replaceChildren(); busy(true);
-      this.answered.add(c.id);
-      try {
-        await connection.request("consult:decline", { consult_id: c.id, ...(reason.value.trim() ? { reason: reason.value.trim() } : {}) });
-        this.hidden.add(c.id); // the server tells the others; this device closes the card now
-        this.draw();
-      } catch (error) { slot.replaceChildren(errorNode(t, error)); busy(false); }
-    } }, t("action.decline"));
-    const patient = [c.patient?.ref, c.patient?.age != null ? t("offer.age", { age: c.patient.age }) : null,
-      c.patient?.sex ? t(`sex.${c.patient.sex}`) : null].filter(Boolean).join(" · ");
+    const busy = (on) => {
+      for (const b of card.querySelectorAll("button")) b.disabled = on;
+    };
+    const accept = h(
+      "button",
+      {
+        type: "button",
+        class: "accept",
+        onclick: async () => {
+          slot.replaceChildren();
+          busy(true);
+          this.answered.add(c.id);
+          try {
+            const { consult } = await connection.request("consult:accept", { consult_id: c.id });
+            this.draw();
+            this.ctx.onAccepted(consult);
+          } catch (error) {
+            slot.replaceChildren(errorNode(t, error));
+            busy(false);
+          }
+        },
+      },
+      t("action.accept"),
+    );
+    const decline = h(
+      "button",
+      {
+        type: "button",
+        class: "secondary decline",
+        onclick: async () => {
+          slot.replaceChildren();
+          busy(true);
+          this.answered.add(c.id);
+          try {
+            await connection.request("consult:decline", {
+              consult_id: c.id,
+              ...(reason.value.trim() ? { reason: reason.value.trim() } : {}),
+            });
+            this.hidden.add(c.id); // the server tells the others; this device closes the card now
+            this.draw();
+          } catch (error) {
+            slot.replaceChildren(errorNode(t, error));
+            busy(false);
+          }
+        },
+      },
+      t("action.decline"),
+    );
+    const patient = [
+      c.patient?.ref,
+      c.patient?.age != null ? t("offer.age", { age: c.patient.age }) : null,
+      c.patient?.sex ? t(`sex.${c.patient.sex}`) : null,
+    ]
+      .filter(Boolean)
+      .join(" · ");
     // The classes keep the knock of the earlier offer card: seen, not only heard.
-    const card = h("div", { class: `card offer ${c.urgency} knocking`, "data-consult": c.id, role: "group",
-      "aria-label": t("offer.title") },
-    h("div", { class: "offer-head" }, h("strong", { class: `urgency ${c.urgency}` }, t(`urgency.${c.urgency}`)),
-      h("span", {}, ` — ${specialtyName(c.specialty)}`),
-      h("span", { class: "countdown", "data-expires": expires_at, role: "timer" }, t("offer.expires", { s: left }))),
-    h("div", { class: "offer-patient" }, patient),
-    h("div", { class: "muted" }, `${c.requester?.name || ""} — ${c.requester?.hospital?.name || ""}`),
-    c.patient?.summary ? h("p", { class: "offer-summary" }, c.patient.summary) : null,
-    h("div", { class: "offer-actions" }, accept,
-      h("div", { class: "field decline-reason" }, h("label", { for: reasonId }, t("offer.reason")), reason), decline),
-    slot);
+    const card = h(
+      "div",
+      {
+        class: `card offer ${c.urgency} knocking`,
+        "data-consult": c.id,
+        role: "group",
+        "aria-label": t("offer.title"),
+      },
+      h(
+        "div",
+        { class: "offer-head" },
+        h("strong", { class: `urgency ${c.urgency}` }, t(`urgency.${c.urgency}`)),
+        h("span", {}, ` — ${specialtyName(c.specialty)}`),
+        h("span", { class: "countdown", "data-expires": expires_at, role: "timer" }, t("offer.expires", { s: left })),
+      ),
+      h("div", { class: "offer-patient" }, patient),
+      h("div", { class: "muted" }, `${c.requester?.name || ""} — ${c.requester?.hospital?.name || ""}`),
+      c.patient?.summary ? h("p", { class: "offer-summary" }, c.patient.summary) : null,
+      h(
+        "div",
+        { class: "offer-actions" },
+        accept,
+        h("div", { class: "field decline-reason" }, h("label", { for: reasonId }, t("offer.reason")), reason),
+        decline,
+      ),
+      slot,
+    );
     return card;
   }
 
@@ -164,8 +252,8 @@ export class OfferDesk {
     // Without the server's reason: away just as an offer on screen ran out, unanswered.
     const now = Date.now();
     const running = [...this.shown].some(([id, expires]) => !this.answered.has(id) && Math.abs(expires - now) < 3000);
-    const missed = reason === "offer_missed"
-      || (presence?.status === "away" && (running || now - this.lapsed < MISSED_WINDOW_MS));
+    const missed =
+      reason === "offer_missed" || (presence?.status === "away" && (running || now - this.lapsed < MISSED_WINDOW_MS));
     if (missed) this.askStillOnDuty();
     else if (presence?.status === "available" && this.duty.open) this.duty.close();
   }
@@ -174,15 +262,36 @@ export class OfferDesk {
   askStillOnDuty() {
     const { h, t, connection } = this.ctx;
     const slot = h("div", { class: "field-error" });
-    this.duty.replaceChildren(h("h2", { id: "duty-title" }, t("offer.still_on_duty")),
+    this.duty.replaceChildren(
+      h("h2", { id: "duty-title" }, t("offer.still_on_duty")),
       h("p", {}, t("offer.missed_explain")),
-      h("div", { class: "row" },
-        h("button", { type: "button", class: "still-here", onclick: async () => {
-          try { await connection.request("presence:set", { status: "available" }); this.duty.close(); }
-          catch (error) { slot.replaceChildren(errorNode(t, error)); }
-        } }, t("offer.still_here")),
-        h("button", { type: "button", class: "secondary stay-away", onclick: () => this.duty.close() }, t("offer.stay_away"))),
-      slot);
+      h(
+        "div",
+        { class: "row" },
+        h(
+          "button",
+          {
+            type: "button",
+            class: "still-here",
+            onclick: async () => {
+              try {
+                await connection.request("presence:set", { status: "available" });
+                this.duty.close();
+              } catch (error) {
+                slot.replaceChildren(errorNode(t, error));
+              }
+            },
+          },
+          t("offer.still_here"),
+        ),
+        h(
+          "button",
+          { type: "button", class: "secondary stay-away", onclick: () => this.duty.close() },
+          t("offer.stay_away"),
+        ),
+      ),
+      slot,
+    );
     this.ctx.announce(t("offer.still_on_duty"));
     if (!this.duty.open) this.duty.showModal();
   }

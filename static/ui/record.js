@@ -7,14 +7,16 @@ import { errorNode } from "/static/ui/dom.js";
 
 const SECTIONS = ["history", "examination", "investigations", "assessment", "plan", "discussion"];
 // The printable page's own Print bar is wired by a script the app does not load: the page has its own.
-const DROPPED = "script, style, link, meta, base, iframe, frame, object, embed, template, form, input, button, textarea, "
-  + "select, .printable-bar, [data-print]";
+const DROPPED =
+  "script, style, link, meta, base, iframe, frame, object, embed, template, form, input, button, textarea, " +
+  "select, .printable-bar, [data-print]";
 
 // What the network sent, as inert nodes of this document: no script, no inline style, no handler.
 export function importMain(html) {
   // Even an inert parsed document reports inline styles to the page's CSP as errors: the page's
   // own <style> blocks and style attributes go before parsing (/static/print.css styles it).
-  const quiet = html.replace(/<style\b[^>]*>[\s\S]*?<\/style\s*>/gi, "")
+  const quiet = html
+    .replace(/<style\b[^>]*>[\s\S]*?<\/style\s*>/gi, "")
     .replace(/\sstyle\s*=\s*("[^"]*"|'[^']*'|[^\s>]+)/gi, "");
   const doc = new DOMParser().parseFromString(quiet, "text/html");
   const main = doc.querySelector("main") || doc.body;
@@ -23,7 +25,11 @@ export function importMain(html) {
     for (const attr of [...el.attributes]) {
       const name = attr.name.toLowerCase();
       const value = attr.value.trim().toLowerCase();
-      if (name.startsWith("on") || name === "style" || ((name === "href" || name === "src") && value.startsWith("javascript:"))) {
+      if (
+        name.startsWith("on") ||
+        name === "style" ||
+        ((name === "href" || name === "src") && value.startsWith("javascript:"))
+      ) {
         el.removeAttribute(attr.name);
       }
     }
@@ -61,12 +67,23 @@ export class RecordPage {
     try {
       this.record = await api(`/api/consults/${encodeURIComponent(this.id)}`);
     } catch (error) {
-      this.element.replaceChildren(h("section", {}, h("h2", {}, t("record.title")), errorNode(t, error),
-        h("a", { href: "#/history" }, t("history.back"))));
+      this.element.replaceChildren(
+        h(
+          "section",
+          {},
+          h("h2", {}, t("record.title")),
+          errorNode(t, error),
+          h("a", { href: "#/history" }, t("history.back")),
+        ),
+      );
       return;
     }
-    this.minutes = h("section", { class: "minutes", "aria-labelledby": "minutes-title" },
-      h("h2", { id: "minutes-title", class: "no-print" }, t("minutes")), h("p", { class: "muted" }, t("record.loading")));
+    this.minutes = h(
+      "section",
+      { class: "minutes", "aria-labelledby": "minutes-title" },
+      h("h2", { id: "minutes-title", class: "no-print" }, t("minutes")),
+      h("p", { class: "muted" }, t("record.loading")),
+    );
     this.draw();
     try {
       const html = await api(`/api/consults/${encodeURIComponent(this.id)}/minutes`, { as: "text" });
@@ -81,18 +98,33 @@ export class RecordPage {
     const { consult: c, timeline = [], notes = [], attachments = [], participants = [] } = this.record;
     const fact = (label, value) => (value ? [h("dt", {}, label), h("dd", {}, value)] : []);
     const endedBy = c.ended_by?.name;
-    const summary = h("section", { class: "record-summary no-print", "aria-labelledby": "record-title" },
-      h("div", { class: "row record-head" },
+    const summary = h(
+      "section",
+      { class: "record-summary no-print", "aria-labelledby": "record-title" },
+      h(
+        "div",
+        { class: "row record-head" },
         h("h2", { id: "record-title" }, t("record.heading", { ref: c.patient?.ref || "" })),
         h("span", { class: "spacer" }),
         h("button", { type: "button", class: "print", onclick: () => window.print() }, t("record.print")),
-        h("a", { href: "#/history", class: "back" }, t("history.back"))),
-      h("dl", { class: "facts" },
+        h("a", { href: "#/history", class: "back" }, t("history.back")),
+      ),
+      h(
+        "dl",
+        { class: "facts" },
         fact(t("record.specialty"), specialtyName(c.specialty)),
         fact(t("request.urgency"), t(`urgency.${c.urgency}`)),
         fact(t("record.status"), t(`status.${c.status}`)),
-        fact(t("record.patient"), [c.patient?.ref, c.patient?.age != null ? t("offer.age", { age: c.patient.age }) : null,
-          c.patient?.sex ? t(`sex.${c.patient.sex}`) : null].filter(Boolean).join(" · ")),
+        fact(
+          t("record.patient"),
+          [
+            c.patient?.ref,
+            c.patient?.age != null ? t("offer.age", { age: c.patient.age }) : null,
+            c.patient?.sex ? t(`sex.${c.patient.sex}`) : null,
+          ]
+            .filter(Boolean)
+            .join(" · "),
+        ),
         fact(t("request.summary"), c.patient?.summary),
         fact(t("record.requester"), c.requester ? `${c.requester.name} — ${c.requester.hospital?.name || ""}` : ""),
         fact(t("record.specialist"), c.specialist ? `${c.specialist.name} — ${c.specialist.hospital?.name || ""}` : ""),
@@ -100,27 +132,84 @@ export class RecordPage {
         fact(t("end.outcome"), c.outcome ? t(`outcome.${c.outcome}`) : ""),
         fact(t("end.summary"), c.summary),
         fact(t("record.ended_by"), endedBy),
-        fact(t("record.ended_at"), c.ended_at ? when(c.ended_at) : "")));
-    const events = h("section", { class: "timeline no-print", "aria-labelledby": "timeline-title" },
+        fact(t("record.ended_at"), c.ended_at ? when(c.ended_at) : ""),
+      ),
+    );
+    const events = h(
+      "section",
+      { class: "timeline no-print", "aria-labelledby": "timeline-title" },
       h("h2", { id: "timeline-title" }, t("record.timeline")),
-      h("ol", {}, timeline.map((e) => h("li", { "data-kind": e.kind }, h("time", { datetime: e.at }, when(e.at)), " ",
-        this.kindText(e.kind), e.actor?.name ? ` — ${e.actor.name}` : "",
-        e.detail?.reason ? ` (${e.detail.reason})` : ""))));
+      h(
+        "ol",
+        {},
+        timeline.map((e) =>
+          h(
+            "li",
+            { "data-kind": e.kind },
+            h("time", { datetime: e.at }, when(e.at)),
+            " ",
+            this.kindText(e.kind),
+            e.actor?.name ? ` — ${e.actor.name}` : "",
+            e.detail?.reason ? ` (${e.detail.reason})` : "",
+          ),
+        ),
+      ),
+    );
     const bySection = SECTIONS.map((s) => [s, notes.filter((n) => n.section === s)]).filter(([, list]) => list.length);
-    const noteList = h("section", { class: "record-notes no-print", "aria-labelledby": "notes-title" },
+    const noteList = h(
+      "section",
+      { class: "record-notes no-print", "aria-labelledby": "notes-title" },
       h("h2", { id: "notes-title" }, t("notes.title")),
-      bySection.length ? bySection.map(([s, list]) => h("div", { class: "note-section", "data-section": s },
-        h("h3", {}, t(`section.${s}`)),
-        list.map((n) => h("div", { class: "note", "data-seq": n.seq }, n.text,
-          h("small", {}, `${n.author?.name || ""} · ${when(n.created_at)}${n.history?.length ? ` · ${t("notes.amended")}` : ""}`),
-          n.history?.length ? h("details", { class: "amendments" }, h("summary", {}, t("record.before_amend", { n: n.history.length })),
-            n.history.map((old) => h("div", { class: "note old" }, h("del", {}, old.text),
-              h("small", {}, `${old.author?.name || ""} · ${when(old.created_at)}`)))) : null))))
-        : h("p", { class: "muted" }, t("record.no_notes")));
-    const files = h("section", { class: "record-files no-print", "aria-labelledby": "files-title" },
+      bySection.length
+        ? bySection.map(([s, list]) =>
+            h(
+              "div",
+              { class: "note-section", "data-section": s },
+              h("h3", {}, t(`section.${s}`)),
+              list.map((n) =>
+                h(
+                  "div",
+                  { class: "note", "data-seq": n.seq },
+                  n.text,
+                  h(
+                    "small",
+                    {},
+                    `${n.author?.name || ""} · ${when(n.created_at)}` +
+                      (n.history?.length ? ` · ${t("notes.amended")}` : ""),
+                  ),
+                  n.history?.length
+                    ? h(
+                        "details",
+                        { class: "amendments" },
+                        h("summary", {}, t("record.before_amend", { n: n.history.length })),
+                        n.history.map((old) =>
+                          h(
+                            "div",
+                            { class: "note old" },
+                            h("del", {}, old.text),
+                            h("small", {}, `${old.author?.name || ""} · ${when(old.created_at)}`),
+                          ),
+                        ),
+                      )
+                    : null,
+                ),
+              ),
+            ),
+          )
+        : h("p", { class: "muted" }, t("record.no_notes")),
+    );
+    const files = h(
+      "section",
+      { class: "record-files no-print", "aria-labelledby": "files-title" },
       h("h2", { id: "files-title" }, t("files.title")),
-      attachments.length ? h("ul", { class: "files" }, attachments.map((f) => this.fileItem(f)))
-        : h("p", { class: "muted" }, t("record.no_files")));
+      attachments.length
+        ? h(
+            "ul",
+            { class: "files" },
+            attachments.map((f) => this.fileItem(f)),
+          )
+        : h("p", { class: "muted" }, t("record.no_files")),
+    );
     this.element.replaceChildren(summary, events, noteList, files, this.minutes, this.viewer);
   }
 
@@ -140,27 +229,72 @@ export class RecordPage {
       this.urls.push(url);
       return url;
     };
-    const view = image ? h("button", { type: "button", class: "secondary view-file", onclick: async () => {
-      slot.replaceChildren();
-      try {
-        const url = await blob();
-        this.viewer.replaceChildren(h("img", { src: url, alt: f.filename }),
-          h("div", { class: "row" }, h("span", {}, f.filename), h("span", { class: "spacer" }),
-            h("button", { type: "button", class: "close-viewer", onclick: () => this.viewer.close() }, t("record.close"))));
-        this.viewer.showModal();
-      } catch (error) { slot.replaceChildren(errorNode(t, error)); }
-    } }, t("record.view")) : null;
+    const view = image
+      ? h(
+          "button",
+          {
+            type: "button",
+            class: "secondary view-file",
+            onclick: async () => {
+              slot.replaceChildren();
+              try {
+                const url = await blob();
+                this.viewer.replaceChildren(
+                  h("img", { src: url, alt: f.filename }),
+                  h(
+                    "div",
+                    { class: "row" },
+                    h("span", {}, f.filename),
+                    h("span", { class: "spacer" }),
+                    h(
+                      "button",
+                      { type: "button", class: "close-viewer", onclick: () => this.viewer.close() },
+                      t("record.close"),
+                    ),
+                  ),
+                );
+                this.viewer.showModal();
+              } catch (error) {
+                slot.replaceChildren(errorNode(t, error));
+              }
+            },
+          },
+          t("record.view"),
+        )
+      : null;
     // A download in place (an <a download>), never a blob: tab that would leave the app.
-    const download = h("button", { type: "button", class: "secondary download-file", onclick: async () => {
-      slot.replaceChildren();
-      try {
-        const a = h("a", { href: await blob(), download: f.filename, hidden: true });
-        document.body.append(a); a.click(); a.remove();
-      } catch (error) { slot.replaceChildren(errorNode(t, error)); }
-    } }, t("record.download"));
-    return h("li", { "data-file": f.id }, h("span", { class: "file-name" }, f.filename),
-      h("small", { class: "muted" }, ` ${sizeText(f.size)} · ${when(f.created_at)}`), " ", view, download, slot);
+    const download = h(
+      "button",
+      {
+        type: "button",
+        class: "secondary download-file",
+        onclick: async () => {
+          slot.replaceChildren();
+          try {
+            const a = h("a", { href: await blob(), download: f.filename, hidden: true });
+            document.body.append(a);
+            a.click();
+            a.remove();
+          } catch (error) {
+            slot.replaceChildren(errorNode(t, error));
+          }
+        },
+      },
+      t("record.download"),
+    );
+    return h(
+      "li",
+      { "data-file": f.id },
+      h("span", { class: "file-name" }, f.filename),
+      h("small", { class: "muted" }, ` ${sizeText(f.size)} · ${when(f.created_at)}`),
+      " ",
+      view,
+      download,
+      slot,
+    );
   }
 
-  close() { for (const url of this.urls) URL.revokeObjectURL(url); }
+  close() {
+    for (const url of this.urls) URL.revokeObjectURL(url);
+  }
 }
