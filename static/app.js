@@ -232,7 +232,7 @@ async function onState(session) {
   if (first) {
     state.desk?.close();
     state.desk = ["specialist"].includes(state.user.role)
-      ? new OfferDesk(ctx({ ringer, onAccepted: acceptedOffer }))
+      ? new OfferDesk(ctx({ ringer, onAccepted: acceptedOffer, onPresence: () => state.home?.drawPresence() }))
       : null;
     state.home?.close();
     state.home = null;

@@ -277,6 +277,7 @@ export class OfferDesk {
               try {
                 await connection.request("presence:set", { status: "available" });
                 this.duty.close();
+                this.ctx.onPresence?.(); // the ack moved the state; the screens showing it redraw
               } catch (error) {
                 slot.replaceChildren(errorNode(t, error));
               }
