@@ -67,24 +67,61 @@ class Text(HTMLParser):
         super().__init__()
         self.parts: list[str] = []
         self.tags: list[str] = []
+        self.attrs: list[tuple[str, dict[str, str | None]]] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags.append(tag)
+        self.attrs.append((tag, dict(attrs)))
 
     def handle_data(self, data: str) -> None:
         self.parts.append(data)
 
+    def scripts(self) -> list[dict[str, str | None]]:
+        return [attrs for tag, attrs in self.attrs if tag == "script"]
+
+
+PRINTABLE_POLICY = (
+    "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'none'"
+)
+
+
+def assert_printable(html: str, parsed: Text, policy: str) -> None:
+    """A printable page: styled by /static/print.css, its Print button wired by /static/print.js,
+    nothing inline (the policy would block it), its content in one `<main>` the app can show."""
+    assert policy == PRINTABLE_POLICY
+    assert parsed.scripts() == [{"type": "module", "src": "/static/print.js"}]  # the only script
+    links = [attrs for tag, attrs in parsed.attrs if tag == "link"]
+    assert links == [{"rel": "stylesheet", "href": "/static/print.css"}]
+    assert "style" not in parsed.tags and not any("style" in attrs for _, attrs in parsed.attrs)
+    assert not any(name.startswith("on") for _, attrs in parsed.attrs for name in attrs)
+    assert parsed.tags.count("main") == 1 and [a for t, a in parsed.attrs if t == "button"] == [
+        {"type": "button", "data-print": None}
+    ]
 
 async def test_minutes_are_a_printable_vietnamese_page_with_inert_text(
     instance: Instance, ended_consult: dict[str, Any]
 ) -> None:
+    async with await http(instance, "bavi.clinician") as client:
+        form = aiohttp.FormData()
+        form.add_field("file", PNG, filename="phim <b>x-quang</b>.png", content_type="image/png")
+        async with client.post(f"/api/consults/{ended_consult['id']}/attachments", data=form) as resp:
+            assert resp.status == 201, await resp.text()
+            added = (await resp.json())["attachment"]
+            assert added["uploader"]["name"] == "BS. Nguyễn Văn Hùng"
     async with await http(instance, "xanhpon.surgeon") as client:
         async with client.get(f"/api/consults/{ended_consult['id']}/minutes") as resp:
             html = await resp.text()
             assert resp.status == 200 and resp.content_type == "text/html"
-            assert "default-src 'none'" in resp.headers["Content-Security-Policy"]
+            policy = resp.headers["Content-Security-Policy"]
+        async with client.get("/static/print.css") as resp:
+            css = await resp.text()
+            assert resp.status == 200 and "@page" in css and "A4" in css and "@media print" in css
+        async with client.get("/static/print.js") as resp:
+            assert resp.status == 200 and "addEventListener" in await resp.text()
     parsed = Text()
     parsed.feed(html)
+    assert_printable(html, parsed, policy)
     text = " ".join(parsed.parts)
     for expected in [
         "Biên bản hội chẩn từ xa",
@@ -98,10 +135,13 @@ async def test_minutes_are_a_printable_vietnamese_page_with_inert_text(
         "Điều trị tại chỗ theo hướng dẫn",
         "Mổ tại chỗ, có hướng dẫn",
         XSS,  # shown as text ...
+        "Tài liệu đính kèm",  # the files of the record: name, who sent it, when, how large
+        added["filename"],
+        "68 B",
+        "Người kết thúc",
     ]:
         assert expected in text, expected
-    assert "script" not in parsed.tags and "img" not in parsed.tags  # ... never as markup
-    assert "@media print" in html
+    assert "img" not in parsed.tags and "b" not in parsed.tags  # ... never as markup
 
 
 class Struck(HTMLParser):
