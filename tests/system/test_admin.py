@@ -544,3 +544,19 @@ async def test_the_audit_viewer_filters_by_action_and_patient_and_names_the_targ
             assert status == 200  # an empty filter is no filter
             continue
         assert status == 400 and body["error"]["code"] == "invalid", (bad, body)
+
+
+def test_every_action_the_service_audits_is_one_the_viewer_filters_by() -> None:
+    """`action=` is checked against `audit.ACTIONS`: an action recorded but missing there could never be found."""
+    import re
+    from pathlib import Path
+
+    from server.records import audit
+
+    root = Path(__file__).resolve().parent.parent.parent
+    calls = re.compile(r"audit\.(?:record|entry|record_listing)\(([^()]*(?:\([^()]*\)[^()]*)*)\)", re.S)
+    found: set[str] = set()
+    for path in [*(root / "server").rglob("*.py"), *(root / "signaling").rglob("*.py")]:
+        for args in calls.findall(path.read_text()):
+            found |= set(re.findall(r'"([a-z_]+\.[a-z_.]+)"', args))
+    assert found and found <= set(audit.ACTIONS), sorted(found - set(audit.ACTIONS))
