@@ -160,6 +160,7 @@ class AuditEntryView(TypedDict):
     action: str
     target_type: str
     target_id: str
+    target_label: str | None
     address: str
     detail: str
 
@@ -185,7 +186,9 @@ class AuditEntryRow(Protocol):
     def detail(self) -> str: ...
 
 
-def audit_entry_view(entry: AuditEntryRow, actor: AuditActor | None) -> AuditEntryView:
+def audit_entry_view(entry: AuditEntryRow, actor: AuditActor | None, target_label: str | None = None) -> AuditEntryView:
+    """`target_label`: what the target is called on screen (a consult's patient reference, a
+    user's or a hospital's name, a round's title), None when it has none or no longer exists."""
     # `at` as stored (the database's UTC), not through `iso`: what the viewer has read.
     return {
         "id": entry.id,
@@ -195,6 +198,7 @@ def audit_entry_view(entry: AuditEntryRow, actor: AuditActor | None) -> AuditEnt
         "action": entry.action,
         "target_type": entry.target_type,
         "target_id": entry.target_id,
+        "target_label": target_label,
         "address": entry.address,
         "detail": entry.detail,
     }
