@@ -24,8 +24,8 @@ class PreJoin {
     const { h, t } = ctx;
     this.preview = h("video", { class: "prejoin-preview", autoplay: true, playsinline: true, muted: true });
     this.preview.muted = true;
-    this.camera = h("select", { name: "camera", onchange: () => this.open() });
-    this.microphone = h("select", { name: "microphone", onchange: () => this.open() });
+    this.camera = h("select", { name: "camera", onchange: () => { this.opened = this.open(); } });
+    this.microphone = h("select", { name: "microphone", onchange: () => { this.opened = this.open(); } });
     this.speaker = h("select", { name: "speaker", onchange: () => this.chooseSpeaker() });
     this.meter = h("meter", { class: "mic-level", min: 0, max: 1, low: 0.05, high: 0.8, optimum: 0.3, value: 0,
       "aria-label": t("prejoin.mic_level") });
@@ -58,7 +58,8 @@ class PreJoin {
   }
 
   async start() {
-    await this.open();
+    this.opened = this.open();
+    await this.opened;
     await this.listDevices();
     this.join?.focus();
   }
@@ -66,6 +67,9 @@ class PreJoin {
   // (Re)open the chosen devices; the first time, whatever the browser gives.
   async open() {
     const { t } = this.ctx;
+    // Join and the echo test wait until the devices are open: a stream without tracks would join
+    // the call without picture or sound.
+    if (this.join) this.join.disabled = true;
     const camera = this.camera.value, microphone = this.microphone.value;
     this.stopTracks();
     const want = { audio: microphone ? { deviceId: { exact: microphone } } : true,
@@ -80,6 +84,7 @@ class PreJoin {
     this.stream = stream;
     this.preview.srcObject = stream;
     this.level();
+    if (this.join) this.join.disabled = false;
   }
 
   async listDevices() {
@@ -131,6 +136,7 @@ class PreJoin {
   // The server's echo peer: it sends back what it gets, and its figures on a data channel.
   async echoTest() {
     const { t, api } = this.ctx;
+    await this.opened;
     this.pc?.close();
     this.echoStatus.textContent = t("prejoin.echo_starting");
     delete this.echoStatus.dataset.state;
