@@ -2,8 +2,13 @@
 // No DOM here: the page gets tracks, peer states, the others' media state and audio levels
 // through callbacks, and sends signals through the `signal(to, data)` it hands in.
 
-const PEER_STATE = { new: "connecting", connecting: "connecting", connected: "connected",
-  disconnected: "reconnecting", failed: "failed" };
+const PEER_STATE = {
+  new: "connecting",
+  connecting: "connecting",
+  connected: "connected",
+  disconnected: "reconnecting",
+  failed: "failed",
+};
 
 export class Call {
   // `signal(to, data) -> Promise`, or a `connection` with signal(roomKey, roomId, to, data).
@@ -14,8 +19,11 @@ export class Call {
     this.stream = stream;
     this.selfId = selfId;
     this.peers = new Map(); // peer_id -> RTCPeerConnection
-    this.media = { audio: stream.getAudioTracks().some((x) => x.enabled),
-      video: stream.getVideoTracks().some((x) => x.enabled), screen: false };
+    this.media = {
+      audio: stream.getAudioTracks().some((x) => x.enabled),
+      video: stream.getVideoTracks().some((x) => x.enabled),
+      screen: false,
+    };
     this.onTrack = () => {};
     this.onGone = () => {};
     this.onPeerState = () => {};
@@ -69,7 +77,10 @@ export class Call {
   }
 
   async receive(from, data) {
-    if (data.media) { this.onMedia(from, { audio: !!data.media.audio, video: !!data.media.video, screen: !!data.media.screen }); return; }
+    if (data.media) {
+      this.onMedia(from, { audio: !!data.media.audio, video: !!data.media.video, screen: !!data.media.screen });
+      return;
+    }
     console.info(`call ${from}: received ${data.type || "candidate"}`);
     if (data.type === "offer") {
       // The server tells only one of two peers to offer; should both offer anyway (glare), the
@@ -85,7 +96,11 @@ export class Call {
       const pc = this.peers.get(from);
       if (pc?.signalingState === "have-local-offer") await pc.setRemoteDescription(data);
     } else if (data.candidate) {
-      try { await this.peers.get(from)?.addIceCandidate(data.candidate); } catch (e) { /* late candidate */ }
+      try {
+        await this.peers.get(from)?.addIceCandidate(data.candidate);
+      } catch (e) {
+        /* late candidate */
+      }
     }
   }
 
@@ -123,14 +138,19 @@ export class Call {
 
   // The worst figures over all peers: round trip, loss and incoming bitrate.
   async quality() {
-    let rtt = 0, lost = 0, received = 0, bytes = 0;
+    let rtt = 0,
+      lost = 0,
+      received = 0,
+      bytes = 0;
     for (const pc of this.peers.values()) {
       for (const report of (await pc.getStats()).values()) {
         if (report.type === "candidate-pair" && report.nominated && report.currentRoundTripTime) {
           rtt = Math.max(rtt, report.currentRoundTripTime * 1000);
         }
         if (report.type === "inbound-rtp") {
-          lost += report.packetsLost || 0; received += report.packetsReceived || 0; bytes += report.bytesReceived || 0;
+          lost += report.packetsLost || 0;
+          received += report.packetsReceived || 0;
+          bytes += report.bytesReceived || 0;
         }
       }
     }

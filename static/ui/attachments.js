@@ -15,8 +15,17 @@ export class Attachments {
     this.list = h("ul", { class: "files" });
     this.input = h("input", { type: "file", name: `${prefix}file`, accept: ACCEPT, "aria-label": t("files.choose") });
     this.error = h("p", { class: "error files-error", role: "alert" });
-    this.upload = h("button", { type: "button", class: "secondary upload", onclick: () => this.send() }, t("files.upload"));
-    this.form = h("div", { class: "row files-form" }, h("label", { class: "file-label" }, t("files.choose"), this.input), this.upload);
+    this.upload = h(
+      "button",
+      { type: "button", class: "secondary upload", onclick: () => this.send() },
+      t("files.upload"),
+    );
+    this.form = h(
+      "div",
+      { class: "row files-form" },
+      h("label", { class: "file-label" }, t("files.choose"), this.input),
+      this.upload,
+    );
     this.viewer = h("dialog", { class: "viewer", "aria-label": t("files.viewer") });
     this.element = h("div", { class: "files-part" }, this.list, this.form, this.error, this.viewer);
     this.onAttachment = ({ consult_id, attachment }) => consult_id === this.consultId && this.add(attachment);
@@ -62,7 +71,10 @@ export class Attachments {
     try {
       const form = new FormData();
       form.append("file", file);
-      const { attachment } = await api(`/api/consults/${encodeURIComponent(this.consultId)}/attachments`, { method: "POST", body: form });
+      const { attachment } = await api(`/api/consults/${encodeURIComponent(this.consultId)}/attachments`, {
+        method: "POST",
+        body: form,
+      });
       this.add(attachment);
       this.input.value = "";
     } catch (e) {
@@ -75,25 +87,41 @@ export class Attachments {
   draw() {
     const { h, t, when, user } = this.ctx;
     const files = [...this.files.values()].sort((a, b) => String(a.created_at).localeCompare(String(b.created_at)));
-    this.list.replaceChildren(...files.map((a) => {
-      const who = a.uploader_id === user.id ? user.name : this.names.get(a.uploader_id) || "—";
-      return h("li", { "data-file": a.id, "data-type": a.content_type },
-        h("button", { type: "button", class: "link file-open", onclick: () => this.open(a) }, a.filename),
-        h("small", { class: "muted" }, `${who} · ${when(a.created_at)} · ${size(a.size, t)}`));
-    }));
+    this.list.replaceChildren(
+      ...files.map((a) => {
+        const who = a.uploader_id === user.id ? user.name : this.names.get(a.uploader_id) || "—";
+        return h(
+          "li",
+          { "data-file": a.id, "data-type": a.content_type },
+          h("button", { type: "button", class: "link file-open", onclick: () => this.open(a) }, a.filename),
+          h("small", { class: "muted" }, `${who} · ${when(a.created_at)} · ${size(a.size, t)}`),
+        );
+      }),
+    );
     if (!files.length) this.list.append(h("li", { class: "muted" }, t("files.none")));
   }
 
   async open(a) {
     const { h, t, api } = this.ctx;
     let blob;
-    try { blob = await api(a.url); } catch (e) { this.error.textContent = t("error", { message: e.message }); return; }
+    try {
+      blob = await api(a.url);
+    } catch (e) {
+      this.error.textContent = t("error", { message: e.message });
+      return;
+    }
     const url = URL.createObjectURL(blob);
     if (a.content_type.startsWith("image/")) {
-      const close = h("button", { type: "button", class: "secondary viewer-close", onclick: () => this.viewer.close() }, t("files.close"));
+      const close = h(
+        "button",
+        { type: "button", class: "secondary viewer-close", onclick: () => this.viewer.close() },
+        t("files.close"),
+      );
       const download = h("a", { href: url, download: a.filename, class: "viewer-download" }, t("files.download"));
-      this.viewer.replaceChildren(h("div", { class: "viewer-bar" }, h("strong", {}, a.filename), download, close),
-        h("img", { src: url, alt: a.filename }));
+      this.viewer.replaceChildren(
+        h("div", { class: "viewer-bar" }, h("strong", {}, a.filename), download, close),
+        h("img", { src: url, alt: a.filename }),
+      );
       this.viewer.onclose = () => URL.revokeObjectURL(url);
       this.viewer.showModal();
       close.focus();

@@ -2,8 +2,14 @@
 // refuse). Paths on a 24×24 grid, drawn with the current text colour.
 const PATHS = {
   mic: ["M12 14a3 3 0 0 0 3-3V5a3 3 0 0 0-6 0v6a3 3 0 0 0 3 3z", "M19 11a7 7 0 0 1-14 0", "M12 18v3"],
-  micOff: ["M9 9v2a3 3 0 0 0 5.1 2.1", "M15 9.3V5a3 3 0 0 0-5.9-.8", "M19 11a7 7 0 0 1-1.2 3.9",
-    "M5 11a7 7 0 0 0 10.5 6", "M12 18v3", "M3 3l18 18"],
+  micOff: [
+    "M9 9v2a3 3 0 0 0 5.1 2.1",
+    "M15 9.3V5a3 3 0 0 0-5.9-.8",
+    "M19 11a7 7 0 0 1-1.2 3.9",
+    "M5 11a7 7 0 0 0 10.5 6",
+    "M12 18v3",
+    "M3 3l18 18",
+  ],
   camera: ["M3 7h12v10H3z", "M15 10l6-3v10l-6-3"],
   cameraOff: ["M3 7h4m4 0h4v4", "M15 10l6-3v10l-6-3", "M3 7v10h12", "M3 3l18 18"],
   audioOnly: ["M4 14v-2a8 8 0 0 1 16 0v2", "M4 14h3v6H4z", "M17 14h3v6h-3z"],

@@ -16,13 +16,26 @@ export class Notes {
     this.editing = null; // the note id being amended
     const { h, t } = ctx;
     this.list = h("div", { class: "notes", "aria-live": "polite" });
-    this.section = h("select", { name: `${prefix}section`, "aria-label": t("notes.section") },
-      SECTIONS.map((s) => h("option", { value: s }, t(`section.${s}`))));
+    this.section = h(
+      "select",
+      { name: `${prefix}section`, "aria-label": t("notes.section") },
+      SECTIONS.map((s) => h("option", { value: s }, t(`section.${s}`))),
+    );
     this.text = h("textarea", { name: `${prefix}note`, rows: 3, maxlength: 20000, "aria-label": t("notes.text") });
     this.error = h("p", { class: "error notes-error", role: "alert" });
-    this.form = h("form", { class: `note-form${prefix ? ` ${prefix}note-form` : ""}`, onsubmit: (e) => { e.preventDefault(); this.submit(); } },
-      h("label", {}, t("notes.section"), this.section), h("label", {}, t("notes.text"), this.text),
-      h("button", { type: "submit" }, t("notes.add")));
+    this.form = h(
+      "form",
+      {
+        class: `note-form${prefix ? ` ${prefix}note-form` : ""}`,
+        onsubmit: (e) => {
+          e.preventDefault();
+          this.submit();
+        },
+      },
+      h("label", {}, t("notes.section"), this.section),
+      h("label", {}, t("notes.text"), this.text),
+      h("button", { type: "submit" }, t("notes.add")),
+    );
     this.element = h("div", { class: "notes-part" }, this.list, this.form, this.error);
     this.onNote = ({ consult_id, note }) => consult_id === this.consultId && this.add(note);
     this.onOutbox = () => this.draw();
@@ -33,7 +46,11 @@ export class Notes {
 
   // The round room shows one patient's notes at a time.
   setConsult(consultId, writable = true) {
-    if (consultId !== this.consultId) { this.notes.clear(); this.lastSeq = 0; this.editing = null; }
+    if (consultId !== this.consultId) {
+      this.notes.clear();
+      this.lastSeq = 0;
+      this.editing = null;
+    }
     this.consultId = consultId;
     this.setWritable(writable);
     this.draw();
@@ -52,14 +69,19 @@ export class Notes {
   }
 
   addAll(notes) {
-    for (const note of notes) { this.notes.set(note.id, note); this.lastSeq = Math.max(this.lastSeq, note.seq || 0); }
+    for (const note of notes) {
+      this.notes.set(note.id, note);
+      this.lastSeq = Math.max(this.lastSeq, note.seq || 0);
+    }
     this.draw();
   }
 
   pending() {
     const box = this.ctx.connection.outbox;
     if (!box || !this.consultId) return [];
-    const entries = box.forConsult ? box.forConsult(this.consultId) : box.pending().filter((x) => x.payload?.consult_id === this.consultId);
+    const entries = box.forConsult
+      ? box.forConsult(this.consultId)
+      : box.pending().filter((x) => x.payload?.consult_id === this.consultId);
     return entries.filter((x) => ["note:add", "note:amend"].includes(x.event));
   }
 
@@ -102,24 +124,64 @@ export class Notes {
       for (const old of n.history || []) if (!earlier.some((e) => e.id === old.id)) earlier.push(old);
       const mine = n.author?.id === user.id;
       const body = this.editing === n.id ? this.editor(n) : h("div", { class: "note-text" }, n.text);
-      return h("div", { class: "note", "data-seq": n.seq, "data-section": n.section, "data-note": n.id },
-        h("strong", {}, t(`section.${n.section}`)), body,
-        earlier.length ? h("div", { class: "note-history" }, h("span", { class: "muted" }, t("notes.before")),
-          earlier.map((old) => h("del", { class: "note-old" }, old.text,
-            h("small", {}, ` — ${old.author?.name || ""} · ${when(old.created_at)}`)))) : null,
-        h("small", {}, `${n.author?.name || ""} · ${when(n.created_at)}${n.amends ? ` · ${t("notes.amended")}` : ""} `,
+      return h(
+        "div",
+        { class: "note", "data-seq": n.seq, "data-section": n.section, "data-note": n.id },
+        h("strong", {}, t(`section.${n.section}`)),
+        body,
+        earlier.length
+          ? h(
+              "div",
+              { class: "note-history" },
+              h("span", { class: "muted" }, t("notes.before")),
+              earlier.map((old) =>
+                h(
+                  "del",
+                  { class: "note-old" },
+                  old.text,
+                  h("small", {}, ` — ${old.author?.name || ""} · ${when(old.created_at)}`),
+                ),
+              ),
+            )
+          : null,
+        h(
+          "small",
+          {},
+          `${n.author?.name || ""} · ${when(n.created_at)}${n.amends ? ` · ${t("notes.amended")}` : ""} `,
           // Only its author amends a note (the server refuses anyone else).
-          mine && this.writable && this.editing !== n.id ? h("button", { type: "button", class: "secondary amend",
-            onclick: () => { this.editing = n.id; this.editorElement = null; this.draw(); this.list.querySelector(".amend-editor textarea")?.focus(); } },
-          t("notes.amend")) : null));
+          mine && this.writable && this.editing !== n.id
+            ? h(
+                "button",
+                {
+                  type: "button",
+                  class: "secondary amend",
+                  onclick: () => {
+                    this.editing = n.id;
+                    this.editorElement = null;
+                    this.draw();
+                    this.list.querySelector(".amend-editor textarea")?.focus();
+                  },
+                },
+                t("notes.amend"),
+              )
+            : null,
+        ),
+      );
     });
     const waiting = this.pending().map((x) => {
       const p = x.payload || {};
       const original = p.note_id ? this.notes.get(p.note_id) : null;
-      return h("div", { class: "note pending", "data-section": p.section || original?.section || "", "data-op": x.op_id },
+      return h(
+        "div",
+        { class: "note pending", "data-section": p.section || original?.section || "", "data-op": x.op_id },
         h("strong", {}, t(`section.${p.section || original?.section || "discussion"}`)),
         h("div", { class: "note-text" }, p.text || ""),
-        h("small", { class: "pending-label" }, x.event === "note:amend" ? t("notes.pending_amend") : t("notes.pending")));
+        h(
+          "small",
+          { class: "pending-label" },
+          x.event === "note:amend" ? t("notes.pending_amend") : t("notes.pending"),
+        ),
+      );
     });
     this.list.replaceChildren(...items, ...waiting);
     if (!items.length && !waiting.length) this.list.append(h("p", { class: "muted" }, t("notes.none")));
@@ -130,17 +192,48 @@ export class Notes {
     const { h, t } = this.ctx;
     // Redrawn while typing (a note arrived): the same editor, with what is typed so far.
     if (this.editorFor === n.id && this.editorElement) return this.editorElement;
-    const area = h("textarea", { name: "amend", rows: Math.min(12, Math.max(3, n.text.split("\n").length + 1)),
-      maxlength: 20000, "aria-label": t("notes.amend_label") });
+    const area = h("textarea", {
+      name: "amend",
+      rows: Math.min(12, Math.max(3, n.text.split("\n").length + 1)),
+      maxlength: 20000,
+      "aria-label": t("notes.amend_label"),
+    });
     area.value = n.text;
-    const form = h("form", { class: "amend-editor", onsubmit: async (e) => {
-      e.preventDefault();
-      const text = area.value;
-      if (!text.trim() || text === n.text) { this.editing = null; this.draw(); return; }
-      this.editing = null;
-      await this.write("note:amend", { note_id: n.id, text });
-    } }, area, h("div", { class: "row" }, h("button", { type: "submit" }, t("notes.save")),
-      h("button", { type: "button", class: "secondary", onclick: () => { this.editing = null; this.draw(); } }, t("notes.cancel"))));
+    const form = h(
+      "form",
+      {
+        class: "amend-editor",
+        onsubmit: async (e) => {
+          e.preventDefault();
+          const text = area.value;
+          if (!text.trim() || text === n.text) {
+            this.editing = null;
+            this.draw();
+            return;
+          }
+          this.editing = null;
+          await this.write("note:amend", { note_id: n.id, text });
+        },
+      },
+      area,
+      h(
+        "div",
+        { class: "row" },
+        h("button", { type: "submit" }, t("notes.save")),
+        h(
+          "button",
+          {
+            type: "button",
+            class: "secondary",
+            onclick: () => {
+              this.editing = null;
+              this.draw();
+            },
+          },
+          t("notes.cancel"),
+        ),
+      ),
+    );
     this.editorFor = n.id;
     this.editorElement = form;
     return form;

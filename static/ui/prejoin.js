@@ -24,42 +24,89 @@ class PreJoin {
     const { h, t } = ctx;
     this.preview = h("video", { class: "prejoin-preview", autoplay: true, playsinline: true, muted: true });
     this.preview.muted = true;
-    this.camera = h("select", { name: "camera", onchange: () => this.open() });
-    this.microphone = h("select", { name: "microphone", onchange: () => this.open() });
+    this.camera = h("select", {
+      name: "camera",
+      onchange: () => {
+        this.opened = this.open();
+      },
+    });
+    this.microphone = h("select", {
+      name: "microphone",
+      onchange: () => {
+        this.opened = this.open();
+      },
+    });
     this.speaker = h("select", { name: "speaker", onchange: () => this.chooseSpeaker() });
-    this.meter = h("meter", { class: "mic-level", min: 0, max: 1, low: 0.05, high: 0.8, optimum: 0.3, value: 0,
-      "aria-label": t("prejoin.mic_level") });
+    this.meter = h("meter", {
+      class: "mic-level",
+      min: 0,
+      max: 1,
+      low: 0.05,
+      high: 0.8,
+      optimum: 0.3,
+      value: 0,
+      "aria-label": t("prejoin.mic_level"),
+    });
     this.status = h("p", { class: "prejoin-status", role: "status" });
     this.echoStatus = h("p", { class: "echo-status", role: "status" });
     this.echo = h("video", { class: "echo", autoplay: true, playsinline: true });
     this.figures = h("p", { class: "echo-figures" });
     const speakers = typeof HTMLMediaElement !== "undefined" && "setSinkId" in HTMLMediaElement.prototype;
-    this.join = check ? null : h("button", { type: "button", class: "prejoin-join", onclick: () => this.finish(true) },
-      t("prejoin.join"));
-    this.element = h("section", { class: "prejoin" },
+    this.join = check
+      ? null
+      : h("button", { type: "button", class: "prejoin-join", onclick: () => this.finish(true) }, t("prejoin.join"));
+    this.element = h(
+      "section",
+      { class: "prejoin" },
       h("h2", {}, title),
-      h("div", { class: "prejoin-body" },
-        h("div", { class: "prejoin-media" }, h("div", { class: "tile self" }, this.preview),
-          h("label", { class: "mic-level-label" }, t("prejoin.mic_level"), this.meter)),
-        h("div", { class: "prejoin-devices" },
+      h(
+        "div",
+        { class: "prejoin-body" },
+        h(
+          "div",
+          { class: "prejoin-media" },
+          h("div", { class: "tile self" }, this.preview),
+          h("label", { class: "mic-level-label" }, t("prejoin.mic_level"), this.meter),
+        ),
+        h(
+          "div",
+          { class: "prejoin-devices" },
           h("label", {}, t("prejoin.camera"), this.camera),
           h("label", {}, t("prejoin.microphone"), this.microphone),
           speakers ? h("label", {}, t("prejoin.speaker"), this.speaker) : null,
           this.status,
-          h("details", { class: "echo-test", open: check },
+          h(
+            "details",
+            { class: "echo-test", open: check },
             h("summary", {}, t("prejoin.echo_title")),
             h("p", { class: "muted" }, t("prejoin.echo_explain")),
-            h("button", { type: "button", class: "secondary echo-start", onclick: () => this.echoTest() }, t("prejoin.echo_start")),
+            h(
+              "button",
+              { type: "button", class: "secondary echo-start", onclick: () => this.echoTest() },
+              t("prejoin.echo_start"),
+            ),
             this.echoStatus,
             h("div", { class: "tile echo-tile" }, this.echo, h("span", { class: "name" }, t("prejoin.echo_back"))),
-            this.figures))),
-      h("div", { class: "row prejoin-actions" }, this.join,
-        h("button", { type: "button", class: "secondary prejoin-back", onclick: () => this.finish(false) }, t("prejoin.back"))));
+            this.figures,
+          ),
+        ),
+      ),
+      h(
+        "div",
+        { class: "row prejoin-actions" },
+        this.join,
+        h(
+          "button",
+          { type: "button", class: "secondary prejoin-back", onclick: () => this.finish(false) },
+          t("prejoin.back"),
+        ),
+      ),
+    );
   }
 
   async start() {
-    this.opening = this.open(); // the echo test waits for the devices (it may be started at once)
-    await this.opening;
+    this.opened = this.open();
+    await this.opened;
     await this.listDevices();
     this.join?.focus();
   }
@@ -67,30 +114,61 @@ class PreJoin {
   // (Re)open the chosen devices; the first time, whatever the browser gives.
   async open() {
     const { t } = this.ctx;
-    const camera = this.camera.value, microphone = this.microphone.value;
+    // Join and the echo test wait until the devices are open: a stream without tracks would join
+    // the call without picture or sound.
+    if (this.join) this.join.disabled = true;
+    const camera = this.camera.value,
+      microphone = this.microphone.value;
     this.stopTracks();
-    const want = { audio: microphone ? { deviceId: { exact: microphone } } : true,
-      video: camera ? { deviceId: { exact: camera } } : true };
+    const want = {
+      audio: microphone ? { deviceId: { exact: microphone } } : true,
+      video: camera ? { deviceId: { exact: camera } } : true,
+    };
     let stream;
-    try { stream = await navigator.mediaDevices.getUserMedia(want); }
-    catch (e) {
-      try { stream = await navigator.mediaDevices.getUserMedia({ audio: want.audio }); this.say(t("prejoin.no_camera")); }
-      catch (e2) { stream = new MediaStream(); this.say(t("prejoin.no_devices")); }
+    try {
+      stream = await navigator.mediaDevices.getUserMedia(want);
+    } catch (e) {
+      try {
+        stream = await navigator.mediaDevices.getUserMedia({ audio: want.audio });
+        this.say(t("prejoin.no_camera"));
+      } catch (e2) {
+        stream = new MediaStream();
+        this.say(t("prejoin.no_devices"));
+      }
     }
-    if (this.finished) { for (const track of stream.getTracks()) track.stop(); return; }
+    if (this.finished) {
+      for (const track of stream.getTracks()) track.stop();
+      return;
+    }
     this.stream = stream;
     this.preview.srcObject = stream;
     this.level();
+    if (this.join) this.join.disabled = false;
   }
 
   async listDevices() {
     const { h, t } = this.ctx;
     let devices = [];
-    try { devices = await navigator.mediaDevices.enumerateDevices(); } catch (e) { return; }
-    const using = (kind) => this.stream.getTracks().find((x) => x.kind === kind)?.getSettings().deviceId;
+    try {
+      devices = await navigator.mediaDevices.enumerateDevices();
+    } catch (e) {
+      return;
+    }
+    const using = (kind) =>
+      this.stream
+        .getTracks()
+        .find((x) => x.kind === kind)
+        ?.getSettings().deviceId;
     const fill = (select, kind, current) => {
-      const options = devices.filter((d) => d.kind === kind).map((d, i) =>
-        h("option", { value: d.deviceId, selected: d.deviceId === current }, d.label || t(`prejoin.${kind}_n`, { n: i + 1 })));
+      const options = devices
+        .filter((d) => d.kind === kind)
+        .map((d, i) =>
+          h(
+            "option",
+            { value: d.deviceId, selected: d.deviceId === current },
+            d.label || t(`prejoin.${kind}_n`, { n: i + 1 }),
+          ),
+        );
       select.replaceChildren(...options);
       select.disabled = options.length === 0;
     };
@@ -109,7 +187,10 @@ class PreJoin {
     this.audio?.close().catch(() => {});
     this.audio = null;
     const track = this.stream.getAudioTracks()[0];
-    if (!track) { this.meter.value = 0; return; }
+    if (!track) {
+      this.meter.value = 0;
+      return;
+    }
     try {
       const audio = new AudioContext();
       const analyser = audio.createAnalyser();
@@ -126,24 +207,30 @@ class PreJoin {
       };
       this.audio = audio;
       tick();
-    } catch (e) { /* no audio processing: no meter */ }
+    } catch (e) {
+      /* no audio processing: no meter */
+    }
   }
 
   // The server's echo peer: it sends back what it gets, and its figures on a data channel.
   async echoTest() {
     const { t, api } = this.ctx;
-    await this.opening;
+    await this.opened;
     this.pc?.close();
     this.echoStatus.textContent = t("prejoin.echo_starting");
     delete this.echoStatus.dataset.state;
     const pc = new RTCPeerConnection({ iceServers: [] });
     this.pc = pc;
     for (const track of this.stream.getTracks()) pc.addTrack(track.clone());
-    pc.ontrack = (e) => { this.echo.srcObject = e.streams[0] || new MediaStream([e.track]); };
+    pc.ontrack = (e) => {
+      this.echo.srcObject = e.streams[0] || new MediaStream([e.track]);
+    };
     const channel = pc.createDataChannel("figures");
     channel.onmessage = (e) => {
       const f = JSON.parse(e.data);
-      this.figures.textContent = `${t("stage.quality")}: ${f.connection}` + (f.rtt_ms != null ? ` · ${f.rtt_ms} ms` : "") +
+      this.figures.textContent =
+        `${t("stage.quality")}: ${f.connection}` +
+        (f.rtt_ms != null ? ` · ${f.rtt_ms} ms` : "") +
         (f.video_packets_lost != null ? ` · ${t("prejoin.lost")}: ${f.video_packets_lost}` : "");
     };
     pc.onconnectionstatechange = () => {
@@ -160,8 +247,11 @@ class PreJoin {
         pc.onicegatheringstatechange = () => pc.iceGatheringState === "complete" && resolve();
         setTimeout(resolve, 3000);
       });
-      const answer = await api("/api/precall/offer", { method: "POST", headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ type: "offer", sdp: pc.localDescription.sdp }) });
+      const answer = await api("/api/precall/offer", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ type: "offer", sdp: pc.localDescription.sdp }),
+      });
       await pc.setRemoteDescription(answer);
     } catch (e) {
       this.echoStatus.textContent = t("prejoin.echo_failed", { message: e.message || String(e) });
@@ -169,9 +259,13 @@ class PreJoin {
     }
   }
 
-  say(text) { this.status.textContent = text; }
+  say(text) {
+    this.status.textContent = text;
+  }
 
-  stopTracks() { for (const track of this.stream.getTracks()) track.stop(); }
+  stopTracks() {
+    for (const track of this.stream.getTracks()) track.stop();
+  }
 
   finish(join) {
     if (this.finished) return;

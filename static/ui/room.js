@@ -31,16 +31,25 @@ export class ConsultRoom {
     };
   }
 
-  get id() { return this.consult.id; }
+  get id() {
+    return this.consult.id;
+  }
 
-  show(element) { (this.ctx.show || ((el) => document.getElementById("app").replaceChildren(el)))(element); }
+  show(element) {
+    (this.ctx.show || ((el) => document.getElementById("app").replaceChildren(el)))(element);
+  }
 
   // The pre-join screen, then the room. Resolves once the call is joined (or the user went back).
   async enter() {
     const { t, specialtyName } = this.ctx;
     const c = this.consult;
-    const stream = await preJoin(this.ctx, { title: `${t("room.title")} — ${c.patient.ref} — ${specialtyName?.(c.specialty) || c.specialty}` });
-    if (!stream) { this.finish("left"); return; }
+    const stream = await preJoin(this.ctx, {
+      title: `${t("room.title")} — ${c.patient.ref} — ${specialtyName?.(c.specialty) || c.specialty}`,
+    });
+    if (!stream) {
+      this.finish("left");
+      return;
+    }
     this.stream = stream;
     this.draw();
     this.show(this.element);
@@ -51,60 +60,114 @@ export class ConsultRoom {
   draw() {
     const { h, t, user, specialtyName } = this.ctx;
     const c = this.consult;
-    this.stage = new Stage(this.ctx, { stream: this.stream, selfName: user.name, onLeave: () => this.leaveCall(),
-      onStats: (sample) => this.ctx.connection.request("rtc:stats", { consult_id: c.id, ...sample }).catch(() => {}) });
+    this.stage = new Stage(this.ctx, {
+      stream: this.stream,
+      selfName: user.name,
+      onLeave: () => this.leaveCall(),
+      onStats: (sample) => this.ctx.connection.request("rtc:stats", { consult_id: c.id, ...sample }).catch(() => {}),
+    });
     this.notes = new Notes(this.ctx, { consultId: c.id });
     this.files = new Attachments(this.ctx, { consultId: c.id });
-    const minutes = h("button", { type: "button", class: "link minutes", onclick: () => this.minutes() }, t("room.minutes"));
+    const minutes = h(
+      "button",
+      { type: "button", class: "link minutes", onclick: () => this.minutes() },
+      t("room.minutes"),
+    );
     let end = null;
     // Only the accepted specialist records the outcome and ends the consult.
     if (c.specialist?.id === user.id) {
       this.endDialog = this.endForm();
-      end = h("button", { type: "button", class: "end-consult", onclick: () => this.endDialog.showModal() }, t("room.end"));
+      end = h(
+        "button",
+        { type: "button", class: "end-consult", onclick: () => this.endDialog.showModal() },
+        t("room.end"),
+      );
       this.stage.addControl(end);
     }
-    const who = [c.requester, c.specialist].filter(Boolean).map((p) => `${p.name} — ${p.hospital?.name || ""}`).join(" · ");
+    const who = [c.requester, c.specialist]
+      .filter(Boolean)
+      .map((p) => `${p.name} — ${p.hospital?.name || ""}`)
+      .join(" · ");
     this.element.replaceChildren(
-      h("div", { class: "room-stage" }, h("h2", { class: "room-title" }, `${t("room.title")} — ${c.patient.ref} — ${specialtyName?.(c.specialty) || c.specialty}`),
-        this.stage.element),
-      h("div", { class: "room-side" },
-        h("section", { class: "room-patient" }, h("h2", {}, t("room.patient")),
+      h(
+        "div",
+        { class: "room-stage" },
+        h(
+          "h2",
+          { class: "room-title" },
+          `${t("room.title")} — ${c.patient.ref} — ${specialtyName?.(c.specialty) || c.specialty}`,
+        ),
+        this.stage.element,
+      ),
+      h(
+        "div",
+        { class: "room-side" },
+        h(
+          "section",
+          { class: "room-patient" },
+          h("h2", {}, t("room.patient")),
           h("p", {}, `${c.patient.ref}${c.patient.age != null ? `, ${c.patient.age}` : ""}`),
           c.patient.summary ? h("p", { class: "note-text" }, c.patient.summary) : null,
-          h("p", { class: "muted" }, who), minutes),
+          h("p", { class: "muted" }, who),
+          minutes,
+        ),
         h("section", { class: "room-notes" }, h("h2", {}, t("notes.title")), this.notes.element),
         h("section", { class: "room-files" }, h("h2", {}, t("files.title")), this.files.element),
-        this.endDialog || null));
+        this.endDialog || null,
+      ),
+    );
     this.files.load();
   }
 
   // The end of the consult: the outcome is chosen here, and the dialog asks to confirm.
   endForm() {
     const { h, t } = this.ctx;
-    const outcome = h("select", { name: "outcome", required: true },
+    const outcome = h(
+      "select",
+      { name: "outcome", required: true },
       h("option", { value: "" }, t("room.outcome_choose")),
-      OUTCOMES.map((o) => h("option", { value: o }, t(`outcome.${o}`))));
+      OUTCOMES.map((o) => h("option", { value: o }, t(`outcome.${o}`))),
+    );
     const summary = h("textarea", { name: "summary", rows: 3, maxlength: 4000 });
     const error = h("p", { class: "error", role: "alert" });
     const dialog = h("dialog", { class: "end-dialog", "aria-labelledby": "end-dialog-title" });
-    const form = h("form", { class: "end-form", onsubmit: async (e) => {
-      e.preventDefault();
-      if (!outcome.value) { error.textContent = t("room.outcome_needed"); outcome.focus(); return; }
-      error.textContent = "";
-      try {
-        const ack = await this.ctx.connection.write("consult:end", { consult_id: this.consult.id, outcome: outcome.value,
-          summary: summary.value || undefined });
-        dialog.close();
-        this.leave("ended", { consult: ack?.consult });
-      } catch (err) {
-        error.textContent = t("error", { message: err.message });
-      }
-    } },
-    h("h2", { id: "end-dialog-title" }, t("room.end_title")),
-    h("p", {}, t("room.end_confirm")),
-    h("label", {}, t("room.outcome"), outcome), h("label", {}, t("room.summary"), summary), error,
-    h("div", { class: "row" }, h("button", { type: "submit", class: "danger" }, t("room.end_submit")),
-      h("button", { type: "button", class: "secondary", onclick: () => dialog.close() }, t("room.end_cancel"))));
+    const form = h(
+      "form",
+      {
+        class: "end-form",
+        onsubmit: async (e) => {
+          e.preventDefault();
+          if (!outcome.value) {
+            error.textContent = t("room.outcome_needed");
+            outcome.focus();
+            return;
+          }
+          error.textContent = "";
+          try {
+            const ack = await this.ctx.connection.write("consult:end", {
+              consult_id: this.consult.id,
+              outcome: outcome.value,
+              summary: summary.value || undefined,
+            });
+            dialog.close();
+            this.leave("ended", { consult: ack?.consult });
+          } catch (err) {
+            error.textContent = t("error", { message: err.message });
+          }
+        },
+      },
+      h("h2", { id: "end-dialog-title" }, t("room.end_title")),
+      h("p", {}, t("room.end_confirm")),
+      h("label", {}, t("room.outcome"), outcome),
+      h("label", {}, t("room.summary"), summary),
+      error,
+      h(
+        "div",
+        { class: "row" },
+        h("button", { type: "submit", class: "danger" }, t("room.end_submit")),
+        h("button", { type: "button", class: "secondary", onclick: () => dialog.close() }, t("room.end_cancel")),
+      ),
+    );
     dialog.append(form);
     return dialog;
   }
@@ -120,20 +183,29 @@ export class ConsultRoom {
       ack = await connection.request("consult:join", { consult_id: this.id });
     } catch (e) {
       this.joining = false;
-      if (isFull(e)) { this.leave("full", { message: this.ctx.t("room.full") }); return; }
+      if (isFull(e)) {
+        this.leave("full", { message: this.ctx.t("room.full") });
+        return;
+      }
       this.ctx.say?.(this.ctx.t("error", { message: e.message }), true);
       return;
     }
     if (this.closed) return;
     if (ack.consult) this.consult = ack.consult;
     this.stage.expect(ack.peers);
-    const call = new Call({ signal: (to, data) => connection.signal("consult_id", this.id, to, data),
-      iceServers: ack.ice_servers, icePolicy: ack.ice_policy || "all", stream: this.stream, selfId: ack.peer_id });
+    const call = new Call({
+      signal: (to, data) => connection.signal("consult_id", this.id, to, data),
+      iceServers: ack.ice_servers,
+      icePolicy: ack.ice_policy || "all",
+      stream: this.stream,
+      selfId: ack.peer_id,
+    });
     this.stage.attach(call);
     this.call = call;
     this.joining = false;
     this.notes.addAll(ack.notes);
-    for (const m of this.pending.splice(0)) await call.receive(m.from, m.data).catch((e) => console.warn("rtc:signal", e));
+    for (const m of this.pending.splice(0))
+      await call.receive(m.from, m.data).catch((e) => console.warn("rtc:signal", e));
     for (const peer of ack.peers) if (!call.peers.has(peer.peer_id)) await call.offerTo(peer.peer_id);
     await this.restOfNotes(ack.next_cursor);
   }
@@ -173,7 +245,10 @@ export class ConsultRoom {
   async resume(state) {
     if (this.closed || !this.stage) return;
     const known = state?.consults?.get ? state.consults.get(this.id) : null;
-    if (!known || known.status !== "active") { this.leave("ended", { consult: known || undefined }); return; }
+    if (!known || known.status !== "active") {
+      this.leave("ended", { consult: known || undefined });
+      return;
+    }
     const after = this.notes.lastSeq;
     await this.join();
     if (this.closed) return;

@@ -35,14 +35,21 @@ export class RoundRoom {
     };
   }
 
-  get id() { return this.round.id; }
+  get id() {
+    return this.round.id;
+  }
 
-  show(element) { (this.ctx.show || ((el) => document.getElementById("app").replaceChildren(el)))(element); }
+  show(element) {
+    (this.ctx.show || ((el) => document.getElementById("app").replaceChildren(el)))(element);
+  }
 
   async enter() {
     const { t } = this.ctx;
     const stream = await preJoin(this.ctx, { title: `${t("round.title")} — ${this.round.title} — ${this.round.ward}` });
-    if (!stream) { this.finish("left"); return; }
+    if (!stream) {
+      this.finish("left");
+      return;
+    }
     this.stream = stream;
     this.layout();
     this.show(this.element);
@@ -60,21 +67,30 @@ export class RoundRoom {
       ack = await connection.request("round:join", { round_id: this.id });
     } catch (e) {
       this.joining = false;
-      if (isFull(e)) { this.leave("full", { message: this.ctx.t("room.full") }); return; }
+      if (isFull(e)) {
+        this.leave("full", { message: this.ctx.t("room.full") });
+        return;
+      }
       this.ctx.say?.(this.ctx.t("error", { message: e.message }), true);
       this.leave("left");
       return;
     }
     if (this.closed) return;
     this.stage.expect(ack.peers);
-    const call = new Call({ signal: (to, data) => connection.signal("round_id", this.id, to, data),
-      iceServers: ack.ice_servers, icePolicy: ack.ice_policy || "all", stream: this.stream, selfId: ack.peer_id });
+    const call = new Call({
+      signal: (to, data) => connection.signal("round_id", this.id, to, data),
+      iceServers: ack.ice_servers,
+      icePolicy: ack.ice_policy || "all",
+      stream: this.stream,
+      selfId: ack.peer_id,
+    });
     this.stage.attach(call);
     this.call = call;
     this.joining = false;
     for (const note of ack.notes) this.keepNote(note);
     this.apply(ack.round, true);
-    for (const m of this.pending.splice(0)) await call.receive(m.from, m.data).catch((e) => console.warn("rtc:signal", e));
+    for (const m of this.pending.splice(0))
+      await call.receive(m.from, m.data).catch((e) => console.warn("rtc:signal", e));
     for (const peer of ack.peers) if (!call.peers.has(peer.peer_id)) await call.offerTo(peer.peer_id);
     // The ack brings the first page of the patients' notes; the rest follow with the cursor.
     let cursor = ack.next_cursor;
@@ -90,7 +106,10 @@ export class RoundRoom {
   async resume(state) {
     if (this.closed || !this.stage) return;
     const live = (state?.rounds || []).find((x) => x.round.id === this.id && x.round.session?.status === "active");
-    if (!live) { this.leave("ended"); return; }
+    if (!live) {
+      this.leave("ended");
+      return;
+    }
     await this.join();
   }
 
@@ -118,7 +137,11 @@ export class RoundRoom {
     const focusMoved = round.session?.focus_patient_id !== this.round.session?.focus_patient_id;
     this.round = round;
     if (focusMoved || !this.round.patients.some((p) => p.id === this.shown)) this.shown = null;
-    if (round.session?.status === "ended") { this.ctx.say?.(this.ctx.t("round.ended")); this.leave("ended"); return; }
+    if (round.session?.status === "ended") {
+      this.ctx.say?.(this.ctx.t("round.ended"));
+      this.leave("ended");
+      return;
+    }
     this.drawPatients();
     this.drawPanel();
   }
@@ -139,7 +162,9 @@ export class RoundRoom {
     this.notesBy.get(note.consult_id).set(note.id, note);
   }
 
-  focusId() { return this.round.session?.focus_patient_id || null; }
+  focusId() {
+    return this.round.session?.focus_patient_id || null;
+  }
 
   current() {
     const wanted = this.shown || this.focusId() || this.round.patients[0]?.id;
@@ -156,23 +181,53 @@ export class RoundRoom {
     const { h, t, user } = this.ctx;
     const focus = this.focusId();
     const shown = this.current()?.id;
-    this.patientList.replaceChildren(...this.round.patients.map((p) => h("li", {
-      class: `round-patient${p.id === focus ? " current" : ""}${p.id === shown ? " shown" : ""}`,
-      "data-patient": p.id, "data-status": p.status || "none", "aria-current": p.id === focus ? "true" : false },
-    h("strong", {}, `${t("round.bed", { bed: p.bed })} — ${p.ref}`),
-    p.id === focus ? h("span", { class: "badge" }, t("round.current")) : null,
-    h("div", { class: "muted" }, p.summary),
-    h("div", { class: "patient-status" }, this.statusText(p)),
-    h("div", { class: "row" },
-      user.role === "specialist" && p.id !== focus
-        ? h("button", { type: "button", class: "focus", onclick: () => this.focus(p) }, t("round.focus")) : null,
-      p.id !== shown ? h("button", { type: "button", class: "secondary view",
-        onclick: () => { this.shown = p.id; this.drawPatients(); this.drawPanel(); } }, t("round.view")) : null))));
+    this.patientList.replaceChildren(
+      ...this.round.patients.map((p) =>
+        h(
+          "li",
+          {
+            class: `round-patient${p.id === focus ? " current" : ""}${p.id === shown ? " shown" : ""}`,
+            "data-patient": p.id,
+            "data-status": p.status || "none",
+            "aria-current": p.id === focus ? "true" : false,
+          },
+          h("strong", {}, `${t("round.bed", { bed: p.bed })} — ${p.ref}`),
+          p.id === focus ? h("span", { class: "badge" }, t("round.current")) : null,
+          h("div", { class: "muted" }, p.summary),
+          h("div", { class: "patient-status" }, this.statusText(p)),
+          h(
+            "div",
+            { class: "row" },
+            user.role === "specialist" && p.id !== focus
+              ? h("button", { type: "button", class: "focus", onclick: () => this.focus(p) }, t("round.focus"))
+              : null,
+            p.id !== shown
+              ? h(
+                  "button",
+                  {
+                    type: "button",
+                    class: "secondary view",
+                    onclick: () => {
+                      this.shown = p.id;
+                      this.drawPatients();
+                      this.drawPanel();
+                    },
+                  },
+                  t("round.view"),
+                )
+              : null,
+          ),
+        ),
+      ),
+    );
   }
 
   async focus(p) {
-    try { this.apply((await this.ctx.connection.request("round:focus", { round_id: this.id, patient_id: p.id })).round); }
-    catch (e) { this.ctx.say?.(this.ctx.t("error", { message: e.message }), true); }
+    try {
+      this.apply((await this.ctx.connection.request("round:focus", { round_id: this.id, patient_id: p.id })).round);
+    } catch (e) {
+      this.ctx.say?.(this.ctx.t("error", { message: e.message }), true);
+    }
   }
 
   // The current patient's notes and attachments: the parts are kept, pointed at its consult.
@@ -186,28 +241,61 @@ export class RoundRoom {
   drawPanel() {
     const { h, t } = this.ctx;
     const p = this.current();
-    if (!p) { this.panel.replaceChildren(h("p", { class: "muted" }, t("round.no_patient"))); return; }
+    if (!p) {
+      this.panel.replaceChildren(h("p", { class: "muted" }, t("round.no_patient")));
+      return;
+    }
     if (p.consult_id) {
       this.showNotes();
       this.files.setConsult(p.consult_id);
     }
-    const outcome = h("select", { name: "round-outcome" }, OUTCOMES.map((o) => h("option", { value: o }, t(`outcome.${o}`))));
+    const outcome = h(
+      "select",
+      { name: "round-outcome" },
+      OUTCOMES.map((o) => h("option", { value: o }, t(`outcome.${o}`))),
+    );
     const summary = h("textarea", { name: "round-summary", rows: 2 });
     const error = h("p", { class: "error", role: "alert" });
-    const decision = p.status === "active" ? h("form", { class: "round-decision", onsubmit: async (e) => {
-      e.preventDefault();
-      try {
-        const { consult } = await this.ctx.connection.write("consult:end", { consult_id: p.consult_id, outcome: outcome.value,
-          summary: summary.value || undefined });
-        this.consultUpdated(consult);
-      } catch (err) { error.textContent = t("error", { message: err.message }); }
-    } }, h("h3", {}, t("round.decision")), h("label", {}, t("room.outcome"), outcome), h("label", {}, t("room.summary"), summary),
-    error, h("button", { type: "submit" }, t("round.decide"))) : h("p", { class: "patient-status" }, this.statusText(p));
-    this.panel.replaceChildren(h("div", { "data-patient": p.id, "data-consult": p.consult_id || "" },
-      h("h2", {}, `${t("round.bed", { bed: p.bed })} — ${p.ref}`), h("p", { class: "muted" }, p.summary),
-      h("h3", {}, t("notes.title")), p.consult_id ? this.notes.element : h("p", { class: "muted" }, t("round.no_consult")),
-      p.consult_id ? h("h3", {}, t("files.title")) : null, p.consult_id ? this.files.element : null,
-      decision));
+    const decision =
+      p.status === "active"
+        ? h(
+            "form",
+            {
+              class: "round-decision",
+              onsubmit: async (e) => {
+                e.preventDefault();
+                try {
+                  const { consult } = await this.ctx.connection.write("consult:end", {
+                    consult_id: p.consult_id,
+                    outcome: outcome.value,
+                    summary: summary.value || undefined,
+                  });
+                  this.consultUpdated(consult);
+                } catch (err) {
+                  error.textContent = t("error", { message: err.message });
+                }
+              },
+            },
+            h("h3", {}, t("round.decision")),
+            h("label", {}, t("room.outcome"), outcome),
+            h("label", {}, t("room.summary"), summary),
+            error,
+            h("button", { type: "submit" }, t("round.decide")),
+          )
+        : h("p", { class: "patient-status" }, this.statusText(p));
+    this.panel.replaceChildren(
+      h(
+        "div",
+        { "data-patient": p.id, "data-consult": p.consult_id || "" },
+        h("h2", {}, `${t("round.bed", { bed: p.bed })} — ${p.ref}`),
+        h("p", { class: "muted" }, p.summary),
+        h("h3", {}, t("notes.title")),
+        p.consult_id ? this.notes.element : h("p", { class: "muted" }, t("round.no_consult")),
+        p.consult_id ? h("h3", {}, t("files.title")) : null,
+        p.consult_id ? this.files.element : null,
+        decision,
+      ),
+    );
   }
 
   addPatientForm() {
@@ -215,34 +303,79 @@ export class RoundRoom {
     const bed = h("input", { name: "round-bed", required: true, maxlength: 20 });
     const ref = h("input", { name: "round-ref", required: true, maxlength: 64 });
     const summary = h("input", { name: "round-patient-summary", maxlength: 2000 });
-    return h("details", {}, h("summary", {}, t("round.add_patient")), h("form", { class: "round-add", onsubmit: async (e) => {
-      e.preventDefault();
-      const { round } = await api(`/api/rounds/${encodeURIComponent(this.id)}/patients`, { method: "POST",
-        headers: { "Content-Type": "application/json" }, body: JSON.stringify({ bed: bed.value, ref: ref.value, summary: summary.value }) });
-      bed.value = ""; ref.value = ""; summary.value = "";
-      this.apply(round);
-    } }, h("label", {}, t("round.bed_label"), bed), h("label", {}, t("request.ref"), ref),
-    h("label", {}, t("request.summary"), summary), h("button", { type: "submit" }, t("round.add_patient"))));
+    return h(
+      "details",
+      {},
+      h("summary", {}, t("round.add_patient")),
+      h(
+        "form",
+        {
+          class: "round-add",
+          onsubmit: async (e) => {
+            e.preventDefault();
+            const { round } = await api(`/api/rounds/${encodeURIComponent(this.id)}/patients`, {
+              method: "POST",
+              headers: { "Content-Type": "application/json" },
+              body: JSON.stringify({ bed: bed.value, ref: ref.value, summary: summary.value }),
+            });
+            bed.value = "";
+            ref.value = "";
+            summary.value = "";
+            this.apply(round);
+          },
+        },
+        h("label", {}, t("round.bed_label"), bed),
+        h("label", {}, t("request.ref"), ref),
+        h("label", {}, t("request.summary"), summary),
+        h("button", { type: "submit" }, t("round.add_patient")),
+      ),
+    );
   }
 
   layout() {
     const { h, t, user, connection } = this.ctx;
     const r = this.round;
-    this.stage = new Stage(this.ctx, { stream: this.stream, selfName: user.name, onLeave: () => this.leaveCall(),
-      onStats: (sample) => connection.request("rtc:stats", { round_id: this.id, ...sample }).catch(() => {}) });
+    this.stage = new Stage(this.ctx, {
+      stream: this.stream,
+      selfName: user.name,
+      onLeave: () => this.leaveCall(),
+      onStats: (sample) => connection.request("rtc:stats", { round_id: this.id, ...sample }).catch(() => {}),
+    });
     this.notes = new Notes(this.ctx, { prefix: "round-" });
     this.files = new Attachments(this.ctx, { prefix: "round-" });
     if (user.role === "specialist") {
-      this.stage.addControl(h("button", { type: "button", class: "end-round", onclick: async () => {
-        try { this.apply((await connection.request("round:end", { round_id: this.id })).round, true); }
-        catch (e) { this.ctx.say?.(t("error", { message: e.message }), true); }
-      } }, t("round.end")));
+      this.stage.addControl(
+        h(
+          "button",
+          {
+            type: "button",
+            class: "end-round",
+            onclick: async () => {
+              try {
+                this.apply((await connection.request("round:end", { round_id: this.id })).round, true);
+              } catch (e) {
+                this.ctx.say?.(t("error", { message: e.message }), true);
+              }
+            },
+          },
+          t("round.end"),
+        ),
+      );
     }
     this.element.replaceChildren(
-      h("div", { class: "room-stage" }, h("h2", { class: "room-title" }, `${t("round.title")} — ${r.title} — ${r.ward}`), this.stage.element),
-      h("div", { class: "room-side" },
+      h(
+        "div",
+        { class: "room-stage" },
+        h("h2", { class: "room-title" }, `${t("round.title")} — ${r.title} — ${r.ward}`),
+        this.stage.element,
+      ),
+      h(
+        "div",
+        { class: "room-side" },
         h("section", {}, h("h2", {}, t("round.patients")), this.patientList, this.addPatientForm()),
-        h("section", {}, this.panel)));
+        h("section", {}, this.panel),
+      ),
+    );
     this.drawPatients();
     this.drawPanel();
   }
@@ -258,7 +391,9 @@ export class RoundRoom {
     this.finish(reason, extra);
   }
 
-  finish(reason, extra = {}) { this.ctx.onClose?.({ reason, round: this.round, ...extra }); }
+  finish(reason, extra = {}) {
+    this.ctx.onClose?.({ reason, round: this.round, ...extra });
+  }
 
   close() {
     if (this.closed) return;

@@ -40,12 +40,19 @@ export class Stage {
     this.selfVideo = h("video", { autoplay: true, playsinline: true, muted: true });
     this.selfVideo.muted = true;
     this.selfVideo.srcObject = this.stream;
-    this.selfTile = h("div", { class: "tile self", "data-peer": "self" }, this.selfVideo,
+    this.selfTile = h(
+      "div",
+      { class: "tile self", "data-peer": "self" },
+      this.selfVideo,
       h("div", { class: "tile-avatar" }, h("span", { class: "avatar-name" }, this.selfName)),
-      this.badges(t("stage.you")));
-    this.sharing = h("div", { class: "stage-sharing", hidden: true, role: "status" },
+      this.badges(t("stage.you")),
+    );
+    this.sharing = h(
+      "div",
+      { class: "stage-sharing", hidden: true, role: "status" },
       h("span", {}, t("stage.sharing")),
-      h("button", { type: "button", class: "stop-share", onclick: () => this.stopShare() }, t("stage.stop_share")));
+      h("button", { type: "button", class: "stop-share", onclick: () => this.stopShare() }, t("stage.stop_share")),
+    );
     this.quality = h("span", { class: "stage-quality", role: "status" });
     this.buttons = {
       mic: this.control("mic", "mic", () => this.toggleMic()),
@@ -57,12 +64,24 @@ export class Stage {
     };
     this.buttons.leave.classList.add("leave");
     this.extra = h("span", { class: "stage-extra" });
-    this.bar = h("div", { class: "call-bar", role: "toolbar", "aria-label": t("stage.controls") },
-      this.buttons.mic, this.buttons.camera, this.buttons.audioOnly, this.buttons.switchCamera, this.buttons.screen,
-      this.extra, this.buttons.leave);
-    this.element = h("div", { class: "stage" },
+    this.bar = h(
+      "div",
+      { class: "call-bar", role: "toolbar", "aria-label": t("stage.controls") },
+      this.buttons.mic,
+      this.buttons.camera,
+      this.buttons.audioOnly,
+      this.buttons.switchCamera,
+      this.buttons.screen,
+      this.extra,
+      this.buttons.leave,
+    );
+    this.element = h(
+      "div",
+      { class: "stage" },
       h("div", { class: "stage-main" }, this.grid, this.waiting, this.selfTile, this.sharing),
-      h("div", { class: "stage-status" }, this.quality), this.bar);
+      h("div", { class: "stage-status" }, this.quality),
+      this.bar,
+    );
     this.paint();
   }
 
@@ -74,12 +93,16 @@ export class Stage {
   }
 
   // Room-specific controls (ending the consult, ending the round) go into the bar too.
-  addControl(element) { this.extra.append(element); }
+  addControl(element) {
+    this.extra.append(element);
+  }
 
   label(name, key, on) {
     const { t } = this.ctx;
     const button = this.buttons[name];
-    const shortcut = Object.entries(SHORTCUTS).find(([, v]) => v === name)?.[0].toUpperCase();
+    const shortcut = Object.entries(SHORTCUTS)
+      .find(([, v]) => v === name)?.[0]
+      .toUpperCase();
     const text = t(key);
     button.setAttribute("aria-label", text);
     button.title = t("stage.shortcut", { action: text, key: shortcut });
@@ -88,7 +111,10 @@ export class Stage {
       button.dataset.on = String(on);
     }
     const want = { mic: this.mic ? "mic" : "micOff", camera: this.camera ? "camera" : "cameraOff" }[name];
-    if (want && button.dataset.icon !== want) { button.replaceChildren(icon(want)); button.dataset.icon = want; }
+    if (want && button.dataset.icon !== want) {
+      button.replaceChildren(icon(want));
+      button.dataset.icon = want;
+    }
   }
 
   // The controls' labels and colours, and your own tile, from the current state.
@@ -110,10 +136,19 @@ export class Stage {
 
   badges(name) {
     const { h, t } = this.ctx;
-    const muted = h("span", { class: "badge-muted", role: "img", "aria-label": t("stage.muted"), title: t("stage.muted") });
+    const muted = h("span", {
+      class: "badge-muted",
+      role: "img",
+      "aria-label": t("stage.muted"),
+      title: t("stage.muted"),
+    });
     muted.append(icon("micOff"));
-    const cameraOff = h("span", { class: "badge-camera-off", role: "img", "aria-label": t("stage.camera_is_off"),
-      title: t("stage.camera_is_off") });
+    const cameraOff = h("span", {
+      class: "badge-camera-off",
+      role: "img",
+      "aria-label": t("stage.camera_is_off"),
+      title: t("stage.camera_is_off"),
+    });
     cameraOff.append(icon("cameraOff"));
     return h("div", { class: "tile-badges" }, h("span", { class: "badge-name" }, name), muted, cameraOff);
   }
@@ -133,9 +168,13 @@ export class Stage {
   }
 
   // The server says their connection dropped: it keeps their seat for a while.
-  peerReconnecting(peerId) { this.setState(peerId, "reconnecting"); }
+  peerReconnecting(peerId) {
+    this.setState(peerId, "reconnecting");
+  }
 
-  peerLeft(peerId) { this.leaving(peerId); }
+  peerLeft(peerId) {
+    this.leaving(peerId);
+  }
 
   tile(peerId) {
     const { h, t } = this.ctx;
@@ -143,12 +182,19 @@ export class Stage {
     const video = h("video", { autoplay: true, playsinline: true });
     const speaker = localStorage.getItem("telerounds.speaker");
     if (speaker && video.setSinkId) video.setSinkId(speaker).catch(() => {});
-    const element = h("div", { class: "tile", "data-peer": peerId, "data-state": "connecting", "data-audio": "on",
-      "data-video": "on" }, video,
-    h("div", { class: "tile-avatar" }, h("span", { class: "avatar-initials", "aria-hidden": "true" }, initials(name)),
-      h("span", { class: "avatar-name" }, name)),
-    h("div", { class: "tile-overlay", role: "status" }, t("stage.connecting")),
-    this.badges(name));
+    const element = h(
+      "div",
+      { class: "tile", "data-peer": peerId, "data-state": "connecting", "data-audio": "on", "data-video": "on" },
+      video,
+      h(
+        "div",
+        { class: "tile-avatar" },
+        h("span", { class: "avatar-initials", "aria-hidden": "true" }, initials(name)),
+        h("span", { class: "avatar-name" }, name),
+      ),
+      h("div", { class: "tile-overlay", role: "status" }, t("stage.connecting")),
+      this.badges(name),
+    );
     return element;
   }
 
@@ -188,8 +234,13 @@ export class Stage {
     if (state === "connecting" && tile.dataset.state === "reconnecting") return; // still re-making it
     tile.dataset.state = state;
     const overlay = tile.querySelector(".tile-overlay");
-    overlay.textContent = { connecting: t("stage.connecting"), reconnecting: t("stage.reconnecting"),
-      failed: t("stage.reconnecting"), connected: "" }[state] ?? "";
+    overlay.textContent =
+      {
+        connecting: t("stage.connecting"),
+        reconnecting: t("stage.reconnecting"),
+        failed: t("stage.reconnecting"),
+        connected: "",
+      }[state] ?? "";
   }
 
   leaving(peerId) {
@@ -242,9 +293,18 @@ export class Stage {
   async speaker() {
     if (!this.call || document.hidden) return;
     let levels;
-    try { levels = await this.call.levels(); } catch (e) { return; }
-    let loudest = null, top = SPEAKING;
-    for (const [peerId, level] of levels) if (level > top) { top = level; loudest = peerId; }
+    try {
+      levels = await this.call.levels();
+    } catch (e) {
+      return;
+    }
+    let loudest = null,
+      top = SPEAKING;
+    for (const [peerId, level] of levels)
+      if (level > top) {
+        top = level;
+        loudest = peerId;
+      }
     for (const [peerId, tile] of this.tiles) tile.classList.toggle("speaking", peerId === loudest);
   }
 
@@ -252,15 +312,26 @@ export class Stage {
     if (!this.call) return;
     const { t } = this.ctx;
     let q;
-    try { q = await this.call.quality(); } catch (e) { return; }
+    try {
+      q = await this.call.quality();
+    } catch (e) {
+      return;
+    }
     const bitrate = this.lastBytes != null ? Math.round(((q.bytes - this.lastBytes) * 8) / 5000) : undefined;
     this.lastBytes = q.bytes;
     const level = q.loss_pct > 10 || q.rtt_ms > 800 ? "poor" : q.loss_pct > 3 || q.rtt_ms > 300 ? "fair" : "good";
     this.quality.dataset.level = level;
     this.quality.textContent = `${t("stage.quality")}: ${t(`stage.quality.${level}`)} (${q.rtt_ms} ms, ${q.loss_pct}%)`;
-    if (level === "poor" && !this.audioOnly && !this.toldPoor) { this.toldPoor = true; this.ctx.say?.(t("stage.poor_link")); }
-    this.onStats?.({ rtt_ms: q.rtt_ms, loss_pct: q.loss_pct, audio_only: this.audioOnly,
-      ...(bitrate != null && bitrate >= 0 ? { bitrate_kbps: bitrate } : {}) });
+    if (level === "poor" && !this.audioOnly && !this.toldPoor) {
+      this.toldPoor = true;
+      this.ctx.say?.(t("stage.poor_link"));
+    }
+    this.onStats?.({
+      rtt_ms: q.rtt_ms,
+      loss_pct: q.loss_pct,
+      audio_only: this.audioOnly,
+      ...(bitrate != null && bitrate >= 0 ? { bitrate_kbps: bitrate } : {}),
+    });
   }
 
   // --- the controls
@@ -278,7 +349,11 @@ export class Stage {
     else for (const track of this.stream.getVideoTracks()) track.enabled = on;
   }
 
-  toggleCamera() { this.camera = !this.camera; this.sendVideo(); this.paint(); }
+  toggleCamera() {
+    this.camera = !this.camera;
+    this.sendVideo();
+    this.paint();
+  }
 
   // Audio only, for a poor link: no picture sent, and the others' pictures give way to their names.
   toggleAudioOnly() {
@@ -288,17 +363,27 @@ export class Stage {
     this.paint();
   }
 
-  cameraTrack() { return this.stream.getVideoTracks()[0] || null; }
+  cameraTrack() {
+    return this.stream.getVideoTracks()[0] || null;
+  }
 
   async switchCamera() {
     const { t } = this.ctx;
     const cameras = (await navigator.mediaDevices.enumerateDevices()).filter((d) => d.kind === "videoinput");
-    if (cameras.length < 2) { this.ctx.say?.(t("stage.one_camera")); return; }
+    if (cameras.length < 2) {
+      this.ctx.say?.(t("stage.one_camera"));
+      return;
+    }
     const current = this.cameraTrack()?.getSettings().deviceId;
     const next = cameras[(cameras.findIndex((d) => d.deviceId === current) + 1) % cameras.length];
-    const fresh = (await navigator.mediaDevices.getUserMedia({ video: { deviceId: { exact: next.deviceId } } })).getVideoTracks()[0];
+    const fresh = (
+      await navigator.mediaDevices.getUserMedia({ video: { deviceId: { exact: next.deviceId } } })
+    ).getVideoTracks()[0];
     const old = this.cameraTrack();
-    if (old) { this.stream.removeTrack(old); old.stop(); }
+    if (old) {
+      this.stream.removeTrack(old);
+      old.stop();
+    }
     fresh.enabled = this.camera && !this.audioOnly;
     this.stream.addTrack(fresh);
     if (!this.screen) await this.call?.replaceVideo(fresh);
@@ -307,8 +392,15 @@ export class Stage {
   async share() {
     const { t } = this.ctx;
     let screen;
-    try { screen = await navigator.mediaDevices.getDisplayMedia({ video: true }); } catch (e) { return; } // declined
-    if (this.closed) { for (const track of screen.getTracks()) track.stop(); return; }
+    try {
+      screen = await navigator.mediaDevices.getDisplayMedia({ video: true });
+    } catch (e) {
+      return;
+    } // declined
+    if (this.closed) {
+      for (const track of screen.getTracks()) track.stop();
+      return;
+    }
     this.screen = screen.getVideoTracks()[0];
     this.screen.onended = () => this.stopShare(); // stopped from the browser's own bar
     this.selfVideo.srcObject = new MediaStream([this.screen]);
@@ -359,6 +451,13 @@ export class Stage {
 }
 
 function initials(name) {
-  const words = name.replace(/^(BS|ThS|TS|PGS|GS|ĐD|YS)\.?\s+/i, "").split(/\s+/).filter(Boolean);
-  return words.slice(-2).map((w) => w[0]).join("").toUpperCase();
+  const words = name
+    .replace(/^(BS|ThS|TS|PGS|GS|ĐD|YS)\.?\s+/i, "")
+    .split(/\s+/)
+    .filter(Boolean);
+  return words
+    .slice(-2)
+    .map((w) => w[0])
+    .join("")
+    .toUpperCase();
 }

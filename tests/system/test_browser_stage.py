@@ -5,7 +5,7 @@ a dropped peer's tile, an inline amendment, and the attachments uploaded before 
 from __future__ import annotations
 
 import aiohttp
-from playwright.async_api import Browser, Page
+from playwright.async_api import Browser, FloatRect, Page
 
 from tests.conftest import StartInstance, login
 from tests.system.browsing import REMOTE_VIDEO_PLAYS, shot, signed_in, video_plays
@@ -16,7 +16,7 @@ SPECIALIST = "BS. Lê Minh Đức"  # a specialist at Xanh Pôn
 REMOTE = '.stage-tiles .tile:not([data-peer="self"])'
 
 
-async def box(page: Page, selector: str) -> dict[str, float]:
+async def box(page: Page, selector: str) -> FloatRect:
     found = await page.locator(selector).first.bounding_box()
     assert found is not None, selector
     return found
@@ -56,7 +56,8 @@ async def test_the_call_stage_shows_who_is_there_and_what_they_do(
     await clinician.wait_for_selector(f"{REMOTE} .badge-name:text-is('{SPECIALIST}')")
     await specialist.wait_for_selector(f"{REMOTE} .badge-name:text-is('{CLINICIAN}')")
     # The earlier upload is listed on joining, with who uploaded it and its size.
-    listed = await specialist.wait_for_selector(".files li[data-file]:has-text('x-quang-nguc.png')")
+    listed = specialist.locator(".files li[data-file]:has-text('x-quang-nguc.png')")
+    await listed.wait_for()
     assert CLINICIAN in await listed.inner_text() and "byte" in await listed.inner_text()
 
     # The self-view is a small inset; the other person takes the stage.
@@ -83,7 +84,8 @@ async def test_the_call_stage_shows_who_is_there_and_what_they_do(
     await clinician.fill(f"{note} textarea[name=amend]", "Viêm ruột thừa cấp\nChỉ định mổ nội soi")
     await clinician.click(f"{note} .amend-editor button[type=submit]")
     for page in (clinician, specialist):
-        amended = await page.wait_for_selector(f"{note}:has-text('Chỉ định mổ nội soi')")
+        amended = page.locator(f"{note}:has-text('Chỉ định mổ nội soi')")
+        await amended.wait_for()
         assert "Chỉ định mổ nội soi" in await amended.inner_text()
         assert "Nghi viêm ruột thừa" in await page.locator(f"{note} del.note-old").inner_text()
         assert await page.locator(note).count() == 1  # one note, its current version
