@@ -96,8 +96,8 @@ _DESCRIBE = """const where = el => el.tagName.toLowerCase() + (el.id ? '#' + el.
         ? '.' + el.className.trim().split(/\\s+/).join('.') : '');"""
 
 # Everything written on the screen or read out by a screen reader: text nodes of visible elements,
-# and the placeholder, aria-label, title, alt and value (of buttons) attributes. The signed-in
-# user's own name (#who) is data, not a string of the app.
+# the choices of visible lists, and the placeholder, aria-label, title, alt and value (of buttons)
+# attributes. The signed-in user's own name (#who) is data, not a string of the app.
 _PIECES = (
     "() => {"
     + _DESCRIBE
@@ -114,6 +114,9 @@ _PIECES = (
         }
         if (el.tagName === 'INPUT' && ['button', 'submit', 'reset'].includes(el.type) && el.value)
             out.push([el.value.trim(), `${where(el)} @value`]);
+        // A closed list's choices have no box on screen, yet they are the app's words (specialties, outcomes).
+        if (el.tagName === 'SELECT')
+            for (const o of el.options) if (o.text.trim()) out.push([o.text.trim(), `${where(el)} option`]);
     }
     out.push([document.title.trim(), 'title']);
     return out;
