@@ -305,7 +305,11 @@ export class Board {
 export async function importPage(api, path, doc = document) {
   const response = await api(path, { headers: { Accept: "text/html" } });
   const html = typeof response === "string" ? response : await response.text();
-  const parsed = new DOMParser().parseFromString(html, "text/html");
+  // Even an inert parsed document reports inline styles to the page's CSP as errors: take the
+  // page's own <style> blocks and style attributes out first (the app's board.css styles it).
+  const quiet = html.replace(/<style\b[^>]*>[\s\S]*?<\/style\s*>/gi, "")
+    .replace(/\sstyle\s*=\s*("[^"]*"|'[^']*'|[^\s>]+)/gi, "");
+  const parsed = new DOMParser().parseFromString(quiet, "text/html");
   const source = parsed.querySelector("main") || parsed.body;
   for (const el of source.querySelectorAll("script, style, link, meta, iframe, object, embed")) el.remove();
   for (const el of [source, ...source.querySelectorAll("*")]) {

@@ -199,7 +199,10 @@ async def test_the_audit_viewer_speaks_in_words_and_names_and_filters_by_patient
     await admin.click(".admin-audit form button[type=submit]")
     await admin.wait_for_function(
         """(id) => { const rows = [...document.querySelectorAll('.admin-audit tr[data-entry]')];
-            return rows.length > 0 && rows.every(r => r.querySelector('[data-target]').dataset.target === id); }""",
+            // about its consult, or a list that showed it (its id among the detail's `ids=`)
+            const about = (r) => r.querySelector('[data-target]').dataset.target === id;
+            return rows.some(r => r.dataset.action === 'consult.read' && about(r))
+                && rows.every(r => about(r) || r.textContent.includes(id)); }""",
         arg=first["id"],
     )
     # And by action, chosen by its name.
