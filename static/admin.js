@@ -49,7 +49,8 @@ export function adminHome({ h, t, api, when }) {
   const table = (heads, body, name) => h("div", { class: "table-scroll", role: "region", tabindex: "0",
     "aria-label": t(name) }, h("table", { class: "admin-table" },
     h("thead", {}, h("tr", {}, heads.map((x) => h("th", { scope: "col" }, x)))), body));
-  const options = (items, value, label, selected) => items.map((item) => h("option", { value: value(item), selected: value(item) === selected }, label(item)));
+  const options = (items, value, label, selected) => items.map((item) =>
+    h("option", { value: value(item), selected: value(item) === selected }, label(item)));
   const specialtyName = (code) => data.specialties.find((s) => s.code === code)?.name || code;
   const hospitalOptions = (select) => {
     const chosen = select.value;
@@ -61,7 +62,8 @@ export function adminHome({ h, t, api, when }) {
   const usersBody = h("tbody");
   const usersStatus = statusLine();
   const roleFilter = h("select", { name: "role_filter", onchange: run(() => loadUsers(), "", usersStatus) },
-    h("option", { value: "" }, t("admin.users.all_roles")), ROLES.map((r) => h("option", { value: r }, t(`admin.role.${r}`))));
+    h("option", { value: "" }, t("admin.users.all_roles")),
+    ROLES.map((r) => h("option", { value: r }, t(`admin.role.${r}`))));
 
   function userRow(u) {
     const password = h("input", { type: "password", name: "new_password", minlength: 10, maxlength: 200, required: true,
@@ -74,7 +76,8 @@ export function adminHome({ h, t, api, when }) {
         await send("POST", `/api/admin/users/${id(u.id)}/password`, { password: password.value });
         password.value = "";
         reset.open = false;
-      }, t("admin.users.password_saved"), rowStatus) }, password, h("button", { type: "submit" }, t("admin.users.save_password"))));
+      }, t("admin.users.password_saved"), rowStatus) },
+      password, h("button", { type: "submit" }, t("admin.users.save_password"))));
     const toggle = u.active
       ? h("button", { class: "secondary", onclick: run(async () => {
         if (!confirm(t("admin.users.confirm_deactivate", { name: u.name }))) return;
@@ -86,7 +89,8 @@ export function adminHome({ h, t, api, when }) {
         await loadUsers();
       }, "", rowStatus) }, t("admin.users.activate"));
     return h("tr", { "data-user": u.id, class: u.active ? null : "inactive" },
-      h("td", {}, u.username), h("td", {}, u.name), h("td", {}, t(`admin.role.${u.role}`)), h("td", {}, u.hospital.name),
+      h("td", {}, u.username), h("td", {}, u.name), h("td", {}, t(`admin.role.${u.role}`)),
+      h("td", {}, u.hospital.name),
       h("td", {}, u.specialties.map(specialtyName).join(", ")),
       h("td", {}, t(u.active ? "admin.users.active" : "admin.users.inactive")),
       h("td", {}, toggle, reset, rowStatus));
@@ -97,15 +101,19 @@ export function adminHome({ h, t, api, when }) {
     if (roleFilter.value) query.set("role", roleFilter.value);
     const { users } = await api(`/api/admin/users?${query}`);
     if (!roleFilter.value) { data.users = users; fillAuditUsers(); }
-    usersBody.replaceChildren(...(users.length ? users.map(userRow) : [h("tr", {}, h("td", { colspan: 7 }, t("admin.users.none")))]));
+    usersBody.replaceChildren(...(users.length ? users.map(userRow)
+      : [h("tr", {}, h("td", { colspan: 7 }, t("admin.users.none")))]));
   }
 
   const newUsername = h("input", { name: "username", required: true, maxlength: 100, autocomplete: "off" });
   const newName = h("input", { name: "name", required: true, maxlength: 200 });
-  const newRole = h("select", { name: "role" }, ROLES.map((r) => h("option", { value: r, selected: r === "clinician" }, t(`admin.role.${r}`))));
+  const newRole = h("select", { name: "role" },
+    ROLES.map((r) => h("option", { value: r, selected: r === "clinician" }, t(`admin.role.${r}`))));
   const newHospital = h("select", { name: "hospital_id", required: true });
-  const newSpecialties = h("fieldset", { class: "specialties", hidden: true }, h("legend", {}, t("admin.users.specialties")));
-  const newPassword = h("input", { name: "password", type: "password", required: true, minlength: 10, maxlength: 200, autocomplete: "new-password" });
+  const newSpecialties = h("fieldset", { class: "specialties", hidden: true },
+    h("legend", {}, t("admin.users.specialties")));
+  const newPassword = h("input", { name: "password", type: "password", required: true, minlength: 10, maxlength: 200,
+    autocomplete: "new-password" });
   newRole.addEventListener("change", () => { newSpecialties.hidden = newRole.value !== "specialist"; });
   const userFormStatus = statusLine();
   const userForm = h("form", { class: "admin-form", onsubmit: run(async () => {
@@ -126,7 +134,8 @@ export function adminHome({ h, t, api, when }) {
   const usersSection = h("section", { class: "admin-users" }, h("h2", {}, t("admin.users.title")),
     h("label", {}, t("admin.users.filter_role"), roleFilter), usersStatus,
     table([t("admin.users.username"), t("admin.users.name"), t("admin.users.role"), t("admin.users.hospital"),
-      t("admin.users.specialties"), t("admin.users.state"), t("admin.users.actions")], usersBody, "admin.users.title"), userForm);
+      t("admin.users.specialties"), t("admin.users.state"), t("admin.users.actions")], usersBody, "admin.users.title"),
+    userForm);
 
   // Hospitals. A Department of Health sees the hospitals whose province code is its own: one
   // without a code is seen by none, which the table says in so many words.
@@ -145,7 +154,9 @@ export function adminHome({ h, t, api, when }) {
       await loadHospitals();
     }, t("admin.hospitals.province_saved"), cellStatus) }, code, name,
     h("button", { type: "submit" }, t("admin.hospitals.set_province")));
-    return h("td", {}, x.province ? null : h("p", { class: "error", "data-no-province": x.id }, t("admin.hospitals.no_province")),
+    const unseen = x.province ? null
+      : h("p", { class: "error", "data-no-province": x.id }, t("admin.hospitals.no_province"));
+    return h("td", {}, unseen,
       form, cellStatus);
   }
   async function loadHospitals() {
@@ -154,10 +165,13 @@ export function adminHome({ h, t, api, when }) {
       h("td", {}, x.id), h("td", {}, x.name), h("td", {}, t(`admin.level.${x.level}`)), provinceCell(x))));
     for (const select of [newHospital, upper, lower]) hospitalOptions(select);
   }
-  const hospitalId = h("input", { name: "id", maxlength: 64, pattern: "[a-z0-9][a-z0-9\\-]*", placeholder: t("admin.hospitals.id_hint") });
+  const hospitalId = h("input", { name: "id", maxlength: 64, pattern: "[a-z0-9][a-z0-9\\-]*",
+    placeholder: t("admin.hospitals.id_hint") });
   const hospitalName = h("input", { name: "name", required: true, maxlength: 200 });
-  const hospitalLevel = h("select", { name: "level" }, LEVELS.map((l) => h("option", { value: l }, t(`admin.level.${l}`))));
-  const hospitalProvince = h("input", { name: "province", maxlength: 32, pattern: PROVINCE_PATTERN, placeholder: t("admin.hospitals.province_hint") });
+  const hospitalLevel = h("select", { name: "level" },
+    LEVELS.map((l) => h("option", { value: l }, t(`admin.level.${l}`))));
+  const hospitalProvince = h("input", { name: "province", maxlength: 32, pattern: PROVINCE_PATTERN,
+    placeholder: t("admin.hospitals.province_hint") });
   const hospitalProvinceName = h("input", { name: "province_name", maxlength: 100 });
   const hospitalFormStatus = statusLine();
   const hospitalForm = h("form", { class: "admin-form", onsubmit: run(async () => {
@@ -175,7 +189,8 @@ export function adminHome({ h, t, api, when }) {
   h("label", {}, t("admin.hospitals.province_name"), hospitalProvinceName),
   h("button", { type: "submit" }, t("admin.hospitals.create")), hospitalFormStatus);
   const hospitalsSection = h("section", { class: "admin-hospitals" }, h("h2", {}, t("admin.hospitals.title")),
-    table([t("admin.hospitals.id"), t("admin.hospitals.name"), t("admin.hospitals.level"), t("admin.hospitals.province")],
+    table([t("admin.hospitals.id"), t("admin.hospitals.name"), t("admin.hospitals.level"),
+      t("admin.hospitals.province")],
       hospitalsBody, "admin.hospitals.title"),
     hospitalForm);
 
@@ -186,12 +201,14 @@ export function adminHome({ h, t, api, when }) {
   const linksStatus = statusLine();
   async function loadLinks() {
     const { links } = await api("/api/admin/sister-links");
-    linksBody.replaceChildren(...(links.length ? links.map((x) => h("tr", { "data-link": `${x.upper.id}/${x.lower.id}` },
+    linksBody.replaceChildren(...(links.length ? links.map((x) =>
+      h("tr", { "data-link": `${x.upper.id}/${x.lower.id}` },
       h("td", {}, x.upper.name), h("td", {}, x.lower.name),
       h("td", {}, h("button", { class: "secondary", onclick: run(async () => {
         await send("DELETE", `/api/admin/sister-links/${id(x.upper.id)}/${id(x.lower.id)}`);
         await loadLinks();
-      }, "", linksStatus) }, t("admin.links.remove"))))) : [h("tr", {}, h("td", { colspan: 3 }, t("admin.links.none")))]));
+      }, "", linksStatus) }, t("admin.links.remove")))))
+      : [h("tr", {}, h("td", { colspan: 3 }, t("admin.links.none")))]));
   }
   const linkForm = h("form", { class: "row", onsubmit: run(async () => {
     await send("POST", "/api/admin/sister-links", { upper_id: upper.value, lower_id: lower.value });
@@ -206,7 +223,8 @@ export function adminHome({ h, t, api, when }) {
   const auditBody = h("tbody");
   const auditStatus = statusLine();
   const auditUser = h("select", { name: "user_id", id: "audit-user" });
-  const auditAction = h("select", { name: "action", id: "audit-action" }, h("option", { value: "" }, t("audit.any_action")),
+  const auditAction = h("select", { name: "action", id: "audit-action" },
+    h("option", { value: "" }, t("audit.any_action")),
     AUDIT_ACTIONS.map((a) => h("option", { value: a }, actionName(a))));
   const auditPatient = h("input", { name: "patient_ref", id: "audit-patient", maxlength: 64, autocomplete: "off" });
   const auditConsult = h("input", { name: "consult_id", id: "audit-consult", maxlength: 64, autocomplete: "off" });
@@ -226,11 +244,13 @@ export function adminHome({ h, t, api, when }) {
       ...options(data.users, (u) => u.id, (u) => `${u.name} (${u.username})`, chosen));
   }
   // Dates are days in Vietnam time; "to" includes its whole day.
-  const vietnamDay = (value, plusDays = 0) => new Date(Date.parse(`${value}T00:00:00+07:00`) + plusDays * DAY_MS).toISOString();
+  const vietnamDay = (value, plusDays = 0) =>
+    new Date(Date.parse(`${value}T00:00:00+07:00`) + plusDays * DAY_MS).toISOString();
   // The database may hand back its UTC time without a zone: read it as UTC, show it in Vietnam time.
   const utc = (iso) => (iso && !/(Z|[+-]\d\d:?\d\d)$/.test(iso) ? `${iso}Z` : iso);
   function target(e) {
-    const type = t(`audit.target.${e.target_type}`) === `audit.target.${e.target_type}` ? e.target_type : t(`audit.target.${e.target_type}`);
+    const typeKey = `audit.target.${e.target_type}`;
+    const type = t(typeKey) === typeKey ? e.target_type : t(typeKey);
     const known = e.target_type === "user" ? data.users.find((u) => u.id === e.target_id)?.name
       : e.target_type === "hospital" ? data.hospitals.find((x) => x.id === e.target_id)?.name : null;
     const label = e.target_label || known || e.target_id;
@@ -241,7 +261,8 @@ export function adminHome({ h, t, api, when }) {
       h("td", {}, when(utc(e.at))),
       h("td", { "data-actor": e.actor_id || "" }, e.actor ? e.actor.name : e.actor_id || t("audit.system"),
         e.actor ? h("span", { class: "audit-who" }, e.actor.username) : null),
-      h("td", {}, h("span", { class: "audit-action" }, actionName(e.action)), h("span", { class: "audit-code" }, e.action)),
+      h("td", {}, h("span", { class: "audit-action" }, actionName(e.action)),
+        h("span", { class: "audit-code" }, e.action)),
       h("td", { "data-target": e.target_id }, target(e)), h("td", {}, e.address), h("td", {}, e.detail));
   }
   function auditQuery() {
@@ -276,7 +297,8 @@ export function adminHome({ h, t, api, when }) {
     h("label", { for: "audit-from" }, t("admin.audit.from"), auditFrom),
     h("label", { for: "audit-to" }, t("admin.audit.to"), auditTo),
     h("button", { type: "submit" }, t("admin.audit.search")));
-  const auditSection = h("section", { class: "admin-audit" }, h("h2", {}, t("admin.audit.title")), auditForm, auditStatus,
+  const auditSection = h("section", { class: "admin-audit" }, h("h2", {}, t("admin.audit.title")),
+    auditForm, auditStatus,
     table([t("admin.audit.at"), t("admin.audit.actor"), t("admin.audit.action"), t("admin.audit.target"),
       t("admin.audit.address"), t("admin.audit.detail")], auditBody, "admin.audit.title"),
     h("div", { class: "audit-pages" }, newer, pageLabel, older));

@@ -109,7 +109,8 @@ export class Board {
     this.lastFigures = figures;
     this.last = board;
     const cells = h("div", { class: "figures" }, FIGURES.map((k) =>
-      h("div", { class: "figure", "data-figure": k }, h("strong", {}, today[k]), h("span", {}, t(`board.today.${k}`)))));
+      h("div", { class: "figure", "data-figure": k },
+        h("strong", {}, today[k]), h("span", {}, t(`board.today.${k}`)))));
     this.live.replaceChildren(cells,
       h("h3", {}, t("board.sessions")), this.sessionsTable(board.sessions),
       h("h3", {}, t("board.queue")), this.queueTable(board.queue),
@@ -125,7 +126,8 @@ export class Board {
       const round = s.kind === "round";
       // A ward round's record is its focused patient's consult, when the server names one.
       const consultId = round ? s.round?.focus_consult_id : s.id;
-      const what = round ? t("board.round", { title: s.round.title, ward: s.round.ward }) : this.specialtyName(s.specialty);
+      const what = round
+        ? t("board.round", { title: s.round.title, ward: s.round.ward }) : this.specialtyName(s.specialty);
       const people = s.participants.map((p) => p.user.name + (p.reconnecting ? ` (${t("board.reconnecting")})` : ""));
       const record = consultId
         ? h("a", { href: `#/record/${encodeURIComponent(consultId)}`, class: "record-link", "data-record": consultId,
@@ -147,8 +149,10 @@ export class Board {
       const overdue = q.overdue === true;
       return h("tr", { "data-queued": q.id, "data-overdue": overdue ? "true" : null,
         class: [q.urgency, overdue ? "overdue" : null].filter(Boolean).join(" ") },
-      h("td", {}, this.specialtyName(q.specialty)), h("td", {}, t(`urgency.${q.urgency}`)), h("td", {}, q.hospital.name),
-      h("td", {}, duration(t, q.waiting_s), overdue ? h("span", { class: "overdue-label" }, t("board.overdue")) : null));
+      h("td", {}, this.specialtyName(q.specialty)), h("td", {}, t(`urgency.${q.urgency}`)),
+      h("td", {}, q.hospital.name),
+      h("td", {}, duration(t, q.waiting_s),
+        overdue ? h("span", { class: "overdue-label" }, t("board.overdue")) : null));
     }));
   }
 
@@ -295,7 +299,8 @@ export class Board {
     return h("div", { class: "bars", "data-chart": name }, rows.map(([label, value, shown]) => {
       const fill = h("span", { class: "fill", "aria-hidden": "true" });
       fill.style.width = `${(100 * value) / max}%`; // set through the DOM: the CSP forbids style attributes
-      return h("div", { class: "bar" }, h("span", { class: "label" }, label), fill, h("span", { class: "value" }, shown));
+      return h("div", { class: "bar" },
+        h("span", { class: "label" }, label), fill, h("span", { class: "value" }, shown));
     }));
   }
 }
@@ -329,10 +334,12 @@ export class ReportView {
     const { h, t } = ctx;
     this.ctx = ctx;
     this.month = month;
-    this.body = h("div", { class: "report-content", "aria-busy": "true" }, h("p", { class: "muted" }, t("board.report_loading")));
+    this.body = h("div", { class: "report-content", "aria-busy": "true" },
+      h("p", { class: "muted" }, t("board.report_loading")));
     const back = h("button", { type: "button", class: "secondary", "data-report": "back", onclick: () => onBack?.() },
       t("board.report_back"));
-    const print = h("button", { type: "button", "data-report": "print", onclick: () => window.print() }, t("board.report_print"));
+    const print = h("button", { type: "button", "data-report": "print", onclick: () => window.print() },
+      t("board.report_print"));
     const [year, mm] = month.split("-");
     this.element = h("section", { class: "report-view", "data-month": month, "aria-label": t("board.report_title",
       { month: mm, year }) }, h("div", { class: "report-actions row" }, back, print), this.body);
@@ -348,7 +355,8 @@ export class ReportView {
       article.querySelector("h1")?.setAttribute("tabindex", "-1");
       article.querySelector("h1")?.focus();
     } catch (error) {
-      this.body.replaceChildren(h("p", { class: "error", role: "alert" }, t("board.error", { message: error.message })));
+      this.body.replaceChildren(
+        h("p", { class: "error", role: "alert" }, t("board.error", { message: error.message })));
     }
     this.body.removeAttribute("aria-busy");
   }

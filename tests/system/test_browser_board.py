@@ -82,6 +82,21 @@ async def csv_download(page: Page) -> str:
     return await asyncio.to_thread(lambda: Path(path).read_bytes().decode("utf-8"))
 
 
+async def on_a_phone(page: Page, screen: str) -> None:
+    """At 360 px nothing scrolls sideways (the tables scroll inside their own box) and every
+    control of the screen is at least 44 px high."""
+    await page.set_viewport_size({"width": 360, "height": 740})
+    overflow = await page.evaluate("document.querySelector('main').scrollWidth - window.innerWidth")
+    assert overflow <= 0, overflow
+    small = await page.evaluate(
+        """(screen) => [...document.querySelectorAll(`${screen} :is(button, input, select, summary, a[href])`)]
+            .filter(el => el.offsetParent !== null && el.getBoundingClientRect().height < 44)
+            .map(el => el.outerHTML.slice(0, 80))""",
+        screen,
+    )
+    assert small == [], small
+
+
 def numbers(rows: list[list[str]]) -> list[str]:
     return [cell for row in rows[1:] for cell in row if re.fullmatch(r"\d+([.,]\d+)?", cell)]
 
@@ -147,10 +162,7 @@ async def test_a_supervisor_opens_a_live_sessions_record_exports_and_reads_the_m
     assert any("requests" in cell.lower() for cell in rows[0]), rows[0]
     assert not any("," in n for n in numbers(rows)), rows
 
-    # A phone: nothing scrolls sideways, the tables scroll inside their own box.
-    await supervisor.set_viewport_size({"width": 360, "height": 740})
-    overflow = await supervisor.evaluate("document.querySelector('main').scrollWidth - window.innerWidth")
-    assert overflow <= 0, overflow
+    await on_a_phone(supervisor, ".board")
     errors = [line for line in supervisor.console if line.startswith("error")]  # type: ignore[attr-defined]
     assert supervisor.errors == [] and errors == [], (supervisor.errors, errors)  # type: ignore[attr-defined]
 
@@ -227,4 +239,5 @@ async def test_the_audit_viewer_speaks_in_words_and_names_and_filters_by_patient
             .getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight; }"""
     )
     await shot(admin, "admin-audit")
+    await on_a_phone(admin, ".admin")
     assert admin.errors == [], admin.errors  # type: ignore[attr-defined]
