@@ -316,7 +316,9 @@ export async function importPage(api, path, doc = document) {
     .replace(/\sstyle\s*=\s*("[^"]*"|'[^']*'|[^\s>]+)/gi, "");
   const parsed = new DOMParser().parseFromString(quiet, "text/html");
   const source = parsed.querySelector("main") || parsed.body;
-  for (const el of source.querySelectorAll("script, style, link, meta, iframe, object, embed")) el.remove();
+  // The page's own Print button is wired by a script the app does not load: the view has its own.
+  const unwanted = "script, style, link, meta, iframe, object, embed, .printable-bar, [data-print]";
+  for (const el of source.querySelectorAll(unwanted)) el.remove();
   for (const el of [source, ...source.querySelectorAll("*")]) {
     for (const attr of [...el.attributes]) {
       if (attr.name === "style" || attr.name.startsWith("on")) el.removeAttribute(attr.name);
