@@ -1,10 +1,15 @@
 // What the protocol layer's tests share: where the real instances are (from the pytest wrapper,
 // tests/system/test_protocol_js.py), Web Storage in Node, and waiting for things to happen.
 import assert from "node:assert/strict";
+import test from "node:test";
 import { io } from "../../static/vendor/socket.io.esm.min.js";
 import { Connection } from "../../static/protocol.js";
 
 export { io };
+
+// A test that waits longer than this fails (and says where), rather than holding up the run.
+export const TEST_TIMEOUT_MS = 20000;
+export const check = (name, fn) => test(name, { timeout: TEST_TIMEOUT_MS }, fn);
 
 export const env = {
   url: need("TELEROUNDS_URL"),
@@ -141,7 +146,8 @@ export async function notesOf(connection, consultId) {
   const notes = [];
   let cursor = null;
   for (;;) {
-    const ack = await connection.request("note:list", cursor ? { consult_id: consultId, cursor } : { consult_id: consultId });
+    const ask = cursor ? { consult_id: consultId, cursor } : { consult_id: consultId };
+    const ack = await connection.request("note:list", ask);
     notes.push(...ack.notes);
     cursor = ack.next_cursor;
     if (!cursor) return notes;
