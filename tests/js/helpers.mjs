@@ -15,6 +15,7 @@ export const env = {
   url: need("TELEROUNDS_URL"),
   urlB: process.env.TELEROUNDS_URL_B || process.env.TELEROUNDS_URL,
   control: process.env.TELEROUNDS_CONTROL,
+  password: process.env.TELEROUNDS_PASSWORD,
   tokens: {
     clinician: need("TELEROUNDS_TOKEN_CLINICIAN"),
     specialist: need("TELEROUNDS_TOKEN_SPECIALIST"),
@@ -134,10 +135,15 @@ export function comparable(state) {
 // A raw socket of a user, for what the test does beside the connection under test.
 export async function rawSocket(who, url = env.url) {
   const socket = io(url, { auth: { token: env.tokens[who] }, transports: ["websocket"], forceNew: true });
-  await new Promise((resolve, reject) => {
-    socket.on("session:state", resolve);
-    socket.on("connect_error", reject);
-  });
+  try {
+    await new Promise((resolve, reject) => {
+      socket.on("session:state", resolve);
+      socket.on("connect_error", reject);
+    });
+  } catch (error) {
+    socket.disconnect(); // a refused socket keeps its WebSocket open otherwise
+    throw error;
+  }
   return socket;
 }
 
@@ -179,4 +185,15 @@ export async function instance(action) {
   assert.ok(env.control, "TELEROUNDS_CONTROL is not set");
   const response = await fetch(`${env.control}/${action}`, { method: "POST" });
   assert.equal(response.status, 200, `control ${action}`);
+}
+
+// A sign-in of its own (a token no other test uses), as the login page does.
+export async function signIn(username, url = env.url) {
+  const response = await fetch(`${url}/api/login`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ username, password: env.password }),
+  });
+  assert.equal(response.status, 200, `sign-in of ${username}`);
+  return (await response.json()).token;
 }

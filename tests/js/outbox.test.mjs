@@ -192,17 +192,3 @@ check("a write made while the instance is down is delivered once it is back", as
     assert.equal(count(await notesOf(specialist, consult.id), text), 1, "stored exactly once");
   });
 });
-
-check("a token the server refuses ends in status refused, with its code", async () => {
-  const connection = new Connection({ io, token: "not-a-token", url: env.url, storage: new MemoryStorage() });
-  const refused = next(connection, "status", (s) => s.status === "refused");
-  connection.connect();
-  try {
-    const status = await refused;
-    assert.equal(status.code, "unauthorized");
-    assert.equal(connection.state.status, "refused");
-    await assert.rejects(connection.request("presence:set", { status: "away" }), (e) => e.code === "offline");
-  } finally {
-    connection.close();
-  }
-});

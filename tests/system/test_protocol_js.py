@@ -19,7 +19,7 @@ from pathlib import Path
 from aiohttp import web
 
 from server.runtime.redis_process import free_port
-from tests.conftest import Instance, StartInstance, login
+from tests.conftest import PASSWORD, Instance, StartInstance, login
 
 ROOT = Path(__file__).resolve().parents[2]
 JS_TESTS = ROOT / "tests" / "js"
@@ -72,6 +72,7 @@ async def test_the_protocol_layer_in_node(start_instance: StartInstance, tmp_pat
         "TELEROUNDS_URL": first.url,
         "TELEROUNDS_URL_B": second.url,
         "TELEROUNDS_CONTROL": control_url,
+        "TELEROUNDS_PASSWORD": PASSWORD,
         "TELEROUNDS_TOKEN_CLINICIAN": await login(first.url, "bavi.clinician"),
         "TELEROUNDS_TOKEN_SPECIALIST": await login(first.url, "xanhpon.surgeon"),
     }
