@@ -19,8 +19,20 @@ export class ProtocolError extends Error {
   }
 }
 
-// Answers after which a write is kept and sent again; any other error answer is a refusal.
+// Answers after which a write is kept and sent again (`rate_limited` only when it is passing, see
+// retryAfterMs); any other error answer is a refusal.
 export const RETRYABLE = new Set(["timeout", "offline", "unavailable", "rate_limited"]);
+// How long to wait before sending a write again after this error answer; null: it is refused.
+// `rate_limited` is passing when it says when to try again (the event budget: "try again in N s");
+// without that it is a cap the user must act on (too many open requests), and waiting will not
+// help.
+export function retryAfterMs(error, fallbackMs = DEFAULT_DELAYS.retryWriteMs) {
+  if (!RETRYABLE.has(error?.code)) return null;
+  if (error.code !== "rate_limited") return fallbackMs;
+  const seconds = error.retry_after_s ?? Number(/try again in (\d+) s/.exec(error.message || "")?.[1]);
+  return Number.isFinite(seconds) && seconds > 0 ? Math.max(fallbackMs, seconds * 1000) : null;
+}
+
 // Writes whose payload carries the op_id that makes a repeat harmless on the server. Others are
 // still kept in the outbox under an op_id of their own, which is not sent.
 export const WRITES_WITH_OP_ID = new Set(["note:add", "note:amend", "consult:request"]);
@@ -351,8 +363,9 @@ export class Connection {
       return true;
     }
     const error = ack?.error || { code: "invalid" };
-    if (RETRYABLE.has(error.code)) {
-      if (this.connected) this.#later(() => this.flush(), this.delays.retryWriteMs);
+    const wait = retryAfterMs(error, this.delays.retryWriteMs);
+    if (wait !== null) {
+      if (this.connected) this.#later(() => this.flush(), wait);
       this.emit("outbox", this.outbox.pending());
       return false;
     }

@@ -192,3 +192,32 @@ check("a write made while the instance is down is delivered once it is back", as
     assert.equal(count(await notesOf(specialist, consult.id), text), 1, "stored exactly once");
   });
 });
+
+check("a request beyond the cap on open requests is refused and reported, not retried", async () => {
+  // No surgeon is online to take them (every test closes its connections): the requests wait,
+  // queued, and count towards the cap.
+  const clinician = await open("clinician");
+  const waiting = [];
+  try {
+    for (;;) {
+      const ref = `BV-CAP-${Date.now()}-${waiting.length}`;
+      const request = { specialty: "surgery", urgency: "routine", patient: { ref } };
+      const failed = next(clinician, "outbox-failed", () => true, 5000).catch(() => null);
+      try {
+        waiting.push((await clinician.write("consult:request", request)).consult);
+      } catch (error) {
+        assert.equal(error.code, "rate_limited");
+        const reported = await failed;
+        assert.equal(reported.entry.payload.patient.ref, ref);
+        assert.equal(reported.error.code, "rate_limited");
+        break;
+      }
+      assert.ok(waiting.length <= 10, "the cap never came");
+    }
+    assert.ok(waiting.length >= 1);
+    assert.equal(clinician.outbox.pending().length, 0, "the refused request is not kept");
+  } finally {
+    for (const consult of waiting) await clinician.request("consult:cancel", { consult_id: consult.id });
+    clinician.close();
+  }
+});

@@ -2,7 +2,7 @@
 // shown on a small example. Runs without an instance too: node --test tests/js/reducer.test.mjs
 import test from "node:test";
 import assert from "node:assert/strict";
-import { applyEvent, stateFromSession } from "../../static/protocol.js";
+import { applyEvent, retryAfterMs, stateFromSession } from "../../static/protocol.js";
 import { Outbox } from "../../static/outbox.js";
 
 const person = (id, role) => ({ id, name: id, role, hospital: { id: "h", name: "h", level: "district" } });
@@ -140,4 +140,16 @@ test("a storage that refuses still lets the outbox work, in memory", () => {
     outbox.pending().map((e) => e.op_id),
     ["a"],
   );
+});
+
+test("a passing refusal is retried after the wait it names; a cap or a refusal is not", () => {
+  assert.equal(retryAfterMs({ code: "unavailable", message: "database unavailable" }, 3000), 3000);
+  assert.equal(retryAfterMs({ code: "timeout" }, 3000), 3000);
+  const budget = { code: "rate_limited", message: "too many events; slow down; try again in 7 s" };
+  assert.equal(retryAfterMs(budget, 3000), 7000);
+  assert.equal(retryAfterMs({ code: "rate_limited", message: "x", retry_after_s: 2 }, 1000), 2000);
+  assert.equal(retryAfterMs({ code: "rate_limited", message: "3 requests wait already: cancel one" }, 3000), null);
+  for (const code of ["invalid", "forbidden", "not_found", "conflict", "too_large", "unauthorized"]) {
+    assert.equal(retryAfterMs({ code, message: "try again in 1 s" }), null, code);
+  }
 });
