@@ -76,7 +76,9 @@ check("a write whose answer does not come in time stays in the outbox and is sen
     clinician.timeoutMs = 1;
     const text = `Ghi chú trả lời chậm ${Date.now()}`;
     const written = clinician.write("note:add", { consult_id: consult.id, section: "plan", text });
-    await next(clinician, "outbox", (pending) => pending.some((e) => e.attempts >= 1));
+    const [kept] = await next(clinician, "outbox", (pending) => pending.some((e) => e.last_error));
+    assert.equal(kept.last_error, "timeout");
+    assert.ok(kept.attempts >= 1);
     assert.equal(clinician.outbox.pending().length, 1, "a timeout keeps it");
     clinician.timeoutMs = 10000;
     const ack = await written;

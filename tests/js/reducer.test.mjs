@@ -2,7 +2,7 @@
 // shown on a small example. Runs without an instance too: node --test tests/js/reducer.test.mjs
 import test from "node:test";
 import assert from "node:assert/strict";
-import { applyEvent, retryAfterMs, stateFromSession } from "../../static/protocol.js";
+import { applyEvent, newOpId, retryAfterMs, stateFromSession } from "../../static/protocol.js";
 import { Outbox } from "../../static/outbox.js";
 
 const person = (id, role) => ({ id, name: id, role, hospital: { id: "h", name: "h", level: "district" } });
@@ -152,4 +152,20 @@ test("a passing refusal is retried after the wait it names; a cap or a refusal i
   for (const code of ["invalid", "forbidden", "not_found", "conflict", "too_large", "unauthorized"]) {
     assert.equal(retryAfterMs({ code, message: "try again in 1 s" }), null, code);
   }
+});
+
+test("op_ids are UUIDs, also where crypto.randomUUID is missing (a page over plain HTTP)", () => {
+  const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+  assert.match(newOpId(), uuid);
+  // As on an insecure page: the method is not there.
+  Object.defineProperty(globalThis.crypto, "randomUUID", { value: undefined, configurable: true });
+  try {
+    assert.equal(globalThis.crypto.randomUUID, undefined);
+    const ids = new Set(Array.from({ length: 100 }, () => newOpId()));
+    assert.equal(ids.size, 100);
+    for (const id of ids) assert.match(id, uuid);
+  } finally {
+    delete globalThis.crypto.randomUUID;
+  }
+  assert.equal(typeof globalThis.crypto.randomUUID, "function");
 });
