@@ -24,6 +24,7 @@ async def presence_set(caller: Caller, payload: PresenceSet) -> dict[str, Any]:
     if caller.account.role not in ("specialist", "clinician"):
         raise AppError("forbidden", "only specialists and clinicians have a presence")
     await presence.set_status(caller.services.redis, caller.account.id, payload.status)
+    await caller.services.live.forget_rounds(caller.account.id)  # their choice outranks a round's busy
     caller.services.board_changed()
     if payload.status == "available" and caller.account.role == "specialist":
         async with outbox.sending(caller.services) as events:

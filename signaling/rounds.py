@@ -24,7 +24,7 @@ from server.records import rounds as round_records
 from server.runtime.ice import ice_servers
 from signaling.notes import note_page
 from signaling.router import Caller, Router
-from signaling.rtc import join_room, leave_call
+from signaling.rtc import join_room, leave_call, left_call
 
 router = Router("/")
 
@@ -113,6 +113,7 @@ async def round_end(caller: Caller, payload: RoundRef) -> dict[str, Any]:
         raise AppError("conflict", "the round is not in progress")
     described, events = await rounds.updated(services.db, payload.round_id)
     await outbox.send(services, events)
-    await services.rooms.close(keys.round_room(payload.round_id))  # like a consult's call when it ends
+    in_call = await services.rooms.close(keys.round_room(payload.round_id))  # like a consult's call when it ends
+    await left_call(services, keys.round_room(payload.round_id), [peer.user for peer in in_call])
     services.board_changed()
     return {"round": described}

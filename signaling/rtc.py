@@ -63,11 +63,23 @@ class IceCandidate(Payload):
     candidate: IceCandidateInit
 
 
+class MediaState(Payload):
+    """The sender's microphone, camera and screen share, so the other tiles show its badges."""
+
+    audio: bool
+    video: bool
+    screen: bool
+
+
+class Media(Payload):
+    media: MediaState
+
+
 class Signal(Payload):
     consult_id: Id | None = None
     round_id: Id | None = None
     to: Id
-    data: SessionDescription | IceCandidate
+    data: SessionDescription | IceCandidate | Media
 
 
 class Stats(Payload):
@@ -108,6 +120,9 @@ async def join_room(caller: Caller, room: str, role: str) -> tuple[Peer, list[di
         payload: dict[str, Any] = {**call.ref_field(), "peer_id": peer.peer_id, "message": REPLACED_MESSAGE}
         await outbox.send(services, [Event(name, payload, To.socket(replaced))])
     await services.sio.enter_room(caller.sid, room)
+    if (round_id := keys.round_of_room(room)) is not None and caller.account.role == "specialist":
+        async with outbox.sending(services) as events:
+            await dispatch.entered_round(services, events, caller.account.id, round_id)
     others = [p.public() for p in already]
     if status != "same":
         name = call.pick("consult:peer-joined", "round:peer-joined")
@@ -136,6 +151,17 @@ async def announce_left(services: Services, room: str, peer_id: str, user: Perso
     services.board_changed()
     name = call.pick("consult:peer-left", "round:peer-left")
     await outbox.send(services, [Event(name, {**call.ref_field(), "peer_id": peer_id, "user": user}, call)])
+    await left_call(services, room, [user])
+
+
+async def left_call(services: Services, room: str, users: list[Person | None]) -> None:
+    """Specialists out of a round's call are free again for one-at-a-time offers."""
+    if (round_id := keys.round_of_room(room)) is None:
+        return
+    async with outbox.sending(services) as events:
+        for user in users:
+            if user is not None and user["role"] == "specialist":
+                await dispatch.left_round(services, events, user["id"], round_id)
 
 
 def _user(caller: Caller) -> Person:

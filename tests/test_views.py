@@ -39,6 +39,7 @@ CONSULT = SimpleNamespace(
     ended_at=None,
     outcome=None,
     summary=None,
+    ended_by_id=None,
     version=3,
     round_session_id=None,
     round_patient_id=None,
@@ -163,6 +164,25 @@ def test_the_consult_view_names_its_people_and_its_queue_place_only_while_queued
     assert active["queue_position"] is None  # active: no longer waiting
     queued = views.consult_view(SimpleNamespace(**{**vars(CONSULT), "status": "queued", "specialist_id": None}), WHO, 4)
     assert queued["queue_position"] == 4 and queued["specialist"] is None
+
+
+def test_the_consult_view_names_who_ended_it_and_the_answers_it_had() -> None:
+    ended = SimpleNamespace(**{**vars(CONSULT), "status": "ended", "ended_by_id": "u-binh"})
+    assert views.consult_view(ended, WHO)["ended_by"] == SPECIALIST
+    assert views.consult_view(CONSULT, WHO)["ended_by"] is None
+    answers = [
+        SimpleNamespace(kind="declined" if i % 2 else "expired", user_id="u-binh", reason=f"r{i}", at=AT + timedelta(i))
+        for i in range(30)
+    ]
+    queued = SimpleNamespace(**{**vars(CONSULT), "status": "queued", "specialist_id": None})
+    built = views.consult_view(queued, WHO, answers=answers, online_specialists=3)
+    assert [d["reason"] for d in built["declines"]] == [f"r{i}" for i in range(11, 30, 2)]  # the newest 10, newest last
+    assert built["declines"][0]["by"] == SPECIALIST
+    assert len(built["unanswered"]) == 10 and built["unanswered"][-1]["at"] == views.iso(AT + timedelta(28))
+    assert set(built["unanswered"][0]) == {"by", "at"}
+    assert built["online_specialists"] == 3
+    # How many are online means something only while the request waits for one of them.
+    assert views.consult_view(CONSULT, WHO, online_specialists=3)["online_specialists"] is None
 
 
 def test_the_round_view_sorts_skipped_days_and_leaves_out_unknown_people() -> None:

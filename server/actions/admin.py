@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, StringConstraints, field_validator
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from server.contract.errors import AppError
@@ -40,7 +40,18 @@ from server.live import presence, revocation
 from server.policy import matching, passwords
 from server.policy.auth import hash_password
 from server.records import audit
-from server.records.models import AuditEntry, CalendarFeed, Database, Hospital, SisterLink, User, new_id, utcnow
+from server.records.models import (
+    AuditEntry,
+    CalendarFeed,
+    Consult,
+    Database,
+    Hospital,
+    Round,
+    SisterLink,
+    User,
+    new_id,
+    utcnow,
+)
 from server.records.users import Account
 from server.runtime.services import Services
 
@@ -510,6 +521,17 @@ class AuditQuery:
     end: datetime | None = None  # before
     limit: int = 50
     before: str | None = None
+    action: str | None = None  # exactly this action (one of `audit.ACTIONS`)
+    patient_ref: str | None = None  # entries about the consults of this patient reference
+
+
+PATIENT_REF_CONSULTS = 200  # the consults of one patient reference an audit search looks at
+
+
+def known_action(action: str | None) -> str | None:
+    if action is not None and action not in audit.ACTIONS:
+        raise AppError("invalid", "action must be one of " + ", ".join(audit.ACTIONS))
+    return action
 
 
 async def audit_page(db: Database, query: AuditQuery) -> dict[str, Any]:
@@ -521,11 +543,23 @@ async def audit_page(db: Database, query: AuditQuery) -> dict[str, Any]:
     if query.consult_id is not None:
         about_it = and_(AuditEntry.target_type == "consult", AuditEntry.target_id == query.consult_id)
         select_entries = select_entries.where(or_(about_it, audit.listed(query.consult_id)))  # lists that showed it
+    if query.action is not None:
+        select_entries = select_entries.where(AuditEntry.action == query.action)
     if query.start is not None:
         select_entries = select_entries.where(AuditEntry.at >= query.start)
     if query.end is not None:
         select_entries = select_entries.where(AuditEntry.at < query.end)
     async with db.session() as session:
+        if query.patient_ref is not None:
+            # Case as written is not how people remember a reference: matched whatever the case.
+            ref = Consult.patient["ref"].as_string()
+            ids = (
+                await session.scalars(
+                    select(Consult.id).where(func.lower(ref) == query.patient_ref.lower()).limit(PATIENT_REF_CONSULTS)
+                )
+            ).all()
+            on_them = and_(AuditEntry.target_type == "consult", AuditEntry.target_id.in_(list(ids)))
+            select_entries = select_entries.where(or_(on_them, *(audit.listed(i) for i in ids)))
         if query.before is not None:
             last = await session.get(AuditEntry, query.before)
             if last is None:
@@ -536,15 +570,42 @@ async def audit_page(db: Database, query: AuditQuery) -> dict[str, Any]:
         page, more = found[: query.limit], len(found) > query.limit
         actor_ids = {e.actor_id for e in page if e.actor_id is not None}
         actors = {u.id: u for u in (await session.scalars(select(User).where(User.id.in_(actor_ids)))).all()}
+        labels = await _target_labels(session, page)
     return {
-        "entries": [_entry_view(e, actors.get(e.actor_id or "")) for e in page],
+        "entries": [_entry_view(e, actors.get(e.actor_id or ""), labels) for e in page],
         "next_before": page[-1].id if more else None,
     }
 
 
-def _entry_view(entry: AuditEntry, actor: User | None) -> AuditEntryView:
+async def _target_labels(session: Any, page: list[AuditEntry]) -> dict[tuple[str, str], str]:
+    """What each target of the page is called: one read per kind of target, not one per entry."""
+
+    def wanted(kind: str) -> list[str]:
+        return sorted({e.target_id for e in page if e.target_type == kind and e.target_id})
+
+    labels: dict[tuple[str, str], str] = {}
+    for consult_id, patient in (
+        await session.execute(select(Consult.id, Consult.patient).where(Consult.id.in_(wanted("consult"))))
+    ).all():
+        if isinstance(patient, dict) and patient.get("ref"):
+            labels["consult", consult_id] = str(patient["ref"])
+    for user_id, name in (await session.execute(select(User.id, User.name).where(User.id.in_(wanted("user"))))).all():
+        labels["user", user_id] = name
+    hospital_ids = wanted("hospital") + wanted("stats")  # statistics name a hospital, `network` or `province:CODE`
+    for hospital_id, name in (
+        await session.execute(select(Hospital.id, Hospital.name).where(Hospital.id.in_(hospital_ids)))
+    ).all():
+        labels["hospital", hospital_id] = labels["stats", hospital_id] = name
+    for round_id, title in (
+        await session.execute(select(Round.id, Round.title).where(Round.id.in_(wanted("round"))))
+    ).all():
+        labels["round", round_id] = title
+    return labels
+
+
+def _entry_view(entry: AuditEntry, actor: User | None, labels: dict[tuple[str, str], str]) -> AuditEntryView:
     who = None if actor is None else audit_actor(actor.id, actor.username, actor.name)
-    return audit_entry_view(entry, who)
+    return audit_entry_view(entry, who, labels.get((entry.target_type, entry.target_id)))
 
 
 def known_role(role: str) -> str:

@@ -85,6 +85,8 @@ class Network:
     in_consult: set[str]
     calls: dict[str, Call]  # active consult id -> its call (not round patients': their call is the round's)
     rounds: list[RoundLive]  # sessions in progress, oldest first
+    wait_alert_s: float = 600.0  # a request waiting longer is flagged `overdue` (WAIT_ALERT_S)
+    in_round: frozenset[str] = frozenset()  # specialists set busy for a ward round's call
 
 
 async def _call(services: Services, room: str) -> Call:
@@ -149,6 +151,8 @@ async def load(services: Services) -> Network:
         in_consult=await services.live.in_consult(),
         calls=calls,
         rounds=live,
+        wait_alert_s=services.settings.wait_alert_s,
+        in_round=frozenset(await services.live.in_round()),
     )
 
 
@@ -213,6 +217,7 @@ def view(network: Network, scope: Scope) -> dict[str, Any]:
             "hospital": _hospital(c.hospital_id, hospitals),
             "requested_at": iso(c.created_at),
             "waiting_s": _since(c.created_at, now),
+            "overdue": (now - c.created_at).total_seconds() > network.wait_alert_s,
         }
         for c in sorted(rows, key=lambda c: c.created_at)
         if c.status in ("queued", "offered")
@@ -235,7 +240,9 @@ def view(network: Network, scope: Scope) -> dict[str, Any]:
     ]
     sessions += [_round_session(live, hospitals, people, now) for live in network.rounds if oversees(live)]
     sessions.sort(key=lambda s: str(s["started_at"] or ""))
-    created_today = [c for c in rows if c.created_at >= network.today]
+    # Round patients are reviewed on a schedule, not requested: not counted as consult requests.
+    created_today = [c for c in rows if c.created_at >= network.today and c.kind != "round"]
+    decided_today = [c for c in rows if c.created_at >= network.today and c.outcome == "treated_locally"]
     return {
         "presence": [
             {
@@ -244,6 +251,7 @@ def view(network: Network, scope: Scope) -> dict[str, Any]:
                 "status": network.presence[user.id]["status"],
                 "online": network.presence[user.id]["online"],
                 "in_consult": user.id in network.in_consult,
+                "in_round": user.id in network.in_round,
             }
             for user in roster
         ],
@@ -254,7 +262,7 @@ def view(network: Network, scope: Scope) -> dict[str, Any]:
                 "requests": len(created_today),
                 "accepted": sum(1 for c in created_today if c.started_at is not None),
                 "ended": sum(1 for c in created_today if c.status == "ended"),
-                "referrals_avoided": sum(1 for c in created_today if c.outcome == "treated_locally"),
+                "referrals_avoided": len(decided_today),  # round patients' decisions too, as in /api/stats
                 "waiting": len(queue),
                 "active": len(sessions),
             }

@@ -55,12 +55,33 @@ def waiting_key(consult: Consult) -> str:
 
 
 async def describe(services: Services, consult: Consult) -> views.ConsultView:
-    """The consult as clients see it, with its queue position when waiting."""
-    who = await consults.people(services.db, (consult.requester_id, consult.specialist_id, consult.named_specialist_id))
+    """The consult as clients see it: with its queue position when waiting, its declines and
+    lapsed offers, and while it waits for a specialist how many of its specialty are online."""
+    # A consult never offered (version 1) has no answers to read.
+    found = (await consults.answers(services.db, [consult.id])).get(consult.id, []) if consult.version > 1 else []
+    named = (consult.requester_id, consult.specialist_id, consult.named_specialist_id, consult.ended_by_id)
+    who = await consults.people(services.db, (*named, *consults.answer_people(found)))
     position = None
     if consult.status == "queued" and consult.named_answer is None:
         position = await services.live.position(waiting_key(consult), consult.id)
-    return views.consult_view(consult, who, position)
+    online = None
+    if consult.kind == "consult" and consult.status in ("queued", "offered"):
+        online = await online_specialists(services, consult.specialty)
+    return views.consult_view(consult, who, position, answers=found, online_specialists=online)
+
+
+async def online_specialists(services: Services, specialty: str) -> int:
+    """How many specialists the matcher may ask for this specialty have a device connected now."""
+    live = await presence.many(services.redis, await consults.practitioners(services.db, specialty))
+    return sum(1 for status in live.values() if status["online"])
+
+
+async def specialists_online_changed(services: Services, out: list[Event], specialist_id: str) -> None:
+    """A specialist came online or went offline: the requests of their specialties that wait
+    show the new count of specialists online to their requesters."""
+    specialties = await consults.specialties_of(services.db, specialist_id)
+    for consult in await consults.waiting_for(services.db, specialties):
+        await updated(services, out, consult)
 
 
 async def updated(
@@ -93,11 +114,15 @@ async def queue_updated(services: Services, out: list[Event], key: str) -> None:
             await updated(services, out, consult)
 
 
-async def presence_changed(services: Services, out: list[Event], user_id: str) -> None:
-    """`presence:changed` to the user's screens, after the server set their status."""
+async def presence_changed(services: Services, out: list[Event], user_id: str, reason: str | None = None) -> None:
+    """`presence:changed` to the user's screens, after the server set their status; `reason`
+    says why when the screen should ask about it (`offer_missed`: an offer lapsed unanswered)."""
     services.board_changed()
     changed = await presence.of(services.redis, user_id)
-    out.append(Event("presence:changed", {"presence": changed}, To.user(user_id)))
+    payload: dict[str, Any] = {"presence": changed}
+    if reason is not None:
+        payload["reason"] = reason
+    out.append(Event("presence:changed", payload, To.user(user_id)))
 
 
 # Matching.
@@ -108,8 +133,11 @@ async def candidates(services: Services, consult: Consult) -> tuple[list[Candida
     roster, sisters = await consults.roster(services.db, consult.specialty, consult.hospital_id)
     ids = [entry.user_id for entry in roster]
     # Independent reads: wait for them together, not one round trip after another.
-    live, holders, in_consult = await asyncio.gather(
-        presence.many(services.redis, ids), services.live.slot_holders(ids), services.live.in_consult()
+    live, holders, in_consult, in_round = await asyncio.gather(
+        presence.many(services.redis, ids),
+        services.live.slot_holders(ids),
+        services.live.in_consult(),
+        services.live.in_round(),
     )
     return [
         Candidate(
@@ -122,6 +150,7 @@ async def candidates(services: Services, consult: Consult) -> tuple[list[Candida
             in_consult=entry.user_id in in_consult,
             consults_today=entry.consults_today,
             idle_since=entry.idle_since,
+            in_round=entry.user_id in in_round,
         )
         for entry in roster
     ], sisters
@@ -211,6 +240,7 @@ async def _free(services: Services, specialist_id: str, specialties: list[str]) 
         online=status["online"],
         holds_offer=bool(await services.live.slot_holders([specialist_id])),
         in_consult=specialist_id in await services.live.in_consult(),
+        in_round=specialist_id in await services.live.in_round(),
     )
     return any(matching.can_take(me, s, one_at_a_time=True) for s in specialties)
 
@@ -231,6 +261,9 @@ async def request(
 ) -> Consult:
     if account.role != "clinician":
         raise AppError("forbidden", "only clinicians of a hospital ask for consults")
+    if not await consults.practitioners(services.db, specialty):
+        # Refused at once: waiting would only end when the clinician gives up.
+        raise AppError("conflict", f"no specialist in your network practises {specialty}; ask for another specialty")
     if specialist_id is not None:
         named = await consults.people(services.db, [specialist_id])
         if specialist_id not in named or named[specialist_id]["role"] != "specialist":
@@ -346,7 +379,7 @@ async def expire(services: Services, out: list[Event], consult_id: str) -> None:
         # request wait on them too. They see it and switch back when they return.
         for specialist_id in unanswered:
             await presence.set_status(services.redis, specialist_id, "away")
-            await presence_changed(services, out, specialist_id)
+            await presence_changed(services, out, specialist_id, reason="offer_missed")
     await updated(services, out, back, also=unanswered)
     await dispatch(services, out, back)
 
@@ -379,7 +412,7 @@ async def cancel(services: Services, out: list[Event], account: Account, consult
             return consult
         target = lifecycle.check_transition("cancel", consult.status)
         cancelled = await consults.transition(
-            services.db, consult, "cancelled", account.id, status=target, ended_at=utcnow()
+            services.db, consult, "cancelled", account.id, status=target, ended_at=utcnow(), ended_by_id=account.id
         )
         if cancelled is None:
             continue
@@ -446,6 +479,7 @@ async def close(
         ended_at=utcnow(),
         outcome=outcome,
         summary=summary,
+        ended_by_id=actor_id,
     )
     if ended is None:
         latest = await _get(services, consult_id)
@@ -455,7 +489,10 @@ async def close(
     specialist_id = consult.specialist_id if release_specialist else None
     if specialist_id:
         await services.live.set_in_consult(specialist_id, False)
-        await presence.restore_chosen(services.redis, specialist_id)
+        if specialist_id in await services.live.in_round():  # an emergency taken from a round: back to it
+            await presence.set_status(services.redis, specialist_id, "busy", chosen=False)
+        else:
+            await presence.restore_chosen(services.redis, specialist_id)
         await presence_changed(services, out, specialist_id)
     # The update goes out after the call's room is closed, so whoever was in the call is named
     # here: `To.parties` would no longer find them in the room.
@@ -466,6 +503,29 @@ async def close(
     return ended
 
 
+async def entered_round(services: Services, out: list[Event], specialist_id: str, round_id: str) -> None:
+    """A specialist joined a ward round's call: busy for one-at-a-time offers while in it (an
+    emergency still reaches them). Only one who was available: a status they chose stays theirs."""
+    status = await presence.of(services.redis, specialist_id)
+    if status["status"] != "available" or specialist_id in await services.live.in_consult():
+        return
+    await services.live.enter_round(specialist_id, round_id)
+    await presence.set_status(services.redis, specialist_id, "busy", chosen=False)
+    await presence_changed(services, out, specialist_id)
+
+
+async def left_round(services: Services, out: list[Event], specialist_id: str, round_id: str) -> None:
+    """A specialist left a round's call (or it ended, or they did not come back in time): after
+    their last round, back to the status they chose, and offered what waits."""
+    if not await services.live.leave_round(specialist_id, round_id):
+        return
+    if specialist_id in await services.live.in_round() or specialist_id in await services.live.in_consult():
+        return
+    await presence.restore_chosen(services.redis, specialist_id)
+    await presence_changed(services, out, specialist_id)
+    await offer_waiting(services, out, specialist_id)
+
+
 async def specialist_offline(services: Services, specialist_id: str) -> None:
     """A specialist's last device dropped: their one-at-a-time offers move on after the grace period."""
     deadline = now() + services.settings.reconnect_grace_s
@@ -473,6 +533,8 @@ async def specialist_offline(services: Services, specialist_id: str) -> None:
         offer = await services.live.get(consult_id)
         if offer is not None and offer.specialists == {specialist_id}:
             await services.live.expire_sooner(consult_id, deadline)
+    async with outbox.sending(services) as out:
+        await specialists_online_changed(services, out, specialist_id)
 
 
 async def specialist_back(services: Services, out: list[Event], specialist_id: str) -> None:
@@ -481,6 +543,7 @@ async def specialist_back(services: Services, out: list[Event], specialist_id: s
         offer = await services.live.get(consult_id)
         if offer is not None:
             await services.live.expire_later(consult_id, offer.expires_at)
+    await specialists_online_changed(services, out, specialist_id)
     await offer_waiting(services, out, specialist_id)
 
 

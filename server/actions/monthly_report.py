@@ -9,6 +9,7 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
+from server.actions import printable
 from server.actions.record import OUTCOMES
 from server.records.consults import VIETNAM
 
@@ -93,10 +94,11 @@ def report_html(
         ("Số buổi đi buồng từ xa", str(t["rounds_held"])),
         ("Số người bệnh được xem trong buổi đi buồng", str(t["patients_reviewed"])),
     ]
+    decided = sum(t["outcomes"].values())  # consults' and round patients' decisions alike
     summary_rows = "".join(f'<tr><th>{e(name)}</th><td class="n">{e(value)}</td></tr>' for name, value in summary)
     outcome_rows = "".join(
         f'<tr><td>{e(OUTCOMES[code])}</td><td class="n">{e(str(count))}</td>'
-        f'<td class="n">{e(_percent(count, t["ended"]))}</td></tr>'
+        f'<td class="n">{e(_percent(count, decided))}</td></tr>'
         for code, count in t["outcomes"].items()
     )
     demo = (
@@ -104,24 +106,9 @@ def report_html(
         if includes_demo
         else ""
     )
-    return f"""<!doctype html>
-<html lang="vi"><head><meta charset="utf-8">
-<title>Báo cáo hoạt động hội chẩn từ xa — tháng {e(month[5:])}/{e(month[:4])}</title>
-<style>
-body {{ font-family: "Times New Roman", serif; max-width: 52rem; margin: 2rem auto; line-height: 1.45; }}
-h1 {{ text-align: center; font-size: 1.4rem; text-transform: uppercase; margin-bottom: .2rem; }}
-.sub {{ text-align: center; margin-top: 0; }}
-h2 {{ font-size: 1.1rem; margin-top: 1.4rem; }}
-table {{ border-collapse: collapse; width: 100%; }}
-td, th {{ border: 1px solid #444; padding: .3rem .5rem; text-align: left; vertical-align: top; }}
-.n {{ text-align: right; white-space: nowrap; }}
-.key {{ font-size: 1.1rem; }}
-.demo {{ border: 1px dashed #a00; padding: .4rem; color: #a00; }}
-.sign {{ display: flex; justify-content: space-between; margin-top: 3rem; text-align: center; }}
-@media print {{ body {{ margin: 0; }} h2 {{ break-after: avoid; }} tr {{ break-inside: avoid; }} }}
-</style></head>
-<body>
-<p>{e(scope_name or "Toàn mạng lưới hội chẩn từ xa")}</p>
+    return printable.document(
+        f"Báo cáo hoạt động hội chẩn từ xa — tháng {month[5:]}/{month[:4]}",
+        f"""<p>{e(scope_name or "Toàn mạng lưới hội chẩn từ xa")}</p>
 <h1>Báo cáo hoạt động hội chẩn từ xa</h1>
 <p class="sub">Tháng {e(month[5:])}/{e(month[:4])}</p>
 <p>Kỳ báo cáo: từ {e(_vn_time(start))} đến {e(_vn_time(end))} (giờ Việt Nam).
@@ -135,6 +122,5 @@ Phạm vi: {e(scope_name or "toàn mạng lưới")}.</p>
 {_group_table("III. Theo cặp bệnh viện (tuyến dưới → tuyến trên)", "Cặp bệnh viện", by_pair["groups"])}
 {_group_table("IV. Theo chuyên khoa", "Chuyên khoa", by_specialty["groups"])}
 <p>Lập lúc {e(_vn_time(generated_at))}.</p>
-<div class="sign"><div>Người lập báo cáo<br><br><br></div><div>Lãnh đạo đơn vị<br><br><br></div></div>
-</body></html>
-"""
+<div class="sign"><div>Người lập báo cáo<br><br><br></div><div>Lãnh đạo đơn vị<br><br><br></div></div>""",
+    )

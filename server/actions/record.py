@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from server.actions import printable
 from server.contract.views import attachment_view, consult_view, hospital_ref, iso, note_view
 from server.policy.matching import SPECIALTIES
 from server.records import consults, notes
@@ -41,7 +42,9 @@ async def build(db: Database, consult: Consult) -> dict[str, Any]:
     events = await consults.timeline(db, consult.id)
     all_notes = await notes.after(db, consult.id)
     files = await attachments_of(db, consult.id)
+    found = (await consults.answers(db, [consult.id])).get(consult.id, [])
     ids: set[str | None] = {consult.requester_id, consult.specialist_id, consult.named_specialist_id}
+    ids |= {consult.ended_by_id} | consults.answer_people(found)
     ids |= {e.actor_id for e in events} | {n.author_id for n in all_notes} | {f.uploader_id for f in files}
     ids |= {str(e.detail.get("user_id")) for e in events if e.kind == "invited"}
     who = await consults.people(db, ids)
@@ -59,7 +62,7 @@ async def build(db: Database, consult: Consult) -> dict[str, Any]:
             seen.add(user_id)
             participants.append({**who[user_id], "part": "invited" if who[user_id]["role"] == "specialist" else "team"})
     return {
-        "consult": consult_view(consult, who),
+        "consult": consult_view(consult, who, answers=found),
         "hospital": hospital_ref(hospital.id, hospital.name, hospital.level) if hospital else None,
         "participants": participants,
         "timeline": [
@@ -70,7 +73,7 @@ async def build(db: Database, consult: Consult) -> dict[str, Any]:
             {**note_view(latest, who), "history": [note_view(old, who) for old in history]}
             for latest, history in notes.current_versions(all_notes)
         ],
-        "attachments": [attachment_view(f) for f in files],
+        "attachments": [attachment_view(f, who.get(f.uploader_id)) for f in files],
     }
 
 
@@ -104,22 +107,10 @@ def minutes_html(record: dict[str, Any]) -> str:
         sections += f"<h2>{e(name)}</h2>{body}"
     outcome = OUTCOMES.get(c["outcome"] or "", "Chưa kết luận")
     hospital = record["hospital"]["name"] if record["hospital"] else ""
-    return f"""<!doctype html>
-<html lang="vi"><head><meta charset="utf-8">
-<title>Biên bản hội chẩn từ xa — {e(patient.get("ref", ""))}</title>
-<style>
-body {{ font-family: "Times New Roman", serif; max-width: 48rem; margin: 2rem auto; line-height: 1.45; }}
-h1 {{ text-align: center; font-size: 1.4rem; text-transform: uppercase; }}
-h2 {{ font-size: 1.1rem; margin-top: 1.4rem; }}
-table {{ border-collapse: collapse; width: 100%; }}
-td, th {{ border: 1px solid #444; padding: .3rem .5rem; text-align: left; vertical-align: top; }}
-.note {{ white-space: pre-wrap; }}
-.replaced {{ margin-left: 1.5rem; color: #444; }}
-.sign {{ display: flex; justify-content: space-between; margin-top: 3rem; text-align: center; }}
-@media print {{ body {{ margin: 0; }} a {{ display: none; }} }}
-</style></head>
-<body>
-<p>{e(hospital)}</p>
+    title = f"Biên bản hội chẩn từ xa — {patient.get('ref', '')}"
+    return printable.document(
+        title,
+        f"""<p>{e(hospital)}</p>
 <h1>Biên bản hội chẩn từ xa</h1>
 <table>
 <tr><th>Mã bệnh nhân</th><td>{e(str(patient.get("ref", "")))}</td></tr>
@@ -132,17 +123,41 @@ td, th {{ border: 1px solid #444; padding: .3rem .5rem; text-align: left; vertic
 <tr><th>Yêu cầu lúc</th><td>{e(_vn(c["created_at"]))}</td></tr>
 <tr><th>Bắt đầu</th><td>{e(_vn(c["started_at"]))}</td></tr>
 <tr><th>Kết thúc</th><td>{e(_vn(c["ended_at"]))}</td></tr>
+<tr><th>Người kết thúc</th><td>{person(c["ended_by"])}</td></tr>
 </table>
 <h2>Thành phần tham gia</h2>
 <table><tr><th>Họ tên</th><th>Đơn vị</th><th>Vai trò</th></tr>{rows}</table>
 {sections}
+<h2>Tài liệu đính kèm</h2>
+{_attachments_html(record["attachments"])}
 <h2>Kết luận</h2>
 <p><strong>{e(outcome)}</strong></p>
 <p class="note">{e(c["summary"] or "")}</p>
 <div class="sign"><div>Đại diện tuyến dưới<br><br><br>{person(c["requester"])}</div>
-<div>Chuyên gia tuyến trên<br><br><br>{person(c["specialist"])}</div></div>
-</body></html>
-"""
+<div>Chuyên gia tuyến trên<br><br><br>{person(c["specialist"])}</div></div>""",
+    )
+
+
+def size_vi(size: int) -> str:
+    """`850 B`, `12,5 KB`, `3,2 MB`: a file's size as a Vietnamese reader writes it."""
+    if size < 1024:
+        return f"{size} B"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.1f} KB".replace(".", ",")
+    return f"{size / (1024 * 1024):.1f} MB".replace(".", ",")
+
+
+def _attachments_html(files: list[dict[str, Any]]) -> str:
+    """The record's files: name, who added it, when, how large. Names only: the files stay in the record."""
+    if not files:
+        return "<p>Không có tài liệu đính kèm.</p>"
+    e = escape
+    rows = "".join(
+        f"<tr><td>{e(f['filename'])}</td><td>{e(f['uploader']['name'] if f['uploader'] else '—')}</td>"
+        f'<td>{e(_vn(f["created_at"]))}</td><td class="n">{e(size_vi(f["size"]))}</td></tr>'
+        for f in files
+    )
+    return f"<table><tr><th>Tên tệp</th><th>Người gửi</th><th>Thời gian</th><th>Dung lượng</th></tr>{rows}</table>"
 
 
 def _note_html(n: dict[str, Any]) -> str:

@@ -374,7 +374,14 @@ async def _close_undecided(services: Services, consult: Consult, actor_id: str |
         return  # decided already
     target = lifecycle.check_transition("close", consult.status)
     closed = await consults.transition(
-        services.db, consult, "cancelled", actor_id, {"reason": reason}, status=target, ended_at=utcnow()
+        services.db,
+        consult,
+        "cancelled",
+        actor_id,
+        {"reason": reason},
+        status=target,
+        ended_at=utcnow(),
+        ended_by_id=actor_id,
     )
     if closed is not None:
         await dispatch.announce(services, closed)

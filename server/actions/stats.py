@@ -5,18 +5,22 @@ those never accepted, the offer lines of their timeline) and applies the caller'
 
 Definitions, over the consults *created* in `[start, end)`:
 
-- `requests`: all of them. Each one is in exactly one of the next four:
+- `requests`: the consult requests among them (kind `consult`): a round patient's consult is
+  reviewed on a schedule, not requested, and counts only in the round figures and `outcomes`
+  below. Each request is in exactly one of the next four:
 - `accepted`: a specialist accepted it (`started_at` is set; active or ended).
 - `waiting`: still `queued` or `offered` when the figures are made.
 - `unanswered`: closed without ever being accepted, after at least one offer lapsed (an
   `expired` line in its timeline, written by `dispatch.expire`).
 - `cancelled`: closed without ever being accepted and without any lapsed offer.
 - `ended`: accepted and ended (with an outcome).
-- `wait_median_s`, `wait_p90_s`: `started_at - created_at` over accepted consults.
-- `duration_median_s`: `ended_at - started_at` over ended consults.
-- `outcomes`: ended consults per outcome code; `referrals_avoided` = `treated_locally`.
+- `wait_median_s`, `wait_p90_s`: `started_at - created_at` over accepted requests.
+- `duration_median_s`: `ended_at - started_at` over ended requests.
+- `outcomes`: the decisions given, per outcome code: ended requests and round patients with a
+  decision alike (so their sum is `ended + patients_reviewed`); `referrals_avoided` =
+  `treated_locally`.
 - Ward rounds: each patient of a round session (one occurrence of a round that was held) has a
-  consult of kind `round`, counted above like any consult (its outcome among `outcomes`).
+  consult of kind `round` (its outcome among `outcomes`).
   `rounds_held`: the distinct round sessions among these consults (a session counts in the
   period, scope and group of its patients' consults); `patients_reviewed`: the ended consults of
   kind `round`, i.e. round patients given a decision.
@@ -126,13 +130,15 @@ def _seconds(value: float | None) -> float | None:
 def figures(rows: Iterable[Row]) -> dict[str, Any]:
     """The figures of the module docstring over these consults."""
     items = list(rows)
-    fates = [fate(r) for r in items]
-    waits = [(r.started_at - r.created_at).total_seconds() for r in items if r.started_at is not None]
-    ended = [r for r in items if r.status == "ended" and r.started_at is not None and r.ended_at is not None]
+    asked = [r for r in items if r.kind != "round"]
+    fates = [fate(r) for r in asked]
+    waits = [(r.started_at - r.created_at).total_seconds() for r in asked if r.started_at is not None]
+    decided = [r for r in items if r.status == "ended" and r.started_at is not None and r.ended_at is not None]
+    ended = [r for r in decided if r.kind != "round"]
     durations = [(r.ended_at - r.started_at).total_seconds() for r in ended if r.ended_at and r.started_at]
-    outcomes = {code: sum(1 for r in ended if r.outcome == code) for code in OUTCOME_CODES}
+    outcomes = {code: sum(1 for r in decided if r.outcome == code) for code in OUTCOME_CODES}
     return {
-        "requests": len(items),
+        "requests": len(asked),
         "accepted": fates.count("accepted"),
         "unanswered": fates.count("unanswered"),
         "cancelled": fates.count("cancelled"),
@@ -144,7 +150,7 @@ def figures(rows: Iterable[Row]) -> dict[str, Any]:
         "outcomes": outcomes,
         "referrals_avoided": outcomes["treated_locally"],
         "rounds_held": len({r.round_session_id for r in items if r.kind == "round" and r.round_session_id}),
-        "patients_reviewed": sum(1 for r in ended if r.kind == "round"),
+        "patients_reviewed": sum(1 for r in decided if r.kind == "round"),
     }
 
 
@@ -277,15 +283,69 @@ def _cell(value: Any) -> str:
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
-def csv_text(report: dict[str, Any]) -> str:
-    """A header row, one row per group, then the total row (key `total`). UTF-8 with a BOM for spreadsheets."""
+CSV_LANGS: tuple[str, ...] = ("vi", "en")
+# The Vietnamese headers, for the spreadsheets of the Departments of Health; the English ones
+# are the figures' codes (what integrators' scripts read).
+CSV_HEADERS_VI: dict[str, str] = {
+    "key": "Mã",
+    "label": "Nhóm",
+    "requests": "Số yêu cầu",
+    "accepted": "Được tiếp nhận",
+    "unanswered": "Không được trả lời",
+    "cancelled": "Đã huỷ",
+    "waiting": "Đang chờ",
+    "ended": "Đã kết thúc",
+    "wait_median_s": "Thời gian chờ trung vị (giây)",
+    "wait_p90_s": "Thời gian chờ phân vị 90 (giây)",
+    "duration_median_s": "Thời lượng hội chẩn trung vị (giây)",
+    "treated_locally": "Điều trị tại chỗ",
+    "transfer": "Chuyển tuyến trên",
+    "follow_up": "Hội chẩn lại / theo dõi",
+    "onsite_support": "Đề nghị hỗ trợ tại chỗ",
+    "referrals_avoided": "Tránh chuyển tuyến",
+    "rounds_held": "Số buổi đi buồng",
+    "patients_reviewed": "Số người bệnh được xem khi đi buồng",
+}
+TOTAL_LABELS = {"vi": "Tổng cộng", "en": "Total"}
+
+
+def parse_csv_lang(raw: str | None) -> str:
+    """`vi` (the default) or `en`."""
+    if raw is None or raw == "":
+        return "vi"
+    if raw not in CSV_LANGS:
+        raise AppError("invalid", "lang must be vi or en")
+    return raw
+
+
+def parse_format(raw: str | None) -> str | None:
+    """`format=csv|json`, which outranks the `Accept` header; None when not given."""
+    if raw is None or raw == "":
+        return None
+    if raw not in ("csv", "json"):
+        raise AppError("invalid", "format must be csv or json")
+    return raw
+
+
+def _number(value: Any, lang: str) -> Any:
+    """A figure as the spreadsheet of that language reads it: a decimal comma in Vietnamese."""
+    if isinstance(value, float) and lang == "vi":
+        return repr(value).replace(".", ",")
+    return value
+
+
+def csv_text(report: dict[str, Any], lang: str) -> str:
+    """A header row, one row per group, then the total row (key `total`). UTF-8 with a BOM for
+    spreadsheets. `vi`: Vietnamese headers, `;` between cells and decimal commas, as Excel set to
+    Vietnamese reads a file it opens; `en`: the figures' codes as headers, `,` and decimal points."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n", quoting=csv.QUOTE_ALL)  # every cell quoted
-    writer.writerow(CSV_COLUMNS)
-    lines: list[dict[str, Any]] = [*report["groups"], {"key": "total", "label": "Tổng cộng", **report["totals"]}]
-    for line in lines:
+    delimiter = ";" if lang == "vi" else ","
+    writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n", quoting=csv.QUOTE_ALL)  # every cell quoted
+    writer.writerow([CSV_HEADERS_VI[c] for c in CSV_COLUMNS] if lang == "vi" else CSV_COLUMNS)
+    total = {"key": "total", "label": TOTAL_LABELS[lang], **report["totals"]}
+    for line in [*report["groups"], total]:
         flat = {**line, **line["outcomes"]}
-        writer.writerow([_cell(flat.get(column)) for column in CSV_COLUMNS])
+        writer.writerow([_cell(_number(flat.get(column), lang)) for column in CSV_COLUMNS])
     return "\ufeff" + out.getvalue()
 
 

@@ -124,3 +124,32 @@ def check_period(start: datetime, end: datetime, longest: timedelta = LONGEST_PE
         raise AppError("invalid", "from must be before to")
     if end - start > longest:
         raise AppError("invalid", f"from and to must be at most {longest.days} days apart")
+
+
+def parse_limit(name: str, raw: str | None, default: int, most: int) -> int:
+    """A page size from the query: a whole number from 1 to `most`; `default` when not given."""
+    if raw is None or raw == "":
+        return default
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= most:
+        raise AppError("invalid", f"{name} must be a whole number from 1 to {most}")
+    return int(raw)
+
+
+def parse_choices(name: str, raw: str | None, allowed: tuple[str, ...]) -> list[str]:
+    """A comma-separated list of known words (`ended,cancelled`); empty when not given."""
+    if raw is None or raw == "":
+        return []
+    found = [part.strip() for part in raw.split(",")]
+    wrong = [part for part in found if part not in allowed]
+    if wrong or len(found) > len(allowed):
+        raise AppError("invalid", f"{name} must be one or more of {', '.join(allowed)}, separated by commas")
+    return sorted(set(found))
+
+
+def parse_text(name: str, raw: str | None, longest: int) -> str | None:
+    """A short search text from the query, trimmed; None when not given."""
+    if raw is None or raw.strip() == "":
+        return None
+    if len(raw) > longest:
+        raise AppError("invalid", f"{name} must be at most {longest} characters")
+    return raw.strip()

@@ -8,7 +8,7 @@ dicts they return are the JSON the clients get, their keys in the order written 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any, Protocol, TypedDict
 
@@ -160,6 +160,7 @@ class AuditEntryView(TypedDict):
     action: str
     target_type: str
     target_id: str
+    target_label: str | None
     address: str
     detail: str
 
@@ -185,7 +186,9 @@ class AuditEntryRow(Protocol):
     def detail(self) -> str: ...
 
 
-def audit_entry_view(entry: AuditEntryRow, actor: AuditActor | None) -> AuditEntryView:
+def audit_entry_view(entry: AuditEntryRow, actor: AuditActor | None, target_label: str | None = None) -> AuditEntryView:
+    """`target_label`: what the target is called on screen (a consult's patient reference, a
+    user's or a hospital's name, a round's title), None when it has none or no longer exists."""
     # `at` as stored (the database's UTC), not through `iso`: what the viewer has read.
     return {
         "id": entry.id,
@@ -195,6 +198,7 @@ def audit_entry_view(entry: AuditEntryRow, actor: AuditActor | None) -> AuditEnt
         "action": entry.action,
         "target_type": entry.target_type,
         "target_id": entry.target_id,
+        "target_label": target_label,
         "address": entry.address,
         "detail": entry.detail,
     }
@@ -289,11 +293,45 @@ class ConsultRow(Protocol):
     @property
     def summary(self) -> str | None: ...
     @property
+    def ended_by_id(self) -> str | None: ...
+    @property
     def version(self) -> int: ...
     @property
     def round_session_id(self) -> str | None: ...
     @property
     def round_patient_id(self) -> str | None: ...
+
+
+class Decline(TypedDict):
+    """A specialist who declined the request, why, and when."""
+
+    by: Person | None
+    reason: str
+    at: str | None
+
+
+class Unanswered(TypedDict):
+    """A specialist whose offer of the request lapsed without an answer, and when."""
+
+    by: Person | None
+    at: str | None
+
+
+class Answer(Protocol):
+    """A timeline line the consult view reads: a decline or an offer that lapsed (a
+    `records.consults.Answer` fits)."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def at(self) -> datetime: ...
+
+
+MAX_ANSWERS = 10  # declines, and lapsed offers, a consult view lists: the newest
 
 
 class ConsultView(TypedDict):
@@ -318,11 +356,29 @@ class ConsultView(TypedDict):
     version: int
     round_session_id: str | None
     round_patient_id: str | None
+    ended_by: Person | None
+    declines: list[Decline]
+    unanswered: list[Unanswered]
+    online_specialists: int | None
 
 
-def consult_view(consult: ConsultRow, who: Mapping[str, Person], queue_position: int | None = None) -> ConsultView:
-    """`who` holds the people the consult names (`records.consults.people`); the queue position
-    is shown only while the consult waits in the queue."""
+def consult_view(
+    consult: ConsultRow,
+    who: Mapping[str, Person],
+    queue_position: int | None = None,
+    *,
+    answers: Sequence[Answer] = (),
+    online_specialists: int | None = None,
+) -> ConsultView:
+    """`who` holds the people the consult names (`records.consults.people`), those of `answers`
+    too; the queue position is shown only while the consult waits in the queue, and how many
+    specialists of its specialty are online only while it waits for one (queued or offered).
+    `answers`: its declines and lapsed offers, oldest first; the newest `MAX_ANSWERS` of each show."""
+    waiting = consult.status in ("queued", "offered")
+    declines: list[Decline] = [
+        {"by": who.get(a.user_id), "reason": a.reason, "at": iso(a.at)} for a in answers if a.kind == "declined"
+    ]
+    unanswered: list[Unanswered] = [{"by": who.get(a.user_id), "at": iso(a.at)} for a in answers if a.kind == "expired"]
     return {
         "id": consult.id,
         "kind": consult.kind,
@@ -343,6 +399,10 @@ def consult_view(consult: ConsultRow, who: Mapping[str, Person], queue_position:
         "version": consult.version,
         "round_session_id": consult.round_session_id,
         "round_patient_id": consult.round_patient_id,
+        "ended_by": who.get(consult.ended_by_id) if consult.ended_by_id else None,
+        "declines": declines[-MAX_ANSWERS:],
+        "unanswered": unanswered[-MAX_ANSWERS:],
+        "online_specialists": online_specialists if waiting else None,
     }
 
 
@@ -430,11 +490,13 @@ class AttachmentView(TypedDict):
     size: int
     sha256: str
     uploader_id: str
+    uploader: Person | None
     created_at: str | None
     url: str
 
 
-def attachment_view(item: AttachmentRow) -> AttachmentView:
+def attachment_view(item: AttachmentRow, uploader: Person | None = None) -> AttachmentView:
+    """`uploader`: the person `uploader_id` names, so a list shows who added the file."""
     return {
         "id": item.id,
         "filename": item.filename,
@@ -442,6 +504,7 @@ def attachment_view(item: AttachmentRow) -> AttachmentView:
         "size": item.size,
         "sha256": item.sha256,
         "uploader_id": item.uploader_id,
+        "uploader": uploader,
         "created_at": iso(item.created_at),
         "url": f"/api/consults/{item.consult_id}/attachments/{item.id}",
     }

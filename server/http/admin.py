@@ -6,7 +6,9 @@ from aiohttp import web
 
 from server.actions import admin
 from server.contract.errors import AppError
+from server.contract.validation import parse_text
 from server.http.common import client_address, query_time, read_json, require_account, services_of
+from server.http.consults import REF_SEARCH_MAX
 from server.live import revocation
 from server.records.users import Account
 
@@ -181,5 +183,7 @@ async def audit_log(request: web.Request) -> web.Response:
         end=query_time(request, "to"),
         limit=_limit(request),
         before=_query(request, "before"),
+        action=admin.known_action(_query(request, "action")),
+        patient_ref=parse_text("patient_ref", request.query.get("patient_ref"), REF_SEARCH_MAX),
     )
     return web.json_response(await admin.audit_page(services_of(request).db, query))

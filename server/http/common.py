@@ -151,13 +151,19 @@ def query_time(request: web.Request, name: str) -> datetime | None:
     return parse_instant(name, raw) if raw else None
 
 
+PRINTABLE_POLICY = (
+    "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'"
+)
+
+
 def printable_page(html: str) -> web.Response:
-    """A self-contained printable page (minutes, reports): no script at all, inline styles only."""
+    """A printable page (minutes, reports): its stylesheet and Print button script from
+    /static (server/actions/printable.py), nothing inline, nothing from elsewhere."""
     return web.Response(
         text=html,
         content_type="text/html",
         headers={
-            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+            "Content-Security-Policy": PRINTABLE_POLICY,
             "X-Content-Type-Options": "nosniff",
             "Cache-Control": "private, no-store",
         },

@@ -8,16 +8,18 @@ from datetime import timedelta
 from pathlib import Path
 
 from aiohttp import BodyPartReader, web
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 
 from server import outbox
 from server.actions import record
 from server.actions.access import consult_for
 from server.contract.errors import AppError, ErrorCode
+from server.contract.validation import parse_choices, parse_limit, parse_text
 from server.contract.views import attachment_view, consult_view
 from server.http.common import client_address, printable_page, query_time, require_account, services_of
 from server.outbox import Event, To
 from server.policy import lifecycle
+from server.policy.matching import SPECIALTIES
 from server.records import attachments, audit, consults, provinces
 from server.records.blobs import BlobDamaged, BlobTooLarge
 from server.records.models import Attachment, Consult, User, new_id, utcnow
@@ -28,16 +30,36 @@ routes = web.RouteTableDef()
 MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
 
 
+LIST_PAGE = 50  # consults per page of the list, by default
+LIST_PAGE_MAX = 100
+REF_SEARCH_MAX = 64  # characters of a patient reference searched for
+KINDS: tuple[str, ...] = ("consult", "round")
+
+
 @routes.get("/api/consults")
 async def list_consults(request: web.Request) -> web.Response:
+    """Newest first, one page at a time (`before`: the id of the last consult shown; the answer's
+    `next_before` continues, null on the last page). Filters for the history screen."""
     account = await require_account(request)
     services = services_of(request)
-    query = select(Consult).order_by(Consult.created_at.desc()).limit(500)
-    status = request.query.get("status")
-    if status:
-        if status not in lifecycle.CONSULT_STATUSES:
-            raise AppError("invalid", "status must be queued, offered, active, ended or cancelled")
-        query = query.where(Consult.status == status)
+    q = request.query
+    statuses = parse_choices("status", q.get("status"), lifecycle.CONSULT_STATUSES)
+    kinds = parse_choices("kind", q.get("kind"), KINDS)
+    specialty = q.get("specialty") or None
+    if specialty is not None and specialty not in SPECIALTIES:
+        raise AppError("invalid", f"specialty must be one of {', '.join(SPECIALTIES)}")
+    ref = parse_text("ref", q.get("ref"), REF_SEARCH_MAX)
+    limit = parse_limit("limit", q.get("limit"), LIST_PAGE, LIST_PAGE_MAX)
+    before = parse_text("before", q.get("before"), 64)
+    query = select(Consult).order_by(Consult.created_at.desc(), Consult.id.desc())
+    if statuses:
+        query = query.where(Consult.status.in_(statuses))
+    if kinds:
+        query = query.where(Consult.kind.in_(kinds))
+    if specialty is not None:
+        query = query.where(Consult.specialty == specialty)
+    if ref is not None:
+        query = query.where(Consult.patient["ref"].as_string().icontains(ref, autoescape=True))
     start, end = query_time(request, "from"), query_time(request, "to")
     if start:
         query = query.where(Consult.created_at >= start)
@@ -56,14 +78,34 @@ async def list_consults(request: web.Request) -> web.Response:
         answered_there = select(User.id).where(User.hospital_id.in_(sorted(in_view)))
         query = query.where(or_(Consult.hospital_id.in_(sorted(in_view)), Consult.specialist_id.in_(answered_there)))
     async with services.db.session() as session:
-        found = list((await session.scalars(query)).all())
-    filters = " ".join(f"{key}={request.query[key]}" for key in ("status", "from", "to") if request.query.get(key))
+        if before is not None:
+            # Looked up within the caller's scope: a cursor says nothing of a consult they may not see.
+            last = (await session.scalars(query.where(Consult.id == before))).first()
+            if last is None:
+                raise AppError("invalid", "before: not a consult of this list")
+            query = query.where(
+                or_(
+                    Consult.created_at < last.created_at,
+                    and_(Consult.created_at == last.created_at, Consult.id < last.id),
+                )
+            )
+        found = list((await session.scalars(query.limit(limit + 1))).all())
+    found, more = found[:limit], len(found) > limit
+    keys = ("status", "kind", "specialty", "ref", "from", "to", "before", "limit")
+    filters = " ".join(f"{key}={request.query[key]}" for key in keys if request.query.get(key))
     await audit.record_listing(
         services.db, account.id, "consults.list", [c.id for c in found], client_address(request), filters
     )
-    ids = {i for c in found for i in (c.requester_id, c.specialist_id, c.named_specialist_id)}
+    answered = await consults.answers(services.db, [c.id for c in found])
+    ids = {i for c in found for i in (c.requester_id, c.specialist_id, c.named_specialist_id, c.ended_by_id)}
+    ids |= {a.user_id for items in answered.values() for a in items}
     who = await consults.people(services.db, ids)
-    return web.json_response({"consults": [consult_view(c, who) for c in found]})
+    return web.json_response(
+        {
+            "consults": [consult_view(c, who, answers=answered.get(c.id, ())) for c in found],
+            "next_before": found[-1].id if more else None,
+        }
+    )
 
 
 async def _readable(request: web.Request, action: str) -> tuple[Consult, str]:
@@ -193,7 +235,7 @@ async def add_attachment(request: web.Request) -> web.Response:
     await audit.record(
         services.db, account.id, "attachment.add", "consult", consult.id, client_address(request), item.id
     )
-    view = attachment_view(item)
+    view = attachment_view(item, account.person())
     added = {"consult_id": consult.id, "attachment": view}
     await outbox.send(services, [Event("attachment:added", added, To.parties(consult))])
     return web.json_response({"attachment": view}, status=201)

@@ -29,6 +29,8 @@ async def get_stats(request: web.Request) -> web.Response:
     services = services_of(request)
     start, end = stats.parse_period(request.query.get("from"), request.query.get("to"), datetime.now(UTC))
     group_by = stats.parse_group_by(request.query.get("group_by"))
+    wanted = stats.parse_format(request.query.get("format"))
+    lang = stats.parse_csv_lang(request.query.get("lang"))
     in_scope = hospital_scope(account)
     rows, names = await stats.load(services.db, start, end, in_scope)
     report = stats.summarize(rows, start, end, group_by, names)
@@ -41,11 +43,11 @@ async def get_stats(request: web.Request) -> web.Response:
         client_address(request),
         f"from={report['from']} to={report['to']} group_by={group_by or ''}",
     )
-    if stats.wants_csv(request.headers.get("Accept", "")):
+    if wanted == "csv" or (wanted is None and stats.wants_csv(request.headers.get("Accept", ""))):
         first, last = start.astimezone(VIETNAM), end.astimezone(VIETNAM)
         filename = f"telerounds-stats-{first:%Y%m%d}-{last:%Y%m%d}{'-' + group_by if group_by else ''}.csv"
         return web.Response(
-            text=stats.csv_text(report),
+            text=stats.csv_text(report, lang),
             content_type="text/csv",
             charset="utf-8",
             headers={

@@ -63,6 +63,12 @@ def call_of(room: str) -> tuple[CallKind, str] | None:
     return None
 
 
+def round_of_room(room: str) -> str | None:
+    """The round whose call this room is; None for a consult's call or any other room."""
+    found = call_of(room)
+    return found[1] if found is not None and found[0] == "round" else None
+
+
 def board_room(scope_key: str) -> str:
     """The supervisors' board of one scope (`Scope.key`), in `/monitor`."""
     return f"monitor:{scope_key}"
@@ -72,6 +78,8 @@ def board_room(scope_key: str) -> str:
 
 OFFERS_DUE = "offers:due"  # sorted set: consult id -> when its offer lapses
 IN_CONSULT = "in-consult"  # the specialists in an active consult
+# `<user>|<round>` of the specialists in a ward round's call whom the server set busy for it.
+IN_ROUND = "in-round"
 
 
 def queue(specialty: str) -> str:

@@ -12,6 +12,7 @@ Keys:
 - `consult:<consult>:declined` set of specialists who declined it.
 - `queue:<specialty>` and `queue:named:<specialist>` sorted sets of waiting consults.
 - `in-consult` set of specialists in an active consult.
+- `in-round` set of `<specialist>|<round>`: in a ward round's call, set busy for it by the server.
 """
 
 from __future__ import annotations
@@ -180,6 +181,24 @@ class LiveState:
 
     async def in_consult(self) -> set[str]:
         return {str(m) for m in await self.redis.smembers(keys.IN_CONSULT)}
+
+    # Specialists in a ward round's call, whom the server set busy for it (`<user>|<round>`: one
+    # person may sit in two rounds' calls; they are free again when they left the last).
+    async def enter_round(self, specialist_id: str, round_id: str) -> None:
+        await self.redis.sadd(keys.IN_ROUND, f"{specialist_id}|{round_id}")
+
+    async def leave_round(self, specialist_id: str, round_id: str) -> bool:
+        """True for the one caller that took them out of this round's call."""
+        return bool(await self.redis.srem(keys.IN_ROUND, f"{specialist_id}|{round_id}"))
+
+    async def forget_rounds(self, specialist_id: str) -> None:
+        """They set their status themselves: the server's busy for a round no longer holds."""
+        for member in await self.redis.smembers(keys.IN_ROUND):
+            if str(member).partition("|")[0] == specialist_id:
+                await self.redis.srem(keys.IN_ROUND, member)
+
+    async def in_round(self) -> set[str]:
+        return {str(m).partition("|")[0] for m in await self.redis.smembers(keys.IN_ROUND)}
 
 
 def now() -> float:

@@ -45,13 +45,22 @@ class Candidate:
     in_consult: bool
     consults_today: int = 0
     idle_since: datetime | None = None  # end of their last consult; None: never had one
+    # In a ward round's call, set busy for it by the server (they were available when they joined).
+    in_round: bool = False
 
 
 def can_take(candidate: Candidate, specialty: str, *, one_at_a_time: bool) -> bool:
-    """Whether this specialist can be offered a request of this specialty now."""
+    """Whether this specialist can be offered a request of this specialty now.
+
+    A specialist in a ward round's call is busy for routine and urgent requests, but an
+    emergency still reaches them: the round can wait a minute, the emergency cannot."""
+    if candidate.in_round:
+        free = not one_at_a_time
+    else:
+        free = candidate.status == "available"
     return (
         specialty in candidate.specialties
-        and candidate.status == "available"
+        and free
         and candidate.online
         and not candidate.in_consult
         and not (one_at_a_time and candidate.holds_offer)

@@ -13,6 +13,40 @@ from server.records.models import AuditEntry, Database
 LISTING = "consult_list"
 
 
+# Every action the service records: what the audit viewer filters by (`action=`).
+ACTIONS: tuple[str, ...] = (
+    "admin.hospital.create",
+    "admin.hospital.update",
+    "admin.link.create",
+    "admin.link.delete",
+    "admin.user.activate",
+    "admin.user.create",
+    "admin.user.deactivate",
+    "admin.user.password",
+    "admin.user.update",
+    "attachment.add",
+    "attachment.read",
+    "auth.logout",
+    "calendar.key",
+    "calendar.revoke",
+    "consult.fhir",
+    "consult.minutes",
+    "consult.read",
+    "consults.list",
+    "notes.list",
+    "round.cancel",
+    "round.create",
+    "round.lead",
+    "round.patients",
+    "round.read",
+    "round.update",
+    "rounds.list",
+    "session.state",
+    "stats.read",
+    "stats.report",
+)
+
+
 def entry(
     actor_id: str | None,
     action: str,

@@ -137,6 +137,45 @@ async def timeline(db: Database, consult_id: str) -> list[ConsultEvent]:
         return list(result.all())
 
 
+@dataclass(frozen=True)
+class Answer:
+    """What became of one offer of a consult that was not accepted: `declined` (with the reason)
+    or `expired` (it lapsed unanswered), by whom, when. Read from the timeline."""
+
+    kind: str
+    user_id: str
+    reason: str
+    at: datetime
+
+
+async def answers(db: Database, consult_ids: Iterable[str]) -> dict[str, list[Answer]]:
+    """Each consult's declines and lapsed offers, oldest first (consults without any are absent)."""
+    wanted = sorted(set(consult_ids))
+    if not wanted:
+        return {}
+    async with db.session() as session:
+        rows = await session.execute(
+            select(
+                ConsultEvent.consult_id, ConsultEvent.kind, ConsultEvent.actor_id, ConsultEvent.detail, ConsultEvent.at
+            )
+            .where(ConsultEvent.consult_id.in_(wanted), ConsultEvent.kind.in_(("declined", "expired")))
+            .order_by(ConsultEvent.id)
+        )
+        found: dict[str, list[Answer]] = {}
+        for consult_id, kind, actor_id, detail, at in rows:
+            detail = detail if isinstance(detail, dict) else {}
+            if kind == "declined" and actor_id:
+                found.setdefault(consult_id, []).append(Answer(kind, actor_id, str(detail.get("reason") or ""), at))
+            elif kind == "expired":
+                for user_id in detail.get("to") or []:
+                    found.setdefault(consult_id, []).append(Answer(kind, str(user_id), "", at))
+        return found
+
+
+def answer_people(found: Iterable[Answer]) -> set[str]:
+    return {a.user_id for a in found}
+
+
 async def open_for(db: Database, user_id: str) -> list[Consult]:
     """Queued, offered and active consults this user asked for or is the specialist of."""
     async with db.session() as session:
@@ -191,6 +230,30 @@ async def roster(db: Database, specialty: str, hospital_id: str) -> tuple[list[R
         Rostered(user_id, hospital, specialties, *load.get(user_id, (0, None)))
         for user_id, hospital, specialties in people
     ], sisters
+
+
+async def practitioners(db: Database, specialty: str) -> list[str]:
+    """The active specialists who practise this specialty: whom the matcher may ever ask (it
+    asks sister hospitals first, then every other hospital's roster)."""
+    async with db.session() as session:
+        rows = await session.execute(
+            select(User.id, User.specialties).where(User.role == "specialist", User.active.is_(True))
+        )
+        return sorted(user_id for user_id, specialties in rows if specialty in (specialties or ()))
+
+
+async def waiting_for(db: Database, specialties: Iterable[str]) -> list[Consult]:
+    """Consult requests of these specialties still waiting for a specialist (queued or offered)."""
+    wanted = sorted(set(specialties))
+    if not wanted:
+        return []
+    async with db.session() as session:
+        result = await session.scalars(
+            select(Consult)
+            .where(Consult.kind == "consult", Consult.status.in_(WAITING_STATUSES), Consult.specialty.in_(wanted))
+            .order_by(Consult.created_at)
+        )
+        return list(result.all())
 
 
 async def specialties_of(db: Database, user_id: str) -> list[str]:

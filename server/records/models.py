@@ -178,6 +178,7 @@ class Consult(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     outcome: Mapped[str | None] = mapped_column(String(30))
     summary: Mapped[str | None] = mapped_column(Text)
+    ended_by_id: Mapped[str | None] = mapped_column(String(64))  # who ended or cancelled it
     version: Mapped[int] = mapped_column(default=1)
     note_seq: Mapped[int] = mapped_column(default=0)  # the last note's seq
     note_bytes: Mapped[int] = mapped_column(default=0)  # UTF-8 bytes of its notes' text, for the cap

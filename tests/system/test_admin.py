@@ -516,3 +516,47 @@ async def test_a_silent_socket_of_a_deactivated_user_is_closed_by_the_heartbeat(
     actor = await load_account(a.services, await user_id(a, token, "admin"))
     await admin.deactivate(a.services, actor, await user_id(a, token, "bavi.clinician"), "127.0.0.1", disconnect=False)
     await gone(device)
+
+
+async def test_the_audit_viewer_filters_by_action_and_patient_and_names_the_targets(
+    instance: Instance, clients
+) -> None:
+    _, _, consult = await active_consult(clients, instance, instance)
+    token = await login(instance.url, "admin")
+    clinician_token = await login(instance.url, "bavi.clinician")
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {clinician_token}"}) as session:
+        async with session.get(f"{instance.url}/api/consults/{consult['id']}") as resp:
+            assert resp.status == 200
+    reads = (await ok(instance, "GET", "/api/admin/audit?action=consult.read", token))["entries"]
+    assert reads and {e["action"] for e in reads} == {"consult.read"}
+    assert reads[0]["target_label"] == "BV-0042" and reads[0]["actor"]["name"] == "BS. Nguyễn Văn Hùng"
+    about = (await ok(instance, "GET", "/api/admin/audit?patient_ref=bv-0042", token))["entries"]
+    assert about and all(e["target_id"] == consult["id"] or "ids=" in e["detail"] for e in about)
+    assert "consult.read" in {e["action"] for e in about}
+    assert (await ok(instance, "GET", "/api/admin/audit?patient_ref=BV-9999", token))["entries"] == []
+    surgeon_id = await user_id(instance, token, "xanhpon.surgeon")
+    await ok(instance, "PATCH", f"/api/admin/users/{surgeon_id}", token, {"name": "BS. Lê Minh Đức"})
+    [changed] = (await ok(instance, "GET", "/api/admin/audit?action=admin.user.update&limit=1", token))["entries"]
+    assert changed["target_label"] == "BS. Lê Minh Đức" and changed["actor"]["username"] == "admin"
+    for bad in ("action=consult.delete", "action=", "limit=201", "patient_ref=" + "x" * 65):
+        status, body = await http(instance, "GET", f"/api/admin/audit?{bad}", token)
+        if bad == "action=":
+            assert status == 200  # an empty filter is no filter
+            continue
+        assert status == 400 and body["error"]["code"] == "invalid", (bad, body)
+
+
+def test_every_action_the_service_audits_is_one_the_viewer_filters_by() -> None:
+    """`action=` is checked against `audit.ACTIONS`: an action recorded but missing there could never be found."""
+    import re
+    from pathlib import Path
+
+    from server.records import audit
+
+    root = Path(__file__).resolve().parent.parent.parent
+    calls = re.compile(r"audit\.(?:record|entry|record_listing)\(([^()]*(?:\([^()]*\)[^()]*)*)\)", re.S)
+    found: set[str] = set()
+    for path in [*(root / "server").rglob("*.py"), *(root / "signaling").rglob("*.py")]:
+        for args in calls.findall(path.read_text()):
+            found |= set(re.findall(r'"([a-z_]+\.[a-z_.]+)"', args))
+    assert found and found <= set(audit.ACTIONS), sorted(found - set(audit.ACTIONS))

@@ -6,7 +6,10 @@ import asyncio
 import itertools
 from typing import Any
 
+from sqlalchemy import select
+
 from server.records import consults
+from server.records.models import Consult
 from tests.conftest import Client, Instance, StartInstance, add_user, until
 
 _ops = itertools.count()
@@ -117,9 +120,14 @@ async def test_an_unanswered_offer_moves_to_the_next_specialist(start_instance: 
     assert moved["consult"]["id"] == consult["id"]
     away = await until(sister, "presence:changed", lambda p: p["presence"]["status"] == "away")
     assert away["presence"]["online"] is True
+    assert away["reason"] == "offer_missed"  # the screen asks "still on duty?" rather than going quiet
     late = await sister.call("consult:accept", {"consult_id": consult["id"]})
     assert late["ok"] is False and late["error"]["code"] == "conflict"
-    assert (await roster.call("consult:accept", {"consult_id": consult["id"]}))["ok"] is True
+    taken = await roster.call("consult:accept", {"consult_id": consult["id"]})
+    assert taken["ok"] is True
+    # The clinician is told who let the offer lapse ("BS. X chưa trả lời").
+    assert [u["by"]["name"] for u in taken["consult"]["unanswered"]] == ["BS. Lê Minh Đức"]
+    assert taken["consult"]["declines"] == [] and taken["consult"]["online_specialists"] is None
     kinds = [kind for kind, _ in await timeline_of(a, consult["id"])]
     assert kinds == ["requested", "offered", "expired", "offered", "accepted"]
 
@@ -140,6 +148,9 @@ async def test_a_declined_named_request_tells_the_requester_who_can_widen_it(two
     assert ack == {"ok": True}
     told = await until(clinician, "consult:updated", lambda p: p["consult"]["named_answer"] == "declined")
     assert told["consult"]["status"] == "queued"
+    # The reason reaches the clinician; and how many specialists of the specialty are online to ask.
+    assert [(d["by"]["id"], d["reason"]) for d in told["consult"]["declines"]] == [(trauma_id, "đang mổ")]
+    assert told["consult"]["online_specialists"] == 2  # the surgeons at Xanh Pôn and in Quảng Ninh
     assert surgeon.queue("consult:offer").empty()  # waits for the requester's consent
 
     widened = await clinician.call("consult:widen", {"consult_id": consult["id"]})
@@ -159,6 +170,7 @@ async def test_queue_positions_follow_the_queue(two_instances, clients) -> None:
     nurse = await clients(b, "bavi.nurse")
     routine = await ask(clinician, specialty="obstetrics")
     assert routine["status"] == "queued" and routine["queue_position"] == 1
+    assert routine["online_specialists"] == 0  # the obstetrician at Xanh Pôn is not signed in
     later = await ask(nurse, specialty="obstetrics")
     assert later["queue_position"] == 2
     urgent = await ask(nurse, specialty="obstetrics", urgency="urgent")
@@ -265,3 +277,25 @@ async def test_roster_shows_specialists_with_live_presence(instance: Instance, c
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{instance.url}/api/roster") as resp:
             assert resp.status == 401
+
+
+async def test_a_specialty_nobody_practises_is_refused_at_once(instance: Instance, clients) -> None:
+    """Nobody of the network practises paediatrics in the demo: the clinician is told now, not after a wait."""
+    clinician = await clients(instance, "bavi.clinician")
+    refused = await clinician.call("consult:request", request(specialty="pediatrics"))
+    assert refused["ok"] is False and refused["error"]["code"] == "conflict"
+    assert "pediatrics" in refused["error"]["message"] and "no specialist" in refused["error"]["message"]
+    async with instance.services.db.session() as session:
+        assert not (await session.scalars(select(Consult).where(Consult.specialty == "pediatrics"))).all()
+
+
+async def test_online_specialists_follow_specialists_signing_in_and_out(instance: Instance, clients) -> None:
+    clinician = await clients(instance, "bavi.clinician")
+    waiting = await ask(clinician, specialty="obstetrics")
+    assert waiting["online_specialists"] == 0
+    obgyn = await clients(instance, "xanhpon.obgyn")
+    came = await until(clinician, "consult:updated", lambda p: p["consult"]["online_specialists"] == 1)
+    assert came["consult"]["id"] == waiting["id"]
+    await obgyn.close()
+    gone = await until(clinician, "consult:updated", lambda p: p["consult"]["online_specialists"] == 0, within=10)
+    assert gone["consult"]["id"] == waiting["id"]

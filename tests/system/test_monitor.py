@@ -12,7 +12,7 @@ from typing import Any
 from server.actions import board
 from server.live import keys
 from server.policy.scope import Scope
-from tests.conftest import Instance, add_user, until
+from tests.conftest import Instance, StartInstance, add_user, until
 from tests.system.test_consults import ask
 from tests.system.test_rounds import join as join_round
 from tests.system.test_rounds import new_round
@@ -72,6 +72,22 @@ async def test_the_board_follows_a_consult_from_queue_to_call_to_the_days_count(
     board = await until(supervisor, "monitor:update", lambda u: u["sessions"] == [] and u["stats"]["today"]["ended"])
     today = board["stats"]["today"]
     assert (today["requests"], today["accepted"], today["ended"], today["referrals_avoided"]) == (1, 1, 1, 1)
+
+
+async def test_a_request_waiting_past_the_alert_is_flagged_overdue(start_instance: StartInstance, clients) -> None:
+    """WAIT_ALERT_S: the board flags the row by itself (its periodic refresh), nobody has to act."""
+    instance = await start_instance(WAIT_ALERT_S="2")
+    supervisor = await clients(instance, "soyte.supervisor", namespace="/monitor")
+    await supervisor.next("monitor:snapshot")
+    consult = await ask(await clients(instance, "bavi.clinician"), specialty="obstetrics")
+
+    def row(u: dict[str, Any]) -> dict[str, Any] | None:
+        return next((q for q in u["queue"] if q["id"] == consult["id"]), None)
+
+    fresh = await until(supervisor, "monitor:update", lambda u: row(u) is not None)
+    assert (row(fresh) or {})["overdue"] is False
+    late = await until(supervisor, "monitor:update", lambda u: (row(u) or {}).get("overdue") is True, within=25)
+    assert (row(late) or {})["waiting_s"] >= 2
 
 
 async def test_a_hospital_supervisor_sees_only_what_involves_their_hospital(
@@ -178,6 +194,8 @@ async def test_a_ward_round_in_progress_is_one_session_with_its_call_and_progres
     # One session, not one per patient; and no clinical text (patient references, summaries).
     assert [s["id"] for s in board["sessions"]] == [live["id"]]
     assert board["stats"]["today"]["active"] == 1
+    # Its patients are reviewed on a schedule, not requested: no consult request today.
+    assert board["stats"]["today"]["requests"] == 0
     text = json.dumps(board, ensure_ascii=False)
     for patient in patients:
         assert patient["consult_id"] not in text
@@ -191,6 +209,8 @@ async def test_a_ward_round_in_progress_is_one_session_with_its_call_and_progres
     )
     live = round_session(board, rid)
     assert live is not None and live["round"]["patients"] == 3
+    today = board["stats"]["today"]
+    assert (today["requests"], today["accepted"], today["referrals_avoided"]) == (0, 0, 1)
 
     # A supervisor at Tiên Yên oversees neither Ba Vì nor Xanh Pôn: the round is not on their board.
     a.services.board_changed()

@@ -67,24 +67,62 @@ class Text(HTMLParser):
         super().__init__()
         self.parts: list[str] = []
         self.tags: list[str] = []
+        self.attrs: list[tuple[str, dict[str, str | None]]] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags.append(tag)
+        self.attrs.append((tag, dict(attrs)))
 
     def handle_data(self, data: str) -> None:
         self.parts.append(data)
+
+    def scripts(self) -> list[dict[str, str | None]]:
+        return [attrs for tag, attrs in self.attrs if tag == "script"]
+
+
+PRINTABLE_POLICY = (
+    "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'none'"
+)
+
+
+def assert_printable(html: str, parsed: Text, policy: str) -> None:
+    """A printable page: styled by /static/print.css, its Print button wired by /static/print.js,
+    nothing inline (the policy would block it), its content in one `<main>` the app can show."""
+    assert policy == PRINTABLE_POLICY
+    assert parsed.scripts() == [{"type": "module", "src": "/static/print.js"}]  # the only script
+    links = [attrs for tag, attrs in parsed.attrs if tag == "link"]
+    assert links == [{"rel": "stylesheet", "href": "/static/print.css"}]
+    assert "style" not in parsed.tags and not any("style" in attrs for _, attrs in parsed.attrs)
+    assert not any(name.startswith("on") for _, attrs in parsed.attrs for name in attrs)
+    assert parsed.tags.count("main") == 1 and [a for t, a in parsed.attrs if t == "button"] == [
+        {"type": "button", "data-print": None}
+    ]
 
 
 async def test_minutes_are_a_printable_vietnamese_page_with_inert_text(
     instance: Instance, ended_consult: dict[str, Any]
 ) -> None:
+    async with await http(instance, "bavi.clinician") as client:
+        form = aiohttp.FormData()
+        form.add_field("file", PNG, filename="phim <b>x-quang</b>.png", content_type="image/png")
+        async with client.post(f"/api/consults/{ended_consult['id']}/attachments", data=form) as resp:
+            assert resp.status == 201, await resp.text()
+            added = (await resp.json())["attachment"]
+            assert added["uploader"]["name"] == "BS. Nguyễn Văn Hùng"
     async with await http(instance, "xanhpon.surgeon") as client:
         async with client.get(f"/api/consults/{ended_consult['id']}/minutes") as resp:
             html = await resp.text()
             assert resp.status == 200 and resp.content_type == "text/html"
-            assert "default-src 'none'" in resp.headers["Content-Security-Policy"]
+            policy = resp.headers["Content-Security-Policy"]
+        async with client.get("/static/print.css") as resp:
+            css = await resp.text()
+            assert resp.status == 200 and "@page" in css and "A4" in css and "@media print" in css
+        async with client.get("/static/print.js") as resp:
+            assert resp.status == 200 and "addEventListener" in await resp.text()
     parsed = Text()
     parsed.feed(html)
+    assert_printable(html, parsed, policy)
     text = " ".join(parsed.parts)
     for expected in [
         "Biên bản hội chẩn từ xa",
@@ -98,10 +136,13 @@ async def test_minutes_are_a_printable_vietnamese_page_with_inert_text(
         "Điều trị tại chỗ theo hướng dẫn",
         "Mổ tại chỗ, có hướng dẫn",
         XSS,  # shown as text ...
+        "Tài liệu đính kèm",  # the files of the record: name, who sent it, when, how large
+        added["filename"],
+        f"{len(PNG)} B",
+        "Người kết thúc",
     ]:
         assert expected in text, expected
-    assert "script" not in parsed.tags and "img" not in parsed.tags  # ... never as markup
-    assert "@media print" in html
+    assert "img" not in parsed.tags and "b" not in parsed.tags  # ... never as markup
 
 
 class Struck(HTMLParser):
@@ -305,3 +346,81 @@ async def test_session_state_is_audited_with_the_consults_and_offers_it_showed(i
     ):
         assert [e.detail for e in entries if e.actor_id == user] == shown  # once per connect
     assert {(e.target_type, e.address) for e in entries} == {("consult_list", "127.0.0.1")}
+
+
+async def test_the_record_names_who_ended_it_and_who_sent_each_file(
+    instance: Instance, ended_consult: dict[str, Any]
+) -> None:
+    assert ended_consult["ended_by"]["name"] == "BS. Lê Minh Đức"  # the specialist ended it
+    async with await http(instance, "xanhpon.surgeon") as client:
+        form = aiohttp.FormData()
+        form.add_field("file", PDF, filename="ket-qua.pdf", content_type="application/pdf")
+        async with client.post(f"/api/consults/{ended_consult['id']}/attachments", data=form) as resp:
+            assert resp.status == 201
+        async with client.get(f"/api/consults/{ended_consult['id']}") as resp:
+            body = await resp.json()
+    assert body["consult"]["ended_by"]["name"] == "BS. Lê Minh Đức"
+    assert body["consult"]["outcome"] == "treated_locally" and body["consult"]["summary"] == "Mổ tại chỗ, có hướng dẫn"
+    [attached] = body["attachments"]
+    assert attached["uploader"]["name"] == "BS. Lê Minh Đức" and attached["size"] == len(PDF)
+    assert attached["url"].endswith(attached["id"]) and attached["created_at"]
+    # Every version of an amended note, each saying which it replaced.
+    [assessment] = [n for n in body["notes"] if n["section"] == "assessment"]
+    [replaced] = assessment["history"]
+    assert assessment["amends"] == replaced["id"] and replaced["amends"] is None
+
+
+async def test_the_history_list_filters_and_pages(instance: Instance, clients, ended_consult: dict[str, Any]) -> None:
+    clinician = await clients(instance, "bavi.clinician")
+    waiting = await ask(clinician, specialty="obstetrics")
+    named = await ask(clinician, specialty="obstetrics", patient={"ref": "Ba-Vi-777", "summary": "Doạ sinh non"})
+    assert (await clinician.call("consult:cancel", {"consult_id": named["id"]}))["ok"]
+    async with await http(instance, "bavi.clinician") as client:
+
+        async def listing(**params: str) -> dict[str, Any]:
+            async with client.get("/api/consults", params=params) as resp:
+                body = await resp.json()
+                assert resp.status == 200, body
+                return dict(body)
+
+        history = await listing(status="ended,cancelled")
+        assert [c["id"] for c in history["consults"]] == [named["id"], ended_consult["id"]]  # newest first
+        assert history["next_before"] is None
+        assert history["consults"][0]["ended_by"]["name"] == "BS. Nguyễn Văn Hùng"  # cancelled by the clinician
+        assert [c["id"] for c in (await listing(specialty="obstetrics"))["consults"]] == [named["id"], waiting["id"]]
+        assert [c["id"] for c in (await listing(ref="vi-77"))["consults"]] == [named["id"]]  # any case, a part
+        assert (await listing(kind="round"))["consults"] == []
+        assert len((await listing(kind="consult,round"))["consults"]) == 3
+
+        seen, before = [], None
+        while True:  # one at a time, each page after the last one shown
+            page = await listing(limit="1", **({"before": before} if before else {}))
+            seen += [c["id"] for c in page["consults"]]
+            before = page["next_before"]
+            if before is None:
+                break
+            assert before == seen[-1]
+        assert (
+            seen
+            == [c["id"] for c in (await listing())["consults"]]
+            == [named["id"], waiting["id"], ended_consult["id"]]
+        )
+
+        for bad in (
+            {"status": "ended,nope"},
+            {"kind": "visit"},
+            {"limit": "0"},
+            {"limit": "101"},
+            {"limit": "ten"},
+            {"ref": "x" * 65},
+            {"specialty": "astrology"},
+            {"before": "ghost"},
+        ):
+            async with client.get("/api/consults", params=bad) as resp:
+                body = await resp.json()
+                assert resp.status == 400 and body["error"]["code"] == "invalid", (bad, body)
+                assert next(iter(bad)) in body["error"]["message"], (bad, body)
+    # A specialist's cursor cannot be a consult of someone else's list.
+    async with await http(instance, "xanhpon.obgyn") as client:
+        async with client.get("/api/consults", params={"before": waiting["id"]}) as resp:
+            assert resp.status == 400

@@ -492,3 +492,42 @@ async def test_an_instant_with_no_utc_time_is_invalid_wherever_one_enters(instan
         status, answer = await http(instance, username, method, path, body, **params)
         assert status == 400 and answer["error"]["code"] == "invalid", (method, path, params, answer)
         assert "between 2000-01-01 and 2100-12-31" in answer["error"]["message"], answer
+
+
+async def test_a_specialist_in_a_rounds_call_is_busy_for_routine_offers_but_not_for_emergencies(
+    instance: Instance, clients: Any
+) -> None:
+    """A specialist at Xanh Pôn leads a round: an urgent request waits for them, an emergency rings."""
+    created = await new_round(instance)
+    rid = created["id"]
+    lead = await clients(instance, "xanhpon.icu")
+    assert (await lead.next("session:state"))["presence"]["status"] == "available"
+    clinician = await clients(instance, "bavi.clinician")
+    await clinician.next("session:state")
+
+    await join(lead, rid)
+    busy = await until(lead, "presence:changed", lambda p: p["presence"]["status"] == "busy")
+    assert busy["presence"]["online"] is True
+    status, board = await http(instance, "admin", "GET", "/api/roster", specialty="icu")
+    assert status == 200 and [s["presence"]["status"] for s in board["specialists"]] == ["busy"]
+
+    ack = await clinician.call("consult:request", _icu("urgent", "in-round-1"))
+    assert ack["ok"] is True and ack["consult"]["status"] == "queued", ack
+    waiting = ack["consult"]
+    assert lead.queue("consult:offer").empty()
+
+    emergency = await clinician.call("consult:request", _icu("emergency", "in-round-2"))
+    assert emergency["ok"] is True and emergency["consult"]["status"] == "offered", emergency
+    assert (await lead.next("consult:offer"))["consult"]["id"] == emergency["consult"]["id"]
+    assert (await clinician.call("consult:cancel", {"consult_id": emergency["consult"]["id"]}))["ok"]
+
+    # Out of the round's call: free again, and offered what waited.
+    assert (await lead.call("round:leave", {"round_id": rid}))["ok"]
+    back = await until(lead, "presence:changed", lambda p: p["presence"]["status"] == "available")
+    assert back["presence"]["online"] is True
+    offered = await until(lead, "consult:offer", lambda p: p["consult"]["id"] == waiting["id"])
+    assert offered["consult"]["urgency"] == "urgent"
+
+
+def _icu(urgency: str, op_id: str) -> dict[str, Any]:
+    return {"op_id": op_id, "specialty": "icu", "urgency": urgency, "patient": {"ref": "BV-0099", "summary": "Sốc"}}

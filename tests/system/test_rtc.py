@@ -151,6 +151,28 @@ async def test_one_senders_signals_arrive_in_order_across_instances(two_instance
     assert seen == [f"candidate:{i}" for i in range(100)]
 
 
+async def test_a_peers_media_state_is_relayed_across_instances(two_instances, clients) -> None:
+    """A tile shows the other side's muted, camera-off and screen-share badges from what it sends."""
+    a, b = two_instances
+    clinician, surgeon, consult = await active_consult(clients, a, b)
+    first = await join(clinician, consult["id"])
+    second = await join(surgeon, consult["id"])
+    media = {"media": {"audio": False, "video": True, "screen": True}}
+    ack = await surgeon.call("rtc:signal", {"consult_id": consult["id"], "to": first["peer_id"], "data": media})
+    assert ack["ok"] is True, ack
+    relayed = await clinician.next("rtc:signal")
+    assert relayed == {"consult_id": consult["id"], "from": second["peer_id"], "data": media}
+    for bad in (
+        {"media": {"audio": "no", "video": True, "screen": False}},
+        {"media": {"audio": True, "video": True}},
+        {"media": {"audio": True, "video": True, "screen": False, "extra": 1}},
+        {"media": True},
+    ):
+        refused = await surgeon.call("rtc:signal", {"consult_id": consult["id"], "to": first["peer_id"], "data": bad})
+        assert refused["ok"] is False and refused["error"]["code"] == "invalid", (bad, refused)
+    assert clinician.queue("rtc:signal").empty()
+
+
 async def test_refusals(instance: Instance, clients) -> None:
     clinician, surgeon, consult = await active_consult(clients, instance, instance)
     first = await join(clinician, consult["id"])

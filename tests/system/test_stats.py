@@ -31,7 +31,7 @@ from tests.conftest import (
     fresh_postgres_database,
     login,
 )
-from tests.system.test_record import Text
+from tests.system.test_record import Text, assert_printable
 
 XSS_NAME = 'Bệnh viện <script>alert("x")</script> & <b>Co</b>'
 MARCH = {"from": "2025-03-01", "to": "2025-04-01"}  # dates are midnight in Vietnam time
@@ -209,10 +209,11 @@ def expected(
 
 
 # March over the whole network, as an admin sees it (a Department of Health sees its province).
-# Waits of the 9 accepted: 5 15 20 30 45 60 90 120 300 →
-# median 45, p90 at rank 7.2: 120 + 0.2 * 180 = 156. Durations of the 8 ended:
-# 60 300 600 600 900 1200 1800 3000 → median (600 + 900) / 2 = 750.
-MARCH_TOTALS = expected(12, 9, 1, 1, 1, 8, (45.0, 156.0), 750.0, (5, 1, 1, 1), patients_reviewed=1)
+# 11 consult requests: c14, a round patient, is reviewed on a schedule, not requested; its
+# decision counts among the outcomes and as a patient reviewed. Waits of the 8 accepted:
+# 15 20 30 45 60 90 120 300 → median (45 + 60) / 2 = 52.5, p90 at rank 6.3: 120 + 0.3 * 180 = 174.
+# Durations of the 7 ended: 60 300 600 600 900 1200 1800 → median 600.
+MARCH_TOTALS = expected(11, 8, 1, 1, 1, 7, (52.5, 174.0), 600.0, (5, 1, 1, 1), patients_reviewed=1)
 
 
 async def test_totals_over_the_network(server: Instance) -> None:
@@ -235,10 +236,10 @@ async def test_group_by_pair(server: Instance) -> None:
     ]
     assert [figures_of(g) for g in body["groups"]] == [
         expected(1, 0, cancelled=1),
-        # c1 c2 c3 c12 c14 accepted, c7 unanswered (offered to Xanh Pôn). Waits 5 15 30 60 120:
-        # p90 at rank 3.6 = 60 + 0.6 * 60; durations 60 600 900 1200 3000.
+        # c1 c2 c3 c12 accepted, c7 unanswered (offered to Xanh Pôn), c14 a round patient. Waits
+        # 15 30 60 120: median 45, p90 at rank 2.7 = 60 + 0.7 * 60; durations 60 600 900 1200.
         expected(
-            6, 5, unanswered=1, ended=5, wait=(30.0, 96.0), duration=900.0, outcomes=(4, 1, 0, 0), patients_reviewed=1
+            5, 4, unanswered=1, ended=4, wait=(45.0, 102.0), duration=750.0, outcomes=(4, 1, 0, 0), patients_reviewed=1
         ),
         expected(1, 1, ended=1, wait=(300.0, 300.0), duration=1800.0, outcomes=(0, 0, 1, 0)),
         # c5 ended, c6 active, c9 waiting. Waits 45 90: median 67.5, p90 = 45 + 0.9 * 45.
@@ -251,7 +252,7 @@ async def test_group_by_specialty_hospital_and_month(server: Instance) -> None:
     _, body, _ = await fetch(server, "admin", "/api/stats", {**MARCH, "group_by": "specialty"})
     assert [(g["key"], g["label"], g["requests"], g["accepted"]) for g in body["groups"]] == [
         ("dialysis", "Thận nhân tạo", 1, 1),
-        ("icu", "Hồi sức cấp cứu", 3, 2),
+        ("icu", "Hồi sức cấp cứu", 2, 1),  # c14 is a round patient
         ("obstetrics", "Sản khoa", 1, 1),
         ("surgery", "Ngoại khoa", 5, 4),
         ("trauma", "Chấn thương chỉnh hình", 2, 1),
@@ -265,7 +266,7 @@ async def test_group_by_specialty_hospital_and_month(server: Instance) -> None:
 
     _, body, _ = await fetch(server, "admin", "/api/stats", {**MARCH, "group_by": "hospital"})
     assert [(g["key"], g["label"], g["requests"]) for g in body["groups"]] == [
-        ("bavi-dgh", "Bệnh viện Đa khoa huyện Ba Vì", 7),
+        ("bavi-dgh", "Bệnh viện Đa khoa huyện Ba Vì", 6),
         ("bavi-ttyt", "Trung tâm Y tế huyện Ba Vì", 1),
         ("ttyt-tienyen", "Trung tâm Y tế huyện Tiên Yên", 3),
         ("xss-hospital", XSS_NAME, 1),
@@ -275,19 +276,21 @@ async def test_group_by_specialty_hospital_and_month(server: Instance) -> None:
     period = {"from": "2025-02-01", "to": "2025-05-01", "group_by": "month"}
     _, body, _ = await fetch(server, "admin", "/api/stats", period)
     assert [(g["key"], g["label"], g["requests"]) for g in body["groups"]] == [
-        ("2025-03", "03/2025", 12),
+        ("2025-03", "03/2025", 11),
         ("2025-04", "04/2025", 2),
     ]
-    assert body["totals"]["requests"] == 14 and body["totals"]["referrals_avoided"] == 7
+    assert body["totals"]["requests"] == 13 and body["totals"]["referrals_avoided"] == 7
 
     # UTC times select by the instant: c12 (28 Feb 23:30 UTC) falls out, c13 (31 Mar 23:30 UTC) comes in.
     utc = {"from": "2025-03-01T00:00:00Z", "to": "2025-04-01T00:00:00+00:00", "group_by": "month"}
     _, body, _ = await fetch(server, "admin", "/api/stats", utc)
-    assert [(g["key"], g["requests"]) for g in body["groups"]] == [("2025-03", 11), ("2025-04", 1)]
+    assert [(g["key"], g["requests"]) for g in body["groups"]] == [("2025-03", 10), ("2025-04", 1)]
 
 
 async def test_csv_has_a_header_a_row_per_group_and_a_total(server: Instance) -> None:
-    status, text, headers = await fetch(server, "admin", "/api/stats", {**MARCH, "group_by": "pair"}, accept="text/csv")
+    """In English (`lang=en`): the figures' codes as headers, commas, decimal points."""
+    pair_en = {**MARCH, "group_by": "pair", "lang": "en"}
+    status, text, headers = await fetch(server, "admin", "/api/stats", pair_en, accept="text/csv")
     assert status == 200
     assert headers["Content-Type"].startswith("text/csv")
     assert headers["Content-Disposition"] == 'attachment; filename="telerounds-stats-20250301-20250401-pair.csv"'
@@ -341,30 +344,54 @@ async def test_csv_has_a_header_a_row_per_group_and_a_total(server: Instance) ->
         "0",
         "0",
     ]
-    assert rows[2][2:] == ["6", "5", "1", "0", "0", "5", "30.0", "96.0", "900.0", "4", "1", "0", "0", "4", "0", "1"]
+    assert rows[2][2:] == ["5", "4", "1", "0", "0", "4", "45.0", "102.0", "750.0", "4", "1", "0", "0", "4", "0", "1"]
     assert rows[5][1] == XSS_NAME + " → Bệnh viện Đa khoa Xanh Pôn"
-    assert rows[-1][:2] == ["total", "Tổng cộng"]
-    assert rows[-1][2:] == ["12", "9", "1", "1", "1", "8", "45.0", "156.0", "750.0", "5", "1", "1", "1", "5", "0", "1"]
+    assert rows[-1][:2] == ["total", "Total"]
+    assert rows[-1][2:] == ["11", "8", "1", "1", "1", "7", "52.5", "174.0", "600.0", "5", "1", "1", "1", "5", "0", "1"]
 
-    # JSON unless CSV is asked for at least as much as JSON.
+    # JSON unless CSV is asked for at least as much as JSON; `format=` outranks the header.
     status, body, headers = await fetch(server, "admin", "/api/stats", MARCH, accept="application/json, text/csv;q=0.5")
-    assert status == 200 and body["totals"]["requests"] == 12
-    status, text, _ = await fetch(server, "admin", "/api/stats", MARCH, accept="text/csv")
+    assert status == 200 and body["totals"]["requests"] == 11
+    status, text, _ = await fetch(server, "admin", "/api/stats", {**MARCH, "lang": "en"}, accept="text/csv")
     assert [r[0] for r in csv.reader(io.StringIO(text.removeprefix("\ufeff")))] == ["key", "total"]
+    status, text, headers = await fetch(server, "admin", "/api/stats", {**MARCH, "format": "csv", "lang": "en"})
+    assert status == 200 and headers["Content-Type"].startswith("text/csv") and text.startswith("\ufeff")
+    status, body, _ = await fetch(server, "admin", "/api/stats", {**MARCH, "format": "json"}, accept="text/csv")
+    assert status == 200 and body["totals"]["requests"] == 11
+
+
+async def test_csv_in_vietnamese_opens_in_vietnamese_excel(server: Instance) -> None:
+    """By default (`lang=vi`): Vietnamese headers, `;` between cells, decimal commas, a UTF-8 BOM."""
+    status, text, headers = await fetch(server, "admin", "/api/stats", {**MARCH, "group_by": "pair", "format": "csv"})
+    assert status == 200 and headers["Content-Type"].startswith("text/csv")
+    assert text.startswith("\ufeff")  # Excel reads the file as UTF-8 only with it
+    assert text.splitlines()[0].count(";") == len(stats.CSV_COLUMNS) - 1
+    rows = list(csv.reader(io.StringIO(text.removeprefix("\ufeff")), delimiter=";"))
+    assert rows[0][:4] == ["Mã", "Nhóm", "Số yêu cầu", "Được tiếp nhận"]
+    assert rows[0][8] == "Thời gian chờ trung vị (giây)" and rows[0][11] == "Điều trị tại chỗ"
+    assert all(len(row) == len(stats.CSV_COLUMNS) for row in rows)
+    assert rows[2][2:] == ["5", "4", "1", "0", "0", "4", "45,0", "102,0", "750,0", "4", "1", "0", "0", "4", "0", "1"]
+    assert rows[-1][:2] == ["total", "Tổng cộng"]
+    assert rows[-1][8:11] == ["52,5", "174,0", "600,0"]
+    assert rows[5][1] == XSS_NAME + " → Bệnh viện Đa khoa Xanh Pôn"
+    for bad in ({"lang": "fr"}, {"format": "xlsx"}):
+        status, body, _ = await fetch(server, "admin", "/api/stats", {**MARCH, **bad}, accept="text/csv")
+        assert status == 400 and body["error"]["code"] == "invalid", bad
 
 
 @pytest.mark.parametrize(
     ("username", "requests", "pairs"),
     [
         # The Hà Nội Department of Health: every consult asked in Hà Nội (all but c5 c6 c9).
-        ("soyte.supervisor", 9, 4),
+        ("soyte.supervisor", 8, 4),
         # The Quảng Ninh one: Tiên Yên's c5 c6 c9, answered in Quảng Ninh.
         ("quangninh.supervisor", 3, 1),
-        ("admin", 12, 5),
-        # Ba Vì's supervisor: the consults Ba Vì district hospital asked for (c1 c2 c3 c7 c8 c12 c14).
-        ("bavi.supervisor", 7, 2),
+        ("admin", 11, 5),
+        # Ba Vì's supervisor: the consults Ba Vì district hospital asked for (c1 c2 c3 c7 c8 c12; c14
+        # is a round patient, not a request).
+        ("bavi.supervisor", 6, 2),
         # Xanh Pôn's: those its specialists took, and c7, unanswered after an offer to one of them.
-        ("xanhpon.supervisor", 8, 3),
+        ("xanhpon.supervisor", 7, 3),
     ],
 )
 async def test_scope_of_each_supervisor(server: Instance, username: str, requests: int, pairs: int) -> None:
@@ -375,7 +402,7 @@ async def test_scope_of_each_supervisor(server: Instance, username: str, request
     if username == "bavi.supervisor":
         assert body["scope"] == {"kind": "hospital", "id": "bavi-dgh", "name": "Bệnh viện Đa khoa huyện Ba Vì"}
         assert {g["key"] for g in body["groups"]} == {"bavi-dgh>", "bavi-dgh>xanhpon"}
-        assert body["totals"] == expected(7, 5, 1, 1, 0, 5, (30.0, 96.0), 900.0, (4, 1, 0, 0), patients_reviewed=1)
+        assert body["totals"] == expected(6, 4, 1, 1, 0, 4, (45.0, 102.0), 750.0, (4, 1, 0, 0), patients_reviewed=1)
     if username == "soyte.supervisor":
         assert body["scope"] == {"kind": "province", "id": "hanoi", "name": "Hà Nội"}
         assert not any("tienyen" in g["key"] or "qn-dkt" in g["key"] for g in body["groups"])
@@ -428,9 +455,9 @@ async def test_monthly_report_is_a_printable_vietnamese_page_with_inert_names(
     status, html, headers = await fetch(server, "admin", "/api/stats/report", {"month": "2025-03"})
     assert status == 200
     assert headers["Content-Type"].startswith("text/html")
-    assert "default-src 'none'" in headers["Content-Security-Policy"]
     page = Text()
     page.feed(html)
+    assert_printable(html, page, headers["Content-Security-Policy"])
     text = " ".join(page.parts)
     for expected_text in [
         "Báo cáo hoạt động hội chẩn từ xa",
@@ -440,18 +467,17 @@ async def test_monthly_report_is_a_printable_vietnamese_page_with_inert_names(
         "Số ca tránh được chuyển tuyến",
         "Điều trị tại chỗ theo hướng dẫn",
         "Chuyển tuyến trên",
-        "62,5%",  # 5 of 8 ended consults treated locally
-        "45 giây",  # median wait
-        "2 phút 36 giây",  # p90 wait, 156 s
-        "12 phút 30 giây",  # median duration, 750 s
+        "62,5%",  # 5 of 8 decisions (7 ended consults, 1 round patient) treated locally
+        "52 giây",  # median wait, 52.5 s
+        "2 phút 54 giây",  # p90 wait, 174 s
+        "10 phút 00 giây",  # median duration, 600 s
         "Bệnh viện Đa khoa huyện Ba Vì → Bệnh viện Đa khoa Xanh Pôn",
         "Ngoại khoa",
         "Hồi sức cấp cứu",
         XSS_NAME + " → Bệnh viện Đa khoa Xanh Pôn",  # shown as text ...
     ]:
         assert expected_text in text, expected_text
-    assert "script" not in page.tags and "b" not in page.tags  # ... never as markup
-    assert "@media print" in html
+    assert "b" not in page.tags  # ... never as markup
     assert "dữ liệu minh hoạ" not in text  # no demo consults in this month
 
     status, html, _ = await fetch(server, "bavi.supervisor", "/api/stats/report", {"month": "2025-03"})
@@ -655,7 +681,9 @@ def test_reading_the_query() -> None:
 
 def test_csv_cells_never_start_a_formula() -> None:
     report = stats.summarize([row()], vn(3, 1, 0), vn(4, 1, 0), "hospital", {"bavi-dgh": "=HYPERLINK(1)"})
-    rows = list(csv.reader(io.StringIO(stats.csv_text(report).removeprefix("\ufeff"))))
+    rows = list(csv.reader(io.StringIO(stats.csv_text(report, "en").removeprefix("\ufeff"))))
+    assert rows[1][:3] == ["bavi-dgh", "'=HYPERLINK(1)", "1"]
+    rows = list(csv.reader(io.StringIO(stats.csv_text(report, "vi").removeprefix("\ufeff")), delimiter=";"))
     assert rows[1][:3] == ["bavi-dgh", "'=HYPERLINK(1)", "1"]
 
 
@@ -664,16 +692,17 @@ def test_csv_quotes_every_cell_and_neutralises_formulas_after_a_comma_or_semicol
     a cell then starts a cell of its own, and must not start a formula there either."""
     names = {"bavi-dgh": 'Bệnh viện A;=HYPERLINK("x");+1, @SUM(1); "-2', "xanhpon": "Xanh Pôn; khoa Nội, tầng 2"}
     report = stats.summarize([row()], vn(3, 1, 0), vn(4, 1, 0), "hospital", names)
-    text = stats.csv_text(report).removeprefix("\ufeff")
-    for line in text.splitlines():
-        # Every cell quoted, numbers and empty cells too: the line is "…","…",…
-        assert line.startswith('"') and line.endswith('"'), line
-        for piece in line.split(";")[1:]:  # as a `;` spreadsheet would cut it
-            assert not piece.lstrip(' "').startswith(stats.FORMULA_STARTS), (piece, line)
-    rows = list(csv.reader(io.StringIO(text)))
-    labels = {r[0]: r[1] for r in rows[1:]}
-    assert labels["bavi-dgh"] == "Bệnh viện A;'=HYPERLINK(\"x\");'+1,' @SUM(1);' \"-2"
-    assert labels["total"] == "Tổng cộng"
+    for lang, delimiter, total in (("en", ",", "Total"), ("vi", ";", "Tổng cộng")):
+        text = stats.csv_text(report, lang).removeprefix("\ufeff")
+        for line in text.splitlines():
+            # Every cell quoted, numbers and empty cells too: the line is "…","…",…
+            assert line.startswith('"') and line.endswith('"'), line
+            for piece in line.split(";")[1:]:  # as a `;` spreadsheet would cut it
+                assert not piece.lstrip(' "').startswith(stats.FORMULA_STARTS), (piece, line)
+        rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
+        labels = {r[0]: r[1] for r in rows[1:]}
+        assert labels["bavi-dgh"] == "Bệnh viện A;'=HYPERLINK(\"x\");'+1,' @SUM(1);' \"-2", lang
+        assert labels["total"] == total
 
 
 async def test_the_csv_export_neutralises_a_hospital_named_like_a_formula(server: Instance) -> None:
@@ -688,5 +717,5 @@ async def test_the_csv_export_neutralises_a_hospital_named_like_a_formula(server
     assert status == 200
     text = text.removeprefix("\ufeff")
     assert all(line.startswith('"') and line.endswith('"') for line in text.splitlines())
-    labels = {r[0]: r[1] for r in csv.reader(io.StringIO(text))}
+    labels = {r[0]: r[1] for r in csv.reader(io.StringIO(text), delimiter=";")}  # Vietnamese, by default
     assert labels["bavi-dgh"] == "'=cmd|' /C calc'!A0;' -2+3"
