@@ -29,9 +29,12 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check server signaling tests bench
 	$(BIN)/mypy
 
-# Refresh the README's pictures from the browser tests.
+# Refresh the README's pictures from the browser tests: every screen at desktop, tablet and phone
+# size into docs/screenshots/<viewport>/<screen>.png (from the demo history, so charts have figures),
+# and the steps of today's whole-flow tests into docs/screenshots/.
 screenshots: $(STAMP) browser
-	SCREENSHOTS_DIR=docs/screenshots $(BIN)/python -m pytest -q tests/system/test_browser.py
+	SCREENSHOTS_DIR=docs/screenshots $(BIN)/python -m pytest -q \
+		tests/system/test_browser_a11y.py::test_screenshots_of_every_screen tests/system/test_browser.py
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -6,6 +6,8 @@ python -m bench --steps               short mode with the optimization steps
 python -m bench --soak --minutes 30   the soak only (its section of docs/benchmarks.md)
 python -m bench --only S1,S3          some scenarios only (development; the document is not written)
 python -m bench.flood                 a bystander's latency while one user floods at the caps (its section)
+python -m bench --browser-calls       calls in Chromium: accept → video, network back → video (its section;
+                                      = python -m bench.browser_calls)
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import calls, fixtures, loadgen, memory, relay, report, request_offer, servers, soak
+from bench import browser_calls, calls, fixtures, loadgen, memory, relay, report, request_offer, servers, soak
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 SOAK_START, SOAK_END = "<!-- soak -->", "<!-- /soak -->"
@@ -33,6 +35,8 @@ GAINS_START, GAINS_END = "<!-- gains -->", "<!-- /gains -->"
 LOOPLAG_START, LOOPLAG_END = "<!-- looplag -->", "<!-- /looplag -->"
 # Written by hand from `python -m bench --only S1,S2` runs before and after (issue 18); kept as it is.
 AUTHZ_START, AUTHZ_END = "<!-- authz -->", "<!-- /authz -->"
+# Written by bench/browser_calls.py (issue 20); kept as it is.
+BROWSER_START, BROWSER_END = browser_calls.START, browser_calls.END
 
 T1, T2 = "telerounds ×1", "telerounds ×2"
 N1, N2 = "node-socket.io ×1", "node-socket.io ×2"
@@ -83,11 +87,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--full", action="store_true", help="two rounds, longer phases, 5k connections, the steps")
     parser.add_argument("--steps", action="store_true", help="also measure the optimization steps (on in --full)")
     parser.add_argument("--soak", action="store_true", help="run the soak only")
+    parser.add_argument(
+        "--browser-calls", action="store_true", help="calls in Chromium only (bench/browser_calls.py; its section)"
+    )
+    parser.add_argument("--calls", type=int, default=20, help="--browser-calls: calls to time (default 20)")
     parser.add_argument("--minutes", type=float, default=30.0, help="soak duration (default 30)")
     parser.add_argument("--rounds", type=int, help="rounds of S1/S2 (default: 2 full, 1 short)")
     parser.add_argument("--only", help="comma-separated scenarios to run (S1 S2 S3 S4 S5); writes nothing")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = parser.parse_args(argv)
+    if args.browser_calls:
+        return browser_calls.main([f"--calls={args.calls}"] + (["--no-write"] if args.no_write else []))
     # Stopped with SIGTERM: unwind, so every server started is stopped too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     loadgen.ensure_node_packages()
@@ -219,6 +229,7 @@ def _document(out: dict[str, Any], meta: dict[str, Any], rounds: int, with_steps
     gains_section = _kept(old, GAINS_START, GAINS_END)
     looplag = _kept(old, LOOPLAG_START, LOOPLAG_END)
     authz = _kept(old, AUTHZ_START, AUTHZ_END)
+    browser = _kept(old, BROWSER_START, BROWSER_END)
     parts = [
         "# Benchmarks\n",
         f"Command: `{meta['command']}` · {datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {meta['minutes']:.1f} min\n\n"
@@ -291,6 +302,8 @@ def _document(out: dict[str, Any], meta: dict[str, Any], rounds: int, with_steps
         parts.append(soak_section + "\n")
     if flood_section:
         parts.append(flood_section + "\n")
+    if browser:
+        parts.append(browser + "\n")
     return "\n".join(parts)
 
 

@@ -107,23 +107,42 @@ class Cluster:
             asyncio.run(self._prepare())
         for _ in range(self.count):
             port = free_port()
-            env = {
-                **os.environ,
-                **BENCH_ENV,
-                "PORT": str(port),
-                "REDIS_URL": self.redis.url,
-                "DATABASE_URL": self.database_url,
-                "TELEROUNDS_VAR_DIR": str(self.workdir / "var"),
-                **self.env,
-            }
-            process = subprocess.Popen(
-                self.command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-            )
-            pin(process.pid, self.cpus)
-            self.processes.append(process)
+            self.processes.append(self._spawn(port))
             self.urls.append(f"http://127.0.0.1:{port}")
         for url in self.urls:
             wait_ready(url)
+
+    def _spawn(self, port: int) -> subprocess.Popen[bytes]:
+        env = {
+            **os.environ,
+            **BENCH_ENV,
+            "PORT": str(port),
+            "REDIS_URL": self.redis.url,
+            "DATABASE_URL": self.database_url,
+            "TELEROUNDS_VAR_DIR": str(self.workdir / "var"),
+            **self.env,
+        }
+        process = subprocess.Popen(
+            self.command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        pin(process.pid, self.cpus)
+        return process
+
+    def stop_instance(self, index: int) -> None:
+        """Stop one instance (SIGTERM, as a deploy would): its users' connections drop."""
+        process = self.processes[index]
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def start_instance(self, index: int) -> None:
+        """Start a stopped instance again on its address; returns once it is ready."""
+        port = int(self.urls[index].rsplit(":", 1)[1])
+        self.processes[index] = self._spawn(port)
+        wait_ready(self.urls[index], poll_s=0.02)
 
     def stop(self) -> None:
         for process in self.processes:
@@ -136,7 +155,7 @@ class Cluster:
         self.redis.stop()
 
 
-def wait_ready(url: str, timeout_s: float = 60) -> None:
+def wait_ready(url: str, timeout_s: float = 60, poll_s: float = 0.1) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
@@ -145,5 +164,5 @@ def wait_ready(url: str, timeout_s: float = 60) -> None:
                     return
         except OSError:
             pass
-        time.sleep(0.1)
+        time.sleep(poll_s)
     raise RuntimeError(f"{url} did not become ready")

@@ -3,27 +3,54 @@
 const ROLES = ["specialist", "clinician", "supervisor", "admin"];
 const LEVELS = ["central", "city", "provincial", "district", "commune", "authority"];
 const DAY_MS = 24 * 60 * 60 * 1000;
+// Every action the server writes to the audit log (grep `audit.record`, `audit.entry`,
+// `record_listing` in server/ and signaling/); each has `audit.action.<action>` in both languages,
+// which tests/system/test_browser_board.py checks against the server's code.
+export const AUDIT_ACTIONS = [
+  "auth.logout", "session.state",
+  "consults.list", "consult.read", "consult.minutes", "consult.fhir", "notes.list", "attachment.add", "attachment.read",
+  "rounds.list", "round.create", "round.read", "round.update", "round.cancel", "round.lead", "round.patients",
+  "calendar.key", "calendar.revoke", "stats.read", "stats.report",
+  "admin.user.create", "admin.user.update", "admin.user.activate", "admin.user.deactivate", "admin.user.password",
+  "admin.hospital.create", "admin.hospital.update", "admin.link.create", "admin.link.delete",
+];
 
 // `h`, `t`, `api`, `when` as defined in app.js. Returns the admin's home screen.
 export function adminHome({ h, t, api, when }) {
   const data = { hospitals: [], users: [], specialties: [] };
-  const status = h("p", { class: "muted", role: "status" });
-  const say = (text, error = false) => { status.textContent = text || ""; status.className = error ? "error" : "muted"; };
+  // What a form says (done, or the server's error) stays next to that form, not at the top of the page.
+  const statusLine = () => h("p", { class: "admin-form-status muted", role: "status", "aria-live": "polite" });
+  const status = statusLine();
+  const say = (line, text, error = false) => {
+    line.textContent = text || "";
+    line.className = `admin-form-status ${error ? "error" : "muted"}`;
+    // An error where the admin is not looking is no error shown: bring it into view.
+    if (error) line.scrollIntoView?.({ block: "nearest", behavior: "smooth" });
+  };
   const send = (method, path, body) => api(path, body === undefined ? { method }
     : { method, headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
-  // An action whose failure shows the server's message instead of being lost.
-  const run = (action, doneText) => async (event) => {
+  // An action whose failure shows the server's message, next to what caused it, instead of being lost.
+  const run = (action, doneText, line = status) => async (event) => {
     event?.preventDefault();
     try {
       await action(event);
-      say(doneText || "");
+      say(line, doneText || "");
     } catch (error) {
-      say(t("admin.error", { message: error.message }), true);
+      say(line, t("admin.error", { message: error.message }), true);
     }
   };
+  const actionName = (action) => {
+    const key = `audit.action.${action}`;
+    const words = t(key);
+    return words === key ? action : words;
+  };
   const id = (value) => encodeURIComponent(value);
-  const table = (heads, body) => h("table", { class: "admin-table" }, h("thead", {}, h("tr", {}, heads.map((x) => h("th", {}, x)))), body);
-  const options = (items, value, label, selected) => items.map((item) => h("option", { value: value(item), selected: value(item) === selected }, label(item)));
+  // A table in its own scrolling box: on a phone it scrolls, the page does not.
+  const table = (heads, body, name) => h("div", { class: "table-scroll", role: "region", tabindex: "0",
+    "aria-label": t(name) }, h("table", { class: "admin-table" },
+    h("thead", {}, h("tr", {}, heads.map((x) => h("th", { scope: "col" }, x)))), body));
+  const options = (items, value, label, selected) => items.map((item) =>
+    h("option", { value: value(item), selected: value(item) === selected }, label(item)));
   const specialtyName = (code) => data.specialties.find((s) => s.code === code)?.name || code;
   const hospitalOptions = (select) => {
     const chosen = select.value;
@@ -33,34 +60,40 @@ export function adminHome({ h, t, api, when }) {
 
   // Accounts.
   const usersBody = h("tbody");
-  const roleFilter = h("select", { name: "role_filter", onchange: run(() => loadUsers()) },
-    h("option", { value: "" }, t("admin.users.all_roles")), ROLES.map((r) => h("option", { value: r }, t(`admin.role.${r}`))));
+  const usersStatus = statusLine();
+  const roleFilter = h("select", { name: "role_filter", onchange: run(() => loadUsers(), "", usersStatus) },
+    h("option", { value: "" }, t("admin.users.all_roles")),
+    ROLES.map((r) => h("option", { value: r }, t(`admin.role.${r}`))));
 
   function userRow(u) {
     const password = h("input", { type: "password", name: "new_password", minlength: 10, maxlength: 200, required: true,
-      autocomplete: "new-password", placeholder: t("admin.users.new_password") });
+      autocomplete: "new-password", placeholder: t("admin.users.new_password"),
+      "aria-label": t("admin.users.new_password_for", { name: u.name }) });
+    const rowStatus = statusLine();
     // A <details>, so the form opens and closes without depending on the stylesheet.
     const reset = h("details", { class: "reset-password" }, h("summary", {}, t("admin.users.reset_password")),
       h("form", { class: "row", onsubmit: run(async () => {
         await send("POST", `/api/admin/users/${id(u.id)}/password`, { password: password.value });
         password.value = "";
         reset.open = false;
-      }, t("admin.users.password_saved")) }, password, h("button", { type: "submit" }, t("admin.users.save_password"))));
+      }, t("admin.users.password_saved"), rowStatus) },
+      password, h("button", { type: "submit" }, t("admin.users.save_password"))));
     const toggle = u.active
       ? h("button", { class: "secondary", onclick: run(async () => {
         if (!confirm(t("admin.users.confirm_deactivate", { name: u.name }))) return;
         await send("POST", `/api/admin/users/${id(u.id)}/deactivate`);
         await loadUsers();
-      }) }, t("admin.users.deactivate"))
+      }, "", rowStatus) }, t("admin.users.deactivate"))
       : h("button", { onclick: run(async () => {
         await send("POST", `/api/admin/users/${id(u.id)}/activate`);
         await loadUsers();
-      }) }, t("admin.users.activate"));
+      }, "", rowStatus) }, t("admin.users.activate"));
     return h("tr", { "data-user": u.id, class: u.active ? null : "inactive" },
-      h("td", {}, u.username), h("td", {}, u.name), h("td", {}, t(`admin.role.${u.role}`)), h("td", {}, u.hospital.name),
+      h("td", {}, u.username), h("td", {}, u.name), h("td", {}, t(`admin.role.${u.role}`)),
+      h("td", {}, u.hospital.name),
       h("td", {}, u.specialties.map(specialtyName).join(", ")),
       h("td", {}, t(u.active ? "admin.users.active" : "admin.users.inactive")),
-      h("td", {}, toggle, reset));
+      h("td", {}, toggle, reset, rowStatus));
   }
 
   async function loadUsers() {
@@ -68,16 +101,21 @@ export function adminHome({ h, t, api, when }) {
     if (roleFilter.value) query.set("role", roleFilter.value);
     const { users } = await api(`/api/admin/users?${query}`);
     if (!roleFilter.value) { data.users = users; fillAuditUsers(); }
-    usersBody.replaceChildren(...(users.length ? users.map(userRow) : [h("tr", {}, h("td", { colspan: 7 }, t("admin.users.none")))]));
+    usersBody.replaceChildren(...(users.length ? users.map(userRow)
+      : [h("tr", {}, h("td", { colspan: 7 }, t("admin.users.none")))]));
   }
 
   const newUsername = h("input", { name: "username", required: true, maxlength: 100, autocomplete: "off" });
   const newName = h("input", { name: "name", required: true, maxlength: 200 });
-  const newRole = h("select", { name: "role" }, ROLES.map((r) => h("option", { value: r, selected: r === "clinician" }, t(`admin.role.${r}`))));
+  const newRole = h("select", { name: "role" },
+    ROLES.map((r) => h("option", { value: r, selected: r === "clinician" }, t(`admin.role.${r}`))));
   const newHospital = h("select", { name: "hospital_id", required: true });
-  const newSpecialties = h("fieldset", { class: "specialties", hidden: true }, h("legend", {}, t("admin.users.specialties")));
-  const newPassword = h("input", { name: "password", type: "password", required: true, minlength: 10, maxlength: 200, autocomplete: "new-password" });
+  const newSpecialties = h("fieldset", { class: "specialties", hidden: true },
+    h("legend", {}, t("admin.users.specialties")));
+  const newPassword = h("input", { name: "password", type: "password", required: true, minlength: 10, maxlength: 200,
+    autocomplete: "new-password" });
   newRole.addEventListener("change", () => { newSpecialties.hidden = newRole.value !== "specialist"; });
+  const userFormStatus = statusLine();
   const userForm = h("form", { class: "admin-form", onsubmit: run(async () => {
     const specialties = newRole.value === "specialist"
       ? [...newSpecialties.querySelectorAll("input:checked")].map((box) => box.value) : [];
@@ -86,17 +124,18 @@ export function adminHome({ h, t, api, when }) {
     userForm.reset();
     newSpecialties.hidden = true;
     await loadUsers();
-  }, t("admin.users.created")) },
+  }, t("admin.users.created"), userFormStatus) },
   h("h3", {}, t("admin.users.create")),
   h("label", {}, t("admin.users.username"), newUsername), h("label", {}, t("admin.users.name"), newName),
   h("label", {}, t("admin.users.role"), newRole), h("label", {}, t("admin.users.hospital"), newHospital),
   newSpecialties, h("label", {}, t("admin.users.password"), newPassword),
-  h("button", { type: "submit" }, t("admin.users.create")));
+  h("button", { type: "submit" }, t("admin.users.create")), userFormStatus);
 
   const usersSection = h("section", { class: "admin-users" }, h("h2", {}, t("admin.users.title")),
-    h("label", {}, t("admin.users.filter_role"), roleFilter),
+    h("label", {}, t("admin.users.filter_role"), roleFilter), usersStatus,
     table([t("admin.users.username"), t("admin.users.name"), t("admin.users.role"), t("admin.users.hospital"),
-      t("admin.users.specialties"), t("admin.users.state"), ""], usersBody), userForm);
+      t("admin.users.specialties"), t("admin.users.state"), t("admin.users.actions")], usersBody, "admin.users.title"),
+    userForm);
 
   // Hospitals. A Department of Health sees the hospitals whose province code is its own: one
   // without a code is seen by none, which the table says in so many words.
@@ -107,13 +146,18 @@ export function adminHome({ h, t, api, when }) {
       placeholder: t("admin.hospitals.province_hint"), "aria-label": t("admin.hospitals.province_code") });
     const name = h("input", { name: "province_name", value: x.province_name || "", maxlength: 100,
       "aria-label": t("admin.hospitals.province_name") });
+    const cellStatus = statusLine();
     const form = h("form", { class: "row", onsubmit: run(async () => {
       // An empty code clears it: then no Department of Health sees the hospital.
       await send("PATCH", `/api/admin/hospitals/${id(x.id)}`,
         { province: code.value.trim() || null, province_name: name.value.trim() || null });
       await loadHospitals();
-    }, t("admin.hospitals.province_saved")) }, code, name, h("button", { type: "submit" }, t("admin.hospitals.set_province")));
-    return h("td", {}, x.province ? null : h("p", { class: "error", "data-no-province": x.id }, t("admin.hospitals.no_province")), form);
+    }, t("admin.hospitals.province_saved"), cellStatus) }, code, name,
+    h("button", { type: "submit" }, t("admin.hospitals.set_province")));
+    const unseen = x.province ? null
+      : h("p", { class: "error", "data-no-province": x.id }, t("admin.hospitals.no_province"));
+    return h("td", {}, unseen,
+      form, cellStatus);
   }
   async function loadHospitals() {
     data.hospitals = (await api("/api/admin/hospitals")).hospitals;
@@ -121,11 +165,15 @@ export function adminHome({ h, t, api, when }) {
       h("td", {}, x.id), h("td", {}, x.name), h("td", {}, t(`admin.level.${x.level}`)), provinceCell(x))));
     for (const select of [newHospital, upper, lower]) hospitalOptions(select);
   }
-  const hospitalId = h("input", { name: "id", maxlength: 64, pattern: "[a-z0-9][a-z0-9\\-]*", placeholder: t("admin.hospitals.id_hint") });
+  const hospitalId = h("input", { name: "id", maxlength: 64, pattern: "[a-z0-9][a-z0-9\\-]*",
+    placeholder: t("admin.hospitals.id_hint") });
   const hospitalName = h("input", { name: "name", required: true, maxlength: 200 });
-  const hospitalLevel = h("select", { name: "level" }, LEVELS.map((l) => h("option", { value: l }, t(`admin.level.${l}`))));
-  const hospitalProvince = h("input", { name: "province", maxlength: 32, pattern: PROVINCE_PATTERN, placeholder: t("admin.hospitals.province_hint") });
+  const hospitalLevel = h("select", { name: "level" },
+    LEVELS.map((l) => h("option", { value: l }, t(`admin.level.${l}`))));
+  const hospitalProvince = h("input", { name: "province", maxlength: 32, pattern: PROVINCE_PATTERN,
+    placeholder: t("admin.hospitals.province_hint") });
   const hospitalProvinceName = h("input", { name: "province_name", maxlength: 100 });
+  const hospitalFormStatus = statusLine();
   const hospitalForm = h("form", { class: "admin-form", onsubmit: run(async () => {
     const body = { name: hospitalName.value, level: hospitalLevel.value,
       province: hospitalProvince.value.trim() || null, province_name: hospitalProvinceName.value.trim() || null };
@@ -133,75 +181,127 @@ export function adminHome({ h, t, api, when }) {
     await send("POST", "/api/admin/hospitals", body);
     hospitalForm.reset();
     await loadHospitals();
-  }, t("admin.hospitals.created")) },
+  }, t("admin.hospitals.created"), hospitalFormStatus) },
   h("h3", {}, t("admin.hospitals.create")),
   h("label", {}, t("admin.hospitals.id"), hospitalId), h("label", {}, t("admin.hospitals.name"), hospitalName),
   h("label", {}, t("admin.hospitals.level"), hospitalLevel),
   h("label", {}, t("admin.hospitals.province_code"), hospitalProvince),
   h("label", {}, t("admin.hospitals.province_name"), hospitalProvinceName),
-  h("button", { type: "submit" }, t("admin.hospitals.create")));
+  h("button", { type: "submit" }, t("admin.hospitals.create")), hospitalFormStatus);
   const hospitalsSection = h("section", { class: "admin-hospitals" }, h("h2", {}, t("admin.hospitals.title")),
-    table([t("admin.hospitals.id"), t("admin.hospitals.name"), t("admin.hospitals.level"), t("admin.hospitals.province")], hospitalsBody),
+    table([t("admin.hospitals.id"), t("admin.hospitals.name"), t("admin.hospitals.level"),
+      t("admin.hospitals.province")],
+      hospitalsBody, "admin.hospitals.title"),
     hospitalForm);
 
   // Sister links.
   const linksBody = h("tbody");
   const upper = h("select", { name: "upper_id", required: true });
   const lower = h("select", { name: "lower_id", required: true });
+  const linksStatus = statusLine();
   async function loadLinks() {
     const { links } = await api("/api/admin/sister-links");
-    linksBody.replaceChildren(...(links.length ? links.map((x) => h("tr", { "data-link": `${x.upper.id}/${x.lower.id}` },
+    linksBody.replaceChildren(...(links.length ? links.map((x) =>
+      h("tr", { "data-link": `${x.upper.id}/${x.lower.id}` },
       h("td", {}, x.upper.name), h("td", {}, x.lower.name),
       h("td", {}, h("button", { class: "secondary", onclick: run(async () => {
         await send("DELETE", `/api/admin/sister-links/${id(x.upper.id)}/${id(x.lower.id)}`);
         await loadLinks();
-      }) }, t("admin.links.remove"))))) : [h("tr", {}, h("td", { colspan: 3 }, t("admin.links.none")))]));
+      }, "", linksStatus) }, t("admin.links.remove")))))
+      : [h("tr", {}, h("td", { colspan: 3 }, t("admin.links.none")))]));
   }
   const linkForm = h("form", { class: "row", onsubmit: run(async () => {
     await send("POST", "/api/admin/sister-links", { upper_id: upper.value, lower_id: lower.value });
     await loadLinks();
-  }) }, h("label", {}, t("admin.links.upper"), upper), h("label", {}, t("admin.links.lower"), lower),
+  }, "", linksStatus) }, h("label", {}, t("admin.links.upper"), upper), h("label", {}, t("admin.links.lower"), lower),
   h("button", { type: "submit" }, t("admin.links.add")));
   const linksSection = h("section", { class: "admin-links" }, h("h2", {}, t("admin.links.title")),
-    table([t("admin.links.upper"), t("admin.links.lower"), ""], linksBody), linkForm);
+    table([t("admin.links.upper"), t("admin.links.lower"), t("admin.links.actions")], linksBody, "admin.links.title"),
+    linkForm, linksStatus);
 
-  // The audit log, newest first, a page at a time.
+  // The audit log, newest first, a page at a time: actions in words, people and targets by name.
   const auditBody = h("tbody");
-  const auditUser = h("select", { name: "user_id" });
-  const auditConsult = h("input", { name: "consult_id", maxlength: 64 });
-  const auditFrom = h("input", { name: "from", type: "date" });
-  const auditTo = h("input", { name: "to", type: "date" });
-  const older = h("button", { type: "button", class: "secondary", hidden: true, onclick: run(() => loadAudit(older.dataset.before)) }, t("admin.audit.more"));
+  const auditStatus = statusLine();
+  const auditUser = h("select", { name: "user_id", id: "audit-user" });
+  const auditAction = h("select", { name: "action", id: "audit-action" },
+    h("option", { value: "" }, t("audit.any_action")),
+    AUDIT_ACTIONS.map((a) => h("option", { value: a }, actionName(a))));
+  const auditPatient = h("input", { name: "patient_ref", id: "audit-patient", maxlength: 64, autocomplete: "off" });
+  const auditConsult = h("input", { name: "consult_id", id: "audit-consult", maxlength: 64, autocomplete: "off" });
+  const auditFrom = h("input", { name: "from", id: "audit-from", type: "date" });
+  const auditTo = h("input", { name: "to", id: "audit-to", type: "date" });
+  // Pages by cursor: `pages[i]` is the `before` of page i + 1 (none for the first).
+  let pages = [null];
+  let nextBefore = null;
+  const pageLabel = h("span", { class: "muted", "data-audit-page": "1" });
+  const newer = h("button", { type: "button", class: "secondary", "data-audit": "newer", disabled: true,
+    onclick: run(() => loadAuditPage(pages.length - 2), "", auditStatus) }, t("admin.audit.newer"));
+  const older = h("button", { type: "button", class: "secondary", "data-audit": "older", disabled: true,
+    onclick: run(() => loadAuditPage(pages.length, nextBefore), "", auditStatus) }, t("admin.audit.more"));
   function fillAuditUsers() {
     const chosen = auditUser.value;
     auditUser.replaceChildren(h("option", { value: "" }, t("admin.audit.anyone")),
       ...options(data.users, (u) => u.id, (u) => `${u.name} (${u.username})`, chosen));
   }
   // Dates are days in Vietnam time; "to" includes its whole day.
-  const vietnamDay = (value, plusDays = 0) => new Date(Date.parse(`${value}T00:00:00+07:00`) + plusDays * DAY_MS).toISOString();
-  async function loadAudit(before) {
+  const vietnamDay = (value, plusDays = 0) =>
+    new Date(Date.parse(`${value}T00:00:00+07:00`) + plusDays * DAY_MS).toISOString();
+  // The database may hand back its UTC time without a zone: read it as UTC, show it in Vietnam time.
+  const utc = (iso) => (iso && !/(Z|[+-]\d\d:?\d\d)$/.test(iso) ? `${iso}Z` : iso);
+  function target(e) {
+    const typeKey = `audit.target.${e.target_type}`;
+    const type = t(typeKey) === typeKey ? e.target_type : t(typeKey);
+    const known = e.target_type === "user" ? data.users.find((u) => u.id === e.target_id)?.name
+      : e.target_type === "hospital" ? data.hospitals.find((x) => x.id === e.target_id)?.name : null;
+    const label = e.target_label || known || e.target_id;
+    return [type, label].filter(Boolean).join(": ");
+  }
+  function auditRow(e) {
+    return h("tr", { "data-entry": e.id, "data-action": e.action },
+      h("td", {}, when(utc(e.at))),
+      h("td", { "data-actor": e.actor_id || "" }, e.actor ? e.actor.name : e.actor_id || t("audit.system"),
+        e.actor ? h("span", { class: "audit-who" }, e.actor.username) : null),
+      h("td", {}, h("span", { class: "audit-action" }, actionName(e.action)),
+        h("span", { class: "audit-code" }, e.action)),
+      h("td", { "data-target": e.target_id }, target(e)), h("td", {}, e.address), h("td", {}, e.detail));
+  }
+  function auditQuery() {
     const query = new URLSearchParams({ limit: "50" });
     if (auditUser.value) query.set("user_id", auditUser.value);
+    if (auditAction.value) query.set("action", auditAction.value);
+    if (auditPatient.value.trim()) query.set("patient_ref", auditPatient.value.trim());
     if (auditConsult.value.trim()) query.set("consult_id", auditConsult.value.trim());
     if (auditFrom.value) query.set("from", vietnamDay(auditFrom.value));
     if (auditTo.value) query.set("to", vietnamDay(auditTo.value, 1));
+    return query;
+  }
+  async function loadAuditPage(index, before = pages[index]) {
+    const query = auditQuery();
     if (before) query.set("before", before);
     const page = await api(`/api/admin/audit?${query}`);
-    const rows = page.entries.map((e) => h("tr", { "data-entry": e.id },
-      h("td", {}, when(e.at)), h("td", {}, e.actor ? `${e.actor.name} (${e.actor.username})` : e.actor_id || "—"),
-      h("td", {}, e.action), h("td", {}, `${e.target_type} ${e.target_id}`.trim()), h("td", {}, e.address), h("td", {}, e.detail)));
-    if (before) auditBody.append(...rows);
-    else auditBody.replaceChildren(...(rows.length ? rows : [h("tr", {}, h("td", { colspan: 6 }, t("admin.audit.none")))]));
-    older.hidden = !page.next_before;
-    older.dataset.before = page.next_before || "";
+    pages = [...pages.slice(0, index), before ?? null];
+    nextBefore = page.next_before || null;
+    auditBody.replaceChildren(...(page.entries.length ? page.entries.map(auditRow)
+      : [h("tr", {}, h("td", { colspan: 6 }, t("admin.audit.none")))]));
+    newer.disabled = pages.length < 2;
+    older.disabled = !nextBefore;
+    pageLabel.textContent = t("admin.audit.page", { page: pages.length });
+    pageLabel.dataset.auditPage = String(pages.length);
   }
-  const auditForm = h("form", { class: "row", onsubmit: run(() => loadAudit()) },
-    h("label", {}, t("admin.audit.user"), auditUser), h("label", {}, t("admin.audit.consult"), auditConsult),
-    h("label", {}, t("admin.audit.from"), auditFrom), h("label", {}, t("admin.audit.to"), auditTo),
+  const loadAudit = () => loadAuditPage(0, null);
+  const auditForm = h("form", { class: "audit-filters", onsubmit: run(() => loadAudit(), "", auditStatus) },
+    h("label", { for: "audit-user" }, t("admin.audit.user"), auditUser),
+    h("label", { for: "audit-action" }, t("admin.audit.action"), auditAction),
+    h("label", { for: "audit-patient" }, t("admin.audit.patient_ref"), auditPatient),
+    h("label", { for: "audit-consult" }, t("admin.audit.consult"), auditConsult),
+    h("label", { for: "audit-from" }, t("admin.audit.from"), auditFrom),
+    h("label", { for: "audit-to" }, t("admin.audit.to"), auditTo),
     h("button", { type: "submit" }, t("admin.audit.search")));
-  const auditSection = h("section", { class: "admin-audit" }, h("h2", {}, t("admin.audit.title")), auditForm,
+  const auditSection = h("section", { class: "admin-audit" }, h("h2", {}, t("admin.audit.title")),
+    auditForm, auditStatus,
     table([t("admin.audit.at"), t("admin.audit.actor"), t("admin.audit.action"), t("admin.audit.target"),
-      t("admin.audit.address"), t("admin.audit.detail")], auditBody), older);
+      t("admin.audit.address"), t("admin.audit.detail")], auditBody, "admin.audit.title"),
+    h("div", { class: "audit-pages" }, newer, pageLabel, older));
 
   const refresh = run(async () => {
     data.specialties = (await api("/api/specialties")).specialties;

@@ -5,7 +5,7 @@
 import { io } from "/static/vendor/socket.io.esm.min.js";
 import { Connection } from "/static/protocol.js";
 import { adminHome } from "/static/admin.js";
-import { Board } from "/static/board.js";
+import { Board, ReportView } from "/static/board.js";
 import { RoundsList } from "/static/rounds.js";
 import { language, load, t, when } from "/static/i18n.js";
 import { AppFailure, h } from "/static/ui/dom.js";
@@ -13,7 +13,7 @@ import { loginPage } from "/static/ui/login.js";
 import { Home } from "/static/ui/home.js";
 import { OfferDesk, Ringer } from "/static/ui/offer.js";
 import { History } from "/static/ui/history.js";
-import { RecordPage, importMain } from "/static/ui/record.js";
+import { RecordPage } from "/static/ui/record.js";
 import { ConsultRoom } from "/static/ui/room.js";
 import { RoundRoom } from "/static/ui/roundroom.js";
 import { preJoin } from "/static/ui/stage.js";
@@ -375,28 +375,11 @@ function homeScreen() {
   return { element: notice ? h("div", {}, notice, state.home.element) : state.home.element };
 }
 
-// The monthly report: the server's printable page, its <main> taken into the app.
+// The monthly report: the server's printable page inside the app (the board's view of it).
 function reportScreen(month) {
-  const body = h("div", { class: "report-body" }, h("p", { class: "muted" }, t("record.loading")));
-  const element = h(
-    "section",
-    { class: "report-page" },
-    h(
-      "div",
-      { class: "row no-print" },
-      h("h2", {}, t("report.title", { month })),
-      h("span", { class: "spacer" }),
-      h("button", { type: "button", class: "print", onclick: () => window.print() }, t("record.print")),
-      h("a", { href: "#/", class: "back" }, t("nav.home")),
-    ),
-    body,
-  );
-  api(`/api/stats/report?month=${encodeURIComponent(month)}`, { as: "text" })
-    .then((html) => body.replaceChildren(importMain(html)))
-    .catch((error) =>
-      body.replaceChildren(h("p", { class: "error" }, t(`error.${error.code}`), h("small", {}, ` (${error.message})`))),
-    );
-  return { element };
+  const view = new ReportView(ctx({ token: state.token }), month, { onBack: () => (location.hash = "#/") });
+  view.load();
+  return view;
 }
 
 function render() {

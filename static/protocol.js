@@ -19,8 +19,20 @@ export class ProtocolError extends Error {
   }
 }
 
-// Answers after which a write is kept and sent again; any other error answer is a refusal.
+// Answers after which a write is kept and sent again (`rate_limited` only when it is passing, see
+// retryAfterMs); any other error answer is a refusal.
 export const RETRYABLE = new Set(["timeout", "offline", "unavailable", "rate_limited"]);
+// How long to wait before sending a write again after this error answer; null: it is refused.
+// `rate_limited` is passing when it says when to try again (the event budget: "try again in N s");
+// without that it is a cap the user must act on (too many open requests), and waiting will not
+// help.
+export function retryAfterMs(error, fallbackMs = DEFAULT_DELAYS.retryWriteMs) {
+  if (!RETRYABLE.has(error?.code)) return null;
+  if (error.code !== "rate_limited") return fallbackMs;
+  const seconds = error.retry_after_s ?? Number(/try again in (\d+) s/.exec(error.message || "")?.[1]);
+  return Number.isFinite(seconds) && seconds > 0 ? Math.max(fallbackMs, seconds * 1000) : null;
+}
+
 // Writes whose payload carries the op_id that makes a repeat harmless on the server. Others are
 // still kept in the outbox under an op_id of their own, which is not sent.
 export const WRITES_WITH_OP_ID = new Set(["note:add", "note:amend", "consult:request"]);
@@ -74,7 +86,7 @@ export function emptyState(status = "connecting") {
 export function applyEvent(state, name, payload) {
   switch (name) {
     case "session:state":
-      return stateFromSession(payload, state.status === "connecting" ? "connected" : state.status);
+      return stateFromSession(payload, "connected");
     case "presence:changed":
       return { ...state, presence: payload.presence };
     case "consult:offer": {
@@ -246,7 +258,8 @@ export class Connection {
         this.emit(name, payload);
       });
     }
-    // Every event also as one stream, in the order received (the state tests record it).
+    // Every event also as one stream, in the order received (the state tests record it); it is
+    // told before the event is applied and passed on by name.
     socket.onAny((event, payload) => this.emit("event", { name: event, payload }));
   }
 
@@ -287,7 +300,7 @@ export class Connection {
     const body = { ...payload };
     let opId = body.op_id;
     if (!opId) {
-      opId = globalThis.crypto.randomUUID();
+      opId = newOpId();
       if (WRITES_WITH_OP_ID.has(event)) body.op_id = opId;
     }
     const entry = { op_id: opId, event, payload: body, queued_at: new Date().toISOString(), attempts: 0 };
@@ -351,8 +364,12 @@ export class Connection {
       return true;
     }
     const error = ack?.error || { code: "invalid" };
-    if (RETRYABLE.has(error.code)) {
-      if (this.connected) this.#later(() => this.flush(), this.delays.retryWriteMs);
+    const wait = retryAfterMs(error, this.delays.retryWriteMs);
+    if (wait !== null) {
+      // Kept, with why it is not through yet (the page may say "no answer" or "service down").
+      const kept = this.outbox.get(entry.op_id);
+      if (kept) this.outbox.add({ ...kept, last_error: error.code });
+      if (this.connected) this.#later(() => this.flush(), wait);
       this.emit("outbox", this.outbox.pending());
       return false;
     }
@@ -470,6 +487,18 @@ export class Connection {
     }, ms);
     this.timers.add(timer);
   }
+}
+
+// A new op_id. crypto.randomUUID exists only on secure pages (HTTPS or localhost); a hospital
+// reaching the service over plain HTTP on its own network still gets 122 random bits.
+export function newOpId() {
+  const crypto = globalThis.crypto;
+  if (typeof crypto.randomUUID === "function") return crypto.randomUUID();
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  bytes[6] = (bytes[6] & 0x0f) | 0x40;
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  const hex = [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
 // The user id a token was issued to (its `sub`), read without checking it: only to pick the

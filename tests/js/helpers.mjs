@@ -1,15 +1,21 @@
 // What the protocol layer's tests share: where the real instances are (from the pytest wrapper,
 // tests/system/test_protocol_js.py), Web Storage in Node, and waiting for things to happen.
 import assert from "node:assert/strict";
+import test from "node:test";
 import { io } from "../../static/vendor/socket.io.esm.min.js";
 import { Connection } from "../../static/protocol.js";
 
 export { io };
 
+// A test that waits longer than this fails (and says where), rather than holding up the run.
+export const TEST_TIMEOUT_MS = 20000;
+export const check = (name, fn) => test(name, { timeout: TEST_TIMEOUT_MS }, fn);
+
 export const env = {
   url: need("TELEROUNDS_URL"),
   urlB: process.env.TELEROUNDS_URL_B || process.env.TELEROUNDS_URL,
   control: process.env.TELEROUNDS_CONTROL,
+  password: process.env.TELEROUNDS_PASSWORD,
   tokens: {
     clinician: need("TELEROUNDS_TOKEN_CLINICIAN"),
     specialist: need("TELEROUNDS_TOKEN_SPECIALIST"),
@@ -129,10 +135,15 @@ export function comparable(state) {
 // A raw socket of a user, for what the test does beside the connection under test.
 export async function rawSocket(who, url = env.url) {
   const socket = io(url, { auth: { token: env.tokens[who] }, transports: ["websocket"], forceNew: true });
-  await new Promise((resolve, reject) => {
-    socket.on("session:state", resolve);
-    socket.on("connect_error", reject);
-  });
+  try {
+    await new Promise((resolve, reject) => {
+      socket.on("session:state", resolve);
+      socket.on("connect_error", reject);
+    });
+  } catch (error) {
+    socket.disconnect(); // a refused socket keeps its WebSocket open otherwise
+    throw error;
+  }
   return socket;
 }
 
@@ -141,7 +152,8 @@ export async function notesOf(connection, consultId) {
   const notes = [];
   let cursor = null;
   for (;;) {
-    const ack = await connection.request("note:list", cursor ? { consult_id: consultId, cursor } : { consult_id: consultId });
+    const ask = cursor ? { consult_id: consultId, cursor } : { consult_id: consultId };
+    const ack = await connection.request("note:list", ask);
     notes.push(...ack.notes);
     cursor = ack.next_cursor;
     if (!cursor) return notes;
@@ -173,4 +185,15 @@ export async function instance(action) {
   assert.ok(env.control, "TELEROUNDS_CONTROL is not set");
   const response = await fetch(`${env.control}/${action}`, { method: "POST" });
   assert.equal(response.status, 200, `control ${action}`);
+}
+
+// A sign-in of its own (a token no other test uses), as the login page does.
+export async function signIn(username, url = env.url) {
+  const response = await fetch(`${url}/api/login`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ username, password: env.password }),
+  });
+  assert.equal(response.status, 200, `sign-in of ${username}`);
+  return (await response.json()).token;
 }

@@ -3,10 +3,9 @@
 // accepts, the clinician writes a note, the specialist ends it. After every step, for both of
 // them: (1) their state before the step with the events received applied by `applyEvent`, and
 // (2) the connection's own state, each equal the state from a fresh session:state.
-import test from "node:test";
 import assert from "node:assert/strict";
 import { applyEvent, stateFromSession } from "../../static/protocol.js";
-import { comparable, end, env, freshSession, next, open, settle, sleep } from "./helpers.mjs";
+import { check, comparable, end, env, freshSession, next, open, settle, sleep } from "./helpers.mjs";
 
 // How long a step's events may take to agree with a fresh snapshot.
 const WITHIN_MS = 10000;
@@ -35,7 +34,8 @@ async function verifyStep(screens, action) {
       } catch (error) {
         problems.push(`the connection's state: ${error.message}`);
       }
-      if (problems.length) wrong.push(`${who} (events: ${events.map((e) => e.name).join(", ")}):\n${problems.join("\n")}`);
+      const names = events.map((e) => e.name).join(", ");
+      if (problems.length) wrong.push(`${who} (events: ${names}):\n${problems.join("\n")}`);
     }
     if (!wrong.length) return result;
     if (Date.now() > deadline) assert.fail(wrong.join("\n\n"));
@@ -43,7 +43,7 @@ async function verifyStep(screens, action) {
   }
 }
 
-test("applying a consult's events gives the state of a fresh session:state, on both sides", async () => {
+check("applying a consult's events gives the state of a fresh session:state, on both sides", async () => {
   // The specialist on the second instance: events cross between instances as in production.
   const clinician = await open("clinician", { url: env.url });
   const specialist = await open("specialist", { url: env.urlB });
@@ -89,7 +89,7 @@ test("applying a consult's events gives the state of a fresh session:state, on b
   }
 });
 
-test("a request cancelled while offered closes the offer on both sides", async () => {
+check("a request cancelled while offered closes the offer on both sides", async () => {
   const clinician = await open("clinician", { url: env.url });
   const specialist = await open("specialist", { url: env.urlB });
   const screens = { clinician, specialist };

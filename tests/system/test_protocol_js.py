@@ -24,7 +24,7 @@ from tests.conftest import PASSWORD, Instance, StartInstance, login
 ROOT = Path(__file__).resolve().parents[2]
 JS_TESTS = ROOT / "tests" / "js"
 # Each Node test waits on its own steps; this bounds the whole run.
-RUN_TIMEOUT_S = 240
+RUN_TIMEOUT_S = 300
 
 
 def node() -> str:
@@ -63,7 +63,7 @@ async def control(start_instance: StartInstance, first: Instance) -> tuple[web.A
     return runner, f"http://127.0.0.1:{control_port}"
 
 
-async def test_the_protocol_layer_in_node(start_instance: StartInstance) -> None:
+async def test_the_protocol_layer_in_node(start_instance: StartInstance, tmp_path: Path) -> None:
     executable = node()
     first, second = await start_instance(), await start_instance()
     runner, control_url = await control(start_instance, first)
@@ -76,27 +76,34 @@ async def test_the_protocol_layer_in_node(start_instance: StartInstance) -> None
         "TELEROUNDS_TOKEN_CLINICIAN": await login(first.url, "bavi.clinician"),
         "TELEROUNDS_TOKEN_SPECIALIST": await login(first.url, "xanhpon.surgeon"),
     }
+    # Into a file, not a pipe: what the tests printed is kept if they have to be stopped.
+    log = tmp_path / "node-tests.txt"
     try:
-        process = await asyncio.create_subprocess_exec(
-            executable,
-            "--experimental-websocket",
-            "--no-warnings",
-            "--test",
-            "--test-concurrency=1",
-            *sorted(str(p) for p in JS_TESTS.glob("*.test.mjs")),
-            cwd=ROOT,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        try:
-            output, _ = await asyncio.wait_for(process.communicate(), RUN_TIMEOUT_S)
-        except TimeoutError:
-            process.kill()
-            output, _ = await process.communicate()
-            raise AssertionError("the Node tests did not finish in time:\n" + output.decode(errors="replace"))
+        with log.open("wb") as out:
+            process = await asyncio.create_subprocess_exec(
+                executable,
+                "--experimental-websocket",
+                "--no-warnings",
+                "--test",
+                # One file at a time: they share the demo users (and the specialist's presence).
+                "--test-concurrency=1",
+                # A failed test may leave a socket open; the run still ends.
+                "--test-force-exit",
+                *sorted(str(p) for p in JS_TESTS.glob("*.test.mjs")),
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+            try:
+                await asyncio.wait_for(process.wait(), RUN_TIMEOUT_S)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+                output = log.read_text(errors="replace")
+                raise AssertionError("the Node tests did not finish in time:\n" + output) from None
     finally:
         await runner.cleanup()
-    text = output.decode(errors="replace")
+    text = log.read_text(errors="replace")
     print(text)
     assert process.returncode == 0, "the protocol layer's Node tests failed:\n" + text

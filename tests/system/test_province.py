@@ -327,7 +327,7 @@ async def test_each_departments_statistics_count_its_province_only(instance: Ins
         assert {g["key"] for g in figures["groups"]} == pairs[supervisor]
         status, body = await get(instance, token, "/api/stats?group_by=pair", accept="text/csv")
         assert status == 200
-        rows = list(csv.reader(io.StringIO(body.decode().removeprefix("\ufeff"))))
+        rows = list(csv.reader(io.StringIO(body.decode().removeprefix("\ufeff")), delimiter=";"))  # Vietnamese Excel's
         assert {r[0] for r in rows[1:-1]} == pairs[supervisor] and rows[-1][2] == "2"
         status, body = await get(instance, token, "/api/stats/report")
         assert status == 200

@@ -15,8 +15,7 @@ import aiohttp
 from playwright.async_api import Browser, Page
 
 from tests.conftest import Client, Instance, add_user, login
-from tests.system.test_browser import browser as browser  # the fixture, shared
-from tests.system.test_browser import signed_in
+from tests.system.browsing import signed_in
 
 # Each calls `alert` or the page's `__xss` hook if it ever runs.
 PAYLOADS = [

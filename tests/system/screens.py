@@ -1,0 +1,175 @@
+"""Every screen of the browser app and how a user reaches it, for the checks that walk them all
+(tests/system/test_browser_a11y.py: accessibility, language, overflow, and the screenshots).
+
+A screen is added by writing how to reach it (an async function from the two instances to the
+pages showing it) and appending it to SCREENS. The selectors of today's pages are kept together in
+UI, so a screen that is redrawn needs its selectors changed here only."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from playwright.async_api import Browser, Page
+
+from server.records import migrate
+from server.records.models import Database
+from server.runtime import demo
+from server.runtime.settings import normalize_database_url
+from tests.conftest import PASSWORD, Instance
+from tests.system.browsing import TIMEOUT_MS, signed_in, video_plays
+
+# The controls the walk uses, one place for all of them.
+UI = {
+    "language": "#language",  # the language toggle, on every screen, the login included
+    "login_form": "input[name=username]",
+    "clinician_home": "main section h2",
+    "specialist_home": "select[name=presence]",
+    "board": '[data-empty="sessions"]',
+    "board_charts": ".board-charts [data-chart]",
+    "admin": 'tr[data-hospital="bavi-dgh"]',
+    "request_ref": "input[name=ref]",
+    "request_summary": "textarea[name=summary]",
+    "request_submit": "form button[type=submit]",
+    "request_sent": ".card [data-status]",
+    "offer_accept": ".card.offer button.accept",
+    "consult_join": ".card button.join",
+    "consult_room": ".room .tile",
+    "round_join": '.card.round[data-round="{round}"] button.join-round',
+    "round_room": '.round-room[data-round="{round}"] .round-patient',
+}
+
+VIEWPORTS = {
+    "desktop": {"width": 1280, "height": 800},
+    "tablet": {"width": 800, "height": 1280},  # a 10-inch tablet upright
+    "phone": {"width": 390, "height": 844},
+}
+NARROWEST = {"width": 360, "height": 740}  # no sideways scrolling down to this width
+
+
+@dataclass
+class World:
+    """What a screen is reached with: Chromium and two instances on one Redis and one database."""
+
+    browser: Browser
+    a: Instance  # where the clinician at Ba Vì signs in
+    b: Instance  # where the specialist at Xanh Pôn, the supervisor and the admin sign in
+
+
+# The pages showing a screen, each named for whose view it is; the first is the one photographed.
+Views = list[tuple[str, Page]]
+
+
+@dataclass(frozen=True)
+class Screen:
+    name: str
+    reach: Callable[[World], Awaitable[Views]]
+
+
+async def login_page(world: World) -> Views:
+    context = await world.browser.new_context()
+    page = await context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.errors = errors  # type: ignore[attr-defined]  # as signed_in's pages have them
+    await page.goto(world.a.url)
+    await page.wait_for_selector(UI["login_form"])
+    return [("visitor", page)]
+
+
+def home(username: str, instance: Callable[[World], Instance], ready: str) -> Callable[[World], Awaitable[Views]]:
+    async def reach(world: World) -> Views:
+        page = await signed_in(world.browser, instance(world), username)
+        await page.wait_for_selector(UI[ready])
+        return [(username, page)]
+
+    return reach
+
+
+async def supervisor_board(world: World) -> Views:
+    page = await signed_in(world.browser, world.b, "soyte.supervisor")
+    await page.wait_for_selector(UI["board"])
+    await page.wait_for_selector(UI["board_charts"])  # the demo history's figures
+    return [("soyte.supervisor", page)]
+
+
+async def consult_room(world: World) -> Views:
+    """A clinician at Ba Vì and a specialist at Xanh Pôn in a call, on two instances."""
+    clinician = await signed_in(world.browser, world.a, "bavi.clinician")
+    specialist = await signed_in(world.browser, world.b, "xanhpon.surgeon")
+    await clinician.fill(UI["request_ref"], "BV-2026-117")
+    await clinician.fill(UI["request_summary"], "Nam 45 tuổi, đau bụng hố chậu phải")
+    await clinician.click(UI["request_submit"])
+    await clinician.wait_for_selector(UI["request_sent"])
+    await specialist.click(UI["offer_accept"])
+    await clinician.click(UI["consult_join"])
+    await video_plays([clinician, specialist])
+    return [("bavi.clinician", clinician), ("xanhpon.surgeon", specialist)]
+
+
+async def round_room(world: World) -> Views:
+    """Today's ward round at Ba Vì, led by a specialist at Xanh Pôn, both on its call."""
+    from tests.system.test_rounds import new_round
+
+    rid = (await new_round(world.a))["id"]
+    clinician = await signed_in(world.browser, world.a, "bavi.clinician")
+    lead = await signed_in(world.browser, world.b, "xanhpon.icu")
+    for page in (clinician, lead):
+        await page.click(UI["round_join"].format(round=rid))
+        await page.wait_for_selector(UI["round_room"].format(round=rid))
+    await video_plays([clinician, lead])
+    return [("xanhpon.icu", lead), ("bavi.clinician", clinician)]
+
+
+SCREENS = [
+    Screen("login", login_page),
+    Screen("clinician-home", home("bavi.clinician", lambda w: w.a, "clinician_home")),
+    Screen("specialist-home", home("xanhpon.surgeon", lambda w: w.b, "specialist_home")),
+    Screen("supervisor-board", supervisor_board),
+    Screen("admin", home("admin", lambda w: w.b, "admin")),
+    Screen("consult-room", consult_room),
+    Screen("round-room", round_room),
+]
+
+
+async def switch_language(page: Page, language: str) -> None:
+    """Switch as a user does, with the toggle, and wait for the page to have redrawn."""
+    if await page.evaluate("() => document.documentElement.lang") == language:
+        return
+    await page.click(UI["language"])
+    await page.wait_for_function(f"() => document.documentElement.lang === {language!r}")
+    await page.wait_for_load_state("networkidle")
+    await settle(page)
+
+
+async def resize(page: Page, size: dict[str, int]) -> None:
+    await page.set_viewport_size({"width": size["width"], "height": size["height"]})
+    await settle(page)
+
+
+async def settle(page: Page) -> None:
+    """Two animation frames: styles and layout of the last change applied."""
+    await page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+
+
+def demo_history_database(path: Path) -> str:
+    """A migrated SQLite database with the demo data and the demo history (about three months of
+    ended consults, server/runtime/demo.py), so the board's charts and the reports have figures."""
+
+    async def build() -> None:
+        db = Database(normalize_database_url(f"sqlite:///{path}"))
+        await migrate.upgrade(db)
+        await demo.seed(db, PASSWORD, history=True)
+        await db.close()
+
+    asyncio.run(build())
+    return str(path)
+
+
+def copy_database(template: str, target: Path) -> str:
+    shutil.copy(template, target)
+    return normalize_database_url(f"sqlite:///{target}")

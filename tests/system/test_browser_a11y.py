@@ -1,0 +1,96 @@
+"""Every screen of the browser app (tests/system/screens.py), in Vietnamese and in English, on a
+desktop (1280×800), a 10-inch tablet (800×1280) and a phone (390×844): axe-core finds no WCAG 2.1
+AA violation, nothing Vietnamese is left after switching to English, and nothing is wider than a
+360 px screen. Also the pictures of every screen at the three sizes (`make screenshots`)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, Page
+
+from tests.conftest import StartInstance
+from tests.system.accessibility import axe_violations, format_violations, horizontal_overflow, untranslated
+from tests.system.browsing import ROOT, SCREENSHOTS
+from tests.system.screens import (
+    NARROWEST,
+    SCREENS,
+    VIEWPORTS,
+    Screen,
+    World,
+    copy_database,
+    demo_history_database,
+    resize,
+    switch_language,
+)
+
+# Each screen's findings as JSON too, for handing to whoever redraws that screen.
+FINDINGS = ROOT / "var" / "test-output" / "accessibility"
+
+
+@pytest.fixture(scope="session")
+def history_template(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return demo_history_database(tmp_path_factory.mktemp("history") / "template.db")
+
+
+@pytest.fixture
+async def world(start_instance: StartInstance, browser: Browser, history_template: str, tmp_path: Path) -> World:
+    database = copy_database(history_template, tmp_path / "history.db")
+    return World(browser, await start_instance(database=database), await start_instance(database=database))
+
+
+async def check(page: Page, language: str) -> dict[str, list[str]]:
+    """Every finding on one view in one language: axe at each size, leftover Vietnamese, overflow."""
+    found: dict[str, list[str]] = {}
+    await switch_language(page, language)
+    if language == "en":
+        found["untranslated"] = await untranslated(page)
+    for viewport, size in VIEWPORTS.items():
+        await resize(page, size)
+        violations = await axe_violations(page)
+        found[f"axe {viewport}"] = format_violations(violations).splitlines()
+    await resize(page, NARROWEST)
+    found[f"overflow at {NARROWEST['width']} px"] = await horizontal_overflow(page)
+    return {what: lines for what, lines in found.items() if lines}
+
+
+@pytest.mark.parametrize("screen", SCREENS, ids=[s.name for s in SCREENS])
+async def test_every_screen_is_accessible_translated_and_fits_a_phone(world: World, screen: Screen) -> None:
+    views = await screen.reach(world)
+    findings: dict[str, dict[str, list[str]]] = {}
+    for who, page in views:
+        for language in ("vi", "en"):
+            found = await check(page, language)
+            if found:
+                findings[f"{screen.name} as {who}, {language}"] = found
+        await switch_language(page, "vi")
+    os.makedirs(FINDINGS, exist_ok=True)
+    (FINDINGS / f"{screen.name}.json").write_text(json.dumps(findings, ensure_ascii=False, indent=1))
+    report = "\n".join(
+        f"{view}\n"
+        + "\n".join(f"  {what}:\n" + "\n".join(f"    {line}" for line in lines) for what, lines in found.items())
+        for view, found in findings.items()
+    )
+    if findings:  # the whole list, readable, rather than a diff of dictionaries
+        pytest.fail(f"{screen.name}: what is to be fixed\n{report}", pytrace=False)
+    for _, page in views:
+        assert page.errors == [], page.errors  # type: ignore[attr-defined]
+
+
+async def test_screenshots_of_every_screen(world: World) -> None:
+    """Each screen at each size, in Vietnamese, from the demo history: into SCREENSHOTS_DIR (`make
+    screenshots` sets docs/screenshots) as <viewport>/<screen>.png, else with the test output."""
+    for screen in SCREENS:
+        views = await screen.reach(world)
+        _, page = views[0]
+        for viewport, size in VIEWPORTS.items():
+            await resize(page, size)
+            os.makedirs(SCREENSHOTS / viewport, exist_ok=True)
+            path = SCREENSHOTS / viewport / f"{screen.name}.png"
+            await page.screenshot(path=str(path), full_page=True)
+            assert path.stat().st_size > 0
+        for _, shown in views:
+            await shown.context.close()
