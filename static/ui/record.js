@@ -235,6 +235,7 @@ export class RecordPage {
           {
             type: "button",
             class: "secondary view-file",
+            "aria-label": `${t("record.view")}: ${f.filename}`,
             onclick: async () => {
               slot.replaceChildren();
               try {
@@ -268,6 +269,7 @@ export class RecordPage {
       {
         type: "button",
         class: "secondary download-file",
+        "aria-label": `${t("record.download")}: ${f.filename}`,
         onclick: async () => {
           slot.replaceChildren();
           try {
