@@ -96,8 +96,8 @@ def test_the_rule_catches_what_it_forbids(tmp_path: Path) -> None:
 
 
 def test_every_name_keys_builds_starts_with_a_known_prefix() -> None:
-    """So that the rule above knows every prefix `keys.py` uses (`in-consult` is the one key
-    without one: it is caught whole)."""
+    """So that the rule above knows every prefix `keys.py` uses (`in-consult` and `in-round` are
+    the keys without one: they are caught whole)."""
     built = [
         keys.user_room("u1"),
         keys.user_room(keys.round_audience("s1")),
@@ -127,7 +127,7 @@ def test_every_name_keys_builds_starts_with_a_known_prefix() -> None:
         keys.precall_lease("u1"),
         keys.round_starting("r1", "2026-12-08"),
         keys.round_patient_op("s1", "p1"),
-        *(FIXED - {keys.IN_CONSULT, keys.ROUND_AUDIENCE}),
+        *(FIXED - {keys.IN_CONSULT, keys.IN_ROUND, keys.ROUND_AUDIENCE}),
     ]
     assert [name for name in built if not name.startswith(PREFIXES)] == []
 
@@ -147,6 +147,7 @@ def test_the_names_are_spelled_as_running_instances_expect() -> None:
     assert keys.board_room("province:hanoi") == "monitor:province:hanoi"
     assert keys.OFFERS_DUE == "offers:due"
     assert keys.IN_CONSULT == "in-consult"
+    assert keys.IN_ROUND == "in-round"
     assert keys.queue("surgery") == "queue:surgery"
     assert keys.named_queue("u2") == "queue:named:u2"
     assert keys.offer_slot("u2") == "offer:slot:u2"
