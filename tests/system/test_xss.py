@@ -108,7 +108,9 @@ async def test_no_payload_runs_on_any_screen(
 
     # Accepted and joined on both sides; notes of payloads arrive in both rooms.
     await specialist.click(".card.offer button.accept")  # the specialist goes into the room
+    await specialist.click("button.prejoin-join")  # through the pre-join screen
     await clinician_page.click(".card button.join")
+    await clinician_page.click("button.prejoin-join")
     for n, text in enumerate(PAYLOADS):
         note = {"consult_id": consult["id"], "op_id": f"x{n}", "section": "plan", "text": text}
         await call(clinician, "note:add", note)
