@@ -90,6 +90,11 @@ async def note_line(client: Client, consult_id: str) -> list[dict[str, Any]]:
             return found
 
 
+# The screens watched in the running test: closed after it (tests/actions/conftest.py), so the
+# instances stop at once instead of waiting out their shutdown timeout for open sockets.
+WATCHING: list[Screen] = []
+
+
 async def watch(instance: Instance, username: str, namespace: str = "/", notes_of: Iterable[str] = ()) -> Screen:
     """A screen of `username` on `instance`: a socket of its own that only listens."""
     token = await login(instance.url, username)
@@ -97,7 +102,9 @@ async def watch(instance: Instance, username: str, namespace: str = "/", notes_o
     await socket.connect(instance.url, token, namespace)
     await socket.next("monitor:snapshot" if namespace == "/monitor" else "session:state")
     name = username if namespace == "/" else f"{username} board"
-    return Screen(name, instance, token, namespace, socket, list(notes_of))
+    screen = Screen(name, instance, token, namespace, socket, list(notes_of))
+    WATCHING.append(screen)
+    return screen
 
 
 def normal(state: State) -> Any:
