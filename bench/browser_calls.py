@@ -8,8 +8,11 @@ python -m bench.browser_calls --no-write    print only
 (also `make bench BENCH_ARGS=--browser-calls`)
 
 For each call:
-- accept → video: from the specialist's click on Accept to a remote video playing on both pages
-  (the clinician clicks Join as soon as it shows, as the tests do);
+- accept → video: from the specialist's click on Accept in the offer dialog (the moment the click
+  reaches the page) to a remote video playing on both pages. It includes both pre-join screens
+  (the specialist's opens on Accept, the clinician's from Join on the request's card): each opens
+  the camera and microphone (getUserMedia) before its Join may be clicked, and is clicked as soon
+  as it may, as the tests do;
 - network back → video: the clinician's instance is stopped (SIGTERM) for DOWN_S seconds, which
   drops the clinician's connection as a lost network does, and started again on the same address;
   from the moment it answers /readyz again to a remote video playing on both pages over a new
@@ -215,8 +218,11 @@ def section(result: dict[str, Any], command: str, load: str) -> str:
         f"Machine: {report.machine()} · {chromium_version()} (headless, fake camera and microphone)\n\n"
         "Two telerounds instances on one Redis, a clinician at Ba Vì signed in on one and a specialist at "
         "Xanh Pôn on the other, each in their own Chromium page, over loopback (bench/browser_calls.py). "
-        "**Accept → video**: from the specialist's click on Accept to a remote video playing on both pages "
-        "(the clinician clicks Join as soon as it shows). **Network back → video**: the clinician's instance "
+        "**Accept → video**: from the specialist's click on Accept in the offer dialog (timed when the click "
+        "reaches the page) to a remote video playing on both pages. It includes both pre-join screens: each "
+        "opens the camera and microphone before its Join may be clicked (the clinician first clicks Join on the "
+        "request's card), and each Join is clicked as soon as it may. **Network back → video**: "
+        "the clinician's instance "
         f"is stopped for {DOWN_S:g} s (their connection drops, as with a lost network) and started again on "
         "its address; from its first answer to `/readyz` to a remote video playing on both pages over a new "
         "connection, the page's reconnect back-off included. Printed, not asserted.\n\n"
