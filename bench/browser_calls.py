@@ -8,8 +8,11 @@ python -m bench.browser_calls --no-write    print only
 (also `make bench BENCH_ARGS=--browser-calls`)
 
 For each call:
-- accept → video: from the specialist's click on Accept to a remote video playing on both pages
-  (the clinician clicks Join as soon as it shows, as the tests do);
+- accept → video: from the specialist's click on Accept in the offer dialog (the moment the click
+  reaches the page) to a remote video playing on both pages. It includes both pre-join screens
+  (the specialist's opens on Accept, the clinician's from Join on the request's card): each opens
+  the camera and microphone (getUserMedia) before its Join may be clicked, and is clicked as soon
+  as it may, as the tests do;
 - network back → video: the clinician's instance is stopped (SIGTERM) for DOWN_S seconds, which
   drops the clinician's connection as a lost network does, and started again on the same address;
   from the moment it answers /readyz again to a remote video playing on both pages over a new
@@ -57,10 +60,12 @@ UI = {
     "request_ref": "input[name=ref]",
     "request_submit": "form button[type=submit]",
     "request_sent": ".card [data-status]",
-    "offer_accept": ".card.offer button.accept",
+    "offer_accept": "dialog.offer-dialog[open] button.accept",  # the offer dialog, over any screen
     "consult_join": ".card button.join",
+    "prejoin_join": "button.prejoin-join",  # enabled once the camera and microphone are open
     "remote_tiles": '.tile:not([data-peer="self"])',
     "tile_video": "video",
+    "end_open": "button.end-consult",  # the specialist's End opens a dialog that confirms
     "outcome": "select[name=outcome]",
     "end_consult": "form:has(select[name=outcome]) button[type=submit]",
     "clinician_home": "input[name=ref]",
@@ -73,6 +78,11 @@ TIMEOUT_MS = 30_000
 # A remote tile (one not marked as from before the drop) whose video has frames: the time it was seen.
 PLAYING = f"""() => [...document.querySelectorAll('{UI["remote_tiles"]}:not([data-old]) {UI["tile_video"]}')]
     .some(v => v.videoWidth > 0 && v.readyState >= 2) && Date.now()"""
+# The moment the click on Accept reaches the page (Date.now(), kept in the page). Taken there, not
+# before Playwright's click: Playwright first waits for the button to stand still, and the offer
+# card knocks (shakes) for its first 2.4 s, which a person's click does not wait for.
+WATCH_ACCEPT = f"""() => {{ window.acceptClickedAt = null; document.addEventListener('click', e => {{
+    if (e.target.closest('{UI["offer_accept"]}')) window.acceptClickedAt ??= Date.now(); }}, true); }}"""
 MARK_OLD = f"""() => document.querySelectorAll('{UI["remote_tiles"]}').forEach(t => t.dataset.old = '1')"""
 
 CHROMIUM_ARGS = [  # as the browser tests run it (tests/system/browsing.py)
@@ -119,15 +129,25 @@ async def both_playing_after(clinician: Page, specialist: Page, since_ms: float)
     return max(seen) - since_ms
 
 
+async def join_from_card(clinician: Page) -> None:
+    await clinician.click(UI["consult_join"])
+    await clinician.click(UI["prejoin_join"])
+
+
 async def one_call(cluster: Cluster, clinician: Page, specialist: Page, n: int) -> tuple[float, float]:
     await clinician.fill(UI["request_ref"], f"BENCH-{n:03d}")
     await clinician.click(UI["request_submit"])
     await clinician.wait_for_selector(UI["request_sent"])
     accept = await specialist.wait_for_selector(UI["offer_accept"])
     assert accept is not None
-    clicked = time.time() * 1000
+    await specialist.evaluate(WATCH_ACCEPT)
     await accept.click()
-    await clinician.click(UI["consult_join"])
+    clicked = float(await specialist.evaluate("() => window.acceptClickedAt"))
+    # Both go through the pre-join screen (their devices opened there), and Join as soon as it may.
+    await asyncio.gather(
+        specialist.click(UI["prejoin_join"]),
+        join_from_card(clinician),
+    )
     connect_ms = await both_playing_after(clinician, specialist, clicked)
 
     for page in (clinician, specialist):
@@ -138,6 +158,7 @@ async def one_call(cluster: Cluster, clinician: Page, specialist: Page, n: int) 
     back = time.time() * 1000
     recover_ms = await both_playing_after(clinician, specialist, back)
 
+    await specialist.click(UI["end_open"])
     await specialist.select_option(UI["outcome"], "treated_locally")
     await specialist.click(UI["end_consult"])
     await specialist.wait_for_selector(UI["specialist_home"])
@@ -197,8 +218,11 @@ def section(result: dict[str, Any], command: str, load: str) -> str:
         f"Machine: {report.machine()} · {chromium_version()} (headless, fake camera and microphone)\n\n"
         "Two telerounds instances on one Redis, a clinician at Ba Vì signed in on one and a specialist at "
         "Xanh Pôn on the other, each in their own Chromium page, over loopback (bench/browser_calls.py). "
-        "**Accept → video**: from the specialist's click on Accept to a remote video playing on both pages "
-        "(the clinician clicks Join as soon as it shows). **Network back → video**: the clinician's instance "
+        "**Accept → video**: from the specialist's click on Accept in the offer dialog (timed when the click "
+        "reaches the page) to a remote video playing on both pages. It includes both pre-join screens: each "
+        "opens the camera and microphone before its Join may be clicked (the clinician first clicks Join on the "
+        "request's card), and each Join is clicked as soon as it may. **Network back → video**: "
+        "the clinician's instance "
         f"is stopped for {DOWN_S:g} s (their connection drops, as with a lost network) and started again on "
         "its address; from its first answer to `/readyz` to a remote video playing on both pages over a new "
         "connection, the page's reconnect back-off included. Printed, not asserted.\n\n"

@@ -54,6 +54,7 @@ class ConsultDecline(Payload):
 
 class ConsultEnd(Payload):
     consult_id: Id
+    op_id: OpId | None = None
     outcome: Literal["treated_locally", "transfer", "follow_up", "onsite_support"]
     summary: Annotated[str, StringConstraints(max_length=20000)] | None = None
 
@@ -107,10 +108,12 @@ async def consult_end(caller: Caller, payload: ConsultEnd) -> dict[str, Any]:
     services, account = caller.services, caller.account
     found = await consults.get(services.db, payload.consult_id)
     if found is not None and found.round_session_id is not None:
-        ended = await rounds.decide(services, account, found, payload.outcome, payload.summary)
+        ended = await rounds.decide(services, account, found, payload.outcome, payload.summary, payload.op_id)
     else:
         async with outbox.sending(services) as events:
-            ended = await dispatch.end(services, events, account, payload.consult_id, payload.outcome, payload.summary)
+            ended = await dispatch.end(
+                services, events, account, payload.consult_id, payload.outcome, payload.summary, payload.op_id
+            )
     return {"consult": await dispatch.describe(services, ended)}
 
 

@@ -19,6 +19,8 @@ import { RoundRoom } from "/static/ui/roundroom.js";
 import { preJoin } from "/static/ui/stage.js";
 
 const TOKEN_KEY = "telerounds.token";
+// The consult whose room this tab is in: after a reload the clinician lands back in it.
+const ROOM_KEY = "telerounds.room";
 const app = document.getElementById("app");
 const banner = document.getElementById("banner");
 const announcer = document.getElementById("announcer");
@@ -238,8 +240,22 @@ async function onState(session) {
     state.home = null;
   }
   drawHeader();
+  if (first && !state.room && rejoin(session)) return;
   if (!state.room) render();
   else state.home?.drawCards();
+}
+
+// The page was reloaded (or reopened in this tab) during a consult: back to its room (through
+// the pre-join screen, whose Join lets the call's sound play) while the consult is still active.
+function rejoin(session) {
+  const id = sessionStorage.getItem(ROOM_KEY);
+  const consult = id ? session.consults?.get?.(id) : null;
+  if (consult?.status !== "active") {
+    sessionStorage.removeItem(ROOM_KEY);
+    return false;
+  }
+  openConsult(consult);
+  return true;
 }
 
 // A consult of ours ended: say so, by whom and with what outcome, with its record a click away.
@@ -288,6 +304,7 @@ async function openRoom(Kind, subject) {
   if (state.room) return;
   const room = new Kind(ctx({ onClose: (why) => roomClosed(room, why || {}), show }), subject);
   state.room = room;
+  if (Kind === ConsultRoom) sessionStorage.setItem(ROOM_KEY, subject.id);
   state.screen?.close?.();
   state.screen = null;
   try {
@@ -303,6 +320,7 @@ async function openRoom(Kind, subject) {
 function roomClosed(room, { reason, consult, message }) {
   if (state.room !== room) return;
   state.room = null;
+  sessionStorage.removeItem(ROOM_KEY);
   if (reason === "ended" && consult) state.ended = consult;
   else if (reason === "replaced" && message) say(message);
   else if (reason === "full") say(message ? { text: message, error: true } : { key: "room.full", error: true });
@@ -431,6 +449,7 @@ function signOut(notice = null) {
     fetch("/api/logout", { method: "POST", headers: { Authorization: `Bearer ${token}` } }).catch(() => {});
   state.token = null;
   sessionStorage.removeItem(TOKEN_KEY);
+  sessionStorage.removeItem(ROOM_KEY);
   state.room?.close();
   state.room = null;
   state.connection?.close();

@@ -428,12 +428,18 @@ async def cancel(services: Services, out: list[Event], account: Account, consult
 
 
 async def end(
-    services: Services, out: list[Event], account: Account, consult_id: str, outcome: str, summary: str | None
+    services: Services,
+    out: list[Event],
+    account: Account,
+    consult_id: str,
+    outcome: str,
+    summary: str | None,
+    op_id: str | None = None,
 ) -> Consult:
     consult = await _get(services, consult_id)
     if account.id not in (consult.specialist_id, consult.requester_id):
         raise AppError("forbidden", "only the specialist or the clinician who asked can end this consult")
-    return await close(services, out, account.id, consult, outcome, summary, release_specialist=True)
+    return await close(services, out, account.id, consult, outcome, summary, release_specialist=True, op_id=op_id)
 
 
 async def record_outcome(
@@ -444,10 +450,13 @@ async def record_outcome(
     summary: str | None,
     *,
     release_specialist: bool,
+    op_id: str | None = None,
 ) -> Consult:
     """`close`, its events sent now: for `actions/rounds`, which sends its own events still."""
     async with outbox.sending(services) as out:
-        return await close(services, out, actor_id, consult, outcome, summary, release_specialist=release_specialist)
+        return await close(
+            services, out, actor_id, consult, outcome, summary, release_specialist=release_specialist, op_id=op_id
+        )
 
 
 async def close(
@@ -459,22 +468,25 @@ async def close(
     summary: str | None,
     *,
     release_specialist: bool,
+    op_id: str | None = None,
 ) -> Consult:
     """End an active consult with its outcome; the caller has checked that `actor_id` may.
 
     `release_specialist`: the specialist is free again and offered what waits. Not so for a
     round patient's decision: the lead stays in the round's call, with the next patient.
+    `op_id`: kept with the ending (as a note or a request keeps its own), so that the same op
+    again, after a lost answer, gets the same answer and changes nothing.
     """
     consult_id = consult.id
     if consult.status == "ended":
-        return consult
+        return await ended_already(services, consult, op_id)
     target = lifecycle.check_transition("end", consult.status)
     ended = await consults.transition(
         services.db,
         consult,
         "ended",
         actor_id,
-        {"outcome": outcome},
+        {"outcome": outcome} | ({"op_id": op_id} if op_id is not None else {}),
         status=target,
         ended_at=utcnow(),
         outcome=outcome,
@@ -484,7 +496,7 @@ async def close(
     if ended is None:
         latest = await _get(services, consult_id)
         if latest.status == "ended":
-            return latest
+            return await ended_already(services, latest, op_id)
         raise AppError("conflict", "the consult changed meanwhile; try again")
     specialist_id = consult.specialist_id if release_specialist else None
     if specialist_id:
@@ -501,6 +513,15 @@ async def close(
     if specialist_id:
         await offer_waiting(services, out, specialist_id)
     return ended
+
+
+async def ended_already(services: Services, consult: Consult, op_id: str | None) -> Consult:
+    """The answer to ending a consult that has ended. Without an `op_id`, the consult as it is (an
+    end is harmless to repeat). With one: the same answer when this op ended it (its first
+    answer was lost); else `conflict`, since this op's outcome was not recorded: another was."""
+    if op_id is None or await consults.ending_op(services.db, consult.id) == op_id:
+        return consult
+    raise AppError("conflict", f"the consult was ended already, with the outcome {consult.outcome}")
 
 
 async def entered_round(services: Services, out: list[Event], specialist_id: str, round_id: str) -> None:

@@ -66,7 +66,12 @@ async def build(db: Database, consult: Consult) -> dict[str, Any]:
         "hospital": hospital_ref(hospital.id, hospital.name, hospital.level) if hospital else None,
         "participants": participants,
         "timeline": [
-            {"at": iso(e.at), "kind": e.kind, "actor": who.get(e.actor_id) if e.actor_id else None, "detail": e.detail}
+            {
+                "at": iso(e.at),
+                "kind": e.kind,
+                "actor": who.get(e.actor_id) if e.actor_id else None,
+                "detail": _shown(e.detail),
+            }
             for e in events
         ],
         "notes": [
@@ -287,3 +292,9 @@ def _replaced_annotation(old: dict[str, Any]) -> dict[str, Any]:
     else:
         annotation["authorString"] = "unknown"
     return annotation
+
+
+def _shown(detail: dict[str, Any]) -> dict[str, Any]:
+    """An event's detail as the record shows it: without the `op_id` a write was kept under,
+    which only says which of a device's sends it was."""
+    return {k: v for k, v in detail.items() if k != "op_id"}

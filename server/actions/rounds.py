@@ -358,7 +358,9 @@ async def focus(db: Database, account: Account, round_id: str, patient_id: str) 
     await records.set_focus(db, current.id, patient_id)
 
 
-async def decide(services: Services, account: Account, consult: Consult, outcome: str, summary: str | None) -> Consult:
+async def decide(
+    services: Services, account: Account, consult: Consult, outcome: str, summary: str | None, op_id: str | None = None
+) -> Consult:
     """A round patient's decision (`consult:end` on their consult): by the lead or an invited
     specialist, who stays in the round's call for the next patient."""
     held = await records.session_of(services.db, consult.round_session_id)
@@ -366,7 +368,9 @@ async def decide(services: Services, account: Account, consult: Consult, outcome
         raise AppError("not_found", "no such round session")
     if not policy.may_lead(await records.get(services.db, held.round_id), account):
         raise AppError("forbidden", "a round patient's decision is made by the lead or an invited specialist")
-    return await dispatch.record_outcome(services, account.id, consult, outcome, summary, release_specialist=False)
+    return await dispatch.record_outcome(
+        services, account.id, consult, outcome, summary, release_specialist=False, op_id=op_id
+    )
 
 
 async def _close_undecided(services: Services, consult: Consult, actor_id: str | None, reason: str) -> None:

@@ -35,4 +35,7 @@ class AppError(Exception):
         return HTTP_STATUS[self.code]
 
     def as_ack(self) -> dict[str, Any]:
-        return {"ok": False, "error": {"code": self.code, "message": self.message}}
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.retry_after_s is not None:  # a client waits that long rather than parsing the message
+            error["retry_after_s"] = self.retry_after_s
+        return {"ok": False, "error": error}

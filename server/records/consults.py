@@ -94,6 +94,20 @@ async def _by_op(session: AsyncSession, requester_id: str, op_id: str) -> Consul
     return result.first()
 
 
+async def ending_op(db: Database, consult_id: str) -> str | None:
+    """The `op_id` of the `consult:end` that ended the consult, kept in its `ended` event; None
+    when it ended without one (or has not ended)."""
+    async with db.session() as session:
+        detail = await session.scalar(
+            select(ConsultEvent.detail)
+            .where(ConsultEvent.consult_id == consult_id, ConsultEvent.kind == "ended")
+            .order_by(ConsultEvent.id)
+            .limit(1)
+        )
+    found = detail.get("op_id") if isinstance(detail, dict) else None
+    return str(found) if found is not None else None
+
+
 async def get(db: Database, consult_id: str) -> Consult | None:
     async with db.session() as session:
         return await session.get(Consult, consult_id)

@@ -69,6 +69,31 @@ check("a note written offline is kept with its op_id, resent after reconnecting,
   });
 });
 
+check("an end whose answer was lost is sent again with its op_id and gets the same answer", async () => {
+  await inConsult("END", async ({ clinician, specialist, consult }) => {
+    clinician.close();
+    const ending = clinician.write("consult:end", { consult_id: consult.id, outcome: "transfer", summary: "Chuyển" });
+    const [entry] = clinician.outbox.forConsult(consult.id);
+    assert.equal(entry.payload.op_id, entry.op_id, "the end carries its op_id");
+    // The end reached the server, but its answer was lost with the network.
+    const socket = await rawSocket("clinician");
+    const first = await socket.emitWithAck("consult:end", entry.payload);
+    socket.disconnect();
+    assert.equal(first.ok, true);
+    assert.equal(first.consult.status, "ended");
+
+    clinician.connect();
+    const ack = await ending;
+    assert.deepEqual(ack.consult, first.consult, "the resend is answered as the first was, not refused");
+    assert.equal(clinician.outbox.pending().length, 0);
+    // The specialist's own end now, another op: the outcome chosen stands and theirs is refused.
+    await assert.rejects(
+      specialist.write("consult:end", { consult_id: consult.id, outcome: "treated_locally" }),
+      (error) => error instanceof ProtocolError && error.code === "conflict",
+    );
+  });
+});
+
 check("a write whose answer does not come in time stays in the outbox and is sent again", async () => {
   await inConsult("TIMEOUT", async ({ clinician, specialist, consult }) => {
     // No real network answers in a millisecond: the first try times out, after the server

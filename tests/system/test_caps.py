@@ -74,6 +74,7 @@ async def test_a_clinician_has_at_most_three_waiting_requests_across_instances(t
     assert len(made) == 3 and len(refused) == 3, acks
     for error in refused:
         assert error["code"] == "rate_limited" and "at most 3" in error["message"], error
+        assert "retry_after_s" not in error  # a cap: no wait frees it, the clinician must act
     # A repeated request (the same op_id, after a lost ack) is answered with what it made.
     first = next(p for p, ack in zip(payloads, acks, strict=True) if ack["ok"])
     again = await on_b.call("consult:request", first)

@@ -6,6 +6,7 @@ import asyncio
 import itertools
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from server.records import consults
@@ -75,6 +76,37 @@ async def test_the_same_op_twice_makes_one_consult(two_instances, clients) -> No
     again_elsewhere = await (await clients(b, "bavi.clinician")).call("consult:request", payload)
     assert first["ok"] and again_elsewhere["ok"]
     assert first["consult"]["id"] == again_elsewhere["consult"]["id"]
+
+
+async def test_a_resent_end_gets_the_same_answer_and_ends_nothing_twice(two_instances, clients) -> None:
+    """A clinician at Ba Vì ends a consult; the answer is lost, so the browser sends the same op
+    again, on the other instance: the same `{ok, consult}`, one ending, nothing told twice."""
+    a, b = two_instances
+    clinician = await clients(a, "bavi.clinician")
+    surgeon = await clients(b, "xanhpon.surgeon")
+    await surgeon.next("session:state")
+    consult = await ask(clinician)
+    await surgeon.next("consult:offer")
+    assert (await surgeon.call("consult:accept", {"consult_id": consult["id"]}))["ok"]
+    end = {"consult_id": consult["id"], "op_id": "end-op-1", "outcome": "transfer", "summary": "Chuyển tuyến"}
+
+    first = await clinician.call("consult:end", end)
+    assert first["ok"] is True and first["consult"]["status"] == "ended", first
+    await until(surgeon, "consult:updated", status_is("ended"))
+    again = await (await clients(b, "bavi.clinician")).call("consult:end", end)
+    assert again == first
+    # The specialist's own end, a different op, finds the outcome chosen already: refused, not
+    # answered as if its outcome had been recorded.
+    other = {"consult_id": consult["id"], "op_id": "end-op-2", "outcome": "treated_locally"}
+    refused = await surgeon.call("consult:end", other)
+    assert refused["error"]["code"] == "conflict" and "transfer" in refused["error"]["message"], refused
+    kinds = [kind for kind, _ in await timeline_of(a, consult["id"])]
+    assert kinds.count("ended") == 1
+    with pytest.raises(TimeoutError):  # the repeat told nobody anything
+        await until(surgeon, "consult:updated", lambda p: True, within=0.5)
+    # Without an op_id an end stays harmless to repeat, answered with the consult as it is.
+    plain = await surgeon.call("consult:end", {"consult_id": consult["id"], "outcome": "treated_locally"})
+    assert plain["ok"] is True and plain["consult"]["outcome"] == "transfer"
 
 
 async def test_emergency_accepted_at_once_on_two_instances_has_one_winner(two_instances, clients, database_url) -> None:

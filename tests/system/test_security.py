@@ -193,6 +193,7 @@ async def test_a_flooding_clinician_is_rate_limited_on_every_instance_and_nobody
     assert [ack["ok"] for ack in acks] == [True] * 5 + [False] * 3
     assert acks[-1]["error"]["code"] == "rate_limited"
     assert "try again in 1 s" in acks[-1]["error"]["message"]
+    assert acks[-1]["error"]["retry_after_s"] == 1  # a number the client waits, no message to parse
     # The bucket is the user's, in Redis: their other device on the other instance is limited too.
     assert (await second_device.call("presence:set", {"status": "away"}))["error"]["code"] == "rate_limited"
     # Another user is not affected.
