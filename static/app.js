@@ -8,7 +8,7 @@ import { adminHome } from "/static/admin.js";
 import { Board, ReportView } from "/static/board.js";
 import { RoundsList } from "/static/rounds.js";
 import { language, load, t, when } from "/static/i18n.js";
-import { AppFailure, h } from "/static/ui/dom.js";
+import { AppFailure, h, retranslate } from "/static/ui/dom.js";
 import { loginPage } from "/static/ui/login.js";
 import { Home } from "/static/ui/home.js";
 import { OfferDesk, Ringer } from "/static/ui/offer.js";
@@ -363,7 +363,7 @@ function homeScreen() {
   }
   if (role === "admin") {
     if (!state.admin || state.admin.language !== language)
-      state.admin = { language, element: adminHome({ h, t, api, when }) };
+      state.admin = { language, element: adminHome({ h, t, api, when, specialtyName }) };
     return { element: h("div", {}, state.admin.element, roundsSection()) };
   }
   if (!state.home || state.home.language !== language) {
@@ -457,11 +457,17 @@ function signOut(notice = null) {
 document.getElementById("language").addEventListener("click", async () => {
   await load(language === "vi" ? "en" : "vi");
   document.title = t("app.document_title");
+  // What was read out is said; left in the live region it would be the old language's words.
+  announcer.textContent = "";
   drawBanner();
   state.desk?.redraw();
   if (!state.user) showLogin();
   else if (!state.room) render();
-  else state.room.retranslate?.();
+  else {
+    // A call (or its pre-join screen) is not redrawn, which would drop its videos: its texts are.
+    retranslate(app);
+    state.room.retranslate?.();
+  }
 });
 document.getElementById("logout").addEventListener("click", () => signOut());
 document.getElementById("menu-button").addEventListener("click", (e) => {

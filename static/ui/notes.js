@@ -2,6 +2,8 @@
 // a form to add one; amending inline, by the author only. Writes go through the connection's
 // outbox, so a note written while the network is down is shown "not sent yet" and sent later.
 
+import { tx } from "/static/ui/dom.js";
+
 export const SECTIONS = ["history", "examination", "investigations", "assessment", "plan", "discussion"];
 const RETRIED = new Set(["timeout", "offline", "unavailable", "rate_limited"]); // the outbox sends these again
 
@@ -14,14 +16,14 @@ export class Notes {
     this.notes = new Map(); // note id -> note, every version
     this.lastSeq = 0;
     this.editing = null; // the note id being amended
-    const { h, t } = ctx;
+    const { h } = ctx;
     this.list = h("div", { class: "notes", "aria-live": "polite" });
     this.section = h(
       "select",
-      { name: `${prefix}section`, "aria-label": t("notes.section") },
-      SECTIONS.map((s) => h("option", { value: s }, t(`section.${s}`))),
+      { name: `${prefix}section`, "aria-label": tx("notes.section") },
+      SECTIONS.map((s) => h("option", { value: s }, tx(`section.${s}`))),
     );
-    this.text = h("textarea", { name: `${prefix}note`, rows: 3, maxlength: 20000, "aria-label": t("notes.text") });
+    this.text = h("textarea", { name: `${prefix}note`, rows: 3, maxlength: 20000, "aria-label": tx("notes.text") });
     this.error = h("p", { class: "error notes-error", role: "alert" });
     this.form = h(
       "form",
@@ -32,9 +34,9 @@ export class Notes {
           this.submit();
         },
       },
-      h("label", {}, t("notes.section"), this.section),
-      h("label", {}, t("notes.text"), this.text),
-      h("button", { type: "submit" }, t("notes.add")),
+      h("label", {}, tx("notes.section"), this.section),
+      h("label", {}, tx("notes.text"), this.text),
+      h("button", { type: "submit" }, tx("notes.add")),
     );
     this.element = h("div", { class: "notes-part" }, this.list, this.form, this.error);
     this.onNote = ({ consult_id, note }) => consult_id === this.consultId && this.add(note);

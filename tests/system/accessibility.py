@@ -97,7 +97,10 @@ _DESCRIBE = """const where = el => el.tagName.toLowerCase() + (el.id ? '#' + el.
 
 # Everything written on the screen or read out by a screen reader: text nodes of visible elements,
 # the choices of visible lists, and the placeholder, aria-label, title, alt and value (of buttons)
-# attributes. The signed-in user's own name (#who) is data, not a string of the app.
+# attributes. The signed-in user's own name (#who) is data, not a string of the app; so is what the app
+# marks translate="no" (HTML's own "not to be translated": a person's or a hospital's name in a table
+# cell), which it does only on elements holding nothing but such names. The demo admin is called
+# "Quản trị hệ thống", the same words as the admin page's title, and is the same person in English.
 _PIECES = (
     "() => {"
     + _DESCRIBE
@@ -105,7 +108,7 @@ _PIECES = (
     const visible = el => el.getClientRects().length > 0 && getComputedStyle(el).visibility !== 'hidden';
     const out = [];
     for (const el of document.querySelectorAll('body *')) {
-        if (el.closest('#who, script, style') || !visible(el)) continue;
+        if (el.closest('#who, [translate=no], script, style') || !visible(el)) continue;
         for (const n of el.childNodes)
             if (n.nodeType === 3 && n.textContent.trim()) out.push([n.textContent.trim(), where(el)]);
         for (const a of ['placeholder', 'aria-label', 'title', 'alt']) {

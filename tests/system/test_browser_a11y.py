@@ -39,7 +39,11 @@ def history_template(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture
 async def world(start_instance: StartInstance, browser: Browser, history_template: str, tmp_path: Path) -> World:
     database = copy_database(history_template, tmp_path / "history.db")
-    return World(browser, await start_instance(database=database), await start_instance(database=database))
+    # An offer stays open while its dialog is checked (a routine one lapses after 30 s by default).
+    slow = {"OFFER_TIMEOUT_ROUTINE_S": "600"}
+    return World(
+        browser, await start_instance(database=database, **slow), await start_instance(database=database, **slow)
+    )
 
 
 async def check(page: Page, language: str) -> dict[str, list[str]]:
