@@ -101,14 +101,20 @@ _DESCRIBE = """const where = el => el.tagName.toLowerCase() + (el.id ? '#' + el.
 # marks translate="no" (HTML's own "not to be translated": a person's or a hospital's name in a table
 # cell), which it does only on elements holding nothing but such names. The demo admin is called
 # "Quản trị hệ thống", the same words as the admin page's title, and is the same person in English.
+# Nor is a document the page declares to be in another language (an element with its own `lang`, as
+# WCAG 3.1.2 "language of parts" asks): the minutes and the monthly report are Vietnamese documents
+# by design (server/actions/printable.py), shown as such inside the English app, their words read by
+# a screen reader in a Vietnamese voice. The app's own words around them are checked as any.
 _PIECES = (
     "() => {"
     + _DESCRIBE
     + """
     const visible = el => el.getClientRects().length > 0 && getComputedStyle(el).visibility !== 'hidden';
     const out = [];
+    const page = document.documentElement.lang;
+    const otherLanguage = el => { const part = el.closest('[lang]'); return part && part.lang !== page; };
     for (const el of document.querySelectorAll('body *')) {
-        if (el.closest('#who, [translate=no], script, style') || !visible(el)) continue;
+        if (el.closest('#who, [translate=no], script, style') || otherLanguage(el) || !visible(el)) continue;
         for (const n of el.childNodes)
             if (n.nodeType === 3 && n.textContent.trim()) out.push([n.textContent.trim(), where(el)]);
         for (const a of ['placeholder', 'aria-label', 'title', 'alt']) {

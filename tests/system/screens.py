@@ -36,6 +36,7 @@ UI = {
     "request_summary": "textarea[name=summary]",
     "request_submit": "form button[type=submit]",
     "request_sent": ".card [data-status]",
+    "request_cancel": ".card button.cancel",
     "offer_dialog": "dialog.offer-dialog[open] .card.offer",
     "offer_accept": ".card.offer button.accept",
     "consult_join": ".card button.join",
@@ -70,10 +71,23 @@ class World:
 Views = list[tuple[str, Page]]
 
 
+# How a user changes the language of one of a screen's pages: (the screen's pages, that page, language).
+Switch = Callable[[Views, Page, str], Awaitable[None]]
+
+
 @dataclass(frozen=True)
 class Screen:
     name: str
     reach: Callable[[World], Awaitable[Views]]
+    # Where the toggle is out of reach on the screen itself (a modal dialog makes the page under it
+    # inert): how the user gets the screen in the other language. None: the toggle (switch_language).
+    switch: Switch | None = None
+
+    async def language(self, views: Views, page: Page, language: str) -> None:
+        if self.switch is None:
+            await switch_language(page, language)
+        else:
+            await self.switch(views, page, language)
 
 
 async def login_page(world: World) -> Views:
@@ -108,12 +122,31 @@ async def offered(world: World) -> tuple[Page, Page]:
     """A clinician at Ba Vì has asked for a surgeon; the offer is open on the specialist's screen."""
     clinician = await signed_in(world.browser, world.a, "bavi.clinician")
     specialist = await signed_in(world.browser, world.b, "xanhpon.surgeon")
+    await request(clinician, specialist)
+    return clinician, specialist
+
+
+async def request(clinician: Page, specialist: Page) -> None:
     await clinician.fill(UI["request_ref"], "BV-2026-117")
     await clinician.fill(UI["request_summary"], "Nam 45 tuổi, đau bụng hố chậu phải")
     await clinician.click(UI["request_submit"])
     await clinician.wait_for_selector(UI["request_sent"])
     await specialist.wait_for_selector(UI["offer_dialog"])
-    return clinician, specialist
+
+
+async def offer_in(views: Views, page: Page, language: str) -> None:
+    """The offer dialog is modal: the toggle under it is inert while it is open (an offer lasts
+    seconds; it is answered, not read in another language). So the clinician withdraws the request,
+    the specialist switches language, and the clinician asks again: a new offer, in that language."""
+    pages = dict(views)
+    clinician, specialist = pages["bavi.clinician"], pages["xanhpon.surgeon"]
+    if page is not specialist or await page.evaluate("() => document.documentElement.lang") == language:
+        await switch_language(page, language)
+        return
+    await clinician.click(UI["request_cancel"])
+    await specialist.wait_for_selector(UI["offer_dialog"], state="detached")
+    await switch_language(specialist, language)
+    await request(clinician, specialist)
 
 
 async def offer_dialog(world: World) -> Views:
@@ -191,7 +224,7 @@ SCREENS = [
     Screen("supervisor-board", supervisor_board),
     Screen("report", report),
     Screen("admin", home("admin", lambda w: w.b, "admin")),
-    Screen("offer-dialog", offer_dialog),
+    Screen("offer-dialog", offer_dialog, offer_in),
     Screen("pre-join", prejoin_screen),
     Screen("consult-room", consult_room),
     Screen("round-room", round_room),

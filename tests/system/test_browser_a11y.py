@@ -20,11 +20,11 @@ from tests.system.screens import (
     SCREENS,
     VIEWPORTS,
     Screen,
+    Views,
     World,
     copy_database,
     demo_history_database,
     resize,
-    switch_language,
 )
 
 # Each screen's findings as JSON too, for handing to whoever redraws that screen.
@@ -46,10 +46,10 @@ async def world(start_instance: StartInstance, browser: Browser, history_templat
     )
 
 
-async def check(page: Page, language: str) -> dict[str, list[str]]:
+async def check(screen: Screen, views: Views, page: Page, language: str) -> dict[str, list[str]]:
     """Every finding on one view in one language: axe at each size, leftover Vietnamese, overflow."""
     found: dict[str, list[str]] = {}
-    await switch_language(page, language)
+    await screen.language(views, page, language)
     if language == "en":
         found["untranslated"] = await untranslated(page)
     for viewport, size in VIEWPORTS.items():
@@ -67,10 +67,10 @@ async def test_every_screen_is_accessible_translated_and_fits_a_phone(world: Wor
     findings: dict[str, dict[str, list[str]]] = {}
     for who, page in views:
         for language in ("vi", "en"):
-            found = await check(page, language)
+            found = await check(screen, views, page, language)
             if found:
                 findings[f"{screen.name} as {who}, {language}"] = found
-        await switch_language(page, "vi")
+        await screen.language(views, page, "vi")
     os.makedirs(FINDINGS, exist_ok=True)
     (FINDINGS / f"{screen.name}.json").write_text(json.dumps(findings, ensure_ascii=False, indent=1))
     report = "\n".join(
