@@ -177,3 +177,26 @@ async def horizontal_overflow(page: Page) -> list[str]:
             }"""
         )
     )
+
+
+async def controls_out_of_view(page: Page) -> list[str]:
+    """On a call (a page with the call bar), each of its controls that is not wholly on screen with
+    the page scrolled to the top: on a phone they are reached without scrolling."""
+    return list(
+        await page.evaluate(
+            "() => {"
+            + _DESCRIBE
+            + """
+                window.scrollTo(0, 0);
+                const out = [];
+                for (const el of document.querySelectorAll('.call-bar button')) {
+                    if (!el.getClientRects().length) continue;
+                    const r = el.getBoundingClientRect();
+                    if (r.top < 0 || r.left < 0 || r.bottom > innerHeight + 1 || r.right > innerWidth + 1)
+                        out.push(`${where(el)} at ${Math.round(r.left)},${Math.round(r.top)}`
+                            + ` in a ${innerWidth}×${innerHeight} viewport`);
+                }
+                return out;
+            }"""
+        )
+    )

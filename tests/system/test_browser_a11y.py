@@ -1,7 +1,8 @@
 """Every screen of the browser app (tests/system/screens.py), in Vietnamese and in English, on a
 desktop (1280×800), a 10-inch tablet (800×1280) and a phone (390×844): axe-core finds no WCAG 2.1
-AA violation, nothing Vietnamese is left after switching to English, and nothing is wider than a
-360 px screen. Also the pictures of every screen at the three sizes (`make screenshots`)."""
+AA violation, nothing Vietnamese is left after switching to English, nothing is wider than a
+360 px screen, and on a phone a call's controls are on screen without scrolling. Also the pictures
+of every screen at the three sizes (`make screenshots`)."""
 
 from __future__ import annotations
 
@@ -13,17 +14,25 @@ import pytest
 from playwright.async_api import Browser, Page
 
 from tests.conftest import StartInstance
-from tests.system.accessibility import axe_violations, format_violations, horizontal_overflow, untranslated
-from tests.system.browsing import ROOT, SCREENSHOTS
+from tests.system.accessibility import (
+    axe_violations,
+    controls_out_of_view,
+    format_violations,
+    horizontal_overflow,
+    untranslated,
+)
+from tests.system.browsing import ROOT, SCREENSHOTS, signed_in, video_plays
 from tests.system.screens import (
     NARROWEST,
     SCREENS,
+    UI,
     VIEWPORTS,
     Screen,
     Views,
     World,
     copy_database,
     demo_history_database,
+    request,
     resize,
 )
 
@@ -56,6 +65,8 @@ async def check(screen: Screen, views: Views, page: Page, language: str) -> dict
         await resize(page, size)
         violations = await axe_violations(page)
         found[f"axe {viewport}"] = format_violations(violations).splitlines()
+        if viewport == "phone":
+            found["call controls below the fold on a phone"] = await controls_out_of_view(page)
     await resize(page, NARROWEST)
     found[f"overflow at {NARROWEST['width']} px"] = await horizontal_overflow(page)
     return {what: lines for what, lines in found.items() if lines}
@@ -98,3 +109,36 @@ async def test_screenshots_of_every_screen(world: World) -> None:
             assert path.stat().st_size > 0
         for _, shown in views:
             await shown.context.close()
+
+
+# Every text the page's one live region (#announcer) is given, kept as it is read out.
+HEARD = """() => {
+    window.heard = [];
+    new MutationObserver(() => {
+        const text = document.getElementById('announcer').textContent.trim();
+        if (text) window.heard.push(text);
+    }).observe(document.getElementById('announcer'), { childList: true, characterData: true, subtree: true });
+}"""
+
+
+async def test_call_events_are_announced(world: World) -> None:
+    """A screen reader hears the offer, and in the call who joins and who leaves (the stage speaks
+    through the shell's one aria-live region)."""
+    clinician = await signed_in(world.browser, world.a, "bavi.clinician")
+    specialist = await signed_in(world.browser, world.b, "xanhpon.surgeon")
+    await specialist.evaluate(HEARD)
+    await request(clinician, specialist)
+    await specialist.wait_for_function("() => window.heard.some(t => t.includes('BV-2026-117'))")
+    await specialist.click(UI["offer_accept"])
+    await specialist.click(UI["prejoin_join"])
+    await clinician.click(UI["consult_join"])
+    await clinician.click(UI["prejoin_join"])
+    await video_plays([clinician, specialist])
+    await specialist.wait_for_function("() => window.heard.some(t => t.endsWith('đã vào cuộc gọi'))")
+    await clinician.click(".call-bar .control-leave")
+    await specialist.wait_for_function("() => window.heard.some(t => t.endsWith('đã rời cuộc gọi'))")
+    heard = await specialist.evaluate("() => window.heard")
+    assert any(text.startswith("BS.") and text.endswith("đã vào cuộc gọi") for text in heard), heard
+    for page in (clinician, specialist):
+        assert page.errors == [], page.errors  # type: ignore[attr-defined]
+        await page.context.close()
