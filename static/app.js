@@ -402,18 +402,22 @@ function render() {
 
 // The tab's title flashes when a request is accepted, until the tab is looked at.
 let flashing = null;
+let flashWords = () => "";
+// `text`: the words, or a function giving them in the language of the moment.
 function flashTitle(text) {
-  const plain = t("app.document_title");
+  const plain = () => t("app.document_title");
+  const words = () => (typeof text === "function" ? text() : text);
+  flashWords = words;
   clearInterval(flashing);
   let on = false;
   const stop = () => {
     clearInterval(flashing);
     flashing = null;
-    document.title = plain;
+    document.title = plain();
   };
   flashing = setInterval(() => {
     on = !on;
-    document.title = on ? `● ${text}` : plain;
+    document.title = on ? `● ${words()}` : plain();
   }, 1000);
   setTimeout(stop, 20000);
   document.addEventListener(
@@ -456,7 +460,9 @@ function signOut(notice = null) {
 
 document.getElementById("language").addEventListener("click", async () => {
   await load(language === "vi" ? "en" : "vi");
-  document.title = t("app.document_title");
+  // A flashing title keeps flashing, in the new language.
+  document.title =
+    flashing && document.title.startsWith("● ") ? `● ${flashWords()}` : t("app.document_title");
   // What was read out is said; left in the live region it would be the old language's words.
   announcer.textContent = "";
   drawBanner();
