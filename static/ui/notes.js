@@ -170,21 +170,26 @@ export class Notes {
         ),
       );
     });
-    const waiting = this.pending().map((x) => {
-      const p = x.payload || {};
-      const original = p.note_id ? this.notes.get(p.note_id) : null;
-      return h(
-        "div",
-        { class: "note pending", "data-section": p.section || original?.section || "", "data-op": x.op_id },
-        h("strong", {}, t(`section.${p.section || original?.section || "discussion"}`)),
-        h("div", { class: "note-text" }, p.text || ""),
-        h(
-          "small",
-          { class: "pending-label" },
-          x.event === "note:amend" ? t("notes.pending_amend") : t("notes.pending"),
-        ),
-      );
-    });
+    // The server tells everyone of an amendment, its author too, and that may come before the
+    // author's own ack: the new version is then shown once, not also as "not sent yet".
+    const arrived = (p) => all.some((n) => n.amends === p.note_id && n.text === p.text && n.author?.id === user.id);
+    const waiting = this.pending()
+      .filter((x) => !(x.event === "note:amend" && arrived(x.payload || {})))
+      .map((x) => {
+        const p = x.payload || {};
+        const original = p.note_id ? this.notes.get(p.note_id) : null;
+        return h(
+          "div",
+          { class: "note pending", "data-section": p.section || original?.section || "", "data-op": x.op_id },
+          h("strong", {}, t(`section.${p.section || original?.section || "discussion"}`)),
+          h("div", { class: "note-text" }, p.text || ""),
+          h(
+            "small",
+            { class: "pending-label" },
+            x.event === "note:amend" ? t("notes.pending_amend") : t("notes.pending"),
+          ),
+        );
+      });
     this.list.replaceChildren(...items, ...waiting);
     if (!items.length && !waiting.length) this.list.append(h("p", { class: "muted" }, t("notes.none")));
   }
