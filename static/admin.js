@@ -16,7 +16,7 @@ export const AUDIT_ACTIONS = [
 ];
 
 // `h`, `t`, `api`, `when` as defined in app.js. Returns the admin's home screen.
-export function adminHome({ h, t, api, when }) {
+export function adminHome({ h, t, api, when, specialtyName: named = null }) {
   const data = { hospitals: [], users: [], specialties: [] };
   // What a form says (done, or the server's error) stays next to that form, not at the top of the page.
   const statusLine = () => h("p", { class: "admin-form-status muted", role: "status", "aria-live": "polite" });
@@ -51,7 +51,8 @@ export function adminHome({ h, t, api, when }) {
     h("thead", {}, h("tr", {}, heads.map((x) => h("th", { scope: "col" }, x)))), body));
   const options = (items, value, label, selected) => items.map((item) =>
     h("option", { value: value(item), selected: value(item) === selected }, label(item)));
-  const specialtyName = (code) => data.specialties.find((s) => s.code === code)?.name || code;
+  // In the page's language (the shell's `specialty.<code>`); the server's own list names them in Vietnamese.
+  const specialtyName = (code) => named?.(code) || data.specialties.find((s) => s.code === code)?.name || code;
   const hospitalOptions = (select) => {
     const chosen = select.value;
     select.replaceChildren(...options(data.hospitals, (x) => x.id,
@@ -89,8 +90,8 @@ export function adminHome({ h, t, api, when }) {
         await loadUsers();
       }, "", rowStatus) }, t("admin.users.activate"));
     return h("tr", { "data-user": u.id, class: u.active ? null : "inactive" },
-      h("td", {}, u.username), h("td", {}, u.name), h("td", {}, t(`admin.role.${u.role}`)),
-      h("td", {}, u.hospital.name),
+      h("td", {}, u.username), h("td", { translate: "no" }, u.name), h("td", {}, t(`admin.role.${u.role}`)),
+      h("td", { translate: "no" }, u.hospital.name),
       h("td", {}, u.specialties.map(specialtyName).join(", ")),
       h("td", {}, t(u.active ? "admin.users.active" : "admin.users.inactive")),
       h("td", {}, toggle, reset, rowStatus));
@@ -259,7 +260,9 @@ export function adminHome({ h, t, api, when }) {
   function auditRow(e) {
     return h("tr", { "data-entry": e.id, "data-action": e.action },
       h("td", {}, when(utc(e.at))),
-      h("td", { "data-actor": e.actor_id || "" }, e.actor ? e.actor.name : e.actor_id || t("audit.system"),
+      // A person's name is data (translate="no"); "the system" is the app's word.
+      h("td", { "data-actor": e.actor_id || "", translate: e.actor ? "no" : false },
+        e.actor ? e.actor.name : e.actor_id || t("audit.system"),
         e.actor ? h("span", { class: "audit-who" }, e.actor.username) : null),
       h("td", {}, h("span", { class: "audit-action" }, actionName(e.action)),
         h("span", { class: "audit-code" }, e.action)),
@@ -306,7 +309,8 @@ export function adminHome({ h, t, api, when }) {
   const refresh = run(async () => {
     data.specialties = (await api("/api/specialties")).specialties;
     newSpecialties.replaceChildren(h("legend", {}, t("admin.users.specialties")), ...data.specialties.map((s) =>
-      h("label", { class: "check" }, h("input", { type: "checkbox", name: "specialties", value: s.code }), s.name)));
+      h("label", { class: "check" }, h("input", { type: "checkbox", name: "specialties", value: s.code }),
+        specialtyName(s.code))));
     await loadHospitals();
     await Promise.all([loadUsers(), loadLinks()]);
     await loadAudit();

@@ -8,7 +8,7 @@ import { adminHome } from "/static/admin.js";
 import { Board, ReportView } from "/static/board.js";
 import { RoundsList } from "/static/rounds.js";
 import { language, load, t, when } from "/static/i18n.js";
-import { AppFailure, h } from "/static/ui/dom.js";
+import { AppFailure, h, retranslate } from "/static/ui/dom.js";
 import { loginPage } from "/static/ui/login.js";
 import { Home } from "/static/ui/home.js";
 import { OfferDesk, Ringer } from "/static/ui/offer.js";
@@ -381,7 +381,7 @@ function homeScreen() {
   }
   if (role === "admin") {
     if (!state.admin || state.admin.language !== language)
-      state.admin = { language, element: adminHome({ h, t, api, when }) };
+      state.admin = { language, element: adminHome({ h, t, api, when, specialtyName }) };
     return { element: h("div", {}, state.admin.element, roundsSection()) };
   }
   if (!state.home || state.home.language !== language) {
@@ -420,18 +420,22 @@ function render() {
 
 // The tab's title flashes when a request is accepted, until the tab is looked at.
 let flashing = null;
+let flashWords = () => "";
+// `text`: the words, or a function giving them in the language of the moment.
 function flashTitle(text) {
-  const plain = t("app.document_title");
+  const plain = () => t("app.document_title");
+  const words = () => (typeof text === "function" ? text() : text);
+  flashWords = words;
   clearInterval(flashing);
   let on = false;
   const stop = () => {
     clearInterval(flashing);
     flashing = null;
-    document.title = plain;
+    document.title = plain();
   };
   flashing = setInterval(() => {
     on = !on;
-    document.title = on ? `● ${text}` : plain;
+    document.title = on ? `● ${words()}` : plain();
   }, 1000);
   setTimeout(stop, 20000);
   document.addEventListener(
@@ -475,12 +479,20 @@ function signOut(notice = null) {
 
 document.getElementById("language").addEventListener("click", async () => {
   await load(language === "vi" ? "en" : "vi");
-  document.title = t("app.document_title");
+  // A flashing title keeps flashing, in the new language.
+  document.title =
+    flashing && document.title.startsWith("● ") ? `● ${flashWords()}` : t("app.document_title");
+  // What was read out is said; left in the live region it would be the old language's words.
+  announcer.textContent = "";
   drawBanner();
   state.desk?.redraw();
   if (!state.user) showLogin();
   else if (!state.room) render();
-  else state.room.retranslate?.();
+  else {
+    // A call (or its pre-join screen) is not redrawn, which would drop its videos: its texts are.
+    retranslate(app);
+    state.room.retranslate?.();
+  }
 });
 document.getElementById("logout").addEventListener("click", () => signOut());
 document.getElementById("menu-button").addEventListener("click", (e) => {

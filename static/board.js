@@ -326,6 +326,8 @@ export async function importPage(api, path, doc = document) {
   }
   const article = doc.createElement("article");
   article.className = "report-body";
+  // The report is a Vietnamese document whatever the page's language: said so (WCAG language of parts).
+  article.lang = parsed.documentElement.lang || "vi";
   for (const child of [...source.childNodes]) article.append(doc.importNode(child, true));
   return article;
 }

@@ -2,6 +2,8 @@
 // it, when, and its size. Images open in a viewer inside the page and PDFs download, so the call
 // is never left for a `blob:` tab. Uploading clears the file field.
 
+import { tx } from "/static/ui/dom.js";
+
 const ACCEPT = "image/jpeg,image/png,application/pdf";
 
 export class Attachments {
@@ -11,22 +13,22 @@ export class Attachments {
     this.consultId = consultId;
     this.names = names;
     this.files = new Map();
-    const { h, t } = ctx;
+    const { h } = ctx;
     this.list = h("ul", { class: "files" });
-    this.input = h("input", { type: "file", name: `${prefix}file`, accept: ACCEPT, "aria-label": t("files.choose") });
+    this.input = h("input", { type: "file", name: `${prefix}file`, accept: ACCEPT, "aria-label": tx("files.choose") });
     this.error = h("p", { class: "error files-error", role: "alert" });
     this.upload = h(
       "button",
       { type: "button", class: "secondary upload", onclick: () => this.send() },
-      t("files.upload"),
+      tx("files.upload"),
     );
     this.form = h(
       "div",
       { class: "row files-form" },
-      h("label", { class: "file-label" }, t("files.choose"), this.input),
+      h("label", { class: "file-label" }, tx("files.choose"), this.input),
       this.upload,
     );
-    this.viewer = h("dialog", { class: "viewer", "aria-label": t("files.viewer") });
+    this.viewer = h("dialog", { class: "viewer", "aria-label": tx("files.viewer") });
     this.element = h("div", { class: "files-part" }, this.list, this.form, this.error, this.viewer);
     this.onAttachment = ({ consult_id, attachment }) => consult_id === this.consultId && this.add(attachment);
     ctx.connection.on("attachment", this.onAttachment);

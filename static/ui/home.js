@@ -15,7 +15,7 @@ export function elapsed(since, now = Date.now()) {
 }
 
 // `ctx`: { h, t, when, api, connection, user, say, announce, specialtyName, specialties,
-//          openRoom(consult), rounds (the RoundsList element or null), onFlash(text) }.
+//          openRoom(consult), rounds (the RoundsList element or null), onFlash(text or () => text) }.
 export class Home {
   constructor(ctx) {
     this.ctx = ctx;
@@ -45,12 +45,10 @@ export class Home {
     const before = this.statuses.get(consult.id);
     this.statuses.set(consult.id, consult.status);
     if (consult.status === "active" && before && before !== "active" && consult.requester?.id === this.ctx.user.id) {
-      const text = this.ctx.t("mine.accepted", {
-        name: consult.specialist?.name || "",
-        ref: consult.patient?.ref || "",
-      });
-      this.ctx.announce(text);
-      this.ctx.onFlash?.(text);
+      const values = { name: consult.specialist?.name || "", ref: consult.patient?.ref || "" };
+      this.ctx.announce(this.ctx.t("mine.accepted", values));
+      // The title flashes for a while: in the page's language of the moment, toggled meanwhile too.
+      this.ctx.onFlash?.(() => this.ctx.t("mine.accepted", values));
     }
     this.drawCards();
   }

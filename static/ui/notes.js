@@ -2,6 +2,8 @@
 // a form to add one; amending inline, by the author only. Writes go through the connection's
 // outbox, so a note written while the network is down is shown "not sent yet" and sent later.
 
+import { tx } from "/static/ui/dom.js";
+
 export const SECTIONS = ["history", "examination", "investigations", "assessment", "plan", "discussion"];
 const RETRIED = new Set(["timeout", "offline", "unavailable", "rate_limited"]); // the outbox sends these again
 
@@ -14,14 +16,14 @@ export class Notes {
     this.notes = new Map(); // note id -> note, every version
     this.lastSeq = 0;
     this.editing = null; // the note id being amended
-    const { h, t } = ctx;
+    const { h } = ctx;
     this.list = h("div", { class: "notes", "aria-live": "polite" });
     this.section = h(
       "select",
-      { name: `${prefix}section`, "aria-label": t("notes.section") },
-      SECTIONS.map((s) => h("option", { value: s }, t(`section.${s}`))),
+      { name: `${prefix}section`, "aria-label": tx("notes.section") },
+      SECTIONS.map((s) => h("option", { value: s }, tx(`section.${s}`))),
     );
-    this.text = h("textarea", { name: `${prefix}note`, rows: 3, maxlength: 20000, "aria-label": t("notes.text") });
+    this.text = h("textarea", { name: `${prefix}note`, rows: 3, maxlength: 20000, "aria-label": tx("notes.text") });
     this.error = h("p", { class: "error notes-error", role: "alert" });
     this.form = h(
       "form",
@@ -32,9 +34,9 @@ export class Notes {
           this.submit();
         },
       },
-      h("label", {}, t("notes.section"), this.section),
-      h("label", {}, t("notes.text"), this.text),
-      h("button", { type: "submit" }, t("notes.add")),
+      h("label", {}, tx("notes.section"), this.section),
+      h("label", {}, tx("notes.text"), this.text),
+      h("button", { type: "submit" }, tx("notes.add")),
     );
     this.element = h("div", { class: "notes-part" }, this.list, this.form, this.error);
     this.onNote = ({ consult_id, note }) => consult_id === this.consultId && this.add(note);
@@ -168,21 +170,26 @@ export class Notes {
         ),
       );
     });
-    const waiting = this.pending().map((x) => {
-      const p = x.payload || {};
-      const original = p.note_id ? this.notes.get(p.note_id) : null;
-      return h(
-        "div",
-        { class: "note pending", "data-section": p.section || original?.section || "", "data-op": x.op_id },
-        h("strong", {}, t(`section.${p.section || original?.section || "discussion"}`)),
-        h("div", { class: "note-text" }, p.text || ""),
-        h(
-          "small",
-          { class: "pending-label" },
-          x.event === "note:amend" ? t("notes.pending_amend") : t("notes.pending"),
-        ),
-      );
-    });
+    // The server tells everyone of an amendment, its author too, and that may come before the
+    // author's own ack: the new version is then shown once, not also as "not sent yet".
+    const arrived = (p) => all.some((n) => n.amends === p.note_id && n.text === p.text && n.author?.id === user.id);
+    const waiting = this.pending()
+      .filter((x) => !(x.event === "note:amend" && arrived(x.payload || {})))
+      .map((x) => {
+        const p = x.payload || {};
+        const original = p.note_id ? this.notes.get(p.note_id) : null;
+        return h(
+          "div",
+          { class: "note pending", "data-section": p.section || original?.section || "", "data-op": x.op_id },
+          h("strong", {}, t(`section.${p.section || original?.section || "discussion"}`)),
+          h("div", { class: "note-text" }, p.text || ""),
+          h(
+            "small",
+            { class: "pending-label" },
+            x.event === "note:amend" ? t("notes.pending_amend") : t("notes.pending"),
+          ),
+        );
+      });
     this.list.replaceChildren(...items, ...waiting);
     if (!items.length && !waiting.length) this.list.append(h("p", { class: "muted" }, t("notes.none")));
   }

@@ -2,9 +2,12 @@
 // microphone's level, and (if in doubt) send your picture and sound to the server's echo peer
 // and see them come back, before joining. It replaces the separate pre-call page.
 
+import { tx } from "/static/ui/dom.js";
+
 const SPEAKER_KEY = "telerounds.speaker";
 
 // `ctx.show(element)` puts a screen on the page (the app's main area by default).
+// `title`: a text, or a function giving it (then it follows a language change).
 // `check`: only the test, no Join (opened from the home screen). Resolves with the stream to
 // join with, or null when the user went back.
 export function preJoin(ctx, { title, check = false }) {
@@ -21,7 +24,7 @@ class PreJoin {
     this.check = check;
     this.done = done;
     this.stream = new MediaStream();
-    const { h, t } = ctx;
+    const { h } = ctx;
     this.preview = h("video", { class: "prejoin-preview", autoplay: true, playsinline: true, muted: true });
     this.preview.muted = true;
     this.camera = h("select", {
@@ -45,7 +48,7 @@ class PreJoin {
       high: 0.8,
       optimum: 0.3,
       value: 0,
-      "aria-label": t("prejoin.mic_level"),
+      "aria-label": tx("prejoin.mic_level"),
     });
     this.status = h("p", { class: "prejoin-status", role: "status" });
     this.echoStatus = h("p", { class: "echo-status", role: "status" });
@@ -54,11 +57,11 @@ class PreJoin {
     const speakers = typeof HTMLMediaElement !== "undefined" && "setSinkId" in HTMLMediaElement.prototype;
     this.join = check
       ? null
-      : h("button", { type: "button", class: "prejoin-join", onclick: () => this.finish(true) }, t("prejoin.join"));
+      : h("button", { type: "button", class: "prejoin-join", onclick: () => this.finish(true) }, tx("prejoin.join"));
     this.element = h(
       "section",
       { class: "prejoin" },
-      h("h2", {}, title),
+      h("h2", {}, typeof title === "function" ? tx(title) : title),
       h(
         "div",
         { class: "prejoin-body" },
@@ -66,27 +69,27 @@ class PreJoin {
           "div",
           { class: "prejoin-media" },
           h("div", { class: "tile self" }, this.preview),
-          h("label", { class: "mic-level-label" }, t("prejoin.mic_level"), this.meter),
+          h("label", { class: "mic-level-label" }, tx("prejoin.mic_level"), this.meter),
         ),
         h(
           "div",
           { class: "prejoin-devices" },
-          h("label", {}, t("prejoin.camera"), this.camera),
-          h("label", {}, t("prejoin.microphone"), this.microphone),
-          speakers ? h("label", {}, t("prejoin.speaker"), this.speaker) : null,
+          h("label", {}, tx("prejoin.camera"), this.camera),
+          h("label", {}, tx("prejoin.microphone"), this.microphone),
+          speakers ? h("label", {}, tx("prejoin.speaker"), this.speaker) : null,
           this.status,
           h(
             "details",
             { class: "echo-test", open: check },
-            h("summary", {}, t("prejoin.echo_title")),
-            h("p", { class: "muted" }, t("prejoin.echo_explain")),
+            h("summary", {}, tx("prejoin.echo_title")),
+            h("p", { class: "muted" }, tx("prejoin.echo_explain")),
             h(
               "button",
               { type: "button", class: "secondary echo-start", onclick: () => this.echoTest() },
-              t("prejoin.echo_start"),
+              tx("prejoin.echo_start"),
             ),
             this.echoStatus,
-            h("div", { class: "tile echo-tile" }, this.echo, h("span", { class: "name" }, t("prejoin.echo_back"))),
+            h("div", { class: "tile echo-tile" }, this.echo, h("span", { class: "name" }, tx("prejoin.echo_back"))),
             this.figures,
           ),
         ),
@@ -98,7 +101,7 @@ class PreJoin {
         h(
           "button",
           { type: "button", class: "secondary prejoin-back", onclick: () => this.finish(false) },
-          t("prejoin.back"),
+          tx("prejoin.back"),
         ),
       ),
     );
@@ -113,7 +116,6 @@ class PreJoin {
 
   // (Re)open the chosen devices; the first time, whatever the browser gives.
   async open() {
-    const { t } = this.ctx;
     // Join and the echo test wait until the devices are open: a stream without tracks would join
     // the call without picture or sound.
     if (this.join) this.join.disabled = true;
@@ -130,10 +132,10 @@ class PreJoin {
     } catch (e) {
       try {
         stream = await navigator.mediaDevices.getUserMedia({ audio: want.audio });
-        this.say(t("prejoin.no_camera"));
+        this.say(tx("prejoin.no_camera"));
       } catch (e2) {
         stream = new MediaStream();
-        this.say(t("prejoin.no_devices"));
+        this.say(tx("prejoin.no_devices"));
       }
     }
     if (this.finished) {
@@ -147,7 +149,7 @@ class PreJoin {
   }
 
   async listDevices() {
-    const { h, t } = this.ctx;
+    const { h } = this.ctx;
     let devices = [];
     try {
       devices = await navigator.mediaDevices.enumerateDevices();
@@ -166,7 +168,7 @@ class PreJoin {
           h(
             "option",
             { value: d.deviceId, selected: d.deviceId === current },
-            d.label || t(`prejoin.${kind}_n`, { n: i + 1 }),
+            d.label || tx(`prejoin.${kind}_n`, { n: i + 1 }),
           ),
         );
       select.replaceChildren(...options);
@@ -217,7 +219,7 @@ class PreJoin {
     const { t, api } = this.ctx;
     await this.opened;
     this.pc?.close();
-    this.echoStatus.textContent = t("prejoin.echo_starting");
+    this.echoStatus.replaceChildren(tx("prejoin.echo_starting"));
     delete this.echoStatus.dataset.state;
     const pc = new RTCPeerConnection({ iceServers: [] });
     this.pc = pc;
@@ -228,15 +230,19 @@ class PreJoin {
     const channel = pc.createDataChannel("figures");
     channel.onmessage = (e) => {
       const f = JSON.parse(e.data);
-      this.figures.textContent =
-        `${t("stage.quality")}: ${f.connection}` +
-        (f.rtt_ms != null ? ` · ${f.rtt_ms} ms` : "") +
-        (f.video_packets_lost != null ? ` · ${t("prejoin.lost")}: ${f.video_packets_lost}` : "");
+      this.figures.replaceChildren(
+        tx(
+          () =>
+            `${t("stage.quality")}: ${f.connection}` +
+            (f.rtt_ms != null ? ` · ${f.rtt_ms} ms` : "") +
+            (f.video_packets_lost != null ? ` · ${t("prejoin.lost")}: ${f.video_packets_lost}` : ""),
+        ),
+      );
     };
     pc.onconnectionstatechange = () => {
       const known = ["new", "connecting", "connected", "disconnected", "failed", "closed"];
       if (!known.includes(pc.connectionState)) return;
-      this.echoStatus.textContent = t(`prejoin.echo.${pc.connectionState}`);
+      this.echoStatus.replaceChildren(tx(`prejoin.echo.${pc.connectionState}`));
       this.echoStatus.dataset.state = pc.connectionState;
     };
     try {
@@ -254,13 +260,13 @@ class PreJoin {
       });
       await pc.setRemoteDescription(answer);
     } catch (e) {
-      this.echoStatus.textContent = t("prejoin.echo_failed", { message: e.message || String(e) });
+      this.echoStatus.replaceChildren(tx("prejoin.echo_failed", { message: e.message || String(e) }));
       this.echoStatus.dataset.state = "failed";
     }
   }
 
   say(text) {
-    this.status.textContent = text;
+    this.status.replaceChildren(text);
   }
 
   stopTracks() {

@@ -39,6 +39,9 @@ export function importMain(html) {
   const article = document.createElement("article");
   for (const attr of [...imported.attributes]) article.setAttribute(attr.name, attr.value);
   article.classList.add("minutes-doc");
+  // The minutes are a Vietnamese document (the server writes them so, whatever the page's language):
+  // said so, for a screen reader's voice and WCAG's language of parts, on an English page too.
+  article.lang = doc.documentElement.lang || "vi";
   article.append(...imported.childNodes);
   return article;
 }

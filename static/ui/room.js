@@ -3,6 +3,7 @@
 // anyone leaves. The room follows the connection's events itself and resumes after a reconnect.
 import { Call } from "/static/call.js";
 import { Attachments } from "/static/ui/attachments.js";
+import { retranslate, tx } from "/static/ui/dom.js";
 import { Notes } from "/static/ui/notes.js";
 import { preJoin } from "/static/ui/prejoin.js";
 import { Stage } from "/static/ui/stage.js";
@@ -41,11 +42,7 @@ export class ConsultRoom {
 
   // The pre-join screen, then the room. Resolves once the call is joined (or the user went back).
   async enter() {
-    const { t, specialtyName } = this.ctx;
-    const c = this.consult;
-    const stream = await preJoin(this.ctx, {
-      title: `${t("room.title")} — ${c.patient.ref} — ${specialtyName?.(c.specialty) || c.specialty}`,
-    });
+    const stream = await preJoin(this.ctx, { title: () => this.title() });
     if (!stream) {
       this.finish("left");
       return;
@@ -57,8 +54,15 @@ export class ConsultRoom {
     await this.join();
   }
 
+  // The room's name: translated parts and the patient's reference, redrawn on a language change.
+  title() {
+    const { t, specialtyName } = this.ctx;
+    const c = this.consult;
+    return `${t("room.title")} — ${c.patient.ref} — ${specialtyName?.(c.specialty) || c.specialty}`;
+  }
+
   draw() {
-    const { h, t, user, specialtyName } = this.ctx;
+    const { h, user } = this.ctx;
     const c = this.consult;
     this.stage = new Stage(this.ctx, {
       stream: this.stream,
@@ -71,7 +75,7 @@ export class ConsultRoom {
     const minutes = h(
       "button",
       { type: "button", class: "link minutes", onclick: () => this.minutes() },
-      t("room.minutes"),
+      tx("room.minutes"),
     );
     let end = null;
     // Only the accepted specialist records the outcome and ends the consult.
@@ -80,7 +84,7 @@ export class ConsultRoom {
       end = h(
         "button",
         { type: "button", class: "end-consult", onclick: () => this.endDialog.showModal() },
-        t("room.end"),
+        tx("room.end"),
       );
       this.stage.addControl(end);
     }
@@ -92,11 +96,7 @@ export class ConsultRoom {
       h(
         "div",
         { class: "room-stage" },
-        h(
-          "h2",
-          { class: "room-title" },
-          `${t("room.title")} — ${c.patient.ref} — ${specialtyName?.(c.specialty) || c.specialty}`,
-        ),
+        h("h2", { class: "room-title" }, tx(() => this.title())),
         this.stage.element,
       ),
       h(
@@ -105,14 +105,14 @@ export class ConsultRoom {
         h(
           "section",
           { class: "room-patient" },
-          h("h2", {}, t("room.patient")),
+          h("h2", {}, tx("room.patient")),
           h("p", {}, `${c.patient.ref}${c.patient.age != null ? `, ${c.patient.age}` : ""}`),
           c.patient.summary ? h("p", { class: "note-text" }, c.patient.summary) : null,
-          h("p", { class: "muted" }, who),
+          h("p", { class: "muted", translate: "no" }, who),
           minutes,
         ),
-        h("section", { class: "room-notes" }, h("h2", {}, t("notes.title")), this.notes.element),
-        h("section", { class: "room-files" }, h("h2", {}, t("files.title")), this.files.element),
+        h("section", { class: "room-notes" }, h("h2", {}, tx("notes.title")), this.notes.element),
+        h("section", { class: "room-files" }, h("h2", {}, tx("files.title")), this.files.element),
         this.endDialog || null,
       ),
     );
@@ -121,12 +121,12 @@ export class ConsultRoom {
 
   // The end of the consult: the outcome is chosen here, and the dialog asks to confirm.
   endForm() {
-    const { h, t } = this.ctx;
+    const { h } = this.ctx;
     const outcome = h(
       "select",
       { name: "outcome", required: true },
-      h("option", { value: "" }, t("room.outcome_choose")),
-      OUTCOMES.map((o) => h("option", { value: o }, t(`outcome.${o}`))),
+      h("option", { value: "" }, tx("room.outcome_choose")),
+      OUTCOMES.map((o) => h("option", { value: o }, tx(`outcome.${o}`))),
     );
     const summary = h("textarea", { name: "summary", rows: 3, maxlength: 4000 });
     const error = h("p", { class: "error", role: "alert" });
@@ -138,11 +138,11 @@ export class ConsultRoom {
         onsubmit: async (e) => {
           e.preventDefault();
           if (!outcome.value) {
-            error.textContent = t("room.outcome_needed");
+            error.replaceChildren(tx("room.outcome_needed"));
             outcome.focus();
             return;
           }
-          error.textContent = "";
+          error.replaceChildren();
           try {
             const ack = await this.ctx.connection.write("consult:end", {
               consult_id: this.consult.id,
@@ -152,20 +152,20 @@ export class ConsultRoom {
             dialog.close();
             this.leave("ended", { consult: ack?.consult });
           } catch (err) {
-            error.textContent = t("error", { message: err.message });
+            error.replaceChildren(tx("error", { message: err.message }));
           }
         },
       },
-      h("h2", { id: "end-dialog-title" }, t("room.end_title")),
-      h("p", {}, t("room.end_confirm")),
-      h("label", {}, t("room.outcome"), outcome),
-      h("label", {}, t("room.summary"), summary),
+      h("h2", { id: "end-dialog-title" }, tx("room.end_title")),
+      h("p", {}, tx("room.end_confirm")),
+      h("label", {}, tx("room.outcome"), outcome),
+      h("label", {}, tx("room.summary"), summary),
       error,
       h(
         "div",
         { class: "row" },
-        h("button", { type: "submit", class: "danger" }, t("room.end_submit")),
-        h("button", { type: "button", class: "secondary", onclick: () => dialog.close() }, t("room.end_cancel")),
+        h("button", { type: "submit", class: "danger" }, tx("room.end_submit")),
+        h("button", { type: "button", class: "secondary", onclick: () => dialog.close() }, tx("room.end_cancel")),
       ),
     );
     dialog.append(form);
@@ -255,6 +255,15 @@ export class ConsultRoom {
     const page = await this.ctx.connection.request("note:list", { consult_id: this.id, after_seq: after });
     this.notes.addAll(page.notes);
     await this.restOfNotes(page.next_cursor);
+  }
+
+  // After a language change: the stage, the notes, the attachments and the dialog in the new language.
+  retranslate() {
+    if (!this.stage) return; // still on the pre-join screen: the shell retranslates that
+    retranslate(this.element);
+    this.stage.retranslate();
+    this.notes.draw();
+    this.files.draw();
   }
 
   async minutes() {

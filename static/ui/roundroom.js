@@ -3,6 +3,7 @@
 // consult. Built from data with h() only: whatever users typed is always textContent.
 import { Call } from "/static/call.js";
 import { Attachments } from "/static/ui/attachments.js";
+import { retranslate, tx } from "/static/ui/dom.js";
 import { Notes } from "/static/ui/notes.js";
 import { preJoin } from "/static/ui/prejoin.js";
 import { isFull, OUTCOMES } from "/static/ui/room.js";
@@ -44,8 +45,7 @@ export class RoundRoom {
   }
 
   async enter() {
-    const { t } = this.ctx;
-    const stream = await preJoin(this.ctx, { title: `${t("round.title")} — ${this.round.title} — ${this.round.ward}` });
+    const stream = await preJoin(this.ctx, { title: () => this.title() });
     if (!stream) {
       this.finish("left");
       return;
@@ -55,6 +55,11 @@ export class RoundRoom {
     this.show(this.element);
     for (const [name, fn] of Object.entries(this.handlers)) this.ctx.connection.on(name, fn);
     await this.join();
+  }
+
+  // The round's name: translated, with its title and ward as typed.
+  title() {
+    return `${this.ctx.t("round.title")} — ${this.round.title} — ${this.round.ward}`;
   }
 
   // The call is built once; the patient list and the panel are redrawn as the round changes.
@@ -299,14 +304,14 @@ export class RoundRoom {
   }
 
   addPatientForm() {
-    const { h, t, api } = this.ctx;
+    const { h, api } = this.ctx;
     const bed = h("input", { name: "round-bed", required: true, maxlength: 20 });
     const ref = h("input", { name: "round-ref", required: true, maxlength: 64 });
     const summary = h("input", { name: "round-patient-summary", maxlength: 2000 });
     return h(
       "details",
       {},
-      h("summary", {}, t("round.add_patient")),
+      h("summary", {}, tx("round.add_patient")),
       h(
         "form",
         {
@@ -324,17 +329,16 @@ export class RoundRoom {
             this.apply(round);
           },
         },
-        h("label", {}, t("round.bed_label"), bed),
-        h("label", {}, t("request.ref"), ref),
-        h("label", {}, t("request.summary"), summary),
-        h("button", { type: "submit" }, t("round.add_patient")),
+        h("label", {}, tx("round.bed_label"), bed),
+        h("label", {}, tx("request.ref"), ref),
+        h("label", {}, tx("request.summary"), summary),
+        h("button", { type: "submit" }, tx("round.add_patient")),
       ),
     );
   }
 
   layout() {
-    const { h, t, user, connection } = this.ctx;
-    const r = this.round;
+    const { h, user, connection } = this.ctx;
     this.stage = new Stage(this.ctx, {
       stream: this.stream,
       selfName: user.name,
@@ -354,11 +358,11 @@ export class RoundRoom {
               try {
                 this.apply((await connection.request("round:end", { round_id: this.id })).round, true);
               } catch (e) {
-                this.ctx.say?.(t("error", { message: e.message }), true);
+                this.ctx.say?.(this.ctx.t("error", { message: e.message }), true);
               }
             },
           },
-          t("round.end"),
+          tx("round.end"),
         ),
       );
     }
@@ -366,18 +370,29 @@ export class RoundRoom {
       h(
         "div",
         { class: "room-stage" },
-        h("h2", { class: "room-title" }, `${t("round.title")} — ${r.title} — ${r.ward}`),
+        h("h2", { class: "room-title" }, tx(() => this.title())),
         this.stage.element,
       ),
       h(
         "div",
         { class: "room-side" },
-        h("section", {}, h("h2", {}, t("round.patients")), this.patientList, this.addPatientForm()),
+        h("section", {}, h("h2", {}, tx("round.patients")), this.patientList, this.addPatientForm()),
         h("section", {}, this.panel),
       ),
     );
     this.drawPatients();
     this.drawPanel();
+  }
+
+  // After a language change: the stage, the patient list and the panel in the new language.
+  retranslate() {
+    if (!this.stage) return; // still on the pre-join screen: the shell retranslates that
+    retranslate(this.element);
+    this.stage.retranslate();
+    this.drawPatients();
+    this.drawPanel();
+    this.notes.draw();
+    this.files.draw();
   }
 
   leaveCall() {

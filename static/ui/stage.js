@@ -2,6 +2,7 @@
 // are several), yourself small and mirrored in a corner, the control bar under them (at the
 // bottom of the screen on a phone). Every tile says who it is, whether they are muted or their
 // camera is off, and when their connection is being re-made; the loudest speaker is outlined.
+import { retranslate, tx } from "/static/ui/dom.js";
 import { icon } from "/static/ui/icons.js";
 
 export { preJoin } from "/static/ui/prejoin.js";
@@ -34,9 +35,9 @@ export class Stage {
   }
 
   build() {
-    const { h, t } = this.ctx;
+    const { h } = this.ctx;
     this.grid = h("div", { class: "stage-tiles", "data-count": "0" });
-    this.waiting = h("p", { class: "stage-waiting" }, t("stage.waiting"));
+    this.waiting = h("p", { class: "stage-waiting" }, tx("stage.waiting"));
     this.selfVideo = h("video", { autoplay: true, playsinline: true, muted: true });
     this.selfVideo.muted = true;
     this.selfVideo.srcObject = this.stream;
@@ -45,13 +46,13 @@ export class Stage {
       { class: "tile self", "data-peer": "self" },
       this.selfVideo,
       h("div", { class: "tile-avatar" }, h("span", { class: "avatar-name" }, this.selfName)),
-      this.badges(t("stage.you")),
+      this.badges(tx("stage.you")),
     );
     this.sharing = h(
       "div",
       { class: "stage-sharing", hidden: true, role: "status" },
-      h("span", {}, t("stage.sharing")),
-      h("button", { type: "button", class: "stop-share", onclick: () => this.stopShare() }, t("stage.stop_share")),
+      h("span", {}, tx("stage.sharing")),
+      h("button", { type: "button", class: "stop-share", onclick: () => this.stopShare() }, tx("stage.stop_share")),
     );
     this.quality = h("span", { class: "stage-quality", role: "status" });
     this.buttons = {
@@ -66,7 +67,7 @@ export class Stage {
     this.extra = h("span", { class: "stage-extra" });
     this.bar = h(
       "div",
-      { class: "call-bar", role: "toolbar", "aria-label": t("stage.controls") },
+      { class: "call-bar", role: "toolbar", "aria-label": tx("stage.controls") },
       this.buttons.mic,
       this.buttons.camera,
       this.buttons.audioOnly,
@@ -135,19 +136,19 @@ export class Stage {
   }
 
   badges(name) {
-    const { h, t } = this.ctx;
+    const { h } = this.ctx;
     const muted = h("span", {
       class: "badge-muted",
       role: "img",
-      "aria-label": t("stage.muted"),
-      title: t("stage.muted"),
+      "aria-label": tx("stage.muted"),
+      title: tx("stage.muted"),
     });
     muted.append(icon("micOff"));
     const cameraOff = h("span", {
       class: "badge-camera-off",
       role: "img",
-      "aria-label": t("stage.camera_is_off"),
-      title: t("stage.camera_is_off"),
+      "aria-label": tx("stage.camera_is_off"),
+      title: tx("stage.camera_is_off"),
     });
     cameraOff.append(icon("cameraOff"));
     return h("div", { class: "tile-badges" }, h("span", { class: "badge-name" }, name), muted, cameraOff);
@@ -165,19 +166,27 @@ export class Stage {
   peerJoined({ peer_id, user, rejoined }) {
     this.names.set(peer_id, user?.name || "");
     if (rejoined) this.setState(peer_id, "reconnecting");
+    else this.announce("stage.joined", peer_id);
   }
 
   // The server says their connection dropped: it keeps their seat for a while.
   peerReconnecting(peerId) {
     this.setState(peerId, "reconnecting");
+    this.announce("stage.reconnecting_name", peerId);
   }
 
   peerLeft(peerId) {
+    if (this.tiles.has(peerId)) this.announce("stage.left", peerId);
     this.leaving(peerId);
   }
 
+  // Call events are read out by the page's one live region (a screen reader hears who came and went).
+  announce(key, peerId) {
+    this.ctx.announce?.(this.ctx.t(key, { name: this.names.get(peerId) || this.ctx.t("stage.someone") }));
+  }
+
   tile(peerId) {
-    const { h, t } = this.ctx;
+    const { h } = this.ctx;
     const name = this.names.get(peerId) || "";
     const video = h("video", { autoplay: true, playsinline: true });
     const speaker = localStorage.getItem("telerounds.speaker");
@@ -192,7 +201,7 @@ export class Stage {
         h("span", { class: "avatar-initials", "aria-hidden": "true" }, initials(name)),
         h("span", { class: "avatar-name" }, name),
       ),
-      h("div", { class: "tile-overlay", role: "status" }, t("stage.connecting")),
+      h("div", { class: "tile-overlay", role: "status" }, tx("stage.connecting")),
       this.badges(name),
     );
     return element;
@@ -230,24 +239,19 @@ export class Stage {
   setState(peerId, state) {
     const tile = this.tiles.get(peerId);
     if (!tile || tile.dataset.state === "leaving") return;
-    const { t } = this.ctx;
     if (state === "connecting" && tile.dataset.state === "reconnecting") return; // still re-making it
     tile.dataset.state = state;
-    const overlay = tile.querySelector(".tile-overlay");
-    overlay.textContent =
-      {
-        connecting: t("stage.connecting"),
-        reconnecting: t("stage.reconnecting"),
-        failed: t("stage.reconnecting"),
-        connected: "",
-      }[state] ?? "";
+    const key = { connecting: "stage.connecting", reconnecting: "stage.reconnecting", failed: "stage.reconnecting" }[
+      state
+    ];
+    tile.querySelector(".tile-overlay").replaceChildren(key ? tx(key) : "");
   }
 
   leaving(peerId) {
     const tile = this.tiles.get(peerId);
     if (!tile || tile.dataset.state === "leaving") return;
     tile.dataset.state = "leaving";
-    tile.querySelector(".tile-overlay").textContent = this.ctx.t("stage.left", { name: this.names.get(peerId) || "" });
+    tile.querySelector(".tile-overlay").replaceChildren(tx("stage.left", { name: this.names.get(peerId) || "" }));
     tile.leavingTimer = setTimeout(() => {
       if (this.tiles.get(peerId) === tile) this.tiles.delete(peerId);
       tile.remove();
@@ -321,10 +325,12 @@ export class Stage {
     this.lastBytes = q.bytes;
     const level = q.loss_pct > 10 || q.rtt_ms > 800 ? "poor" : q.loss_pct > 3 || q.rtt_ms > 300 ? "fair" : "good";
     this.quality.dataset.level = level;
-    this.quality.textContent = `${t("stage.quality")}: ${t(`stage.quality.${level}`)} (${q.rtt_ms} ms, ${q.loss_pct}%)`;
+    this.quality.replaceChildren(
+      tx(() => `${t("stage.quality")}: ${t(`stage.quality.${level}`)} (${q.rtt_ms} ms, ${q.loss_pct}%)`),
+    );
     if (level === "poor" && !this.audioOnly && !this.toldPoor) {
       this.toldPoor = true;
-      this.ctx.say?.(t("stage.poor_link"));
+      this.ctx.say?.({ key: "stage.poor_link" });
     }
     this.onStats?.({
       rtt_ms: q.rtt_ms,
@@ -359,7 +365,7 @@ export class Stage {
   toggleAudioOnly() {
     this.audioOnly = !this.audioOnly;
     this.sendVideo();
-    this.ctx.say?.(this.audioOnly ? this.ctx.t("stage.audio_only_on") : "");
+    this.ctx.say?.(this.audioOnly ? { key: "stage.audio_only_on" } : null);
     this.paint();
   }
 
@@ -368,10 +374,9 @@ export class Stage {
   }
 
   async switchCamera() {
-    const { t } = this.ctx;
     const cameras = (await navigator.mediaDevices.enumerateDevices()).filter((d) => d.kind === "videoinput");
     if (cameras.length < 2) {
-      this.ctx.say?.(t("stage.one_camera"));
+      this.ctx.say?.({ key: "stage.one_camera" });
       return;
     }
     const current = this.cameraTrack()?.getSettings().deviceId;
@@ -390,7 +395,6 @@ export class Stage {
   }
 
   async share() {
-    const { t } = this.ctx;
     let screen;
     try {
       screen = await navigator.mediaDevices.getDisplayMedia({ video: true });
@@ -405,7 +409,7 @@ export class Stage {
     this.screen.onended = () => this.stopShare(); // stopped from the browser's own bar
     this.selfVideo.srcObject = new MediaStream([this.screen]);
     await this.call?.replaceVideo(this.screen, { screen: true });
-    this.ctx.say?.(t("stage.sharing"));
+    this.ctx.say?.({ key: "stage.sharing" });
     this.paint();
   }
 
@@ -418,11 +422,17 @@ export class Stage {
     this.selfVideo.srcObject = this.stream;
     this.paint();
     if (!this.closed) {
-      this.ctx.say?.("");
+      this.ctx.say?.(null);
       const camera = this.cameraTrack();
       await this.call?.replaceVideo(camera, { screen: false });
       if (this.call) this.call.setVideo(this.camera && !this.audioOnly);
     }
+  }
+
+  // After a language change: every text of the stage in the new language, the controls' labels too.
+  retranslate() {
+    retranslate(this.element);
+    this.paint();
   }
 
   shortcut(e) {

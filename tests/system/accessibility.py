@@ -97,15 +97,24 @@ _DESCRIBE = """const where = el => el.tagName.toLowerCase() + (el.id ? '#' + el.
 
 # Everything written on the screen or read out by a screen reader: text nodes of visible elements,
 # the choices of visible lists, and the placeholder, aria-label, title, alt and value (of buttons)
-# attributes. The signed-in user's own name (#who) is data, not a string of the app.
+# attributes. The signed-in user's own name (#who) is data, not a string of the app; so is what the app
+# marks translate="no" (HTML's own "not to be translated": a person's or a hospital's name in a table
+# cell), which it does only on elements holding nothing but such names. The demo admin is called
+# "Quản trị hệ thống", the same words as the admin page's title, and is the same person in English.
+# Nor is a document the page declares to be in another language (an element with its own `lang`, as
+# WCAG 3.1.2 "language of parts" asks): the minutes and the monthly report are Vietnamese documents
+# by design (server/actions/printable.py), shown as such inside the English app, their words read by
+# a screen reader in a Vietnamese voice. The app's own words around them are checked as any.
 _PIECES = (
     "() => {"
     + _DESCRIBE
     + """
     const visible = el => el.getClientRects().length > 0 && getComputedStyle(el).visibility !== 'hidden';
     const out = [];
+    const page = document.documentElement.lang;
+    const otherLanguage = el => { const part = el.closest('[lang]'); return part && part.lang !== page; };
     for (const el of document.querySelectorAll('body *')) {
-        if (el.closest('#who, script, style') || !visible(el)) continue;
+        if (el.closest('#who, [translate=no], script, style') || otherLanguage(el) || !visible(el)) continue;
         for (const n of el.childNodes)
             if (n.nodeType === 3 && n.textContent.trim()) out.push([n.textContent.trim(), where(el)]);
         for (const a of ['placeholder', 'aria-label', 'title', 'alt']) {
@@ -163,6 +172,29 @@ async def horizontal_overflow(page: Page) -> list[str]:
                     if (el.parentElement && el.parentElement !== document.body
                         && sticksOut(el.parentElement.getBoundingClientRect())) continue;
                     out.push(`${where(el)} reaches ${Math.round(r.right)} px`);
+                }
+                return out;
+            }"""
+        )
+    )
+
+
+async def controls_out_of_view(page: Page) -> list[str]:
+    """On a call (a page with the call bar), each of its controls that is not wholly on screen with
+    the page scrolled to the top: on a phone they are reached without scrolling."""
+    return list(
+        await page.evaluate(
+            "() => {"
+            + _DESCRIBE
+            + """
+                window.scrollTo(0, 0);
+                const out = [];
+                for (const el of document.querySelectorAll('.call-bar button')) {
+                    if (!el.getClientRects().length) continue;
+                    const r = el.getBoundingClientRect();
+                    if (r.top < 0 || r.left < 0 || r.bottom > innerHeight + 1 || r.right > innerWidth + 1)
+                        out.push(`${where(el)} at ${Math.round(r.left)},${Math.round(r.top)}`
+                            + ` in a ${innerWidth}×${innerHeight} viewport`);
                 }
                 return out;
             }"""

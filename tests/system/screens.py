@@ -11,6 +11,7 @@ import asyncio
 import shutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 
 from playwright.async_api import Browser, Page
@@ -35,9 +36,16 @@ UI = {
     "request_summary": "textarea[name=summary]",
     "request_submit": "form button[type=submit]",
     "request_sent": ".card [data-status]",
+    "request_cancel": ".card button.cancel",
+    "offer_dialog": "dialog.offer-dialog[open] .card.offer",
     "offer_accept": ".card.offer button.accept",
     "consult_join": ".card button.join",
+    "prejoin_join": "button.prejoin-join:not([disabled])",  # the pre-join screen's Join, once the devices are open
     "consult_room": ".room .tile",
+    "history": ".history-items .card:has([data-status=ended]) .record-link",
+    "record": ".record-page .record-summary",
+    "record_minutes": ".record-page .minutes main, .record-page .minutes article, .record-page .minutes h1",
+    "report": ".report-view .report-content:not([aria-busy]) h1",
     "round_join": '.card.round[data-round="{round}"] button.join-round',
     "round_room": '.round-room[data-round="{round}"] .round-patient',
 }
@@ -63,10 +71,23 @@ class World:
 Views = list[tuple[str, Page]]
 
 
+# How a user changes the language of one of a screen's pages: (the screen's pages, that page, language).
+Switch = Callable[[Views, Page, str], Awaitable[None]]
+
+
 @dataclass(frozen=True)
 class Screen:
     name: str
     reach: Callable[[World], Awaitable[Views]]
+    # Where the toggle is out of reach on the screen itself (a modal dialog makes the page under it
+    # inert): how the user gets the screen in the other language. None: the toggle (switch_language).
+    switch: Switch | None = None
+
+    async def language(self, views: Views, page: Page, language: str) -> None:
+        if self.switch is None:
+            await switch_language(page, language)
+        else:
+            await self.switch(views, page, language)
 
 
 async def login_page(world: World) -> Views:
@@ -97,16 +118,58 @@ async def supervisor_board(world: World) -> Views:
     return [("soyte.supervisor", page)]
 
 
-async def consult_room(world: World) -> Views:
-    """A clinician at Ba Vì and a specialist at Xanh Pôn in a call, on two instances."""
+async def offered(world: World) -> tuple[Page, Page]:
+    """A clinician at Ba Vì has asked for a surgeon; the offer is open on the specialist's screen."""
     clinician = await signed_in(world.browser, world.a, "bavi.clinician")
     specialist = await signed_in(world.browser, world.b, "xanhpon.surgeon")
+    await request(clinician, specialist)
+    return clinician, specialist
+
+
+async def request(clinician: Page, specialist: Page) -> None:
     await clinician.fill(UI["request_ref"], "BV-2026-117")
     await clinician.fill(UI["request_summary"], "Nam 45 tuổi, đau bụng hố chậu phải")
     await clinician.click(UI["request_submit"])
     await clinician.wait_for_selector(UI["request_sent"])
+    await specialist.wait_for_selector(UI["offer_dialog"])
+
+
+async def offer_in(views: Views, page: Page, language: str) -> None:
+    """The offer dialog is modal: the toggle under it is inert while it is open (an offer lasts
+    seconds; it is answered, not read in another language). So the clinician withdraws the request,
+    the specialist switches language, and the clinician asks again: a new offer, in that language."""
+    pages = dict(views)
+    clinician, specialist = pages["bavi.clinician"], pages["xanhpon.surgeon"]
+    if page is not specialist or await page.evaluate("() => document.documentElement.lang") == language:
+        await switch_language(page, language)
+        return
+    await clinician.click(UI["request_cancel"])
+    await specialist.wait_for_selector(UI["offer_dialog"], state="detached")
+    await switch_language(specialist, language)
+    await request(clinician, specialist)
+
+
+async def offer_dialog(world: World) -> Views:
+    """The offer over the specialist's home screen, and the clinician's waiting request."""
+    clinician, specialist = await offered(world)
+    return [("xanhpon.surgeon", specialist), ("bavi.clinician", clinician)]
+
+
+async def prejoin_screen(world: World) -> Views:
+    """The specialist has accepted: the pre-join screen (camera, microphone, speaker, echo test)."""
+    _, specialist = await offered(world)
     await specialist.click(UI["offer_accept"])
+    await specialist.wait_for_selector(UI["prejoin_join"])
+    return [("xanhpon.surgeon", specialist)]
+
+
+async def consult_room(world: World) -> Views:
+    """A clinician at Ba Vì and a specialist at Xanh Pôn in a call, on two instances."""
+    clinician, specialist = await offered(world)
+    await specialist.click(UI["offer_accept"])
+    await specialist.click(UI["prejoin_join"])
     await clinician.click(UI["consult_join"])
+    await clinician.click(UI["prejoin_join"])
     await video_plays([clinician, specialist])
     return [("bavi.clinician", clinician), ("xanhpon.surgeon", specialist)]
 
@@ -120,17 +183,49 @@ async def round_room(world: World) -> Views:
     lead = await signed_in(world.browser, world.b, "xanhpon.icu")
     for page in (clinician, lead):
         await page.click(UI["round_join"].format(round=rid))
+        await page.click(UI["prejoin_join"])
         await page.wait_for_selector(UI["round_room"].format(round=rid))
     await video_plays([clinician, lead])
     return [("xanhpon.icu", lead), ("bavi.clinician", clinician)]
+
+
+async def history(world: World) -> Views:
+    """The clinician's ended consults, from the demo history."""
+    page = await signed_in(world.browser, world.a, "bavi.clinician")
+    await page.goto(f"{world.a.url}/#/history")
+    await page.wait_for_selector(UI["history"])
+    return [("bavi.clinician", page)]
+
+
+async def record(world: World) -> Views:
+    """One ended consult's record, opened from the history: facts, notes, files and the minutes."""
+    (_, page), *_ = await history(world)
+    await page.click(UI["history"])
+    await page.wait_for_selector(UI["record"])
+    await page.wait_for_selector(UI["record_minutes"])
+    return [("bavi.clinician", page)]
+
+
+async def report(world: World) -> Views:
+    """Last month's report (the demo history fills it), in the supervisor's app."""
+    page = await signed_in(world.browser, world.b, "soyte.supervisor")
+    month = (date.today().replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+    await page.goto(f"{world.b.url}/#/report/{month}")
+    await page.wait_for_selector(UI["report"])
+    return [("soyte.supervisor", page)]
 
 
 SCREENS = [
     Screen("login", login_page),
     Screen("clinician-home", home("bavi.clinician", lambda w: w.a, "clinician_home")),
     Screen("specialist-home", home("xanhpon.surgeon", lambda w: w.b, "specialist_home")),
+    Screen("history", history),
+    Screen("record", record),
     Screen("supervisor-board", supervisor_board),
+    Screen("report", report),
     Screen("admin", home("admin", lambda w: w.b, "admin")),
+    Screen("offer-dialog", offer_dialog, offer_in),
+    Screen("pre-join", prejoin_screen),
     Screen("consult-room", consult_room),
     Screen("round-room", round_room),
 ]
