@@ -44,7 +44,7 @@ async def build(db: Database, consult: Consult) -> dict[str, Any]:
     files = await attachments_of(db, consult.id)
     found = (await consults.answers(db, [consult.id])).get(consult.id, [])
     ids: set[str | None] = {consult.requester_id, consult.specialist_id, consult.named_specialist_id}
-    ids |= {consult.ended_by_id} | consults.answer_people(found)
+    ids |= {consult.ended_by_id, consult.result_by_id} | consults.answer_people(found)
     ids |= {e.actor_id for e in events} | {n.author_id for n in all_notes} | {f.uploader_id for f in files}
     ids |= {str(e.detail.get("user_id")) for e in events if e.kind == "invited"}
     who = await consults.people(db, ids)

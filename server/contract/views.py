@@ -295,6 +295,14 @@ class ConsultRow(Protocol):
     @property
     def ended_by_id(self) -> str | None: ...
     @property
+    def result(self) -> str | None: ...
+    @property
+    def result_note(self) -> str | None: ...
+    @property
+    def result_by_id(self) -> str | None: ...
+    @property
+    def result_at(self) -> datetime | None: ...
+    @property
     def version(self) -> int: ...
     @property
     def round_session_id(self) -> str | None: ...
@@ -334,6 +342,15 @@ class Answer(Protocol):
 MAX_ANSWERS = 10  # declines, and lapsed offers, a consult view lists: the newest
 
 
+class ResultView(TypedDict):
+    """What became of the patient, as the requesting side reported it back after the consult."""
+
+    result: str  # recovered / improving / transferred / died / other
+    note: str
+    reported_by: Person | None
+    reported_at: str | None
+
+
 class ConsultView(TypedDict):
     """The contract's `consult`."""
 
@@ -357,6 +374,7 @@ class ConsultView(TypedDict):
     round_session_id: str | None
     round_patient_id: str | None
     ended_by: Person | None
+    result: ResultView | None
     declines: list[Decline]
     unanswered: list[Unanswered]
     online_specialists: int | None
@@ -400,9 +418,22 @@ def consult_view(
         "round_session_id": consult.round_session_id,
         "round_patient_id": consult.round_patient_id,
         "ended_by": who.get(consult.ended_by_id) if consult.ended_by_id else None,
+        "result": result_view(consult, who),
         "declines": declines[-MAX_ANSWERS:],
         "unanswered": unanswered[-MAX_ANSWERS:],
         "online_specialists": online_specialists if waiting else None,
+    }
+
+
+def result_view(consult: ConsultRow, who: Mapping[str, Person]) -> ResultView | None:
+    """The consult's reported result (`who` holds its reporter), or None before one is reported."""
+    if consult.result is None:
+        return None
+    return {
+        "result": consult.result,
+        "note": consult.result_note or "",
+        "reported_by": who.get(consult.result_by_id) if consult.result_by_id else None,
+        "reported_at": iso(consult.result_at),
     }
 
 

@@ -97,7 +97,11 @@ async def list_consults(request: web.Request) -> web.Response:
         services.db, account.id, "consults.list", [c.id for c in found], client_address(request), filters
     )
     answered = await consults.answers(services.db, [c.id for c in found])
-    ids = {i for c in found for i in (c.requester_id, c.specialist_id, c.named_specialist_id, c.ended_by_id)}
+    ids = {
+        i
+        for c in found
+        for i in (c.requester_id, c.specialist_id, c.named_specialist_id, c.ended_by_id, c.result_by_id)
+    }
     ids |= {a.user_id for items in answered.values() for a in items}
     who = await consults.people(services.db, ids)
     return web.json_response(

@@ -32,6 +32,7 @@ ACTIONS: tuple[str, ...] = (
     "consult.fhir",
     "consult.minutes",
     "consult.read",
+    "consult.result",
     "consults.list",
     "notes.list",
     "round.cancel",

@@ -179,6 +179,12 @@ class Consult(Base):
     outcome: Mapped[str | None] = mapped_column(String(30))
     summary: Mapped[str | None] = mapped_column(Text)
     ended_by_id: Mapped[str | None] = mapped_column(String(64))  # who ended or cancelled it
+    # What became of the patient, reported back by the requesting side after the end
+    # (`consult:result`): the latest report; every report is also a `result` timeline line.
+    result: Mapped[str | None] = mapped_column(String(20))
+    result_note: Mapped[str | None] = mapped_column(Text)
+    result_by_id: Mapped[str | None] = mapped_column(String(64))
+    result_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     version: Mapped[int] = mapped_column(default=1)
     note_seq: Mapped[int] = mapped_column(default=0)  # the last note's seq
     note_bytes: Mapped[int] = mapped_column(default=0)  # UTF-8 bytes of its notes' text, for the cap
