@@ -122,6 +122,8 @@ async def test_a_supervisor_opens_a_live_sessions_record_exports_and_reads_the_m
     await supervisor.wait_for_selector(link)
     # The charts follow the board: the request is counted without reloading the page.
     await supervisor.wait_for_selector("[data-totals]:has-text('1 đề nghị')", timeout=25_000)
+    resolved = await supervisor.inner_text("[data-figure=resolved_at_district]")
+    assert resolved.startswith("Giải quyết tại tuyến huyện"), resolved  # nothing ended yet: said in words
     median = await supervisor.inner_text("[data-wait=median]")
     assert re.search(r"\d+ giây", median), median
     p90 = await supervisor.inner_text("[data-wait=p90]")
