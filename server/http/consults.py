@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 from aiohttp import BodyPartReader, web
 from sqlalchemy import and_, func, or_, select
@@ -197,6 +199,16 @@ def _safe_name(name: str, extension: str) -> str:
     return stem + extension
 
 
+def content_disposition(filename: str) -> str:
+    """`attachment` with the file's name twice (RFC 6266): an ASCII fallback without diacritics
+    (`phim-phổi.png` → `phim-phoi.png`) for old clients, and the name itself, UTF-8 and
+    percent-encoded (RFC 8187), which browsers prefer."""
+    plain = unicodedata.normalize("NFKD", filename.replace("đ", "d").replace("Đ", "D"))
+    fallback = "".join(c for c in plain if not unicodedata.combining(c)).encode("ascii", "replace").decode()
+    fallback = re.sub(r'[?"\\\x00-\x1f]', "_", fallback)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
 @routes.post("/api/consults/{consult_id}/attachments")
 async def add_attachment(request: web.Request) -> web.Response:
     account = await require_account(request)
@@ -256,7 +268,7 @@ async def get_attachment(request: web.Request) -> web.StreamResponse:
     blob = await attachments.open_file(services, item)
     response = web.StreamResponse(
         headers={
-            "Content-Disposition": f'attachment; filename="{item.filename.encode("ascii", "replace").decode()}"',
+            "Content-Disposition": content_disposition(item.filename),
             "X-Content-Type-Options": "nosniff",
             "Content-Security-Policy": "sandbox",
             "Cache-Control": "private, no-store",
