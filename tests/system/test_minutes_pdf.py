@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
 from pathlib import Path
@@ -9,12 +10,14 @@ from typing import Any
 
 import aiohttp
 import pytest
+from playwright.async_api import Browser
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from server.actions.minutes_pdf import MinutesInfo, call_seconds, render
 from server.records.models import Consult
 from tests.conftest import Instance, add_user
+from tests.system.browsing import signed_in
 from tests.system.test_notes import add, note
 from tests.system.test_record import http
 from tests.system.test_rtc import active_consult, join
@@ -247,3 +250,22 @@ def test_time_in_the_call_counts_from_joins_and_leaves() -> None:
     ]
     seconds = call_seconds(timeline, datetime.fromisoformat("2025-03-05T01:30:30+00:00"))
     assert seconds == {"a": 900.0, "b": 1800.0}
+
+
+async def test_the_record_page_downloads_the_minutes_pdf(
+    instance: Instance, held_consult: dict[str, Any], browser: Browser
+) -> None:
+    """`Tải biên bản PDF` on the record page: fetched with the token, saved in place by the browser."""
+    page = await signed_in(browser, instance, "bavi.clinician")
+    await page.evaluate(f"location.hash = '#/record/{held_consult['id']}'")
+    button = page.get_by_role("button", name="Tải biên bản PDF")
+    async with page.expect_download() as downloading:
+        await button.click()
+    download = await downloading.value
+    path = await download.path()
+    assert path is not None and download.suggested_filename.endswith(".pdf")
+    body = await asyncio.to_thread(Path(path).read_bytes)
+    assert body.startswith(b"%PDF-") and "BIÊN BẢN HỘI CHẨN TỪ XA" in text_of(body)
+    assert page.url.endswith(f"#/record/{held_consult['id']}")  # still in the app
+    assert page.errors == []  # type: ignore[attr-defined]
+    await page.context.close()
