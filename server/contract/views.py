@@ -785,3 +785,32 @@ class SessionState(TypedDict):
     offers: list[OfferView]
     rounds: list[RoundStart]
     server_time: str
+
+
+class MinutesView(TypedDict):
+    """`{number, year, hospital_id, chair_id, secretary_id}`: the minutes' number (`Số: N/BB-HCTX`,
+    per issuing hospital and year) and who chairs and takes them (null: the default)."""
+
+    number: int
+    year: int
+    hospital_id: str
+    chair_id: str | None
+    secretary_id: str | None
+
+
+class MinutesRow(Protocol):
+    number: int
+    year: int
+    hospital_id: str
+    chair_id: str | None
+    secretary_id: str | None
+
+
+def minutes_view(row: MinutesRow) -> MinutesView:
+    return {
+        "number": row.number,
+        "year": row.year,
+        "hospital_id": row.hospital_id,
+        "chair_id": row.chair_id,
+        "secretary_id": row.secretary_id,
+    }

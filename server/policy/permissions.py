@@ -137,6 +137,8 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/consults"): _rule(*CALLERS, "supervisor"),  # filtered to what the caller may see
     ("GET", "/api/consults/{consult_id}"): _CONSULT_READ,
     ("GET", "/api/consults/{consult_id}/minutes"): _CONSULT_READ,
+    ("GET", "/api/consults/{consult_id}/minutes.pdf"): _CONSULT_READ,
+    ("PATCH", "/api/consults/{consult_id}/minutes"): _rule(*CALLERS, relation="party"),
     ("GET", "/api/consults/{consult_id}/fhir"): _CONSULT_READ,
     ("POST", "/api/consults/{consult_id}/attachments"): _rule(*CALLERS, relation="participant"),
     ("GET", "/api/consults/{consult_id}/attachments/{attachment_id}"): _CONSULT_READ,

@@ -310,3 +310,20 @@ class CalendarFeed(Base):
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
     secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Minutes(Base):
+    """The minutes (biên bản) of a consult: their number, given once per issuing hospital and year
+    at the first generation and kept, and who chairs and who takes the minutes (None: the default,
+    the accepted specialist and the requesting clinician). server/records/minutes.py"""
+
+    __tablename__ = "minutes"
+    __table_args__ = (Index("ux_minutes_number", "hospital_id", "year", "number", unique=True),)
+
+    consult_id: Mapped[str] = mapped_column(ForeignKey("consults.id"), primary_key=True)
+    hospital_id: Mapped[str] = mapped_column(ForeignKey("hospitals.id"))  # the issuing hospital: the requester's
+    year: Mapped[int] = mapped_column()  # the year in Vietnam when the number was given
+    number: Mapped[int] = mapped_column()
+    chair_id: Mapped[str | None] = mapped_column(String(64))
+    secretary_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -112,6 +112,7 @@ export class RecordPage {
         h("h2", { id: "record-title" }, t("record.heading", { ref: c.patient?.ref || "" })),
         h("span", { class: "spacer" }),
         h("button", { type: "button", class: "print", onclick: () => window.print() }, t("record.print")),
+        this.pdfButton(),
         h("a", { href: "#/history", class: "back" }, t("history.back")),
       ),
       h(
@@ -263,6 +264,36 @@ export class RecordPage {
     h("label", { for: "result-note" }, t("result.note")), note,
     h("p", { class: "row" }, h("button", { type: "submit" }, t("result.send"))), status);
     return form;
+  }
+
+  // The archival PDF of the minutes (GET …/minutes.pdf): fetched with the token, saved in place
+  // through an <a download> on a blob: address, never opened in a tab that would leave the app.
+  pdfButton() {
+    const { h, t, api } = this.ctx;
+    const slot = h("span", { class: "field-error" });
+    const button = h(
+      "button",
+      {
+        type: "button",
+        class: "secondary download-minutes",
+        onclick: async () => {
+          slot.replaceChildren();
+          try {
+            const data = await api(`/api/consults/${encodeURIComponent(this.id)}/minutes.pdf`, { as: "blob" });
+            const url = URL.createObjectURL(data);
+            this.urls.push(url);
+            const a = h("a", { href: url, download: `bien-ban-${this.record.consult.patient?.ref || this.id}.pdf`, hidden: true });
+            document.body.append(a);
+            a.click();
+            a.remove();
+          } catch (error) {
+            slot.replaceChildren(errorNode(t, error));
+          }
+        },
+      },
+      t("record.download_pdf"),
+    );
+    return h("span", { class: "pdf-download" }, button, slot);
   }
 
   kindText(kind) {
