@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session, UOWTransaction
 from server.records.models import AuditEntry, ChainHead, Consult, Database, Note, new_id, utcnow
 
 GENESIS = "0" * 64
+BATCH = 2000  # rows read at a time by the walk
 HEAD_ID = 1
 DIGEST = "sha256="
 
@@ -193,7 +194,7 @@ class Witness:
 
 
 def _notes(connection: Connection) -> Iterator[Row]:
-    for note in connection.execute(select(Note.__table__)):
+    for note in connection.execute(select(Note.__table__).execution_options(yield_per=BATCH)):
         yield Row(note.id, note.created_at, content_hash(note_content(note)))
 
 
@@ -201,7 +202,7 @@ def _outcomes(connection: Connection) -> Iterator[Row]:
     # Generated demo history (`demo`) is never a real patient's and was never chained.
     consults = Consult.__table__
     chosen = select(consults).where(consults.c.outcome.is_not(None), consults.c.demo.is_(False))
-    for consult in connection.execute(chosen):
+    for consult in connection.execute(chosen.execution_options(yield_per=BATCH)):
         yield Row(consult.id, consult.ended_at, content_hash(outcome_content(consult)))
 
 
@@ -226,9 +227,6 @@ class Report:
 
 def describe(entry: EntryFields) -> str:
     return f"entry {entry.seq} (id {entry.id}, {_plain(entry.at)}, {entry.action})"
-
-
-BATCH = 2000
 
 
 def _entries(connection: Connection, after: int) -> Iterator[Any]:
