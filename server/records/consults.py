@@ -20,6 +20,7 @@ from server.contract.errors import AppError
 from server.live import keys
 from server.live.caps import WAITING_STATUSES
 from server.policy import lifecycle
+from server.records import chain
 from server.records.models import (
     AuditEntry,
     Consult,
@@ -185,6 +186,10 @@ async def transition(
         if changed is None:
             return None
         session.add(ConsultEvent(consult_id=consult.id, kind=event, actor_id=actor_id, detail=detail or {}))
+        if "outcome" in changes and changed.outcome is not None:  # a clinical write: chained
+            chain.append(
+                session, "consult.end", "consult", changed.id, chain.outcome_content(changed), actor_id=actor_id
+            )
     return changed
 
 

@@ -1,7 +1,7 @@
 """The minutes of a consult: their number per issuing hospital and year, and their chair and secretary.
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 """
 
 import sqlalchemy as sa
