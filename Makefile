@@ -4,12 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install browser lint bench screenshots clean
+.PHONY: run test install browser poppler lint bench screenshots clean
 
 run: $(STAMP)
 	$(BIN)/python -m server
 
-test: $(STAMP) browser
+test: $(STAMP) browser poppler
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 install: $(STAMP)
@@ -23,6 +23,10 @@ $(STAMP): pyproject.toml
 
 browser:
 	@scripts/ensure-chromium
+
+# The minutes tests read the PDFs back with poppler's pdftotext, pdffonts and pdfinfo.
+poppler:
+	@scripts/ensure-poppler
 
 lint: $(STAMP)
 	$(BIN)/ruff check server signaling tests bench

@@ -3,6 +3,8 @@
 Without REDIS_URL it starts its own redis-server child process; without DATABASE_URL it keeps
 records in SQLite under var/. It brings the schema up to date and adds the demo data (on the
 first start, with about three months of closed demo consults for the statistics).
+
+`python -m server verify-audit` checks the tamper-evident audit trail instead (see `verify_audit`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import redis.exceptions as redis_exc
 import sqlalchemy.exc as sa_exc
 from aiohttp import web
 
-from server.records import migrate
+from server.records import chain, migrate
 from server.records.models import Database
 from server.runtime import demo, logs
 from server.runtime.app import create_app, server_options
@@ -31,7 +33,13 @@ from server.runtime.services import connect
 from server.runtime.settings import Settings, SettingsError, load_settings, redacted, sqlite_path, writable_dir
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args == ["verify-audit"]:
+        return verify_audit()
+    if args:
+        print(f"telerounds: unknown command {' '.join(args)!r} (known: verify-audit)", file=sys.stderr)
+        return 2
     logs.configure()
     embedded: RedisProcess | None = None
     try:
@@ -149,6 +157,39 @@ async def _prepare(settings: Settings) -> list[demo.DemoUser]:
     except (sa_exc.DBAPIError, OSError, asyncpg.PostgresError) as error:
         reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
         raise SettingsError(f"DATABASE_URL: cannot use {redacted(settings.database_url)!r}: {reason}") from None
+    finally:
+        await db.close()
+
+
+def verify_audit() -> int:
+    """`python -m server verify-audit`: walk the audit chain of DATABASE_URL (server/records/chain.py).
+
+    0 and "intact, N entries"; 1 and the first altered or missing entry or clinical row; 2 when
+    the database cannot be read. Reads only: it neither migrates nor seeds."""
+    try:
+        settings = load_settings()
+        report = asyncio.run(_verify(settings.database_url))
+    except SettingsError as error:
+        print(f"telerounds: cannot verify the audit trail: {error}", file=sys.stderr)
+        return 2
+    except (sa_exc.DBAPIError, OSError, asyncpg.PostgresError) as error:
+        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        print(f"telerounds: cannot verify the audit trail: {reason}", file=sys.stderr)
+        return 2
+    if report.intact:
+        print(f"audit trail intact, {report.entries} entries", flush=True)
+        return 0
+    print(f"audit trail broken: {report.problem}", flush=True)
+    return 1
+
+
+async def _verify(database_url: str) -> chain.Report:
+    path = sqlite_path(database_url)
+    if path is not None and not path.is_file():
+        raise SettingsError(f"DATABASE_URL: no SQLite database at {str(path)!r}")
+    db = Database(database_url)
+    try:
+        return await chain.verify(db)
     finally:
         await db.close()
 

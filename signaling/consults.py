@@ -1,5 +1,5 @@
 """`consult:request`, `consult:cancel`, `consult:accept`, `consult:decline`, `consult:widen`, `consult:end`,
-and the offers' clock. Each handler gives its action a list for the events it causes
+`consult:result`, and the offers' clock. Each handler gives its action a list for the events it causes
 (`outbox.sending`), which go out in their order before the answer, even if the action failed
 half-way."""
 
@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StringConstraints, field_validator
 
 from server import outbox
-from server.actions import dispatch, rounds
+from server.actions import dispatch, results, rounds
 from server.contract.validation import Id, OpId, Payload
 from server.policy import matching
 from server.records import consults
@@ -57,6 +57,13 @@ class ConsultEnd(Payload):
     op_id: OpId | None = None
     outcome: Literal["treated_locally", "transfer", "follow_up", "onsite_support"]
     summary: Annotated[str, StringConstraints(max_length=20000)] | None = None
+
+
+class ConsultResult(Payload):
+    consult_id: Id
+    op_id: OpId
+    result: Literal["recovered", "improving", "transferred", "died", "other"]
+    note: Annotated[str, StringConstraints(max_length=2000)] = ""
 
 
 @router.on("consult:request", ConsultRequest)
@@ -115,6 +122,22 @@ async def consult_end(caller: Caller, payload: ConsultEnd) -> dict[str, Any]:
                 services, events, account, payload.consult_id, payload.outcome, payload.summary, payload.op_id
             )
     return {"consult": await dispatch.describe(services, ended)}
+
+
+@router.on("consult:result", ConsultResult)
+async def consult_result(caller: Caller, payload: ConsultResult) -> dict[str, Any]:
+    async with outbox.sending(caller.services) as events:
+        consult = await results.report(
+            caller.services,
+            events,
+            caller.account,
+            consult_id=payload.consult_id,
+            op_id=payload.op_id,
+            result=payload.result,
+            note=payload.note,
+            address=caller.address,
+        )
+    return {"consult": await dispatch.describe(caller.services, consult)}
 
 
 async def offer_clock(services: Services, interval_s: float = 0.1) -> None:

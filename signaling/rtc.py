@@ -124,6 +124,8 @@ async def join_room(caller: Caller, room: str, role: str) -> tuple[Peer, list[di
         async with outbox.sending(services) as events:
             await dispatch.entered_round(services, events, caller.account.id, round_id)
     others = [p.public() for p in already]
+    if status == "new":
+        await _timeline(services, room, "joined", caller.account.id)
     if status != "same":
         name = call.pick("consult:peer-joined", "round:peer-joined")
         payload = {**call.ref_field(), **peer.public(), "rejoined": status in ("rejoined", "replaced")}
@@ -151,7 +153,17 @@ async def announce_left(services: Services, room: str, peer_id: str, user: Perso
     services.board_changed()
     name = call.pick("consult:peer-left", "round:peer-left")
     await outbox.send(services, [Event(name, {**call.ref_field(), "peer_id": peer_id, "user": user}, call)])
+    if user is not None:
+        await _timeline(services, room, "left", user["id"])
     await left_call(services, room, [user])
+
+
+async def _timeline(services: Services, room: str, kind: str, user_id: str) -> None:
+    """A consult call's `joined` / `left` line in the consult's timeline: the minutes count each
+    participant's time in the call from them (a drop taken back within the grace period is neither)."""
+    found = keys.call_of(room)
+    if found is not None and found[0] == "consult":
+        await consults.add_event(services.db, found[1], kind, user_id)
 
 
 async def left_call(services: Services, room: str, users: list[Person | None]) -> None:

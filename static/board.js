@@ -218,6 +218,11 @@ export class Board {
       h("h3", {}, t("board.history")),
       h("p", { "data-totals": "" }, t("board.totals",
         { requests: total.requests, accepted: total.accepted, avoided: total.referrals_avoided })),
+      // The share of ended consults whose patient was not transferred (the Quảng Ninh model's 90 %).
+      h("p", { "data-figure": "resolved_at_district" }, total.resolved_at_district_share == null
+        ? t("board.resolved_none")
+        : t("board.resolved", { share: Math.round(total.resolved_at_district_share * 100), ended: total.ended,
+          resolved: total.resolved_at_district })),
       h("ul", { class: "waits" },
         h("li", { "data-wait": "median" }, total.wait_median_s == null ? t("board.wait_none")
           : t("board.wait_median", { wait: duration(t, total.wait_median_s) })),

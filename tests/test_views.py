@@ -40,6 +40,10 @@ CONSULT = SimpleNamespace(
     outcome=None,
     summary=None,
     ended_by_id=None,
+    result=None,
+    result_note=None,
+    result_by_id=None,
+    result_at=None,
     version=3,
     round_session_id=None,
     round_patient_id=None,
@@ -183,6 +187,19 @@ def test_the_consult_view_names_who_ended_it_and_the_answers_it_had() -> None:
     assert built["online_specialists"] == 3
     # How many are online means something only while the request waits for one of them.
     assert views.consult_view(CONSULT, WHO, online_specialists=3)["online_specialists"] is None
+
+
+def test_the_consult_view_shows_the_result_reported_back_once_there_is_one() -> None:
+    assert views.consult_view(CONSULT, WHO)["result"] is None
+    reported = SimpleNamespace(
+        **{**vars(CONSULT), "status": "ended", "result": "improving", "result_by_id": "u-lan", "result_at": AT}
+    )
+    assert views.consult_view(reported, WHO)["result"] == {
+        "result": "improving",
+        "note": "",
+        "reported_by": CLINICIAN,
+        "reported_at": views.iso(AT),
+    }
 
 
 def test_the_round_view_sorts_skipped_days_and_leaves_out_unknown_people() -> None:

@@ -59,7 +59,13 @@ async def describe(services: Services, consult: Consult) -> views.ConsultView:
     lapsed offers, and while it waits for a specialist how many of its specialty are online."""
     # A consult never offered (version 1) has no answers to read.
     found = (await consults.answers(services.db, [consult.id])).get(consult.id, []) if consult.version > 1 else []
-    named = (consult.requester_id, consult.specialist_id, consult.named_specialist_id, consult.ended_by_id)
+    named = (
+        consult.requester_id,
+        consult.specialist_id,
+        consult.named_specialist_id,
+        consult.ended_by_id,
+        consult.result_by_id,
+    )
     who = await consults.people(services.db, (*named, *consults.answer_people(found)))
     position = None
     if consult.status == "queued" and consult.named_answer is None:

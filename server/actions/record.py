@@ -44,7 +44,7 @@ async def build(db: Database, consult: Consult) -> dict[str, Any]:
     files = await attachments_of(db, consult.id)
     found = (await consults.answers(db, [consult.id])).get(consult.id, [])
     ids: set[str | None] = {consult.requester_id, consult.specialist_id, consult.named_specialist_id}
-    ids |= {consult.ended_by_id} | consults.answer_people(found)
+    ids |= {consult.ended_by_id, consult.result_by_id} | consults.answer_people(found)
     ids |= {e.actor_id for e in events} | {n.author_id for n in all_notes} | {f.uploader_id for f in files}
     ids |= {str(e.detail.get("user_id")) for e in events if e.kind == "invited"}
     who = await consults.people(db, ids)
@@ -55,9 +55,10 @@ async def build(db: Database, consult: Consult) -> dict[str, Any]:
         if user_id and user_id in who:
             participants.append({**who[user_id], "part": role})
     seen = {p["id"] for p in participants}
-    for user_id in [str(e.detail.get("user_id")) for e in events if e.kind == "invited"] + [
-        n.author_id for n in all_notes
-    ]:
+    # Then whoever was invited, joined the call (even if they wrote nothing) or wrote a note.
+    invited = [str(e.detail.get("user_id")) for e in events if e.kind == "invited"]
+    joined = [e.actor_id for e in events if e.kind == "joined" and e.actor_id]
+    for user_id in invited + joined + [n.author_id for n in all_notes]:
         if user_id in who and user_id not in seen:
             seen.add(user_id)
             participants.append({**who[user_id], "part": "invited" if who[user_id]["role"] == "specialist" else "team"})

@@ -1,4 +1,5 @@
-"""Statistics over consults: requests, answers, waits, durations, outcomes, referrals avoided.
+"""Statistics over consults: requests, answers, waits, durations, outcomes, referrals avoided,
+patients resolved at the district level.
 
 Everything here is pure except `load`, which reads the consults created in a period (and, for
 those never accepted, the offer lines of their timeline) and applies the caller's scope.
@@ -19,6 +20,10 @@ Definitions, over the consults *created* in `[start, end)`:
 - `outcomes`: the decisions given, per outcome code: ended requests and round patients with a
   decision alike (so their sum is `ended + patients_reviewed`); `referrals_avoided` =
   `treated_locally`.
+- `resolved_at_district`: the ended requests (not round patients) whose patient was not
+  transferred: neither the outcome `transfer` nor the result reported back (`consult:result`)
+  `transferred`. `resolved_at_district_share` = `resolved_at_district / ended`, rounded to
+  0.001 (`None` when nothing ended): the share the Quảng Ninh model reports (90 %).
 - Ward rounds: each patient of a round session (one occurrence of a round that was held) has a
   consult of kind `round` (its outcome among `outcomes`).
   `rounds_held`: the distinct round sessions among these consults (a session counts in the
@@ -77,6 +82,8 @@ CSV_COLUMNS: tuple[str, ...] = (
     "duration_median_s",
     *OUTCOME_CODES,
     "referrals_avoided",
+    "resolved_at_district",
+    "resolved_at_district_share",
     "rounds_held",
     "patients_reviewed",
 )
@@ -99,6 +106,7 @@ class Row:
     expired: bool  # at least one offer lapsed
     demo: bool = False
     round_session_id: str | None = None  # the round session of a round patient's consult
+    result: str | None = None  # reported back after the end (`consult:result`)
 
 
 def fate(row: Row) -> Fate:
@@ -135,6 +143,7 @@ def figures(rows: Iterable[Row]) -> dict[str, Any]:
     waits = [(r.started_at - r.created_at).total_seconds() for r in asked if r.started_at is not None]
     decided = [r for r in items if r.status == "ended" and r.started_at is not None and r.ended_at is not None]
     ended = [r for r in decided if r.kind != "round"]
+    resolved = [r for r in ended if r.outcome != "transfer" and r.result != "transferred"]
     durations = [(r.ended_at - r.started_at).total_seconds() for r in ended if r.ended_at and r.started_at]
     outcomes = {code: sum(1 for r in decided if r.outcome == code) for code in OUTCOME_CODES}
     return {
@@ -149,6 +158,8 @@ def figures(rows: Iterable[Row]) -> dict[str, Any]:
         "duration_median_s": _seconds(percentile(durations, 50)),
         "outcomes": outcomes,
         "referrals_avoided": outcomes["treated_locally"],
+        "resolved_at_district": len(resolved),
+        "resolved_at_district_share": round(len(resolved) / len(ended), 3) if ended else None,
         "rounds_held": len({r.round_session_id for r in items if r.kind == "round" and r.round_session_id}),
         "patients_reviewed": sum(1 for r in decided if r.kind == "round"),
     }
@@ -303,6 +314,8 @@ CSV_HEADERS_VI: dict[str, str] = {
     "follow_up": "Hội chẩn lại / theo dõi",
     "onsite_support": "Đề nghị hỗ trợ tại chỗ",
     "referrals_avoided": "Tránh chuyển tuyến",
+    "resolved_at_district": "Giải quyết tại tuyến huyện",
+    "resolved_at_district_share": "Tỷ lệ giải quyết tại tuyến huyện",
     "rounds_held": "Số buổi đi buồng",
     "patients_reviewed": "Số người bệnh được xem khi đi buồng",
 }
@@ -378,6 +391,7 @@ async def load(db: Database, start: datetime, end: datetime, scope: Scope) -> tu
                     Consult.outcome,
                     Consult.demo,
                     Consult.round_session_id,
+                    Consult.result,
                 ).where(*period)
             )
         ).all()
@@ -414,6 +428,7 @@ async def load(db: Database, start: datetime, end: datetime, scope: Scope) -> tu
             expired=c.id in expired,
             demo=bool(c.demo),
             round_session_id=c.round_session_id,
+            result=c.result,
         )
         if in_scope(row, in_view):
             rows.append(row)

@@ -295,6 +295,14 @@ class ConsultRow(Protocol):
     @property
     def ended_by_id(self) -> str | None: ...
     @property
+    def result(self) -> str | None: ...
+    @property
+    def result_note(self) -> str | None: ...
+    @property
+    def result_by_id(self) -> str | None: ...
+    @property
+    def result_at(self) -> datetime | None: ...
+    @property
     def version(self) -> int: ...
     @property
     def round_session_id(self) -> str | None: ...
@@ -334,6 +342,15 @@ class Answer(Protocol):
 MAX_ANSWERS = 10  # declines, and lapsed offers, a consult view lists: the newest
 
 
+class ResultView(TypedDict):
+    """What became of the patient, as the requesting side reported it back after the consult."""
+
+    result: str  # recovered / improving / transferred / died / other
+    note: str
+    reported_by: Person | None
+    reported_at: str | None
+
+
 class ConsultView(TypedDict):
     """The contract's `consult`."""
 
@@ -357,6 +374,7 @@ class ConsultView(TypedDict):
     round_session_id: str | None
     round_patient_id: str | None
     ended_by: Person | None
+    result: ResultView | None
     declines: list[Decline]
     unanswered: list[Unanswered]
     online_specialists: int | None
@@ -400,9 +418,22 @@ def consult_view(
         "round_session_id": consult.round_session_id,
         "round_patient_id": consult.round_patient_id,
         "ended_by": who.get(consult.ended_by_id) if consult.ended_by_id else None,
+        "result": result_view(consult, who),
         "declines": declines[-MAX_ANSWERS:],
         "unanswered": unanswered[-MAX_ANSWERS:],
         "online_specialists": online_specialists if waiting else None,
+    }
+
+
+def result_view(consult: ConsultRow, who: Mapping[str, Person]) -> ResultView | None:
+    """The consult's reported result (`who` holds its reporter), or None before one is reported."""
+    if consult.result is None:
+        return None
+    return {
+        "result": consult.result,
+        "note": consult.result_note or "",
+        "reported_by": who.get(consult.result_by_id) if consult.result_by_id else None,
+        "reported_at": iso(consult.result_at),
     }
 
 
@@ -754,3 +785,32 @@ class SessionState(TypedDict):
     offers: list[OfferView]
     rounds: list[RoundStart]
     server_time: str
+
+
+class MinutesView(TypedDict):
+    """`{number, year, hospital_id, chair_id, secretary_id}`: the minutes' number (`Số: N/BB-HCTX`,
+    per issuing hospital and year) and who chairs and takes them (null: the default)."""
+
+    number: int
+    year: int
+    hospital_id: str
+    chair_id: str | None
+    secretary_id: str | None
+
+
+class MinutesRow(Protocol):
+    number: int
+    year: int
+    hospital_id: str
+    chair_id: str | None
+    secretary_id: str | None
+
+
+def minutes_view(row: MinutesRow) -> MinutesView:
+    return {
+        "number": row.number,
+        "year": row.year,
+        "hospital_id": row.hospital_id,
+        "chair_id": row.chair_id,
+        "secretary_id": row.secretary_id,
+    }

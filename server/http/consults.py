@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 from aiohttp import BodyPartReader, web
 from sqlalchemy import and_, func, or_, select
 
 from server import outbox
-from server.actions import record
+from server.actions import minutes_pdf, record
 from server.actions.access import consult_for
 from server.contract.errors import AppError, ErrorCode
-from server.contract.validation import parse_choices, parse_limit, parse_text
-from server.contract.views import attachment_view, consult_view
-from server.http.common import client_address, printable_page, query_time, require_account, services_of
+from server.contract.validation import Id, Payload, parse_choices, parse_limit, parse_text
+from server.contract.views import attachment_view, consult_view, minutes_view
+from server.http.common import client_address, printable_page, query_time, read_json, require_account, services_of
 from server.outbox import Event, To
 from server.policy import lifecycle
 from server.policy.matching import SPECIALTIES
-from server.records import attachments, audit, consults, provinces
+from server.records import attachments, audit, consults, minutes, provinces
 from server.records.blobs import BlobDamaged, BlobTooLarge
 from server.records.models import Attachment, Consult, User, new_id, utcnow
 from server.runtime.services import Services
@@ -97,7 +99,11 @@ async def list_consults(request: web.Request) -> web.Response:
         services.db, account.id, "consults.list", [c.id for c in found], client_address(request), filters
     )
     answered = await consults.answers(services.db, [c.id for c in found])
-    ids = {i for c in found for i in (c.requester_id, c.specialist_id, c.named_specialist_id, c.ended_by_id)}
+    ids = {
+        i
+        for c in found
+        for i in (c.requester_id, c.specialist_id, c.named_specialist_id, c.ended_by_id, c.result_by_id)
+    }
     ids |= {a.user_id for items in answered.values() for a in items}
     who = await consults.people(services.db, ids)
     return web.json_response(
@@ -127,6 +133,51 @@ async def get_minutes(request: web.Request) -> web.Response:
     consult, _ = await _readable(request, "consult.minutes")
     html = record.minutes_html(await record.build(services_of(request).db, consult))
     return printable_page(html)
+
+
+@routes.get("/api/consults/{consult_id}/minutes.pdf")
+async def get_minutes_pdf(request: web.Request) -> web.Response:
+    """The minutes as an archival PDF (server/actions/minutes_pdf.py); numbered at the first download."""
+    consult, _ = await _readable(request, "consult.minutes_pdf")
+    body = await minutes_pdf.document(services_of(request).db, consult)
+    row = await minutes.get(services_of(request).db, consult.id)
+    name = f"bien-ban-hoi-chan-{row.number if row else ''}-{row.year if row else ''}.pdf"
+    return web.Response(
+        body=body,
+        content_type="application/pdf",
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": "private, no-store",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+class MinutesRoles(Payload):
+    """`PATCH .../minutes`: who chairs and who takes the minutes; null for the default."""
+
+    chair_id: Id | None = None
+    secretary_id: Id | None = None
+
+
+@routes.patch("/api/consults/{consult_id}/minutes")
+async def set_minutes_roles(request: web.Request) -> web.Response:
+    """The requester or the accepted specialist names the chair and the secretary, each one of the
+    consult's participants (as the record lists them)."""
+    account = await require_account(request)
+    services = services_of(request)
+    consult = await consult_for(services, account, request.match_info["consult_id"], write=True)
+    if account.id not in (consult.requester_id, consult.specialist_id):
+        raise AppError("forbidden", "only the clinician who asked and the accepted specialist name the chair")
+    body = await read_json(request, MinutesRoles)
+    data = await record.build(services.db, consult)
+    members = {p["id"] for p in data["participants"]}
+    for field, user_id in (("chair_id", body.chair_id), ("secretary_id", body.secretary_id)):
+        if user_id is not None and user_id not in members:
+            raise AppError("invalid", f"{field}: not a participant of this consult")
+    row = await minutes.set_roles(services.db, consult, body.chair_id, body.secretary_id)
+    await audit.record(services.db, account.id, "minutes.roles", "consult", consult.id, client_address(request))
+    return web.json_response(minutes_view(row))
 
 
 @routes.get("/api/consults/{consult_id}/fhir")
@@ -193,6 +244,16 @@ def _safe_name(name: str, extension: str) -> str:
     return stem + extension
 
 
+def content_disposition(filename: str) -> str:
+    """`attachment` with the file's name twice (RFC 6266): an ASCII fallback without diacritics
+    (`phim-phổi.png` → `phim-phoi.png`) for old clients, and the name itself, UTF-8 and
+    percent-encoded (RFC 8187), which browsers prefer."""
+    plain = unicodedata.normalize("NFKD", filename.replace("đ", "d").replace("Đ", "D"))
+    fallback = "".join(c for c in plain if not unicodedata.combining(c)).encode("ascii", "replace").decode()
+    fallback = re.sub(r'[?"\\\x00-\x1f]', "_", fallback)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
 @routes.post("/api/consults/{consult_id}/attachments")
 async def add_attachment(request: web.Request) -> web.Response:
     account = await require_account(request)
@@ -252,7 +313,7 @@ async def get_attachment(request: web.Request) -> web.StreamResponse:
     blob = await attachments.open_file(services, item)
     response = web.StreamResponse(
         headers={
-            "Content-Disposition": f'attachment; filename="{item.filename.encode("ascii", "replace").decode()}"',
+            "Content-Disposition": content_disposition(item.filename),
             "X-Content-Type-Options": "nosniff",
             "Content-Security-Policy": "sandbox",
             "Cache-Control": "private, no-store",

@@ -11,6 +11,7 @@ or round it is about that the caller needs besides:
   someone taking part in the round the consult belongs to.
 - `party`: the requester or the accepted specialist of the consult.
 - `requester`: the clinician who asked.
+- `requesting_side`: the clinician who asked or a clinician of the requesting hospital.
 - `in_call`: a peer of the call, joined with `consult:join` (or `round:join`).
 - `round_member`: takes part in the round: its lead, creator and invited people, and the
   clinicians of its hospital.
@@ -48,6 +49,7 @@ Relation = Literal[
     "participant",
     "party",
     "requester",
+    "requesting_side",
     "in_call",
     "round_member",
     "round_lead",
@@ -92,6 +94,7 @@ EVENTS: dict[tuple[str, str], Rule] = {
     ("/", "consult:accept"): _rule("specialist"),
     ("/", "consult:decline"): _rule("specialist"),
     ("/", "consult:end"): _rule(*CALLERS, relation="party"),
+    ("/", "consult:result"): _rule("clinician", relation="requesting_side"),
     ("/", "consult:join"): _rule(*CALLERS, relation="participant"),
     ("/", "consult:leave"): _rule(*CALLERS),  # leaves only the caller's own peer
     # Only the two parties call people in (of their hospitals' networks) or send them out again.
@@ -134,6 +137,8 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/consults"): _rule(*CALLERS, "supervisor"),  # filtered to what the caller may see
     ("GET", "/api/consults/{consult_id}"): _CONSULT_READ,
     ("GET", "/api/consults/{consult_id}/minutes"): _CONSULT_READ,
+    ("GET", "/api/consults/{consult_id}/minutes.pdf"): _CONSULT_READ,
+    ("PATCH", "/api/consults/{consult_id}/minutes"): _rule(*CALLERS, relation="party"),
     ("GET", "/api/consults/{consult_id}/fhir"): _CONSULT_READ,
     ("POST", "/api/consults/{consult_id}/attachments"): _rule(*CALLERS, relation="participant"),
     ("GET", "/api/consults/{consult_id}/attachments/{attachment_id}"): _CONSULT_READ,

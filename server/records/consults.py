@@ -20,7 +20,17 @@ from server.contract.errors import AppError
 from server.live import keys
 from server.live.caps import WAITING_STATUSES
 from server.policy import lifecycle
-from server.records.models import Consult, ConsultEvent, Database, Hospital, SisterLink, User, utcnow
+from server.records import chain
+from server.records.models import (
+    AuditEntry,
+    Consult,
+    ConsultEvent,
+    Database,
+    Hospital,
+    SisterLink,
+    User,
+    utcnow,
+)
 
 OPEN_STATUSES = lifecycle.OPEN_STATUSES
 VIETNAM = timezone(timedelta(hours=7))  # Asia/Ho_Chi_Minh has no daylight saving
@@ -108,6 +118,50 @@ async def ending_op(db: Database, consult_id: str) -> str | None:
     return str(found) if found is not None else None
 
 
+async def result_reported(db: Database, consult_id: str, op_id: str) -> bool:
+    """Whether this `op_id` reported a result of the consult already (a `result` timeline line
+    keeps its op_id, as an `ended` line keeps the ending's)."""
+    async with db.session() as session:
+        details = await session.scalars(
+            select(ConsultEvent.detail).where(ConsultEvent.consult_id == consult_id, ConsultEvent.kind == "result")
+        )
+        return any(isinstance(d, dict) and d.get("op_id") == op_id for d in details.all())
+
+
+async def report_result(
+    db: Database,
+    consult: Consult,
+    actor_id: str,
+    *,
+    op_id: str,
+    result: str,
+    note: str,
+    audit_entry: AuditEntry,
+) -> Consult | None:
+    """Keep the result on the consult (replacing an earlier one), a `result` line on its timeline
+    and the audit entry, in one transaction, if nobody changed the consult since it was read;
+    `None` if someone did."""
+    async with db.session() as session, session.begin():
+        changed: Consult | None = await session.scalar(
+            update(Consult)
+            .where(Consult.id == consult.id, Consult.version == consult.version)
+            .values(
+                result=result,
+                result_note=note,
+                result_by_id=actor_id,
+                result_at=utcnow(),
+                version=consult.version + 1,
+            )
+            .returning(Consult)
+        )
+        if changed is None:
+            return None
+        detail = {"result": result, "note": note, "op_id": op_id}
+        session.add(ConsultEvent(consult_id=consult.id, kind="result", actor_id=actor_id, detail=detail))
+        session.add(audit_entry)
+    return changed
+
+
 async def get(db: Database, consult_id: str) -> Consult | None:
     async with db.session() as session:
         return await session.get(Consult, consult_id)
@@ -132,6 +186,10 @@ async def transition(
         if changed is None:
             return None
         session.add(ConsultEvent(consult_id=consult.id, kind=event, actor_id=actor_id, detail=detail or {}))
+        if "outcome" in changes and changed.outcome is not None:  # a clinical write: chained
+            chain.append(
+                session, "consult.end", "consult", changed.id, chain.outcome_content(changed), actor_id=actor_id
+            )
     return changed
 
 

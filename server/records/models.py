@@ -10,7 +10,7 @@ import uuid
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Index, String, Text, TypeDecorator, event
+from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator, event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -100,7 +100,7 @@ class AuditEntry(Base):
     """Who did or read what, when, from where. Never the clinical text itself."""
 
     __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_target", "target_type", "target_id"),)
+    __table_args__ = (Index("ix_audit_target", "target_type", "target_id"), Index("ux_audit_seq", "seq", unique=True))
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
@@ -110,6 +110,22 @@ class AuditEntry(Base):
     target_id: Mapped[str] = mapped_column(String(64), default="")
     address: Mapped[str] = mapped_column(String(100), default="")
     detail: Mapped[str] = mapped_column(Text, default="")
+    # The tamper-evident chain (server/records/chain.py): the entry's place in it, the hash of
+    # the entry before and its own hash over both. Filled in as the entry is written.
+    seq: Mapped[int] = mapped_column(Integer)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class ChainHead(Base):
+    """The audit chain's last entry: one row, updated in the transaction that appends, so
+    writers on every instance take turns on it and the chain never forks."""
+
+    __tablename__ = "audit_chain_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # always 1
+    seq: Mapped[int] = mapped_column(Integer)  # 0 before the first entry
+    hash: Mapped[str] = mapped_column(String(64))
 
 
 SQLITE_POOL_SIZE = 5
@@ -179,6 +195,12 @@ class Consult(Base):
     outcome: Mapped[str | None] = mapped_column(String(30))
     summary: Mapped[str | None] = mapped_column(Text)
     ended_by_id: Mapped[str | None] = mapped_column(String(64))  # who ended or cancelled it
+    # What became of the patient, reported back by the requesting side after the end
+    # (`consult:result`): the latest report; every report is also a `result` timeline line.
+    result: Mapped[str | None] = mapped_column(String(20))
+    result_note: Mapped[str | None] = mapped_column(Text)
+    result_by_id: Mapped[str | None] = mapped_column(String(64))
+    result_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     version: Mapped[int] = mapped_column(default=1)
     note_seq: Mapped[int] = mapped_column(default=0)  # the last note's seq
     note_bytes: Mapped[int] = mapped_column(default=0)  # UTF-8 bytes of its notes' text, for the cap
@@ -304,3 +326,24 @@ class CalendarFeed(Base):
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
     secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Minutes(Base):
+    """The minutes (biên bản) of a consult: their number, given once per issuing hospital and year
+    at the first generation and kept, and who chairs and who takes the minutes (None: the default,
+    the accepted specialist and the requesting clinician). server/records/minutes.py"""
+
+    __tablename__ = "minutes"
+    __table_args__ = (Index("ux_minutes_number", "hospital_id", "year", "number", unique=True),)
+
+    consult_id: Mapped[str] = mapped_column(ForeignKey("consults.id"), primary_key=True)
+    hospital_id: Mapped[str] = mapped_column(ForeignKey("hospitals.id"))  # the issuing hospital: the requester's
+    year: Mapped[int] = mapped_column()  # the year in Vietnam when the number was given
+    number: Mapped[int] = mapped_column()
+    chair_id: Mapped[str | None] = mapped_column(String(64))
+    secretary_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+# Registers the hook that chains every new audit entry as it is flushed (needs the classes above).
+from server.records import chain  # noqa: E402, F401

@@ -8,6 +8,8 @@ note's versions form one line, never a fork that hides one writer's text behind 
 the note. The increment is the transaction's first statement, so it takes the write lock
 first (a row lock on PostgreSQL, the database lock on SQLite) and writers on every instance
 queue behind it: seq is consecutive, with no gap and no duplicate.
+
+Each note is chained (server/records/chain.py) in the transaction that stores it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from typing import Literal
 from sqlalchemy import select, update
 
 from server.contract.errors import AppError
-from server.records.models import Consult, Database, Note, utcnow
+from server.records import chain
+from server.records.models import Consult, Database, Note, new_id, utcnow
 
 Section = Literal["history", "examination", "investigations", "assessment", "plan", "discussion"]
 SECTIONS: tuple[str, ...] = ("history", "examination", "investigations", "assessment", "plan", "discussion")
@@ -161,6 +164,7 @@ async def add(
             if caps is not None:
                 caps.check(seq, total)  # counted under the write lock: no two writers pass it at once
             note = Note(
+                id=new_id(),
                 consult_id=consult_id,
                 seq=seq,
                 op_id=op_id,
@@ -171,6 +175,9 @@ async def add(
                 amends=amends,
             )
             session.add(note)
+            chain.append(
+                session, chain.note_action(note), "note", note.id, chain.note_content(note), actor_id=author_id
+            )
             await session.commit()
         except BaseException:
             await session.rollback()

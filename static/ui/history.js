@@ -153,6 +153,10 @@ export class History {
               t(`status.${c.status}`),
               c.outcome ? ` — ${t(`outcome.${c.outcome}`)}` : "",
             ),
+            c.result
+              ? h("div", { class: "result", "data-result": c.result.result },
+                `${t("result.label")}: ${t(`result.${c.result.result}`)}`)
+              : null,
             h(
               "div",
               { class: "muted" },

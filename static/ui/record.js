@@ -54,6 +54,8 @@ export function sizeText(bytes) {
 }
 
 // `ctx`: { h, t, when, api, specialtyName, user }.
+const RESULTS = ["recovered", "improving", "transferred", "died", "other"];
+
 export class RecordPage {
   constructor(ctx, consultId) {
     this.ctx = ctx;
@@ -110,6 +112,7 @@ export class RecordPage {
         h("h2", { id: "record-title" }, t("record.heading", { ref: c.patient?.ref || "" })),
         h("span", { class: "spacer" }),
         h("button", { type: "button", class: "print", onclick: () => window.print() }, t("record.print")),
+        this.pdfButton(),
         h("a", { href: "#/history", class: "back" }, t("history.back")),
       ),
       h(
@@ -136,7 +139,18 @@ export class RecordPage {
         fact(t("end.summary"), c.summary),
         fact(t("record.ended_by"), endedBy),
         fact(t("record.ended_at"), c.ended_at ? when(c.ended_at) : ""),
+        fact(
+          t("result.label"),
+          c.result
+            ? t("result.reported", {
+                result: t(`result.${c.result.result}`) + (c.result.note ? ` (${c.result.note})` : ""),
+                name: c.result.reported_by?.name || "",
+                at: when(c.result.reported_at),
+              })
+            : "",
+        ),
       ),
+      this.resultForm(c),
     );
     const events = h(
       "section",
@@ -154,6 +168,7 @@ export class RecordPage {
             this.kindText(e.kind),
             e.actor?.name ? ` — ${e.actor.name}` : "",
             e.detail?.reason ? ` (${e.detail.reason})` : "",
+            e.kind === "result" && e.detail?.result ? ` (${t(`result.${e.detail.result}`)})` : "",
           ),
         ),
       ),
@@ -214,6 +229,71 @@ export class RecordPage {
         : h("p", { class: "muted" }, t("record.no_files")),
     );
     this.element.replaceChildren(summary, events, noteList, files, this.minutes, this.viewer);
+  }
+
+  // The requesting side (the requester, or a clinician of the requesting hospital) reports back,
+  // after the end, what became of the patient; a later report replaces the shown one.
+  resultForm(c) {
+    const { h, t, user, connection } = this.ctx;
+    const mine = user && (user.id === c.requester?.id ||
+      (user.role === "clinician" && user.hospital?.id === this.record.hospital?.id));
+    if (c.status !== "ended" || !mine || !connection) return null;
+    const choices = RESULTS.map((r) =>
+      h("label", { class: "choice" },
+        h("input", { type: "radio", name: "result", value: r, required: true, checked: c.result?.result === r }),
+        t(`result.${r}`)));
+    const note = h("textarea", { id: "result-note", name: "result_note", rows: 2, maxlength: 2000 });
+    const status = h("p", { class: "form-status", role: "status" });
+    const form = h("form", { class: "result-form no-print", "data-form": "result", onsubmit: async (event) => {
+      event.preventDefault();
+      const picked = form.querySelector("input[name=result]:checked");
+      if (!picked) return;
+      status.textContent = "";
+      status.className = "form-status";
+      try {
+        await connection.write("consult:result", { consult_id: c.id, result: picked.value, note: note.value.trim() });
+        this.record = await this.ctx.api(`/api/consults/${encodeURIComponent(this.id)}`);
+        this.draw();
+        this.element.querySelector("[data-form=result] .form-status").textContent = t("result.sent");
+      } catch (error) {
+        status.textContent = t("error", { message: error?.message || String(error) });
+        status.className = "form-status error";
+      }
+    } },
+    h("fieldset", {}, h("legend", {}, t("result.title")), h("p", { class: "muted" }, t("result.hint")), choices),
+    h("label", { for: "result-note" }, t("result.note")), note,
+    h("p", { class: "row" }, h("button", { type: "submit" }, t("result.send"))), status);
+    return form;
+  }
+
+  // The archival PDF of the minutes (GET …/minutes.pdf): fetched with the token, saved in place
+  // through an <a download> on a blob: address, never opened in a tab that would leave the app.
+  pdfButton() {
+    const { h, t, api } = this.ctx;
+    const slot = h("span", { class: "field-error" });
+    const button = h(
+      "button",
+      {
+        type: "button",
+        class: "secondary download-minutes",
+        onclick: async () => {
+          slot.replaceChildren();
+          try {
+            const data = await api(`/api/consults/${encodeURIComponent(this.id)}/minutes.pdf`, { as: "blob" });
+            const url = URL.createObjectURL(data);
+            this.urls.push(url);
+            const a = h("a", { href: url, download: `bien-ban-${this.record.consult.patient?.ref || this.id}.pdf`, hidden: true });
+            document.body.append(a);
+            a.click();
+            a.remove();
+          } catch (error) {
+            slot.replaceChildren(errorNode(t, error));
+          }
+        },
+      },
+      t("record.download_pdf"),
+    );
+    return h("span", { class: "pdf-download" }, button, slot);
   }
 
   kindText(kind) {

@@ -95,6 +95,15 @@ async def test_a_consult_from_request_to_end(two_instances: tuple[Instance, Inst
     assert outcome.after[answering.name]["presence"]["status"] == "available"
     assert outcome.after[board.name]["sessions"] == []
 
+    # The result reported back: the ended consult is on no screen's state, but the specialist is told.
+    report = {"consult_id": consult_id, "op_id": "result-1", "result": "improving", "note": "Đỡ đau"}
+    outcome = await verify_action(
+        screens, lambda: ok(clinician, "consult:result", report), unchanged=[asking, answering, board]
+    )
+    assert "consult:updated" in outcome.names(answering.name)
+    again = await ok(clinician, "consult:result", report)  # the same op: the same answer
+    assert again["consult"]["result"]["result"] == "improving" and again["consult"]["result"]["note"] == "Đỡ đau"
+
 
 async def test_a_queued_request_cancelled(two_instances: tuple[Instance, Instance], clients: OpenClient) -> None:
     """Nobody to offer it to: the request waits in the queue, on the screen and the board, until cancelled."""

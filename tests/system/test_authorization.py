@@ -55,8 +55,13 @@ class Situation:
 # Per role, who calls: the consult of each case is asked by bavi.clinician (Ba Vì district
 # general hospital) and accepted by xanhpon.surgeon; both are in its call.
 SITUATIONS = [
-    Situation("clinician", "bavi.clinician", "requester", frozenset({"requester", "party", "participant", "in_call"})),
-    Situation("clinician", "bavi.colleague", "same-hospital", frozenset({"participant"})),
+    Situation(
+        "clinician",
+        "bavi.clinician",
+        "requester",
+        frozenset({"requester", "requesting_side", "party", "participant", "in_call"}),
+    ),
+    Situation("clinician", "bavi.colleague", "same-hospital", frozenset({"participant", "requesting_side"})),
     Situation("clinician", "bavi.nurse", "other-hospital", frozenset()),
     Situation("specialist", "xanhpon.surgeon", "accepted", frozenset({"party", "participant", "in_call"})),
     Situation("specialist", "xanhpon.icu", "other-specialist", frozenset()),
@@ -67,7 +72,7 @@ SITUATIONS = [
     Situation("admin", "admin", "admin", frozenset()),
 ]
 USERNAMES = sorted({s.username for s in SITUATIONS} | {"xanhpon.obgyn", "victim"})
-CONSULT_RELATIONS = {"participant", "party", "requester", "in_call"}
+CONSULT_RELATIONS = {"participant", "party", "requester", "requesting_side", "in_call"}
 # Round rules are checked here for their role gate only (a round that does not exist: allowed
 # roles get `not_found`); who takes part in a round is tests/system/test_rounds.py's.
 ROUND_RELATIONS = {"round_member", "round_lead", "round_team", "round_planner", "round_creator", "round_named_lead"}
@@ -189,6 +194,7 @@ def event_payload(event: str, consult_id: str, world: World) -> dict[str, Any]:
         "consult:accept": ref,
         "consult:decline": ref,
         "consult:end": {**ref, "outcome": "follow_up"},
+        "consult:result": {**ref, "op_id": uuid.uuid4().hex, "result": "improving"},
         "consult:join": ref,
         "consult:leave": ref,
         "consult:invite": {**ref, "user_id": world.ids["xanhpon.obgyn"]},

@@ -257,6 +257,21 @@ async def test_attachments_are_checked_stored_announced_and_served_safely(instan
             assert resp.status == 200 and await resp.read() == PNG
             assert resp.headers["X-Content-Type-Options"] == "nosniff"
             assert resp.headers["Content-Disposition"].startswith("attachment;")
+        # A Vietnamese name survives the download (RFC 8187), with an ASCII fallback for old clients.
+        form = aiohttp.FormData(quote_fields=False)  # the name in UTF-8, as a browser sends it
+        form.add_field("file", PNG, filename="Phim phổi Đông Anh.png", content_type="image/png")
+        async with client.post(f"/api/consults/{cid}/attachments", data=form) as resp:
+            assert resp.status == 201, await resp.text()
+            url = (await resp.json())["attachment"]["url"]
+        async with client.get(url) as resp:
+            assert resp.status == 200
+            assert resp.headers["Content-Disposition"] == (
+                'attachment; filename="Phim phoi Dong Anh.png"; '
+                "filename*=UTF-8''Phim%20ph%E1%BB%95i%20%C4%90%C3%B4ng%20Anh.png"
+            )
+            assert (
+                resp.content_disposition is not None and resp.content_disposition.filename == "Phim phổi Đông Anh.png"
+            )
     async with await http(instance, "bavi.nurse") as outsider:
         async with outsider.get(listed[0]["url"]) as resp:
             assert resp.status == 403

@@ -56,6 +56,7 @@ class Case:
     outcome: str | None = None
     kind: str = "consult"
     lapsed_first: bool = False
+    result: str | None = None  # reported back after the end
 
 
 # Figures in March (Vietnam time) worked out by hand below, in the tests.
@@ -63,7 +64,19 @@ CASES = [
     Case("c1", "bavi.clinician", "surgery", vn(3, 3, 9), "ended", "xanhpon.surgeon", 60, 600, "treated_locally"),
     Case("c2", "bavi.clinician", "surgery", vn(3, 10, 10), "ended", "xanhpon.surgeon", 120, 1200, "treated_locally"),
     Case("c3", "bavi.clinician", "icu", vn(3, 15, 14), "ended", "xanhpon.icu", 30, 900, "transfer", lapsed_first=True),
-    Case("c4", "bavi.nurse", "obstetrics", vn(3, 20, 8), "ended", "xanhpon.obgyn", 300, 1800, "follow_up"),
+    # Followed up, then transferred after all (the result reported back): not resolved at the district.
+    Case(
+        "c4",
+        "bavi.nurse",
+        "obstetrics",
+        vn(3, 20, 8),
+        "ended",
+        "xanhpon.obgyn",
+        300,
+        1800,
+        "follow_up",
+        result="transferred",
+    ),
     Case("c5", "tienyen.clinician", "trauma", vn(3, 5, 11), "ended", "quangninh.trauma", 45, 600, "treated_locally"),
     Case("c6", "tienyen.clinician", "dialysis", vn(3, 25, 16), "active", "quangninh.dialysis", 90),
     Case("c7", "bavi.clinician", "surgery", vn(3, 12, 9), "unanswered", "xanhpon.surgeon"),
@@ -117,6 +130,7 @@ async def insert_history(url: str) -> None:
                     hospital_id=requester.hospital_id,
                     created_at=created,
                     version=1,
+                    result=case.result,
                 )
                 events: list[tuple[datetime, str, str | None, dict[str, Any]]] = [
                     (created, "requested", requester.id, {})
@@ -190,7 +204,10 @@ def expected(
     duration: float | None = None,
     outcomes: tuple[int, int, int, int] = (0, 0, 0, 0),
     patients_reviewed: int = 0,
+    resolved: int | None = None,
 ) -> dict[str, Any]:
+    """`resolved`: at the district level; by default the ended requests not transferred."""
+    resolved = ended - outcomes[1] if resolved is None else resolved
     return {
         "requests": requests,
         "accepted": accepted,
@@ -203,6 +220,8 @@ def expected(
         "duration_median_s": duration,
         "outcomes": dict(zip(stats.OUTCOME_CODES, outcomes, strict=True)),
         "referrals_avoided": outcomes[0],
+        "resolved_at_district": resolved,
+        "resolved_at_district_share": round(resolved / ended, 3) if ended else None,
         "rounds_held": 0,
         "patients_reviewed": patients_reviewed,
     }
@@ -213,7 +232,8 @@ def expected(
 # decision counts among the outcomes and as a patient reviewed. Waits of the 8 accepted:
 # 15 20 30 45 60 90 120 300 → median (45 + 60) / 2 = 52.5, p90 at rank 6.3: 120 + 0.3 * 180 = 174.
 # Durations of the 7 ended: 60 300 600 600 900 1200 1800 → median 600.
-MARCH_TOTALS = expected(11, 8, 1, 1, 1, 7, (52.5, 174.0), 600.0, (5, 1, 1, 1), patients_reviewed=1)
+# Of the 7 ended, c3 was transferred and c4 transferred after all: 5 resolved at the district, 0.714.
+MARCH_TOTALS = expected(11, 8, 1, 1, 1, 7, (52.5, 174.0), 600.0, (5, 1, 1, 1), patients_reviewed=1, resolved=5)
 
 
 async def test_totals_over_the_network(server: Instance) -> None:
@@ -241,7 +261,7 @@ async def test_group_by_pair(server: Instance) -> None:
         expected(
             5, 4, unanswered=1, ended=4, wait=(45.0, 102.0), duration=750.0, outcomes=(4, 1, 0, 0), patients_reviewed=1
         ),
-        expected(1, 1, ended=1, wait=(300.0, 300.0), duration=1800.0, outcomes=(0, 0, 1, 0)),
+        expected(1, 1, ended=1, wait=(300.0, 300.0), duration=1800.0, outcomes=(0, 0, 1, 0), resolved=0),
         # c5 ended, c6 active, c9 waiting. Waits 45 90: median 67.5, p90 = 45 + 0.9 * 45.
         expected(3, 2, waiting=1, ended=1, wait=(67.5, 85.5), duration=600.0, outcomes=(1, 0, 0, 0)),
         expected(1, 1, ended=1, wait=(20.0, 20.0), duration=300.0, outcomes=(0, 0, 0, 1)),
@@ -313,6 +333,8 @@ async def test_csv_has_a_header_a_row_per_group_and_a_total(server: Instance) ->
         "follow_up",
         "onsite_support",
         "referrals_avoided",
+        "resolved_at_district",
+        "resolved_at_district_share",
         "rounds_held",
         "patients_reviewed",
     ]
@@ -342,12 +364,18 @@ async def test_csv_has_a_header_a_row_per_group_and_a_total(server: Instance) ->
         "0",
         "0",
         "0",
+        "",
+        "0",
         "0",
     ]
-    assert rows[2][2:] == ["5", "4", "1", "0", "0", "4", "45.0", "102.0", "750.0", "4", "1", "0", "0", "4", "0", "1"]
+    assert rows[2][2:] == [
+        *("5", "4", "1", "0", "0", "4", "45.0", "102.0", "750.0", "4", "1", "0", "0", "4", "3", "0.75", "0", "1")
+    ]
     assert rows[5][1] == XSS_NAME + " → Bệnh viện Đa khoa Xanh Pôn"
     assert rows[-1][:2] == ["total", "Total"]
-    assert rows[-1][2:] == ["11", "8", "1", "1", "1", "7", "52.5", "174.0", "600.0", "5", "1", "1", "1", "5", "0", "1"]
+    assert rows[-1][2:] == [
+        *("11", "8", "1", "1", "1", "7", "52.5", "174.0", "600.0", "5", "1", "1", "1", "5", "5", "0.714", "0", "1")
+    ]
 
     # JSON unless CSV is asked for at least as much as JSON; `format=` outranks the header.
     status, body, headers = await fetch(server, "admin", "/api/stats", MARCH, accept="application/json, text/csv;q=0.5")
@@ -370,7 +398,10 @@ async def test_csv_in_vietnamese_opens_in_vietnamese_excel(server: Instance) -> 
     assert rows[0][:4] == ["Mã", "Nhóm", "Số yêu cầu", "Được tiếp nhận"]
     assert rows[0][8] == "Thời gian chờ trung vị (giây)" and rows[0][11] == "Điều trị tại chỗ"
     assert all(len(row) == len(stats.CSV_COLUMNS) for row in rows)
-    assert rows[2][2:] == ["5", "4", "1", "0", "0", "4", "45,0", "102,0", "750,0", "4", "1", "0", "0", "4", "0", "1"]
+    assert rows[2][2:] == [
+        *("5", "4", "1", "0", "0", "4", "45,0", "102,0", "750,0", "4", "1", "0", "0", "4", "3", "0,75", "0", "1")
+    ]
+    assert rows[0][16:18] == ["Giải quyết tại tuyến huyện", "Tỷ lệ giải quyết tại tuyến huyện"]
     assert rows[-1][:2] == ["total", "Tổng cộng"]
     assert rows[-1][8:11] == ["52,5", "174,0", "600,0"]
     assert rows[5][1] == XSS_NAME + " → Bệnh viện Đa khoa Xanh Pôn"

@@ -1,0 +1,90 @@
+"""The template of the minutes PDF (biên bản hội chẩn từ xa): every heading and label, in one file
+a hospital can adapt to its own form (docs/protocol.md, "Minutes as a PDF").
+
+Thông tư 49/2017/TT-BYT asks for a biên bản hội chẩn following its Phụ lục I, whose field list is
+not published where we could read it: this follows the usual structure of Vietnamese consult
+minutes (../shared/regulation.md). Change the texts here; the order of the parts is `PARTS`.
+`server/actions/minutes_pdf.py` lays them out and fills them in.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# The document code after the number: "Số: 12/BB-HCTX" (biên bản hội chẩn từ xa).
+NUMBER_CODE: Final = "BB-HCTX"
+NUMBER_LINE: Final = "Số: {number}/{code}"
+
+NATION: Final = "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM"
+MOTTO: Final = "Độc lập - Tự do - Hạnh phúc"
+# "{place}, ngày 05 tháng 03 năm 2025": the issuing hospital's province (or its name), the date
+# the consult started (or was asked, if it never started).
+PLACE_DATE: Final = "{place}, ngày {day:02d} tháng {month:02d} năm {year}"
+TITLE: Final = "BIÊN BẢN HỘI CHẨN TỪ XA"
+# The footer of every page: the number, the patient's reference and the page.
+FOOTER: Final = "Biên bản số {number}/{code} · Mã người bệnh: {ref} · Trang {page}/{pages}"
+
+# The parts in order, each with its heading. Their content is fixed by the key.
+PARTS: Final[tuple[tuple[str, str], ...]] = (
+    ("time", "I. THỜI GIAN, HÌNH THỨC HỘI CHẨN"),
+    ("members", "II. THÀNH PHẦN THAM GIA"),
+    ("patient", "III. THÔNG TIN NGƯỜI BỆNH"),
+    ("summary", "IV. TÓM TẮT BỆNH ÁN"),
+    ("notes", "V. Ý KIẾN THẢO LUẬN"),
+    ("attachments", "VI. TÀI LIỆU ĐÍNH KÈM"),
+    ("conclusion", "VII. KẾT LUẬN"),
+    ("result", "VIII. KẾT QUẢ BÁO LẠI"),
+)
+
+LABELS: Final = {
+    "start": "Bắt đầu",
+    "end": "Kết thúc",
+    "form": "Hình thức",
+    "form_value": "Hội chẩn từ xa (trực tuyến, có hình ảnh và âm thanh)",
+    "points": "Các điểm cầu",
+    "specialty": "Chuyên khoa",
+    "urgency": "Mức độ",
+    "chair": "Chủ trì",
+    "secretary": "Thư ký",
+    "members_table": "Họ và tên|Chức danh|Chuyên khoa|Đơn vị|Thời gian trong cuộc gọi",
+    "not_in_call": "không vào cuộc gọi",
+    "patient_name": "Họ và tên",
+    "birth_date": "Ngày sinh",
+    "age": "Tuổi",
+    "sex": "Giới tính",
+    "national_id": "Số định danh cá nhân (CCCD)",
+    "insurance_id": "Số thẻ BHYT",
+    "address": "Địa chỉ",
+    "ref": "Mã người bệnh tại bệnh viện",
+    "no_identity": "Chưa ghi nhận thông tin định danh người bệnh trong hồ sơ.",
+    "no_notes": "Không có ý kiến ghi nhận.",
+    "amended": "(đã sửa)",
+    "replaced": "Nội dung trước khi sửa ({who}, {when}):",
+    "no_attachments": "Không có tài liệu đính kèm.",
+    "attachment_line": "{name} — {who}, {when}, {size}",
+    "outcome": "Hướng xử trí",
+    "conclusions": "Kết luận",
+    "no_outcome": "Chưa kết luận",
+    "result": "Kết quả",
+    "result_note": "Ghi chú",
+    "result_by": "Người báo",
+    "no_result": "Tuyến dưới chưa báo lại kết quả.",
+    "sign_hint": "(Ký, ghi rõ họ tên)",
+    "empty": "—",
+}
+
+# Chức danh: users carry no title of their own yet; the role stands in for it.
+TITLES: Final = {
+    "specialist": "Bác sĩ chuyên khoa tuyến trên",
+    "clinician": "Bác sĩ tuyến dưới",
+    "supervisor": "Cán bộ quản lý",
+    "admin": "Quản trị",
+}
+SEX: Final = {"male": "Nam", "female": "Nữ", "other": "Khác", "M": "Nam", "F": "Nữ", "O": "Khác", "U": "Không rõ"}
+RESULTS: Final = {
+    "recovered": "Khỏi bệnh",
+    "improving": "Đỡ, đang theo dõi",
+    "transferred": "Đã chuyển tuyến",
+    "died": "Tử vong",
+    "other": "Khác",
+}
