@@ -173,6 +173,18 @@ def outcome_content(consult: Any) -> dict[str, object]:
     }
 
 
+def result_content(consult: Any) -> dict[str, object]:
+    """The result reported back (`consult:result`) as chained: what became of the patient, the
+    note, who reported it and when. A later report replaces it and is chained in turn."""
+    return {
+        "id": consult.id,
+        "result": consult.result,
+        "note": consult.result_note,
+        "reported_by_id": consult.result_by_id,
+        "reported_at": consult.result_at,
+    }
+
+
 @dataclass(frozen=True)
 class Row:
     """A clinical row as the chain sees it."""
@@ -206,9 +218,17 @@ def _outcomes(connection: Connection) -> Iterator[Row]:
         yield Row(consult.id, consult.ended_at, content_hash(outcome_content(consult)))
 
 
+def _results(connection: Connection) -> Iterator[Row]:
+    consults = Consult.__table__
+    chosen = select(consults).where(consults.c.result.is_not(None), consults.c.demo.is_(False))
+    for consult in connection.execute(chosen.execution_options(yield_per=BATCH)):
+        yield Row(consult.id, consult.result_at, content_hash(result_content(consult)))
+
+
 WITNESSES: tuple[Witness, ...] = (
     Witness("note", "note", ("note.add", "note.amend"), _notes),
     Witness("outcome of consult", "consult", ("consult.end",), _outcomes),
+    Witness("result of consult", "consult", ("consult.result",), _results),
 )
 
 
@@ -243,7 +263,8 @@ def walk(connection: Connection, witnesses: tuple[Witness, ...] = WITNESSES) -> 
     """Check the chain from its first entry to its head, then every clinical row against its
     latest chained entry. Clinical rows are read first: an entry is committed with its row, so
     every row read is chained by an entry the walk reaches (it follows the head as it grows)."""
-    rows = {(w.target_type, row.id): (w, row) for w in witnesses for row in w.rows(connection)}
+    # Keyed by the witness: a consult's outcome and its result are two rows about one consult.
+    rows = {(w.name, row.id): (w, row) for w in witnesses for row in w.rows(connection)}
     chaining = {(action, w.target_type): w for w in witnesses for action in w.actions}
     chained: dict[tuple[str, str], tuple[Witness, Any]] = {}
     count, prev, last = 0, GENESIS, None
@@ -259,7 +280,7 @@ def walk(connection: Connection, witnesses: tuple[Witness, ...] = WITNESSES) -> 
                 return Report(count, f"{describe(entry)} was altered")
             witness = chaining.get((entry.action, entry.target_type))
             if witness is not None:
-                chained[(entry.target_type, entry.target_id)] = (witness, entry)
+                chained[(witness.name, entry.target_id)] = (witness, entry)
             count, prev, last = entry.seq, entry.hash, entry
         head = connection.execute(select(ChainHead.__table__)).one_or_none()
         if head is None:
@@ -280,7 +301,7 @@ def _first_clinical_problem(
 ) -> str | None:
     problems: list[tuple[float, str]] = []  # (the entry's seq, or infinity for an unchained row; the problem)
     for (_, target_id), (witness, entry) in chained.items():
-        found = rows.get((witness.target_type, target_id))
+        found = rows.get((witness.name, target_id))
         if found is None:
             problems.append((entry.seq, f"{witness.name} {target_id}, chained by {describe(entry)}, is missing"))
         elif DIGEST + found[1].digest != entry.detail:
@@ -288,7 +309,7 @@ def _first_clinical_problem(
                 (entry.seq, f"{witness.name} {target_id} was altered: it no longer matches {describe(entry)}")
             )
     for (_, row_id), (witness, row) in rows.items():
-        if (witness.target_type, row_id) not in chained:
+        if (witness.name, row_id) not in chained:
             when = _plain(row.at) if row.at else "no time"
             problems.append((float("inf"), f"{witness.name} {row_id} ({when}) has no chained entry"))
     return min(problems)[1] if problems else None

@@ -158,7 +158,16 @@ async def report_result(
             return None
         detail = {"result": result, "note": note, "op_id": op_id}
         session.add(ConsultEvent(consult_id=consult.id, kind="result", actor_id=actor_id, detail=detail))
-        session.add(audit_entry)
+        # A clinical write: chained with the digest of what was reported (never the note's text).
+        chain.append(
+            session,
+            audit_entry.action,
+            "consult",
+            changed.id,
+            chain.result_content(changed),
+            actor_id=actor_id,
+            address=audit_entry.address,
+        )
     return changed
 
 

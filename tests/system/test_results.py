@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.records import consults
+from sqlalchemy import update
+
+from server.records import chain, consults
+from server.records.models import Consult
 from tests.conftest import Client, Instance, add_user
 from tests.system.test_invitations import invite, user_id
 from tests.system.test_record import audit_entries
@@ -58,7 +61,18 @@ async def test_the_requesting_side_reports_the_result_and_the_consultants_are_to
         ("transferred", "Chuyển Xanh Pôn hôm sau"),
         ("improving", "Đỡ sốt"),
     ]
+    # Each report is chained (server/records/chain.py): its audit entry holds the digest of what
+    # was reported, never the note's text; altering the kept result breaks the chain.
     audited = [e for e in await audit_entries(instance, "consult.result") if e.target_id == cid]
-    assert [e.detail for e in audited] == ["result=transferred", "result=improving"]  # never the note's text
+    assert len(audited) == 2 and all(e.detail.startswith("sha256=") for e in audited), audited
+    assert not any("Đỡ sốt" in e.detail or "Xanh Pôn" in e.detail for e in audited)
+    assert (await chain.verify(instance.services.db)).intact
+    async with instance.services.db.session() as session, session.begin():
+        await session.execute(update(Consult).where(Consult.id == cid).values(result_note="Khỏi hẳn"))
+    report_after = await chain.verify(instance.services.db)
+    assert report_after.problem is not None and f"result of consult {cid} was altered" in report_after.problem
+    async with instance.services.db.session() as session, session.begin():
+        await session.execute(update(Consult).where(Consult.id == cid).values(result_note="Đỡ sốt"))
+    assert (await chain.verify(instance.services.db)).intact
     bad = await clinician.call("consult:result", report(cid, "r-4", "healed"))
     assert bad["error"]["code"] == "invalid", bad
