@@ -15,7 +15,7 @@ from server.actions import record
 from server.actions.access import consult_for
 from server.contract.errors import AppError, ErrorCode
 from server.contract.validation import parse_choices, parse_limit, parse_text
-from server.contract.views import attachment_view, consult_view
+from server.contract.views import attachment_view, consent_recorder, consult_view
 from server.http.common import client_address, printable_page, query_time, require_account, services_of
 from server.outbox import Event, To
 from server.policy import lifecycle
@@ -97,7 +97,11 @@ async def list_consults(request: web.Request) -> web.Response:
         services.db, account.id, "consults.list", [c.id for c in found], client_address(request), filters
     )
     answered = await consults.answers(services.db, [c.id for c in found])
-    ids = {i for c in found for i in (c.requester_id, c.specialist_id, c.named_specialist_id, c.ended_by_id)}
+    ids = {
+        i
+        for c in found
+        for i in (c.requester_id, c.specialist_id, c.named_specialist_id, c.ended_by_id, consent_recorder(c))
+    }
     ids |= {a.user_id for items in answered.values() for a in items}
     who = await consults.people(services.db, ids)
     return web.json_response(

@@ -35,7 +35,7 @@ from server.runtime.services import connect
 from server.runtime.settings import load_settings, normalize_database_url
 from signaling import monitor
 from signaling.server import ROUTERS
-from tests.conftest import PASSWORD, SECRET, Client, Instance, add_user, login
+from tests.conftest import CONSENT, PASSWORD, SECRET, Client, Instance, add_user, login
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -55,8 +55,13 @@ class Situation:
 # Per role, who calls: the consult of each case is asked by bavi.clinician (Ba Vì district
 # general hospital) and accepted by xanhpon.surgeon; both are in its call.
 SITUATIONS = [
-    Situation("clinician", "bavi.clinician", "requester", frozenset({"requester", "party", "participant", "in_call"})),
-    Situation("clinician", "bavi.colleague", "same-hospital", frozenset({"participant"})),
+    Situation(
+        "clinician",
+        "bavi.clinician",
+        "requester",
+        frozenset({"requester", "requesting_side", "party", "participant", "in_call"}),
+    ),
+    Situation("clinician", "bavi.colleague", "same-hospital", frozenset({"participant", "requesting_side"})),
     Situation("clinician", "bavi.nurse", "other-hospital", frozenset()),
     Situation("specialist", "xanhpon.surgeon", "accepted", frozenset({"party", "participant", "in_call"})),
     Situation("specialist", "xanhpon.icu", "other-specialist", frozenset()),
@@ -67,7 +72,7 @@ SITUATIONS = [
     Situation("admin", "admin", "admin", frozenset()),
 ]
 USERNAMES = sorted({s.username for s in SITUATIONS} | {"xanhpon.obgyn", "victim"})
-CONSULT_RELATIONS = {"participant", "party", "requester", "in_call"}
+CONSULT_RELATIONS = {"participant", "party", "requester", "requesting_side", "in_call"}
 # Round rules are checked here for their role gate only (a round that does not exist: allowed
 # roles get `not_found`); who takes part in a round is tests/system/test_rounds.py's.
 ROUND_RELATIONS = {"round_member", "round_lead", "round_team", "round_planner", "round_creator", "round_named_lead"}
@@ -183,7 +188,9 @@ def event_payload(event: str, consult_id: str, world: World) -> dict[str, Any]:
             "specialty": "dialysis",
             "urgency": "routine",
             "patient": {"ref": "AUTH-2"},
+            "consent": CONSENT,
         },
+        "consult:consent": {**ref, "op_id": uuid.uuid4().hex, **CONSENT},
         "consult:cancel": ref,
         "consult:widen": ref,
         "consult:accept": ref,

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from server.records import consults
 from server.records.models import Consult
-from tests.conftest import Client, Instance, StartInstance, add_user, until
+from tests.conftest import CONSENT, Client, Instance, StartInstance, add_user, until
 
 _ops = itertools.count()
 
@@ -22,6 +22,7 @@ def request(specialty: str = "surgery", urgency: str = "routine", **extra: Any) 
         "specialty": specialty,
         "urgency": urgency,
         "patient": {"ref": "BV-0042", "summary": "Đau bụng hố chậu phải 2 ngày", "age": 34, "sex": "male"},
+        "consent": CONSENT,
         **extra,
     }
 
