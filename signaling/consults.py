@@ -7,13 +7,25 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints, field_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from server import outbox
-from server.actions import dispatch, results, rounds
-from server.contract.validation import Id, OpId, Payload
+from server.actions import consent, dispatch, results, rounds
+from server.contract.validation import (
+    Address,
+    BirthDate,
+    Id,
+    InsuranceId,
+    NationalId,
+    OpId,
+    PatientName,
+    Payload,
+    Sex,
+    identity_problem,
+)
+from server.policy import consent as consent_policy
 from server.policy import matching
-from server.records import consults
+from server.records import consents, consults
 from server.runtime import loops
 from server.runtime.services import Services
 from signaling.router import Caller, Router
@@ -22,10 +34,50 @@ router = Router("/")
 
 
 class Patient(Payload):
+    """The patient of a request: the hospital's reference and the case, and their identity
+    (patient data: never logged; shown only to those who may read the consult)."""
+
     ref: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     summary: Annotated[str, StringConstraints(max_length=2000)] = ""
     age: Annotated[int, Field(ge=0, le=130)] | None = None
-    sex: Literal["male", "female", "other"] | None = None
+    sex: Sex | None = None
+    name: PatientName | None = None
+    birth_date: BirthDate | None = None
+    national_id: NationalId | None = None
+    insurance_id: InsuranceId | None = None
+    address: Address | None = None
+
+    @model_validator(mode="after")
+    def consistent(self) -> Patient:
+        problem = identity_problem(self.national_id, self.birth_date)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
+
+
+class Consent(Payload):
+    """A consent as given (`consult:consent` without its ids, or `consent` in `consult:request`)."""
+
+    given_by: consent_policy.GivenBy
+    relation: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
+    method: consent_policy.Method
+    scopes: list[consent_policy.Scope]
+    note: Annotated[str, StringConstraints(max_length=1000)] | None = None
+
+    @model_validator(mode="after")
+    def coherent(self) -> Consent:
+        if len(set(self.scopes)) != len(self.scopes):
+            raise ValueError("scopes must not repeat a scope")
+        if "recording" in self.scopes and "consult" not in self.scopes:
+            raise ValueError("scopes: consent to recording comes with consent to the consult")
+        if self.given_by != "patient" and self.relation is None:
+            raise ValueError("relation is required when a relative or a guardian gives consent")
+        return self
+
+    def given(self) -> consents.Given:
+        return consents.Given(
+            given_by=self.given_by, method=self.method, scopes=list(self.scopes), relation=self.relation, note=self.note
+        )
 
 
 class ConsultRequest(Payload):
@@ -34,6 +86,10 @@ class ConsultRequest(Payload):
     urgency: matching.Urgency
     patient: Patient
     specialist_id: Id | None = None
+    consent: Consent | None = None
+    consent_waived_reason: (
+        Annotated[str, StringConstraints(min_length=1, max_length=consent_policy.WAIVER_LENGTH)] | None
+    ) = None
 
     @field_validator("specialty")
     @classmethod
@@ -45,6 +101,11 @@ class ConsultRequest(Payload):
 
 class ConsultRef(Payload):
     consult_id: Id
+
+
+class ConsultConsent(Consent):
+    consult_id: Id
+    op_id: OpId
 
 
 class ConsultDecline(Payload):
@@ -76,8 +137,25 @@ async def consult_request(caller: Caller, payload: ConsultRequest) -> dict[str, 
             op_id=payload.op_id,
             specialty=payload.specialty,
             urgency=payload.urgency,
-            patient=payload.patient.model_dump(),
+            patient=payload.patient.model_dump(exclude_none=True),
             specialist_id=payload.specialist_id,
+            consent=payload.consent.given() if payload.consent is not None else None,
+            consent_waived_reason=payload.consent_waived_reason,
+        )
+    return {"consult": await dispatch.describe(caller.services, consult)}
+
+
+@router.on("consult:consent", ConsultConsent)
+async def consult_consent(caller: Caller, payload: ConsultConsent) -> dict[str, Any]:
+    async with outbox.sending(caller.services) as events:
+        consult = await consent.record(
+            caller.services,
+            events,
+            caller.account,
+            consult_id=payload.consult_id,
+            op_id=payload.op_id,
+            given=payload.given(),
+            address=caller.address,
         )
     return {"consult": await dispatch.describe(caller.services, consult)}
 

@@ -36,7 +36,7 @@ export function retryAfterMs(error, fallbackMs = DEFAULT_DELAYS.retryWriteMs) {
 // Writes whose payload carries the op_id that makes a repeat harmless on the server. Others are
 // still kept in the outbox under an op_id of their own, which is not sent.
 export const WRITES_WITH_OP_ID = new Set([
-  "note:add", "note:amend", "consult:request", "consult:end", "consult:result",
+  "note:add", "note:amend", "consult:request", "consult:end", "consult:result", "consult:consent",
 ]);
 // Consults the user's screen lists (as `session:state.consults` does).
 const OPEN = new Set(["queued", "offered", "active"]);

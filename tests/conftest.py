@@ -30,6 +30,9 @@ from server.runtime.settings import load_settings, normalize_database_url
 
 SECRET = "test-secret-key-0123456789abcdef"
 PASSWORD = "demo"
+# The patient's consent a request carries (a routine or urgent request is refused without it:
+# server/policy/consent.py): given by the patient, aloud, to the consult and its recording.
+CONSENT: dict[str, Any] = {"given_by": "patient", "method": "verbal", "scopes": ["consult", "recording"]}
 # No request may hold an instance's event loop longer than this (issue 18): every other user of
 # the instance waits that long. Measured by server/runtime/looplag.py, machine load left out.
 LOOP_LAG_BOUND_S = 0.05

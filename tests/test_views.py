@@ -47,6 +47,16 @@ CONSULT = SimpleNamespace(
     version=3,
     round_session_id=None,
     round_patient_id=None,
+    consent={
+        "given_by": "relative",
+        "relation": "con gái",
+        "method": "verbal",
+        "scopes": ["consult"],
+        "note": None,
+        "recorded_by": "u-lan",
+        "recorded_at": AT.isoformat(),
+    },
+    consent_waived_reason=None,
 )
 NOTE = SimpleNamespace(
     id="n-1",
@@ -112,6 +122,7 @@ BUILT: list[tuple[str, Any, type]] = [
         views.AdminUserView,
     ),
     ("consult_view", views.consult_view(CONSULT, WHO, 4), views.ConsultView),
+    ("consent_view", views.consent_view(CONSULT.consent, WHO), views.ConsentView),
     ("note_view", views.note_view(NOTE, WHO), views.NoteView),
     ("attachment_view", views.attachment_view(ATTACHMENT), views.AttachmentView),
     ("round_patient_view", PATIENT_VIEW, views.RoundPatientView),

@@ -26,9 +26,10 @@ from server.contract.errors import AppError
 from server.live import caps, keys, presence
 from server.live.offers import Offer, now
 from server.outbox import Event, To
+from server.policy import consent as consent_policy
 from server.policy import lifecycle, matching
 from server.policy.matching import Candidate, Urgency
-from server.records import consults
+from server.records import consents, consults
 from server.records.models import Consult, utcnow
 from server.records.users import Account
 from server.runtime.services import Services
@@ -65,6 +66,7 @@ async def describe(services: Services, consult: Consult) -> views.ConsultView:
         consult.named_specialist_id,
         consult.ended_by_id,
         consult.result_by_id,
+        views.consent_recorder(consult),
     )
     who = await consults.people(services.db, (*named, *consults.answer_people(found)))
     position = None
@@ -264,9 +266,16 @@ async def request(
     urgency: str,
     patient: dict[str, Any],
     specialist_id: str | None,
+    consent: consents.Given | None = None,
+    consent_waived_reason: str | None = None,
 ) -> Consult:
     if account.role != "clinician":
         raise AppError("forbidden", "only clinicians of a hospital ask for consults")
+    refused = consent_policy.request_refusal(
+        urgency, consent.scopes if consent is not None else None, consent_waived_reason
+    )
+    if refused is not None:
+        raise AppError("invalid", refused)
     if not await consults.practitioners(services.db, specialty):
         # Refused at once: waiting would only end when the clinician gives up.
         raise AppError("conflict", f"no specialist in your network practises {specialty}; ask for another specialty")
@@ -288,6 +297,8 @@ async def request(
             patient=patient,
             named_specialist_id=specialist_id,
             cap=lambda waiting: caps.request_refusal(waiting, urgency, services.settings),
+            consent=consent,
+            consent_waived_reason=consent_waived_reason,
         )
     if not created:
         return consult
@@ -304,6 +315,11 @@ async def accept(services: Services, out: list[Event], account: Account, consult
     target = lifecycle.check_transition("accept", consult.status)
     if offer is None or offer.version != consult.version or account.id not in offer.specialists:
         raise lifecycle.refusal("accept", consult.status)
+    scopes = consult.consent.get("scopes") if consult.consent else None
+    if (
+        missing := consent_policy.acceptance_refusal(consult.urgency, scopes, consult.consent_waived_reason)
+    ) is not None:
+        raise AppError("conflict", missing)
     started = utcnow()
     accepted = await consults.transition(
         services.db,

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 
 from server.actions import printable
-from server.contract.views import attachment_view, consult_view, hospital_ref, iso, note_view
+from server.contract.views import attachment_view, consent_recorder, consult_view, hospital_ref, iso, note_view
 from server.policy.matching import SPECIALTIES
 from server.records import consults, notes
 from server.records.consults import VIETNAM
@@ -44,7 +44,7 @@ async def build(db: Database, consult: Consult) -> dict[str, Any]:
     files = await attachments_of(db, consult.id)
     found = (await consults.answers(db, [consult.id])).get(consult.id, [])
     ids: set[str | None] = {consult.requester_id, consult.specialist_id, consult.named_specialist_id}
-    ids |= {consult.ended_by_id, consult.result_by_id} | consults.answer_people(found)
+    ids |= {consult.ended_by_id, consult.result_by_id, consent_recorder(consult)} | consults.answer_people(found)
     ids |= {e.actor_id for e in events} | {n.author_id for n in all_notes} | {f.uploader_id for f in files}
     ids |= {str(e.detail.get("user_id")) for e in events if e.kind == "invited"}
     who = await consults.people(db, ids)

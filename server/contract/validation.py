@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, StringConstraints, ValidationError
 
 from server.contract.errors import AppError
 from server.policy.recurrence import VIETNAM
@@ -153,3 +154,114 @@ def parse_text(name: str, raw: str | None, longest: int) -> str | None:
     if len(raw) > longest:
         raise AppError("invalid", f"{name} must be at most {longest} characters")
     return raw.strip()
+
+
+# A patient's identity (contract v2, "Patient identity and consent"). Pure checks, each giving the
+# problem in words (never the value: it is patient data) or None; the payload models use them.
+
+# The 12-digit personal identification number (số định danh cá nhân, on the citizen ID card and
+# in VNeID), Nghị định 137/2015/NĐ-CP Art. 13: digits 1-3 the province (or country) where the
+# birth was registered, digit 4 the century of birth and sex, digits 5-6 the year of birth, then
+# six random digits. The province codes of Thông tư 07/2016/TT-BCA (now 59/2021/TT-BCA) lie in
+# 001..096; the check takes that range, not the list, which changes as provinces merge.
+NATIONAL_ID_LENGTH = 12
+PROVINCE_CODES = range(1, 97)
+# The health insurance card number (mã thẻ BHYT): the card of 2 letters (the group insured) and
+# 13 digits, or the 10-digit social insurance number (mã số BHXH) that newer cards carry alone.
+INSURANCE_ID_LETTERS = 2
+INSURANCE_ID_DIGITS = 13
+SOCIAL_INSURANCE_DIGITS = 10
+FIRST_BIRTH_DATE = date(1900, 1, 1)
+ADDRESS_LENGTH = 300
+NAME_LENGTH = 200
+# HL7 v2 administrative sex codes, stored as the contract's words.
+HL7_SEX = {"M": "male", "F": "female", "O": "other", "U": "unknown"}
+SEXES = ("male", "female", "other", "unknown")
+
+
+def _digits(value: str) -> bool:
+    return value.isascii() and value.isdigit()
+
+
+def national_id_problem(value: str) -> str | None:
+    """Why `value` is not a citizen ID (12 digits, a province code 001-096 first), or None."""
+    if len(value) != NATIONAL_ID_LENGTH or not _digits(value):
+        return "national_id must be exactly 12 digits"
+    if int(value[:3]) not in PROVINCE_CODES:
+        return "national_id must begin with a province code from 001 to 096"
+    return None
+
+
+def national_id_birth_year(value: str) -> int:
+    """The year of birth a valid citizen ID encodes: digit 4 gives the century (0-1: 1900s,
+    2-3: 2000s, ...; even for men, odd for women), digits 5-6 the year within it."""
+    return 1900 + 100 * (int(value[3]) // 2) + int(value[4:6])
+
+
+def insurance_id_problem(value: str) -> str | None:
+    """Why `value` is not a health insurance card number, or None: 2 letters and 13 digits
+    (e.g. `DN4010123456789`), or the 10-digit social insurance number."""
+    if len(value) == SOCIAL_INSURANCE_DIGITS and _digits(value):
+        return None
+    letters, digits = value[:INSURANCE_ID_LETTERS], value[INSURANCE_ID_LETTERS:]
+    if (
+        len(value) == INSURANCE_ID_LETTERS + INSURANCE_ID_DIGITS
+        and letters.isascii()
+        and letters.isalpha()
+        and letters.isupper()
+        and _digits(digits)
+    ):
+        return None
+    return "insurance_id must be 2 capital letters and 13 digits, or the 10-digit social insurance number"
+
+
+def birth_date_problem(value: str, today: date) -> str | None:
+    """Why `value` is not a date of birth (YYYY-MM-DD, from 1900-01-01 to `today`), or None."""
+    try:
+        born = date.fromisoformat(value)
+    except ValueError:
+        return "birth_date must be a date, YYYY-MM-DD"
+    if len(value) != len("YYYY-MM-DD"):
+        return "birth_date must be a date, YYYY-MM-DD"
+    if not FIRST_BIRTH_DATE <= born <= today:
+        return f"birth_date must be between {FIRST_BIRTH_DATE.isoformat()} and today"
+    return None
+
+
+def identity_problem(national_id: str | None, birth_date: str | None) -> str | None:
+    """Why a citizen ID and a date of birth given together disagree (the year of birth), or None."""
+    if national_id is None or birth_date is None:
+        return None
+    if national_id_birth_year(national_id) != date.fromisoformat(birth_date).year:
+        return "national_id does not match the year of birth_date"
+    return None
+
+
+def sex_word(value: str) -> str:
+    """The contract's word for a sex given as a word or an HL7 v2 code (`M` → `male`)."""
+    return HL7_SEX.get(value, value)
+
+
+def today_in_vietnam() -> date:
+    return datetime.now(VIETNAM).date()
+
+
+def _refusing(problem: Callable[[str], str | None]) -> AfterValidator:
+    def check(value: str) -> str:
+        found = problem(value)
+        if found is not None:
+            raise ValueError(found)
+        return value
+
+    return AfterValidator(check)
+
+
+NationalId = Annotated[str, _refusing(national_id_problem)]
+InsuranceId = Annotated[str, _refusing(insurance_id_problem)]
+BirthDate = Annotated[str, _refusing(lambda value: birth_date_problem(value, today_in_vietnam()))]
+Sex = Annotated[
+    Literal["male", "female", "other", "unknown"],
+    BeforeValidator(lambda value: sex_word(value) if isinstance(value, str) else value),
+]
+PatientName = Annotated[str, StringConstraints(min_length=1, max_length=NAME_LENGTH)]
+Address = Annotated[str, StringConstraints(min_length=1, max_length=ADDRESS_LENGTH)]

@@ -308,6 +308,43 @@ class ConsultRow(Protocol):
     def round_session_id(self) -> str | None: ...
     @property
     def round_patient_id(self) -> str | None: ...
+    @property
+    def consent(self) -> dict[str, Any] | None: ...
+    @property
+    def consent_waived_reason(self) -> str | None: ...
+
+
+class ConsentView(TypedDict):
+    """The contract's `consult.consent`: the patient's consent as it stands (`scopes` empty:
+    withdrawn), who recorded it and when."""
+
+    given_by: str
+    relation: str | None
+    method: str
+    scopes: list[str]
+    note: str | None
+    recorded_by: Person | None
+    recorded_at: str | None
+
+
+def consent_view(consent: Mapping[str, Any] | None, who: Mapping[str, Person]) -> ConsentView | None:
+    """`consent`: as the consult keeps it (`records.consents.current`); `who` names its recorder."""
+    if not consent:
+        return None
+    return {
+        "given_by": str(consent.get("given_by") or ""),
+        "relation": consent.get("relation"),
+        "method": str(consent.get("method") or ""),
+        "scopes": list(consent.get("scopes") or []),
+        "note": consent.get("note"),
+        "recorded_by": who.get(str(consent.get("recorded_by") or "")),
+        "recorded_at": consent.get("recorded_at"),
+    }
+
+
+def consent_recorder(consult: ConsultRow) -> str | None:
+    """Whom the consult's consent names: for `records.consults.people`."""
+    return str(consult.consent.get("recorded_by") or "") or None if consult.consent else None
 
 
 class Decline(TypedDict):
@@ -378,6 +415,8 @@ class ConsultView(TypedDict):
     declines: list[Decline]
     unanswered: list[Unanswered]
     online_specialists: int | None
+    consent: ConsentView | None
+    consent_waived_reason: str | None
 
 
 def consult_view(
@@ -388,8 +427,9 @@ def consult_view(
     answers: Sequence[Answer] = (),
     online_specialists: int | None = None,
 ) -> ConsultView:
-    """`who` holds the people the consult names (`records.consults.people`), those of `answers`
-    too; the queue position is shown only while the consult waits in the queue, and how many
+    """`who` holds the people the consult names (`records.consults.people`), its consent's
+    recorder (`consent_recorder`) and those of `answers` too; the queue position is shown only
+    while the consult waits in the queue, and how many
     specialists of its specialty are online only while it waits for one (queued or offered).
     `answers`: its declines and lapsed offers, oldest first; the newest `MAX_ANSWERS` of each show."""
     waiting = consult.status in ("queued", "offered")
@@ -422,6 +462,8 @@ def consult_view(
         "declines": declines[-MAX_ANSWERS:],
         "unanswered": unanswered[-MAX_ANSWERS:],
         "online_specialists": online_specialists if waiting else None,
+        "consent": consent_view(consult.consent, who),
+        "consent_waived_reason": consult.consent_waived_reason,
     }
 
 

@@ -17,7 +17,7 @@ from server.actions import minutes_pdf, record
 from server.actions.access import consult_for
 from server.contract.errors import AppError, ErrorCode
 from server.contract.validation import Id, Payload, parse_choices, parse_limit, parse_text
-from server.contract.views import attachment_view, consult_view, minutes_view
+from server.contract.views import attachment_view, consent_recorder, consult_view, minutes_view
 from server.http.common import client_address, printable_page, query_time, read_json, require_account, services_of
 from server.outbox import Event, To
 from server.policy import lifecycle
@@ -102,7 +102,14 @@ async def list_consults(request: web.Request) -> web.Response:
     ids = {
         i
         for c in found
-        for i in (c.requester_id, c.specialist_id, c.named_specialist_id, c.ended_by_id, c.result_by_id)
+        for i in (
+            c.requester_id,
+            c.specialist_id,
+            c.named_specialist_id,
+            c.ended_by_id,
+            c.result_by_id,
+            consent_recorder(c),
+        )
     }
     ids |= {a.user_id for items in answered.values() for a in items}
     who = await consults.people(services.db, ids)

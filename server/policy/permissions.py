@@ -11,7 +11,8 @@ or round it is about that the caller needs besides:
   someone taking part in the round the consult belongs to.
 - `party`: the requester or the accepted specialist of the consult.
 - `requester`: the clinician who asked.
-- `requesting_side`: the clinician who asked or a clinician of the requesting hospital.
+- `requesting_side`: the clinician who asked or a clinician of the requesting hospital: the
+  patient's side, who records the patient's consent (server/policy/consent.py).
 - `in_call`: a peer of the call, joined with `consult:join` (or `round:join`).
 - `round_member`: takes part in the round: its lead, creator and invited people, and the
   clinicians of its hospital.
@@ -90,6 +91,7 @@ EVENTS: dict[tuple[str, str], Rule] = {
     ("/", "consult:request"): _rule("clinician"),
     ("/", "consult:cancel"): _rule("clinician", relation="requester"),
     ("/", "consult:widen"): _rule("clinician", relation="requester"),
+    ("/", "consult:consent"): _rule("clinician", relation="requesting_side"),
     # Whether the consult is offered to this specialist is state, answered with `conflict`.
     ("/", "consult:accept"): _rule("specialist"),
     ("/", "consult:decline"): _rule("specialist"),

@@ -20,7 +20,7 @@ from server.contract.errors import AppError
 from server.live import keys
 from server.live.caps import WAITING_STATUSES
 from server.policy import lifecycle
-from server.records import chain
+from server.records import chain, consents
 from server.records.models import (
     AuditEntry,
     Consult,
@@ -29,6 +29,7 @@ from server.records.models import (
     Hospital,
     SisterLink,
     User,
+    new_id,
     utcnow,
 )
 
@@ -48,8 +49,14 @@ async def create(
     named_specialist_id: str | None,
     kind: str = "consult",
     cap: Callable[[list[str]], AppError | None] | None = None,
+    consent: consents.Given | None = None,
+    consent_waived_reason: str | None = None,
 ) -> tuple[Consult, bool]:
     """Record a new request, or return the one this `op_id` already made. `(consult, created)`.
+
+    `consent`: given with the request (a row of `consents` under the request's `op_id`, and a
+    timeline line); `consent_waived_reason`: why an emergency goes ahead without it (a
+    `consent_waived` timeline line). The rules for them are `policy.consent`'s.
 
     `cap`: given the urgencies of the requester's requests still waiting for an answer, why a
     new one is refused (raised), or None; a repeated `op_id` is answered before it is asked."""
@@ -65,6 +72,7 @@ async def create(
         named_specialist_id=named_specialist_id,
         created_at=utcnow(),
         version=1,
+        consent_waived_reason=consent_waived_reason,
     )
     try:
         # One session for the look-up and the insert: each session costs a connection's round trips.
@@ -74,9 +82,25 @@ async def create(
                 return existing, False
             if cap is not None and (refused := cap(await _waiting_urgencies(session, requester_id))) is not None:
                 raise refused
+            consult.id = new_id()
+            given = consents.row(consult.id, op_id, consent, requester_id) if consent is not None else None
+            if given is not None:
+                consult.consent = consents.current(given)
             session.add(consult)
             await session.flush()
             session.add(ConsultEvent(consult_id=consult.id, kind="requested", actor_id=requester_id, detail={}))
+            if given is not None:
+                session.add(given)
+                session.add(consents.event(given, with_request=True))
+            if consent_waived_reason is not None:
+                session.add(
+                    ConsultEvent(
+                        consult_id=consult.id,
+                        kind="consent_waived",
+                        actor_id=requester_id,
+                        detail={"reason": consent_waived_reason},
+                    )
+                )
     except IntegrityError:
         # The same op arrived on another instance at the same moment; its write won.
         async with db.session() as session:

@@ -6,6 +6,7 @@ Alembic migrations in `server/records/migrations`; these classes mirror it.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, date, datetime
 from typing import Any
@@ -129,6 +130,9 @@ class ChainHead(Base):
 
 
 SQLITE_POOL_SIZE = 5
+# aiosqlite logs every statement with its values at DEBUG: patient data, whatever the service's
+# log level. Its logger stops at INFO (SQLAlchemy's own lines hide values: `hide_parameters`).
+logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 
 class Database:
@@ -145,7 +149,9 @@ class Database:
             kwargs = {"pool_size": SQLITE_POOL_SIZE, "max_overflow": 0}
         else:
             kwargs = {"pool_size": 10, "max_overflow": 10, "pool_pre_ping": True}
-        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        # hide_parameters: a database error's message (logged with its traceback) names the
+        # statement, never the values bound to it, which may be patient data.
+        self.engine: AsyncEngine = create_async_engine(url, hide_parameters=True, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.session = async_sessionmaker(self.engine, expire_on_commit=False)
@@ -209,6 +215,28 @@ class Consult(Base):
     # patient of the round's list it is about. Both None for an on-demand consult.
     round_session_id: Mapped[str | None] = mapped_column(String(64))
     round_patient_id: Mapped[str | None] = mapped_column(String(64))
+    # The patient's consent as it stands (`views.consent_view`'s fields; None: never given), the
+    # latest row of `consents`; and why an emergency went ahead without it.
+    consent: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    consent_waived_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class ConsentRecord(Base):
+    """A consent given (or withdrawn: no scopes) to a consult. Append-only; one per `op_id`."""
+
+    __tablename__ = "consents"
+    __table_args__ = (Index("ux_consent_op", "consult_id", "op_id", unique=True),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
+    consult_id: Mapped[str] = mapped_column(ForeignKey("consults.id"))
+    op_id: Mapped[str] = mapped_column(String(100))
+    given_by: Mapped[str] = mapped_column(String(20))  # patient / relative / guardian
+    relation: Mapped[str | None] = mapped_column(String(100))
+    method: Mapped[str] = mapped_column(String(20))  # verbal / written / electronic
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    note: Mapped[str | None] = mapped_column(Text)
+    recorded_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class ConsultEvent(Base):

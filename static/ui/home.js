@@ -1,7 +1,8 @@
 // The home screen of clinicians and specialists: the request form (clinicians), the presence
 // switch (specialists), their open consults, and the week's ward rounds. Kept for the whole
 // sign-in so what is being typed survives every redraw; rebuilt on a language change.
-import { errorNode } from "/static/ui/dom.js";
+import { AppFailure, errorNode } from "/static/ui/dom.js";
+import { patientProblems } from "/static/ui/identity.js";
 
 const URGENCIES = ["routine", "urgent", "emergency"];
 const OPEN = ["queued", "offered", "active"];
@@ -220,8 +221,69 @@ export class Home {
       "select",
       { id: "req-sex", name: "sex" },
       h("option", { value: "" }, "—"),
-      ["male", "female", "other"].map((s) => h("option", { value: s }, t(`sex.${s}`))),
+      ["male", "female", "other", "unknown"].map((s) => h("option", { value: s }, t(`sex.${s}`))),
     );
+    // The patient's identity (Công văn 7946/BYT-KCB: identify the patient in the software).
+    const text = (id, extra = {}) => h("input", { id, name: id.slice(4), autocomplete: "off", ...extra });
+    const name = text("req-name", { maxlength: 200 });
+    const birthDate = text("req-birth_date", { type: "date", min: "1900-01-01" });
+    const nationalId = text("req-national_id", { inputmode: "numeric", maxlength: 12, pattern: "[0-9]{12}" });
+    const insuranceId = text("req-insurance_id", { maxlength: 15 });
+    const address = text("req-address", { maxlength: 300 });
+    const identity = h(
+      "fieldset",
+      { class: "identity" },
+      h("legend", {}, t("identity.title")),
+      field("req-name", t("identity.name"), name),
+      h(
+        "div",
+        { class: "row" },
+        field("req-birth_date", t("identity.birth_date"), birthDate),
+        field("req-national_id", t("identity.national_id"), nationalId),
+        field("req-insurance_id", t("identity.insurance_id"), insuranceId),
+      ),
+      field("req-address", t("identity.address"), address),
+    );
+    // The patient's consent, in plain words: who gave it, how, to what; for an emergency without
+    // it, why it could not be had.
+    const consented = h("input", { id: "req-consent", name: "consent", type: "checkbox" });
+    const recording = h("input", { id: "req-consent-recording", name: "consent_recording", type: "checkbox" });
+    const givenBy = h(
+      "select",
+      { id: "req-given_by", name: "given_by" },
+      ["patient", "relative", "guardian"].map((g) => h("option", { value: g }, t(`consent.given_by.${g}`))),
+    );
+    const relation = text("req-relation", { maxlength: 100 });
+    const method = h(
+      "select",
+      { id: "req-method", name: "method" },
+      ["verbal", "written", "electronic"].map((m) => h("option", { value: m }, t(`consent.method.${m}`))),
+    );
+    const waiver = h("textarea", { id: "req-waiver", name: "consent_waived_reason", rows: 2, maxlength: 500 });
+    const waiverField = field("req-waiver", t("consent.waiver"), waiver);
+    const check = (id, label, control) =>
+      h("div", { class: "field check" }, control, h("label", { for: id }, label));
+    const consent = h(
+      "fieldset",
+      { class: "consent" },
+      h("legend", {}, t("consent.title")),
+      check("req-consent", t("consent.given"), consented),
+      h(
+        "div",
+        { class: "row" },
+        field("req-given_by", t("consent.given_by"), givenBy),
+        field("req-relation", t("consent.relation"), relation),
+        field("req-method", t("consent.method"), method),
+      ),
+      check("req-consent-recording", t("consent.recording"), recording),
+      waiverField,
+    );
+    const showWaiver = () => {
+      waiverField.hidden = urgency.value !== "emergency" || consented.checked;
+    };
+    urgency.addEventListener("change", showWaiver);
+    consented.addEventListener("change", showWaiver);
+    showWaiver();
     const named = h("select", { id: "req-named", name: "specialist" }, h("option", { value: "" }, t("request.anyone")));
     const rosterError = h("div", { class: "field-error" });
     const fillRoster = async () => {
@@ -261,8 +323,33 @@ export class Home {
           const patient = { ref: ref.value.trim(), summary: summary.value };
           if (age.value) patient.age = Number(age.value);
           if (sex.value) patient.sex = sex.value;
+          const typed = {
+            name: name.value.trim(),
+            birth_date: birthDate.value,
+            national_id: nationalId.value.trim(),
+            insurance_id: insuranceId.value.trim().toUpperCase(),
+            address: address.value.trim(),
+          };
+          for (const [key, value] of Object.entries(typed)) if (value) patient[key] = value;
           const payload = { specialty: specialty.value, urgency: urgency.value, patient };
           if (named.value) payload.specialist_id = named.value;
+          const refuse = (key) => formError.replaceChildren(errorNode(t, new AppFailure("invalid", t(key))));
+          const problem = patientProblems(patient)[0];
+          if (problem) return refuse(problem[1]);
+          if (consented.checked) {
+            if (givenBy.value !== "patient" && !relation.value.trim()) return refuse("consent.relation_needed");
+            payload.consent = {
+              given_by: givenBy.value,
+              method: method.value,
+              scopes: recording.checked ? ["consult", "recording"] : ["consult"],
+            };
+            if (relation.value.trim()) payload.consent.relation = relation.value.trim();
+          } else if (urgency.value === "emergency") {
+            if (!waiver.value.trim()) return refuse("consent.waiver_needed");
+            payload.consent_waived_reason = waiver.value.trim();
+          } else {
+            return refuse("consent.needed");
+          }
           submit.disabled = true;
           try {
             await connection.write("consult:request", payload);
@@ -270,6 +357,11 @@ export class Home {
             summary.value = "";
             age.value = "";
             sex.value = "";
+            for (const input of [name, birthDate, nationalId, insuranceId, address, relation, waiver]) input.value = "";
+            consented.checked = false;
+            recording.checked = false;
+            givenBy.value = "patient";
+            showWaiver();
             this.ctx.announce(t("request.sent"));
           } catch (error) {
             formError.replaceChildren(errorNode(t, error));
@@ -288,6 +380,8 @@ export class Home {
       field("req-ref", t("request.ref"), ref),
       field("req-summary", t("request.summary"), summary),
       h("div", { class: "row" }, field("req-age", t("request.age"), age), field("req-sex", t("request.sex"), sex)),
+      identity,
+      consent,
       field("req-named", t("request.named"), named),
       rosterError,
       formError,

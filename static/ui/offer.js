@@ -235,6 +235,14 @@ export class OfferDesk {
       h("div", { class: "offer-patient" }, patient),
       h("div", { class: "muted" }, `${c.requester?.name || ""} — ${c.requester?.hospital?.name || ""}`),
       c.patient?.summary ? h("p", { class: "offer-summary" }, c.patient.summary) : null,
+      // Without the patient's consent to the consult (an emergency, or withdrawn), said before Accept.
+      c.consent?.scopes?.includes("consult")
+        ? null
+        : h(
+            "p",
+            { class: "offer-no-consent" },
+            t("offer.no_consent") + (c.consent_waived_reason ? ` — ${c.consent_waived_reason}` : ""),
+          ),
       h(
         "div",
         { class: "offer-actions" },

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from server.actions import dispatch
 from server.outbox import Event
+from server.records import consents
 from server.records.users import load_account
 from tests.conftest import Client, Instance, until
 from tests.system.test_consults import request
@@ -37,6 +38,7 @@ async def test_a_request_lists_the_specialists_offer_before_the_requesters_updat
         urgency=asked["urgency"],
         patient=asked["patient"],
         specialist_id=None,
+        consent=consents.Given(**asked["consent"]),
     )
     assert consult.status == "offered"
     assert [event.name for event in events] == ["consult:offer", "consult:updated"]

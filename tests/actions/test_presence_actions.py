@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from tests.actions.verify import verify_action, watch
-from tests.conftest import Client, Instance
+from tests.conftest import CONSENT, Client, Instance
 
 OpenClient = Callable[..., Awaitable[Client]]
 
@@ -62,7 +62,13 @@ async def test_a_screen_that_misses_an_event_is_caught(
     async def ask_and_lose_the_update() -> None:
         ack = await clinician.call(
             "consult:request",
-            {"op_id": "lost-1", "specialty": "obstetrics", "urgency": "routine", "patient": {"ref": "BV-1"}},
+            {
+                "op_id": "lost-1",
+                "specialty": "obstetrics",
+                "urgency": "routine",
+                "patient": {"ref": "BV-1"},
+                "consent": CONSENT,
+            },
         )
         assert ack["ok"] is True, ack
         await asking.socket.next("consult:updated")

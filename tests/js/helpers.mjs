@@ -160,6 +160,9 @@ export async function notesOf(connection, consultId) {
   }
 }
 
+// The patient's consent a request carries (a routine or urgent one is refused without it).
+export const CONSENT = { given_by: "patient", method: "verbal", scopes: ["consult"] };
+
 // A consult from the clinician to the specialist by name, accepted: active, ready for notes.
 export async function activeConsult(clinician, specialist, ref) {
   const offered = next(specialist, "offer", (o) => o.consult.patient.ref === ref);
@@ -167,6 +170,7 @@ export async function activeConsult(clinician, specialist, ref) {
     specialty: "surgery",
     urgency: "routine",
     patient: { ref },
+    consent: CONSENT,
     specialist_id: specialist.state.user.id,
   });
   await offered;

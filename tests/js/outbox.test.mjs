@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { Connection, ProtocolError } from "../../static/protocol.js";
 import {
+  CONSENT,
   MemoryStorage,
   activeConsult,
   env,
@@ -228,7 +229,7 @@ check("a request beyond the cap on open requests is refused and reported, not re
   try {
     for (;;) {
       const ref = `BV-CAP-${Date.now()}-${waiting.length}`;
-      const request = { specialty: "surgery", urgency: "routine", patient: { ref } };
+      const request = { specialty: "surgery", urgency: "routine", patient: { ref }, consent: CONSENT };
       const failed = next(clinician, "outbox-failed", () => true, 5000).catch(() => null);
       try {
         waiting.push((await clinician.write("consult:request", request)).consult);

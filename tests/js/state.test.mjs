@@ -5,7 +5,7 @@
 // (2) the connection's own state, each equal the state from a fresh session:state.
 import assert from "node:assert/strict";
 import { applyEvent, stateFromSession } from "../../static/protocol.js";
-import { check, comparable, end, env, freshSession, next, open, settle, sleep } from "./helpers.mjs";
+import { CONSENT, check, comparable, end, env, freshSession, next, open, settle, sleep } from "./helpers.mjs";
 
 // How long a step's events may take to agree with a fresh snapshot.
 const WITHIN_MS = 10000;
@@ -59,6 +59,7 @@ check("applying a consult's events gives the state of a fresh session:state, on 
         specialty: "surgery",
         urgency: "urgent",
         patient: { ref, summary: "Đau bụng hố chậu phải" },
+        consent: CONSENT,
         specialist_id: specialist.state.user.id,
       });
       await offered;
@@ -100,6 +101,7 @@ check("a request cancelled while offered closes the offer on both sides", async 
       specialty: "surgery",
       urgency: "routine",
       patient: { ref },
+      consent: CONSENT,
       specialist_id: specialist.state.user.id,
     });
     await offered;

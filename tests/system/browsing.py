@@ -87,3 +87,14 @@ async def video_plays(pages: list[Page], condition: str = REMOTE_VIDEO_PLAYS) ->
                 for p in pages
             )
             raise AssertionError(f"no remote video within {TIMEOUT_MS} ms; the pages logged:\n{logs}") from None
+
+
+async def give_consent(page: Page, given_by: str = "patient", relation: str = "", recording: bool = False) -> None:
+    """On the request form: the patient (or a relative) agreed to the remote consult, as a
+    clinician ticks it before asking (a routine or urgent request is refused without it)."""
+    await page.check("input[name=consent]")
+    await page.select_option("select[name=given_by]", given_by)
+    if relation:
+        await page.fill("input[name=relation]", relation)
+    if recording:
+        await page.check("input[name=consent_recording]")

@@ -21,7 +21,7 @@ from server.records.models import Database
 from server.runtime import demo
 from server.runtime.settings import normalize_database_url
 from tests.conftest import PASSWORD, Instance
-from tests.system.browsing import TIMEOUT_MS, signed_in, video_plays
+from tests.system.browsing import TIMEOUT_MS, give_consent, signed_in, video_plays
 
 # The controls the walk uses, one place for all of them.
 UI = {
@@ -129,6 +129,7 @@ async def offered(world: World) -> tuple[Page, Page]:
 async def request(clinician: Page, specialist: Page) -> None:
     await clinician.fill(UI["request_ref"], "BV-2026-117")
     await clinician.fill(UI["request_summary"], "Nam 45 tuổi, đau bụng hố chậu phải")
+    await give_consent(clinician)
     await clinician.click(UI["request_submit"])
     await clinician.wait_for_selector(UI["request_sent"])
     await specialist.wait_for_selector(UI["offer_dialog"])

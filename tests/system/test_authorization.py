@@ -35,7 +35,7 @@ from server.runtime.services import connect
 from server.runtime.settings import load_settings, normalize_database_url
 from signaling import monitor
 from signaling.server import ROUTERS
-from tests.conftest import PASSWORD, SECRET, Client, Instance, add_user, login
+from tests.conftest import CONSENT, PASSWORD, SECRET, Client, Instance, add_user, login
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -188,7 +188,9 @@ def event_payload(event: str, consult_id: str, world: World) -> dict[str, Any]:
             "specialty": "dialysis",
             "urgency": "routine",
             "patient": {"ref": "AUTH-2"},
+            "consent": CONSENT,
         },
+        "consult:consent": {**ref, "op_id": uuid.uuid4().hex, **CONSENT},
         "consult:cancel": ref,
         "consult:widen": ref,
         "consult:accept": ref,

@@ -13,7 +13,7 @@ from playwright.async_api import Browser
 
 from server.runtime.redis_process import RedisProcess
 from tests.conftest import PASSWORD, Instance, StartInstance, login
-from tests.system.browsing import REMOTE_VIDEO_PLAYS, ROOT, TIMEOUT_MS, shot, signed_in, video_plays
+from tests.system.browsing import REMOTE_VIDEO_PLAYS, ROOT, TIMEOUT_MS, give_consent, shot, signed_in, video_plays
 
 
 async def test_request_accept_call_and_notes_across_two_instances(two_instances, browser: Browser) -> None:
@@ -26,6 +26,7 @@ async def test_request_accept_call_and_notes_across_two_instances(two_instances,
 
     await clinician.fill("input[name=ref]", "BV-2026-117")
     await clinician.fill("textarea[name=summary]", "Nam 45 tuổi, đau bụng hố chậu phải")
+    await give_consent(clinician)
     await shot(clinician, "clinician-request")
     await clinician.click("form button[type=submit]")
     await clinician.wait_for_selector(".card [data-status]")
@@ -111,6 +112,7 @@ async def test_a_dropped_clinician_is_back_in_the_call_with_the_notes_written_me
     clinician = await signed_in(browser, a, "bavi.clinician")
     specialist = await signed_in(browser, b, "xanhpon.surgeon")
     await clinician.fill("input[name=ref]", "BV-2026-118")
+    await give_consent(clinician)
     await clinician.click("form button[type=submit]")
     await specialist.click(".card.offer button.accept")
     await clinician.click(".card button.join")

@@ -10,7 +10,7 @@ import json
 from playwright.async_api import Browser, Page
 
 from tests.conftest import Instance, StartInstance, login
-from tests.system.browsing import ROOT, TIMEOUT_MS, shot, signed_in
+from tests.system.browsing import ROOT, TIMEOUT_MS, give_consent, shot, signed_in
 
 NO_OVERFLOW = "() => document.documentElement.scrollWidth <= window.innerWidth"
 
@@ -35,6 +35,7 @@ async def request_from_form(
     await page.select_option("select[name=urgency]", urgency)
     await page.fill("input[name=ref]", ref)
     await page.fill("textarea[name=summary]", f"Bệnh nhân {ref}")
+    await give_consent(page)
     if named:
         await page.wait_for_selector(f"select[name=specialist] option[value='{named}']", state="attached")
         await page.select_option("select[name=specialist]", named)
@@ -273,3 +274,50 @@ async def test_the_login_page_in_english_keeps_the_username_and_says_when_the_se
     await shot(page, "login-server-down")
     await asyncio.sleep(0)
     assert errors == [], errors
+
+
+async def test_the_request_form_takes_identity_and_consent_and_the_record_shows_them(
+    two_instances: tuple[Instance, Instance], browser: Browser
+) -> None:
+    """A clinician at Ba Vì fills the patient's identity and the consent a daughter gave in
+    writing; a wrong citizen ID is caught in the page, in Vietnamese. A specialist at Xanh Pôn
+    accepts; the record shows the identity and the consent, and the clinician withdraws it there."""
+    a, b = two_instances
+    clinician = await signed_in(browser, a, "bavi.clinician")
+    specialist = await signed_in(browser, b, "xanhpon.surgeon")
+    await specialist.wait_for_selector("select[name=presence]")
+    await clinician.fill("input[name=ref]", "BV-2026-610")
+    await clinician.fill("input[name=name]", "Nguyễn Văn Hùng")
+    await clinician.fill("input[name=birth_date]", "1968-03-14")
+    await clinician.fill("input[name=national_id]", "001068004217")
+    await clinician.fill("input[name=insurance_id]", "ht3010123456789")  # capitals are the page's job
+    await clinician.fill("input[name=address]", "Xã Tản Lĩnh, huyện Ba Vì, Hà Nội")
+    # Without consent, a routine request is not sent: said in plain Vietnamese.
+    await clinician.click(".request-form button[type=submit]")
+    await clinician.wait_for_selector(".request-form .error:has-text('Cần có đồng ý của người bệnh')")
+    await give_consent(clinician, given_by="relative", relation="con gái", recording=True)
+    await clinician.select_option("select[name=method]", "written")
+    await clinician.fill("input[name=national_id]", "001086004217")  # born 1986, says the ID
+    await clinician.click(".request-form button[type=submit]")
+    await clinician.wait_for_selector(".request-form .error:has-text('không khớp với năm sinh')")
+    await clinician.fill("input[name=national_id]", "001068004217")
+    await shot(clinician, "request-consent")
+    await clinician.click(".request-form button[type=submit]")
+    card = await clinician.wait_for_selector(".card[data-consult]:has-text('BV-2026-610')")
+    consult_id = await card.get_attribute("data-consult")
+
+    await specialist.wait_for_selector(f"dialog.offer-dialog[open] .card.offer[data-consult='{consult_id}']")
+    await specialist.click("dialog.offer-dialog button.accept")
+    await clinician.wait_for_selector(f".card[data-consult='{consult_id}'] .status[data-status=active]")
+
+    await clinician.goto(f"{a.url}/#/record/{consult_id}")
+    facts = await (await clinician.wait_for_selector(".record-summary .facts")).inner_text()
+    for shown in ("Nguyễn Văn Hùng", "001068004217", "HT3010123456789", "Xã Tản Lĩnh", "1968-03-14"):
+        assert shown in facts, (shown, facts)
+    assert "Người nhà (con gái) · Bằng văn bản · hội chẩn, ghi hình" in facts, facts
+    await clinician.click(".consent-form summary")
+    await clinician.click(".consent-form button.withdraw-consent")
+    await clinician.wait_for_selector(".record-summary .facts:has-text('Đã rút đồng ý')")
+    await clinician.wait_for_selector(".consent-form")  # given again from the same form, when it is
+    await clinician.click(".consent-form button.save-consent")
+    await clinician.wait_for_selector(".record-summary .facts:has-text('Người nhà (con gái)')")

@@ -8,7 +8,7 @@ import aiohttp
 from playwright.async_api import Browser, FloatRect, Page
 
 from tests.conftest import StartInstance, login
-from tests.system.browsing import REMOTE_VIDEO_PLAYS, shot, signed_in, video_plays
+from tests.system.browsing import REMOTE_VIDEO_PLAYS, give_consent, shot, signed_in, video_plays
 from tests.system.test_record import PNG
 
 CLINICIAN = "BS. Nguyễn Văn Hùng"  # a clinician at Ba Vì
@@ -30,6 +30,7 @@ async def test_the_call_stage_shows_who_is_there_and_what_they_do(
     clinician = await signed_in(browser, a, "bavi.clinician")
     specialist = await signed_in(browser, b, "xanhpon.surgeon")
     await clinician.fill("input[name=ref]", "BV-2026-211")
+    await give_consent(clinician)
     await clinician.click("form button[type=submit]")
     await specialist.click(".card.offer button.accept")
     await clinician.wait_for_selector(".card[data-consult] button.join")

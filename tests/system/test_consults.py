@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from server.records import consults
 from server.records.models import Consult
-from tests.conftest import Client, Instance, StartInstance, add_user, until
+from tests.conftest import CONSENT, Client, Instance, StartInstance, add_user, until
 
 _ops = itertools.count()
 
@@ -22,6 +22,7 @@ def request(specialty: str = "surgery", urgency: str = "routine", **extra: Any) 
         "specialty": specialty,
         "urgency": urgency,
         "patient": {"ref": "BV-0042", "summary": "Đau bụng hố chậu phải 2 ngày", "age": 34, "sex": "male"},
+        "consent": CONSENT,
         **extra,
     }
 
@@ -65,7 +66,7 @@ async def test_request_on_one_instance_is_offered_and_accepted_on_the_other(two_
     assert ended["ok"] is True and ended["consult"]["status"] == "ended"
     await until(surgeon, "presence:changed", lambda p: p["presence"]["status"] == "available")
     kinds = [kind for kind, _ in await timeline_of(a, consult["id"])]
-    assert kinds == ["requested", "offered", "accepted", "ended"]
+    assert kinds == ["requested", "consent", "offered", "accepted", "ended"]
 
 
 async def test_the_same_op_twice_makes_one_consult(two_instances, clients) -> None:
@@ -161,7 +162,7 @@ async def test_an_unanswered_offer_moves_to_the_next_specialist(start_instance: 
     assert [u["by"]["name"] for u in taken["consult"]["unanswered"]] == ["BS. Lê Minh Đức"]
     assert taken["consult"]["declines"] == [] and taken["consult"]["online_specialists"] is None
     kinds = [kind for kind, _ in await timeline_of(a, consult["id"])]
-    assert kinds == ["requested", "offered", "expired", "offered", "accepted"]
+    assert kinds == ["requested", "consent", "offered", "expired", "offered", "accepted"]
 
 
 async def test_a_declined_named_request_tells_the_requester_who_can_widen_it(two_instances, clients) -> None:

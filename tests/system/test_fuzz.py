@@ -58,7 +58,7 @@ from server.runtime.looplag import LoopLag
 from signaling import monitor
 from signaling.router import Router
 from signaling.server import MAX_MESSAGE_BYTES, ROUTERS
-from tests.conftest import LOOP_LAG_BOUND_S, SECRET, Client, Instance, StartInstance, login, loop_held_under
+from tests.conftest import CONSENT, LOOP_LAG_BOUND_S, SECRET, Client, Instance, StartInstance, login, loop_held_under
 
 log = logging.getLogger("tests.fuzz")
 
@@ -405,6 +405,7 @@ async def fresh_consult(world: World) -> None:
             "specialty": "surgery",
             "urgency": "emergency",
             "patient": {"ref": "FUZZ-1", "summary": "fuzz"},
+            "consent": CONSENT,
             "specialist_id": world.ids["specialist"],
         },
     )

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from server.actions import recovery
 from server.records.models import User
-from tests.conftest import Client, Instance, StartInstance, add_user, login, until
+from tests.conftest import CONSENT, Client, Instance, StartInstance, add_user, login, until
 from tests.system.test_consults import timeline_of
 from tests.system.test_notes import add, note
 from tests.system.test_rtc import active_consult, join
@@ -162,7 +162,13 @@ async def test_invitations_are_for_an_accepted_consult(instance: Instance, clien
     clinician = await clients(instance, "bavi.clinician")
     queued = await clinician.call(
         "consult:request",
-        {"op_id": "inv-q1", "specialty": "obstetrics", "urgency": "routine", "patient": {"ref": "BV-7"}},
+        {
+            "op_id": "inv-q1",
+            "specialty": "obstetrics",
+            "urgency": "routine",
+            "patient": {"ref": "BV-7"},
+            "consent": CONSENT,
+        },
     )
     cid = queued["consult"]["id"]
     icu_id = await user_id(instance, "xanhpon.icu")

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 
 from server.records.models import AuditEntry, Database
-from tests.conftest import Client, Instance, StartInstance, add_user
+from tests.conftest import CONSENT, Client, Instance, StartInstance, add_user
 from tests.system.test_rtc import active_consult
 
 _ops = itertools.count()
@@ -201,7 +201,13 @@ async def test_bad_notes_are_refused_clearly(instance: Instance, clients) -> Non
         assert ack["ok"] is False and ack["error"]["code"] == code, (payload.get("text", "")[:20], ack)
     queued = await clinician.call(
         "consult:request",
-        {"op_id": "q1", "specialty": "obstetrics", "urgency": "routine", "patient": {"ref": "BV-1"}},
+        {
+            "op_id": "q1",
+            "specialty": "obstetrics",
+            "urgency": "routine",
+            "patient": {"ref": "BV-1"},
+            "consent": CONSENT,
+        },
     )
     early = await clinician.call("note:add", note(queued["consult"]["id"]))
     assert early["error"]["code"] == "conflict"

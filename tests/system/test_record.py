@@ -54,7 +54,7 @@ async def test_the_record_has_everything(instance: Instance, ended_consult: dict
     assert body["hospital"]["id"] == "bavi-dgh"
     assert [p["part"] for p in body["participants"]] == ["requester", "specialist"]
     kinds = [e["kind"] for e in body["timeline"]]
-    assert kinds == ["requested", "offered", "accepted", "ended"]
+    assert kinds == ["requested", "consent", "offered", "accepted", "ended"]
     texts = {n["section"]: n for n in body["notes"]}
     assert texts["assessment"]["text"] == "Viêm ruột thừa cấp"
     assert [h["text"] for h in texts["assessment"]["history"]] == ["Viêm ruột thừa"]

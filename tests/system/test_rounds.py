@@ -13,7 +13,7 @@ import aiohttp
 from server.actions import rounds
 from server.policy import rounds as round_policy
 from server.records.consults import VIETNAM
-from tests.conftest import Client, Instance, StartInstance, add_user, login, until
+from tests.conftest import CONSENT, Client, Instance, StartInstance, add_user, login, until
 
 PATIENTS = [
     {"bed": "3", "ref": "BV-2026-201", "summary": "Viêm phổi, thở oxy 3 l/ph"},
@@ -530,4 +530,5 @@ async def test_a_specialist_in_a_rounds_call_is_busy_for_routine_offers_but_not_
 
 
 def _icu(urgency: str, op_id: str) -> dict[str, Any]:
-    return {"op_id": op_id, "specialty": "icu", "urgency": urgency, "patient": {"ref": "BV-0099", "summary": "Sốc"}}
+    patient = {"ref": "BV-0099", "summary": "Sốc"}
+    return {"op_id": op_id, "specialty": "icu", "urgency": urgency, "patient": patient, "consent": CONSENT}

@@ -23,7 +23,7 @@ from server.actions import rounds
 from server.live import ratelimit
 from server.policy.auth import AUDIENCE, ISSUER, issue_token
 from server.records.models import Round
-from tests.conftest import PASSWORD, SECRET, Client, Instance, StartInstance, login, loop_held_under
+from tests.conftest import CONSENT, PASSWORD, SECRET, Client, Instance, StartInstance, login, loop_held_under
 from tests.system.test_fuzz import logged_errors
 from tests.system.test_record import PNG
 from tests.system.test_rtc import active_consult
@@ -585,6 +585,7 @@ async def test_a_nul_character_in_any_text_is_invalid_on_every_database(
             "specialty": "surgery",
             "urgency": "routine",
             "patient": {"ref": "BV-1", "summary": "khó thở\x00"},
+            "consent": CONSENT,
         }
         ack = await client.call("consult:request", request)
         assert ack["error"]["code"] == "invalid" and "patient.summary" in ack["error"]["message"], ack

@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 from playwright.async_api import Browser, Page
 
-from tests.conftest import Client, Instance, add_user, login
+from tests.conftest import CONSENT, Client, Instance, add_user, login
 from tests.system.browsing import signed_in
 
 # Each calls `alert` or the page's `__xss` hook if it ever runs.
@@ -100,7 +100,7 @@ async def test_no_payload_runs_on_any_screen(
     # A consult whose patient is all payloads: the specialist's offer card shows it.
     clinician = await clients(instance, "bavi.xss")
     patient = {"ref": SHORT, "summary": CORPUS[:2000]}
-    request = {"op_id": "xss-1", "specialty": "surgery", "urgency": "urgent", "patient": patient}
+    request = {"op_id": "xss-1", "specialty": "surgery", "urgency": "urgent", "patient": patient, "consent": CONSENT}
     consult = (await call(clinician, "consult:request", request))["consult"]
     offer = await specialist.wait_for_selector(f'.card.offer:has-text("{PAYLOADS[0]}")')
     assert SHORT in await offer.inner_text()
