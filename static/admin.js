@@ -9,7 +9,8 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 export const AUDIT_ACTIONS = [
   "auth.logout", "session.state",
   "consults.list", "consult.read", "consult.minutes", "consult.minutes_pdf", "minutes.roles", "consult.fhir",
-  "consult.end", "consult.result", "notes.list", "note.add", "note.amend", "attachment.add", "attachment.read",
+  "consult.end", "consult.result", "consult.consent", "consent.record",
+  "notes.list", "note.add", "note.amend", "attachment.add", "attachment.read",
   "rounds.list", "round.create", "round.read", "round.update", "round.cancel", "round.lead", "round.patients",
   "calendar.key", "calendar.revoke", "stats.read", "stats.report",
   "admin.user.create", "admin.user.update", "admin.user.activate", "admin.user.deactivate", "admin.user.password",

@@ -29,6 +29,8 @@ ACTIONS: tuple[str, ...] = (
     "auth.logout",
     "calendar.key",
     "calendar.revoke",
+    "consent.record",
+    "consult.consent",
     "consult.end",
     "consult.fhir",
     "consult.minutes",

@@ -36,7 +36,7 @@ from sqlalchemy import Connection, event, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, UOWTransaction
 
-from server.records.models import AuditEntry, ChainHead, Consult, Database, Note, new_id, utcnow
+from server.records.models import AuditEntry, ChainHead, ConsentRecord, Consult, Database, Note, new_id, utcnow
 
 GENESIS = "0" * 64
 BATCH = 2000  # rows read at a time by the walk
@@ -185,6 +185,22 @@ def result_content(consult: Any) -> dict[str, object]:
     }
 
 
+def consent_content(record: Any) -> dict[str, object]:
+    """A consent recorded (or withdrawn: no scopes) as chained: who gave it, how, for what, who
+    recorded it and when. Consents are append-only: each one is chained once."""
+    return {
+        "id": record.id,
+        "consult_id": record.consult_id,
+        "given_by": record.given_by,
+        "relation": record.relation,
+        "method": record.method,
+        "scopes": list(record.scopes),
+        "note": record.note,
+        "recorded_by": record.recorded_by,
+        "recorded_at": record.recorded_at,
+    }
+
+
 @dataclass(frozen=True)
 class Row:
     """A clinical row as the chain sees it."""
@@ -225,10 +241,16 @@ def _results(connection: Connection) -> Iterator[Row]:
         yield Row(consult.id, consult.result_at, content_hash(result_content(consult)))
 
 
+def _consents(connection: Connection) -> Iterator[Row]:
+    for record in connection.execute(select(ConsentRecord.__table__).execution_options(yield_per=BATCH)):
+        yield Row(record.id, record.recorded_at, content_hash(consent_content(record)))
+
+
 WITNESSES: tuple[Witness, ...] = (
     Witness("note", "note", ("note.add", "note.amend"), _notes),
     Witness("outcome of consult", "consult", ("consult.end",), _outcomes),
     Witness("result of consult", "consult", ("consult.result",), _results),
+    Witness("consent", "consent", ("consent.record",), _consents),
 )
 
 

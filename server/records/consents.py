@@ -16,7 +16,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.contract.views import iso
+from server.records import chain
 from server.records.models import ConsentRecord, Consult, ConsultEvent, Database, new_id, utcnow
+
+# The chained audit entry of each consent recorded (server/records/chain.py): the digest of what
+# was recorded, so a consent changed in the database is found by `verify-audit`.
+CHAINED = "consent.record"
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,7 @@ async def record(db: Database, consult_id: str, op_id: str, given: Given, record
                 await session.flush()
                 await session.execute(update(Consult).where(Consult.id == consult_id).values(consent=current(made)))
                 session.add(event(made))
+                chain.append(session, CHAINED, "consent", made.id, chain.consent_content(made), actor_id=recorded_by)
                 created = True
             else:
                 created = False

@@ -92,6 +92,9 @@ async def create(
             if given is not None:
                 session.add(given)
                 session.add(consents.event(given, with_request=True))
+                chain.append(
+                    session, consents.CHAINED, "consent", given.id, chain.consent_content(given), actor_id=requester_id
+                )
             if consent_waived_reason is not None:
                 session.add(
                     ConsultEvent(

@@ -14,9 +14,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from server.records.models import AuditEntry
+from server.records import chain
+from server.records.models import AuditEntry, ConsentRecord
 from server.runtime.logs import JsonFormatter
 from tests.conftest import CONSENT, Instance, add_user, login, until
 from tests.system.test_consults import request, timeline_of
@@ -180,6 +181,21 @@ async def test_an_emergency_goes_ahead_with_the_reason_and_consent_follows(
             )
         ).all()
     assert sorted(audited) == ["scopes=consult", "scopes=none"]  # one each, the repeat not again
+
+    # Each consent recorded is chained (server/records/chain.py): one altered in the database is
+    # named by verify-audit; put back, the trail is intact again.
+    assert (await chain.verify(a.services.db)).intact
+    async with a.services.db.session() as session, session.begin():
+        first = await session.scalar(
+            select(ConsentRecord).where(ConsentRecord.consult_id == consult["id"], ConsentRecord.relation == "vợ")
+        )
+        assert first is not None
+        first.relation = "con trai"
+    report = await chain.verify(a.services.db)
+    assert report.problem is not None and f"consent {first.id} was altered" in report.problem, report
+    async with a.services.db.session() as session, session.begin():
+        await session.execute(update(ConsentRecord).where(ConsentRecord.id == first.id).values(relation="vợ"))
+    assert (await chain.verify(a.services.db)).intact
 
 
 async def test_a_routine_consult_whose_consent_was_withdrawn_cannot_be_accepted(two_instances, clients) -> None:
