@@ -1,6 +1,6 @@
 """The consult record as one document: the consult, participants, timeline, notes, attachments.
 
-Also its two exports: the printable minutes (biên bản hội chẩn từ xa) and a FHIR R4 Bundle.
+Also the printable minutes (biên bản hội chẩn từ xa); the FHIR R4 Bundle is `server.actions.fhir`.
 Every text that came from a user is escaped in the HTML; nothing is ever interpreted.
 """
 
@@ -193,106 +193,6 @@ def _part_name(part: str) -> str:
 
 def _sex(sex: str | None) -> str:
     return {"male": "Nam", "female": "Nữ", "other": "Khác"}.get(sex or "", "—")
-
-
-def fhir_bundle(record: dict[str, Any], base_url: str) -> dict[str, Any]:
-    """A FHIR R4 collection Bundle: the request, the encounter, and each note as a Communication."""
-    c = record["consult"]
-    request_ref = f"ServiceRequest/{c['id']}"
-    encounter_ref = f"Encounter/{c['id']}"
-    patient_ref = {
-        "identifier": {
-            "system": f"urn:telerounds:hospital:{c['requester']['hospital']['id']}",
-            "value": c["patient"]["ref"],
-        }
-    }
-
-    def practitioner(p: dict[str, Any] | None) -> dict[str, Any]:
-        return {"reference": f"Practitioner/{p['id']}", "display": p["name"]} if p else {"display": "unknown"}
-
-    status_map = {
-        "queued": "active",
-        "offered": "active",
-        "active": "active",
-        "ended": "completed",
-        "cancelled": "revoked",
-    }
-    encounter_status = {"active": "in-progress", "ended": "finished", "cancelled": "cancelled"}.get(
-        c["status"], "planned"
-    )
-    service_request: dict[str, Any] = {
-        "resourceType": "ServiceRequest",
-        "id": c["id"],
-        "status": status_map[c["status"]],
-        "intent": "order",
-        "priority": {"routine": "routine", "urgent": "urgent", "emergency": "stat"}[c["urgency"]],
-        "category": [{"text": "Hội chẩn từ xa"}],
-        "code": {"text": SPECIALTIES.get(c["specialty"], c["specialty"])},
-        "subject": patient_ref,
-        "authoredOn": c["created_at"],
-        "requester": practitioner(c["requester"]),
-        "note": [{"text": c["patient"].get("summary") or ""}],
-    }
-    if c["specialist"]:
-        service_request["performer"] = [practitioner(c["specialist"])]
-    encounter: dict[str, Any] = {
-        "resourceType": "Encounter",
-        "id": c["id"],
-        "status": encounter_status,
-        "class": {
-            "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
-            "code": "VR",
-            "display": "virtual",
-        },
-        "subject": patient_ref,
-        "basedOn": [{"reference": request_ref}],
-        "participant": [{"individual": practitioner(p)} for p in record["participants"]],
-    }
-    if c["started_at"]:
-        encounter["period"] = {"start": c["started_at"], **({"end": c["ended_at"]} if c["ended_at"] else {})}
-    if c["outcome"]:
-        encounter["hospitalization"] = {"dischargeDisposition": {"text": OUTCOMES[c["outcome"]]}}
-    entries: list[dict[str, Any]] = [
-        {"fullUrl": f"{base_url}/fhir/{request_ref}", "resource": service_request},
-        {"fullUrl": f"{base_url}/fhir/{encounter_ref}", "resource": encounter},
-    ]
-    for n in record["notes"]:
-        entries.append(
-            {
-                "fullUrl": f"{base_url}/fhir/Communication/{n['id']}",
-                "resource": {
-                    "resourceType": "Communication",
-                    "id": n["id"],
-                    "status": "completed",
-                    "category": [{"text": notes.SECTION_NAMES[n["section"]]}],
-                    "subject": patient_ref,
-                    "encounter": {"reference": encounter_ref},
-                    "basedOn": [{"reference": request_ref}],
-                    "sent": n["created_at"],
-                    "sender": practitioner(n["author"]),
-                    "payload": [{"contentString": n["text"]}],
-                    # What this text replaced, newest first: who wrote it, when, and the text.
-                    **({"note": [_replaced_annotation(old) for old in n["history"]]} if n["history"] else {}),
-                },
-            }
-        )
-    return {
-        "resourceType": "Bundle",
-        "type": "collection",
-        "timestamp": c["ended_at"] or c["created_at"],
-        "entry": entries,
-    }
-
-
-def _replaced_annotation(old: dict[str, Any]) -> dict[str, Any]:
-    """A replaced version of a note as a FHIR Annotation on the Communication of its current version."""
-    author = old["author"]
-    annotation: dict[str, Any] = {"time": old["created_at"], "text": f"Nội dung trước khi sửa: {old['text']}"}
-    if author:
-        annotation["authorReference"] = {"reference": f"Practitioner/{author['id']}", "display": author["name"]}
-    else:
-        annotation["authorString"] = "unknown"
-    return annotation
 
 
 def _shown(detail: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from aiohttp import BodyPartReader, web
 from sqlalchemy import and_, func, or_, select
 
 from server import outbox
-from server.actions import minutes_pdf, record
+from server.actions import fhir, minutes_pdf, record
 from server.actions.access import consult_for
 from server.contract.errors import AppError, ErrorCode
 from server.contract.validation import Id, Payload, parse_choices, parse_limit, parse_text
@@ -190,9 +190,7 @@ async def set_minutes_roles(request: web.Request) -> web.Response:
 @routes.get("/api/consults/{consult_id}/fhir")
 async def get_fhir(request: web.Request) -> web.Response:
     consult, _ = await _readable(request, "consult.fhir")
-    bundle = record.fhir_bundle(
-        await record.build(services_of(request).db, consult), f"{request.scheme}://{request.host}"
-    )
+    bundle = fhir.bundle(await record.build(services_of(request).db, consult), f"{request.scheme}://{request.host}")
     return web.json_response(bundle, content_type="application/fhir+json")
 
 

@@ -181,11 +181,12 @@ async def test_the_minutes_and_fhir_show_the_amended_text_and_what_it_replaced(
     assert struck.struck == ["Viêm ruột thừa"]  # the replaced text, shown struck through, once
     assert text.index("Viêm ruột thừa cấp") < text.index("Nội dung trước khi sửa")  # the current one first
     bundle = Bundle.model_validate(body)
-    amended = next(e.resource for e in bundle.entry[2:] if e.resource.payload[0].contentString == "Viêm ruột thừa cấp")
+    messages = [e.resource for e in bundle.entry if e.resource.get_resource_type() == "Communication"]
+    amended = next(r for r in messages if r.payload[0].contentString == "Viêm ruột thừa cấp")
     (replaced,) = amended.note
     assert replaced.text == "Nội dung trước khi sửa: Viêm ruột thừa"
     assert replaced.authorReference.display == "BS. Lê Minh Đức" and replaced.time is not None
-    others = [e.resource for e in bundle.entry[2:] if e.resource is not amended]
+    others = [r for r in messages if r is not amended]
     assert all(not r.note for r in others)  # notes never amended carry no history
     assert all(r.payload[0].contentString != "Viêm ruột thừa" for r in others)  # nor is it a note of its own
 
@@ -197,14 +198,20 @@ async def test_fhir_bundle_is_valid_r4(instance: Instance, ended_consult: dict[s
             assert resp.status == 200 and resp.content_type == "application/fhir+json"
     bundle = Bundle.model_validate(body)
     kinds = [entry.resource.get_resource_type() for entry in bundle.entry]
-    assert kinds == ["ServiceRequest", "Encounter"] + ["Communication"] * 4
+    assert kinds[:6] == ["ServiceRequest", "Encounter"] + ["Communication"] * 4
     request, encounter = bundle.entry[0].resource, bundle.entry[1].resource
     assert request.status == "completed" and request.priority == "routine"
-    assert request.subject.identifier.value == "BV-0042"
+    assert request.subject.reference == f"Patient/{ended_consult['id']}"
     assert request.performer[0].display == "BS. Lê Minh Đức"
     assert encounter.status == "finished" and encounter.class_fhir.code == "VR"
-    assert encounter.hospitalization.dischargeDisposition.text == "Điều trị tại chỗ theo hướng dẫn"
-    payloads = [entry.resource.payload[0].contentString for entry in bundle.entry[2:]]
+    assert encounter.hospitalization is None  # the conclusion is an Observation: a consult discharges no one
+    (outcome,) = [e.resource for e in bundle.entry if e.resource.get_resource_type() == "Observation"]
+    assert outcome.valueCodeableConcept.text == "Điều trị tại chỗ theo hướng dẫn"
+    patient = next(e.resource for e in bundle.entry if e.resource.get_resource_type() == "Patient")
+    assert [i.value for i in patient.identifier] == ["BV-0042"]
+    payloads = [
+        e.resource.payload[0].contentString for e in bundle.entry if e.resource.get_resource_type() == "Communication"
+    ]
     assert "Viêm ruột thừa cấp" in payloads and XSS in payloads
 
 
