@@ -1,25 +1,19 @@
 // The consult room: the call stage, kept in view, beside the notes and the attachments. Only the
 // accepted specialist ends the consult, choosing the outcome in a dialog that asks to confirm;
 // anyone leaves. The room follows the connection's events itself and resumes after a reconnect.
-import { Call } from "/static/call.js";
 import { Attachments } from "/static/ui/attachments.js";
+import { CallRoom } from "/static/ui/callroom.js";
 import { retranslate, tx } from "/static/ui/dom.js";
 import { Notes } from "/static/ui/notes.js";
-import { preJoin } from "/static/ui/prejoin.js";
 import { Stage } from "/static/ui/stage.js";
 
 export const OUTCOMES = ["treated_locally", "transfer", "follow_up", "onsite_support"];
 
-// Join refused because the call has its six people already (the server says `conflict`, "full").
-export const isFull = (e) => e?.code === "conflict" && /full/i.test(e?.message || "");
-
-export class ConsultRoom {
+export class ConsultRoom extends CallRoom {
   // `ctx`: { h, t, when, api, connection, user, say, specialtyName, onClose, show? }.
   constructor(ctx, consult) {
-    this.ctx = ctx;
+    super(ctx, "consult");
     this.consult = consult;
-    this.call = null;
-    this.closed = false;
     this.element = ctx.h("div", { class: "room consult-room", "data-consult": consult.id });
     this.handlers = {
       signal: (m) => m.consult_id === this.consult.id && this.signal(m),
@@ -34,24 +28,6 @@ export class ConsultRoom {
 
   get id() {
     return this.consult.id;
-  }
-
-  show(element) {
-    (this.ctx.show || ((el) => document.getElementById("app").replaceChildren(el)))(element);
-  }
-
-  // The pre-join screen, then the room. Resolves once the call is joined (or the user went back).
-  async enter() {
-    const stream = await preJoin(this.ctx, { title: () => this.title() });
-    if (!stream) {
-      this.finish("left");
-      return;
-    }
-    this.stream = stream;
-    this.draw();
-    this.show(this.element);
-    for (const [name, fn] of Object.entries(this.handlers)) this.ctx.connection.on(name, fn);
-    await this.join();
   }
 
   // The room's name: translated parts and the patient's reference, redrawn on a language change.
@@ -172,42 +148,13 @@ export class ConsultRoom {
     return dialog;
   }
 
-  async join() {
-    const { connection } = this.ctx;
-    // A peer that sees us joined may offer before our join ack arrives (it travels through another
-    // instance): keep such signals until the call exists, then play them in order.
-    this.pending = [];
-    this.joining = true;
-    let ack;
-    try {
-      ack = await connection.request("consult:join", { consult_id: this.id });
-    } catch (e) {
-      this.joining = false;
-      if (isFull(e)) {
-        this.leave("full", { message: this.ctx.t("room.full") });
-        return;
-      }
-      this.ctx.say?.(this.ctx.t("error", { message: e.message }), true);
-      return;
-    }
-    if (this.closed) return;
+  joined(ack) {
     if (ack.consult) this.consult = ack.consult;
-    this.stage.expect(ack.peers);
-    const call = new Call({
-      signal: (to, data) => connection.signal("consult_id", this.id, to, data),
-      iceServers: ack.ice_servers,
-      icePolicy: ack.ice_policy || "all",
-      stream: this.stream,
-      selfId: ack.peer_id,
-    });
-    this.stage.attach(call);
-    this.call = call;
-    this.joining = false;
     this.notes.addAll(ack.notes);
-    for (const m of this.pending.splice(0))
-      await call.receive(m.from, m.data).catch((e) => console.warn("rtc:signal", e));
-    for (const peer of ack.peers) if (!call.peers.has(peer.peer_id)) await call.offerTo(peer.peer_id);
-    await this.restOfNotes(ack.next_cursor);
+  }
+
+  more(ack) {
+    return this.restOfNotes(ack.next_cursor);
   }
 
   // The notes come a page at a time (the join ack brings the first): fetch the rest with the cursor.
@@ -217,21 +164,6 @@ export class ConsultRoom {
       this.notes.addAll(page.notes);
       cursor = page.next_cursor;
     }
-  }
-
-  signal(m) {
-    if (this.call && !this.joining) this.call.receive(m.from, m.data).catch((e) => console.warn("rtc:signal", e));
-    else this.pending?.push(m);
-  }
-
-  peerJoined(p) {
-    this.stage.peerJoined(p);
-    if (p.rejoined) this.call?.drop(p.peer_id, true); // it will send a new offer
-  }
-
-  peerLeft(peerId) {
-    this.stage.peerLeft(peerId);
-    this.call?.drop(peerId);
   }
 
   updated(consult) {
@@ -271,29 +203,14 @@ export class ConsultRoom {
     window.open(`#/record/${encodeURIComponent(this.id)}`, "_blank", "noopener");
   }
 
-  leaveCall() {
-    this.ctx.connection.request("consult:leave", { consult_id: this.id }).catch(() => {});
-    this.leave("left");
-  }
-
-  leave(reason, extra = {}) {
-    if (this.closed) return;
-    this.close();
-    this.finish(reason, extra);
-  }
-
   finish(reason, extra = {}) {
     this.ctx.onClose?.({ reason, ...extra, consult: extra.consult || this.consult });
   }
 
   close() {
     if (this.closed) return;
-    this.closed = true;
-    for (const [name, fn] of Object.entries(this.handlers)) this.ctx.connection.off(name, fn);
     if (this.endDialog?.open) this.endDialog.close();
-    this.stage?.close();
-    this.notes?.close();
-    this.files?.close();
+    super.close();
     if (!this.stage) for (const track of this.stream?.getTracks() || []) track.stop();
   }
 }

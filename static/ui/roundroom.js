@@ -1,21 +1,18 @@
 // The round room: one call for the whole ward round, on the same stage as a consult's, while the
 // focus moves from bed to bed; each patient's notes, attachments and decision are on their own
 // consult. Built from data with h() only: whatever users typed is always textContent.
-import { Call } from "/static/call.js";
 import { Attachments } from "/static/ui/attachments.js";
+import { CallRoom } from "/static/ui/callroom.js";
 import { retranslate, tx } from "/static/ui/dom.js";
 import { Notes } from "/static/ui/notes.js";
-import { preJoin } from "/static/ui/prejoin.js";
-import { isFull, OUTCOMES } from "/static/ui/room.js";
+import { OUTCOMES } from "/static/ui/room.js";
 import { Stage } from "/static/ui/stage.js";
 
-export class RoundRoom {
+export class RoundRoom extends CallRoom {
   // `ctx`: { h, t, when, api, connection, user, say, onClose, show? }.
   constructor(ctx, round) {
-    this.ctx = ctx;
+    super(ctx, "round");
     this.round = round;
-    this.call = null;
-    this.closed = false;
     this.notesBy = new Map(); // consult_id -> [note], every note of the session's patients
     this.shown = null; // the patient whose record is shown; follows the focus unless one was picked
     const { h } = ctx;
@@ -40,71 +37,32 @@ export class RoundRoom {
     return this.round.id;
   }
 
-  show(element) {
-    (this.ctx.show || ((el) => document.getElementById("app").replaceChildren(el)))(element);
-  }
-
-  async enter() {
-    const stream = await preJoin(this.ctx, { title: () => this.title() });
-    if (!stream) {
-      this.finish("left");
-      return;
-    }
-    this.stream = stream;
-    this.layout();
-    this.show(this.element);
-    for (const [name, fn] of Object.entries(this.handlers)) this.ctx.connection.on(name, fn);
-    await this.join();
-  }
-
   // The round's name: translated, with its title and ward as typed.
   title() {
     return `${this.ctx.t("round.title")} — ${this.round.title} — ${this.round.ward}`;
   }
 
   // The call is built once; the patient list and the panel are redrawn as the round changes.
-  async join() {
-    const { connection } = this.ctx;
-    this.pending = [];
-    this.joining = true;
-    let ack;
-    try {
-      ack = await connection.request("round:join", { round_id: this.id });
-    } catch (e) {
-      this.joining = false;
-      if (isFull(e)) {
-        this.leave("full", { message: this.ctx.t("room.full") });
-        return;
-      }
-      this.ctx.say?.(this.ctx.t("error", { message: e.message }), true);
-      this.leave("left");
-      return;
-    }
-    if (this.closed) return;
-    this.stage.expect(ack.peers);
-    const call = new Call({
-      signal: (to, data) => connection.signal("round_id", this.id, to, data),
-      iceServers: ack.ice_servers,
-      icePolicy: ack.ice_policy || "all",
-      stream: this.stream,
-      selfId: ack.peer_id,
-    });
-    this.stage.attach(call);
-    this.call = call;
-    this.joining = false;
+  joined(ack) {
     for (const note of ack.notes) this.keepNote(note);
     this.apply(ack.round, true);
-    for (const m of this.pending.splice(0))
-      await call.receive(m.from, m.data).catch((e) => console.warn("rtc:signal", e));
-    for (const peer of ack.peers) if (!call.peers.has(peer.peer_id)) await call.offerTo(peer.peer_id);
-    // The ack brings the first page of the patients' notes; the rest follow with the cursor.
+  }
+
+  // The ack brings the first page of the patients' notes; the rest follow with the cursor.
+  async more(ack) {
     let cursor = ack.next_cursor;
     while (cursor && !this.closed) {
-      const page = await connection.request("round:notes", { round_id: this.id, cursor });
+      const page = await this.ctx.connection.request("round:notes", { round_id: this.id, cursor });
       for (const note of page.notes) this.keepNote(note);
       this.showNotes();
       cursor = page.next_cursor;
     }
+  }
+
+  // A refused join leaves the round room: there is nothing to show without its call.
+  refused(e) {
+    super.refused(e);
+    this.leave("left");
   }
 
   // After a reconnect: join again (same peer back); the ack brings every note and the focus.
@@ -116,21 +74,6 @@ export class RoundRoom {
       return;
     }
     await this.join();
-  }
-
-  signal(m) {
-    if (this.call && !this.joining) this.call.receive(m.from, m.data).catch((e) => console.warn("rtc:signal", e));
-    else this.pending?.push(m);
-  }
-
-  peerJoined(p) {
-    this.stage.peerJoined(p);
-    if (p.rejoined) this.call?.drop(p.peer_id, true); // it will send a new offer
-  }
-
-  peerLeft(peerId) {
-    this.stage.peerLeft(peerId);
-    this.call?.drop(peerId);
   }
 
   // A newer view of the round: keep the highest (version, session.version).
@@ -337,7 +280,7 @@ export class RoundRoom {
     );
   }
 
-  layout() {
+  draw() {
     const { h, user, connection } = this.ctx;
     this.stage = new Stage(this.ctx, {
       stream: this.stream,
@@ -395,27 +338,7 @@ export class RoundRoom {
     this.files.draw();
   }
 
-  leaveCall() {
-    this.ctx.connection.request("round:leave", { round_id: this.id }).catch(() => {});
-    this.leave("left");
-  }
-
-  leave(reason, extra = {}) {
-    if (this.closed) return;
-    this.close();
-    this.finish(reason, extra);
-  }
-
   finish(reason, extra = {}) {
     this.ctx.onClose?.({ reason, round: this.round, ...extra });
-  }
-
-  close() {
-    if (this.closed) return;
-    this.closed = true;
-    for (const [name, fn] of Object.entries(this.handlers)) this.ctx.connection.off(name, fn);
-    this.stage?.close();
-    this.notes?.close();
-    this.files?.close();
   }
 }
