@@ -47,6 +47,7 @@ from playwright.async_api import Browser, Page, async_playwright
 from bench import report
 from bench.cluster import PASSWORD, Cluster
 from bench.request_offer import percentile
+from tests.system.browsing import CHROMIUM_ARGS
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 START, END = "<!-- browser-calls -->", "<!-- /browser-calls -->"
@@ -84,19 +85,6 @@ PLAYING = f"""() => [...document.querySelectorAll('{UI["remote_tiles"]}:not([dat
 WATCH_ACCEPT = f"""() => {{ window.acceptClickedAt = null; document.addEventListener('click', e => {{
     if (e.target.closest('{UI["offer_accept"]}')) window.acceptClickedAt ??= Date.now(); }}, true); }}"""
 MARK_OLD = f"""() => document.querySelectorAll('{UI["remote_tiles"]}').forEach(t => t.dataset.old = '1')"""
-
-CHROMIUM_ARGS = [  # as the browser tests run it (tests/system/browsing.py)
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--autoplay-policy=no-user-gesture-required",
-]
 
 
 def chromium_path() -> str:
