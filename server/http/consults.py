@@ -7,7 +7,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from aiohttp import BodyPartReader, web
 from sqlalchemy import and_, func, or_, select
@@ -244,6 +244,21 @@ async def _attachment_allowance(services: Services, consult_id: str, user_id: st
     return found
 
 
+def upload_name(part: BodyPartReader) -> str:
+    """The file's name as the user chose it. aiohttp's reader already decodes RFC 2231/5987
+    `filename*=UTF-8''…`; a client that percent-encodes UTF-8 in the plain `filename` (aiohttp's
+    own client does: `Phim%20ph%E1%BB%95i.png`) is decoded too, so a Vietnamese name is stored as
+    written. Anything that does not decode as UTF-8 is kept as sent, then cleaned like any name."""
+    name = part.filename or ""
+    if re.search(r"%[0-9A-Fa-f]{2}", name):
+        try:
+            name = unquote(name, errors="strict")
+        except UnicodeDecodeError:
+            pass
+    # NFC: a name typed on macOS arrives decomposed (o + ̂ + ̉), whose marks are not word characters.
+    return unicodedata.normalize("NFC", name[:1000])
+
+
 def _safe_name(name: str, extension: str) -> str:
     stem = re.sub(r"[^\w.\- ]+", "_", Path(name).stem, flags=re.UNICODE).strip(" .")[:80] or "tep"
     return stem + extension
@@ -289,7 +304,7 @@ async def add_attachment(request: web.Request) -> web.Response:
     item = Attachment(
         id=attachment_id,
         consult_id=consult.id,
-        filename=_safe_name(part.filename or "tep", extension),
+        filename=_safe_name(upload_name(part) or "tep", extension),
         content_type=content_type,
         size=size,
         sha256=sha256,

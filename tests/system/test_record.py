@@ -288,6 +288,52 @@ async def test_attachments_are_checked_stored_announced_and_served_safely(instan
             assert resp.status == 403
 
 
+def multipart(disposition: str) -> tuple[bytes, str]:
+    """A one-file multipart body whose part carries `disposition` exactly as written."""
+    boundary = "ranh-gioi-7f3a"
+    body = (
+        f"--{boundary}\r\nContent-Disposition: {disposition}\r\nContent-Type: image/png\r\n\r\n".encode()
+        + PNG
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+async def test_an_uploaded_vietnamese_file_name_is_stored_and_served_as_written(instance: Instance, clients) -> None:
+    _clinician, _surgeon, consult = await active_consult(clients, instance, instance)
+    url = f"/api/consults/{consult['id']}/attachments"
+    name = "Phim phổi ngực.png"
+    async with await http(instance, "bavi.clinician") as client:
+        # aiohttp's client percent-encodes the name (`ph%E1%BB%95i`).
+        form = aiohttp.FormData()
+        form.add_field("file", PNG, filename=name, content_type="image/png")
+        async with client.post(url, data=form) as resp:
+            assert resp.status == 201, await resp.text()
+            stored = (await resp.json())["attachment"]
+        assert stored["filename"] == name
+        async with client.get(stored["url"]) as resp:
+            assert resp.status == 200 and resp.content_disposition is not None
+            assert resp.content_disposition.filename == name
+        for disposition, expected in [
+            # RFC 7578/5987: `filename*` wins over the ASCII `filename`.
+            (
+                'form-data; name="file"; filename="x.png"; filename*=UTF-8\'\'Phim%20ph%E1%BB%95i%20ng%E1%BB%B1c.png',
+                name,
+            ),
+            # Decomposed, as typed on some systems: stored composed, every mark kept.
+            ("form-data; name=\"file\"; filename*=UTF-8''Phim%20pho%CC%82%CC%89i.png", "Phim phổi.png"),
+            # Decoding never makes a path, and a name stays bounded.
+            ('form-data; name="file"; filename="..%2F..%2Fetc%2Fpasswd.png"', "passwd.png"),
+            (f'form-data; name="file"; filename="{"%E1%BB%B1" * 400}.png"', "ự" * 80 + ".png"),
+            # Not UTF-8 once decoded: kept as sent, then cleaned like any name.
+            ('form-data; name="file"; filename="50%FF.png"', "50_FF.png"),
+        ]:
+            body, content_type = multipart(disposition)
+            async with client.post(url, data=body, headers={"Content-Type": content_type}) as resp:
+                assert resp.status == 201, await resp.text()
+                assert (await resp.json())["attachment"]["filename"] == expected, disposition
+
+
 async def test_consult_list_shows_what_the_caller_may_see(instance: Instance, ended_consult: dict[str, Any]) -> None:
     for username, expected in [
         ("bavi.clinician", 1),
