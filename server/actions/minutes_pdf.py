@@ -204,21 +204,19 @@ def render(data: dict[str, Any], info: MinutesInfo) -> bytes:
                     )
         elif part == "patient":
             heading(title)
-            identity = [
-                ("patient_name", patient.get("name")),
-                ("birth_date", _date(patient.get("birth_date"))),
-                ("sex", T.SEX.get(str(patient.get("sex") or ""), "")),
-                ("age", str(patient["age"]) if patient.get("age") is not None else None),
-                ("national_id", patient.get("national_id")),
-                ("insurance_id", patient.get("insurance_id")),
-                ("address", patient.get("address")),
-            ]
             if not patient.get("name"):
                 text(L["no_identity"], 9)
-            for key, value in identity:
-                if value:
-                    field(L[key], str(value))
-            field(L["ref"], ref)
+            for label, value in record.identity_lines(patient):
+                field(label, value)
+            # Then the consent, in the order of the printable page (server/actions/record.py).
+            text(L["consent"], 10, "B")
+            for label, value in record.consent_lines(c):
+                field(label, value)
+            changes = record.consent_history(data["timeline"])
+            if changes:
+                text(f"{L['consent_history']}:", 9)
+                for line in changes:
+                    text(f"• {line}", 9)
         elif part == "summary":
             heading(title)
             text(str(patient.get("summary") or L["empty"]))
@@ -278,16 +276,6 @@ def render(data: dict[str, Any], info: MinutesInfo) -> bytes:
         pdf.set_font(FONT, "B", 10)
         pdf.cell(width / 2, 6, p["name"] if p else L["empty"], align="C", new_x=XPos.LEFT, new_y=YPos.NEXT)
     return bytes(pdf.output())
-
-
-def _date(value: Any) -> str | None:
-    """A birth date `YYYY-MM-DD` as `DD/MM/YYYY`; anything else as given."""
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(str(value)).strftime("%d/%m/%Y")
-    except ValueError:
-        return str(value)
 
 
 def _note(pdf: FPDF, n: dict[str, Any]) -> None:

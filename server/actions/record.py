@@ -16,6 +16,7 @@ from server.actions import printable
 from server.contract.views import attachment_view, consent_recorder, consult_view, hospital_ref, iso, note_view
 from server.policy.matching import SPECIALTIES
 from server.records import consults, notes
+from server.records import minutes_template as T
 from server.records.consults import VIETNAM
 from server.records.models import Attachment, Consult, Database, Hospital
 
@@ -89,6 +90,96 @@ def _vn(value: str | None) -> str:
     return datetime.fromisoformat(value).astimezone(VIETNAM).strftime("%H:%M ngày %d/%m/%Y")
 
 
+def birth_date(value: Any) -> str | None:
+    """A birth date `YYYY-MM-DD` as `DD/MM/YYYY`; anything else as given."""
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value)).strftime("%d/%m/%Y")
+    except ValueError:
+        return str(value)
+
+
+def identity_lines(patient: dict[str, Any]) -> list[tuple[str, str]]:
+    """The patient's identity as both minutes (this page and the PDF) show it, `(label, value)` in
+    the template's order, the fields not recorded left out; the hospital's reference always last."""
+    L = T.LABELS
+    values = [
+        ("patient_name", patient.get("name")),
+        ("birth_date", birth_date(patient.get("birth_date"))),
+        ("sex", T.SEX.get(str(patient.get("sex") or ""), "")),
+        ("age", str(patient["age"]) if patient.get("age") is not None else None),
+        ("national_id", patient.get("national_id")),
+        ("insurance_id", patient.get("insurance_id")),
+        ("address", patient.get("address")),
+    ]
+    lines = [(L[key], str(value)) for key, value in values if value]
+    return [*lines, (L["ref"], str(patient.get("ref") or L["empty"]))]
+
+
+def _consenter(given: dict[str, Any]) -> str:
+    who = T.CONSENT_GIVEN_BY.get(str(given.get("given_by")), str(given.get("given_by") or ""))
+    return f"{who} ({given['relation']})" if given.get("relation") else who
+
+
+def _recorder(given: dict[str, Any]) -> str:
+    by = given.get("recorded_by")
+    return f"{by['name'] if isinstance(by, dict) else T.LABELS['empty']}, {_vn(given.get('recorded_at'))}"
+
+
+def consent_lines(c: dict[str, Any]) -> list[tuple[str, str]]:
+    """The consent as it stands (`consult.consent`), `(label, value)`: who gave it, how, to what,
+    its note, who recorded it and when; a withdrawal as such; none; and an emergency's reason
+    for going ahead without it (kept once consent is taken afterwards)."""
+    L = T.LABELS
+    given = c.get("consent")
+    lines: list[tuple[str, str]] = []
+    if not given:
+        lines.append((L["consent_state"], L["consent_none"]))
+    elif given.get("scopes"):
+        scopes = ", ".join(T.CONSENT_SCOPES.get(s, s) for s in given["scopes"])
+        lines += [
+            (L["consent_given_by"], _consenter(given)),
+            (L["consent_method"], T.CONSENT_METHODS.get(given["method"], given["method"])),
+            (L["consent_scopes"], scopes),
+        ]
+        if given.get("note"):
+            lines.append((L["consent_note"], str(given["note"])))
+        lines.append((L["consent_recorded"], _recorder(given)))
+    else:
+        lines += [
+            (L["consent_state"], L["consent_withdrawn"]),
+            (L["consent_given_by"], _consenter(given)),
+            (L["consent_method"], T.CONSENT_METHODS.get(given["method"], given["method"])),
+        ]
+        if given.get("note"):
+            lines.append((L["consent_note"], str(given["note"])))
+        lines.append((L["consent_withdrawn_by"], _recorder(given)))
+    if c.get("consent_waived_reason"):
+        lines.append((L["consent_waived"], str(c["consent_waived_reason"])))
+    return lines
+
+
+def consent_history(timeline: list[dict[str, Any]]) -> list[str]:
+    """Every consent given or withdrawn, oldest first, when there was more than one: a withdrawal
+    or a change never hides what was consented to before."""
+    changes = [line for line in timeline if line["kind"] in ("consent", "consent_withdrawn")]
+    if len(changes) < 2:
+        return []
+    L = T.LABELS
+    shown = []
+    for line in changes:
+        detail = line["detail"]
+        if line["kind"] == "consent":
+            scopes = ", ".join(T.CONSENT_SCOPES.get(s, s) for s in detail.get("scopes") or [])
+            what = f"{_consenter(detail)}, {T.CONSENT_METHODS.get(detail.get('method'), '')}: {scopes}"
+        else:
+            what = L["consent_withdrawn"]
+        who = line["actor"]["name"] if line.get("actor") else L["empty"]
+        shown.append(L["consent_history_line"].format(when=_vn(line["at"]), what=what, who=who))
+    return shown
+
+
 def minutes_html(record: dict[str, Any]) -> str:
     """Biên bản hội chẩn từ xa: a printable page in Vietnamese."""
     c = record["consult"]
@@ -111,6 +202,15 @@ def minutes_html(record: dict[str, Any]) -> str:
             continue
         body = "".join(_note_html(n) for n in items)
         sections += f"<h2>{e(name)}</h2>{body}"
+    # Identity and consent are patient data: the page is served only to those who may read the
+    # record, and each read is audited (`consult.minutes`).
+    identity = "".join(f"<tr><th>{e(label)}</th><td>{e(value)}</td></tr>" for label, value in identity_lines(patient))
+    consent = "".join(f"<tr><th>{e(label)}</th><td>{e(value)}</td></tr>" for label, value in consent_lines(c))
+    changes = consent_history(record["timeline"])
+    history = ""
+    if changes:
+        items = "".join(f"<li>{e(line)}</li>" for line in changes)
+        history = f"<p>{e(T.LABELS['consent_history'])}:</p><ul>{items}</ul>"
     outcome = OUTCOMES.get(c["outcome"] or "", "Chưa kết luận")
     hospital = record["hospital"]["name"] if record["hospital"] else ""
     title = f"Biên bản hội chẩn từ xa — {patient.get('ref', '')}"
@@ -119,8 +219,7 @@ def minutes_html(record: dict[str, Any]) -> str:
         f"""<p>{e(hospital)}</p>
 <h1>Biên bản hội chẩn từ xa</h1>
 <table>
-<tr><th>Mã bệnh nhân</th><td>{e(str(patient.get("ref", "")))}</td></tr>
-<tr><th>Tuổi / giới</th><td>{e(str(patient.get("age") or "—"))} / {e(_sex(patient.get("sex")))}</td></tr>
+{identity}
 <tr><th>Tóm tắt</th><td class="note">{e(str(patient.get("summary", "")))}</td></tr>
 <tr><th>Chuyên khoa</th><td>{e(SPECIALTIES.get(c["specialty"], c["specialty"]))}</td></tr>
 <tr><th>Mức độ</th><td>{e(URGENCY_NAMES.get(c["urgency"], c["urgency"]))}</td></tr>
@@ -131,6 +230,9 @@ def minutes_html(record: dict[str, Any]) -> str:
 <tr><th>Kết thúc</th><td>{e(_vn(c["ended_at"]))}</td></tr>
 <tr><th>Người kết thúc</th><td>{person(c["ended_by"])}</td></tr>
 </table>
+<h2>{e(T.LABELS["consent"])}</h2>
+<table>{consent}</table>
+{history}
 <h2>Thành phần tham gia</h2>
 <table><tr><th>Họ tên</th><th>Đơn vị</th><th>Vai trò</th></tr>{rows}</table>
 {sections}
@@ -189,10 +291,6 @@ def _part_name(part: str) -> str:
         "invited": "Được mời",
         "team": "Kíp tuyến dưới",
     }.get(part, part)
-
-
-def _sex(sex: str | None) -> str:
-    return {"male": "Nam", "female": "Nữ", "other": "Khác"}.get(sex or "", "—")
 
 
 def _shown(detail: dict[str, Any]) -> dict[str, Any]:

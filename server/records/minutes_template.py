@@ -57,6 +57,19 @@ LABELS: Final = {
     "address": "Địa chỉ",
     "ref": "Mã người bệnh tại bệnh viện",
     "no_identity": "Chưa ghi nhận thông tin định danh người bệnh trong hồ sơ.",
+    "consent": "Đồng ý của người bệnh",
+    "consent_state": "Tình trạng đồng ý",
+    "consent_given_by": "Người đồng ý",
+    "consent_method": "Hình thức đồng ý",
+    "consent_scopes": "Đồng ý cho",
+    "consent_note": "Ghi chú về đồng ý",
+    "consent_recorded": "Người ghi nhận",
+    "consent_withdrawn": "Đã rút lại đồng ý",
+    "consent_withdrawn_by": "Người ghi nhận việc rút",
+    "consent_none": "Chưa ghi nhận đồng ý của người bệnh.",
+    "consent_waived": "Cấp cứu, tiến hành khi chưa có đồng ý; lý do",
+    "consent_history": "Các lần ghi nhận",
+    "consent_history_line": "{when}: {what} — {who}",
     "no_notes": "Không có ý kiến ghi nhận.",
     "amended": "(đã sửa)",
     "replaced": "Nội dung trước khi sửa ({who}, {when}):",
@@ -80,7 +93,20 @@ TITLES: Final = {
     "supervisor": "Cán bộ quản lý",
     "admin": "Quản trị",
 }
-SEX: Final = {"male": "Nam", "female": "Nữ", "other": "Khác", "M": "Nam", "F": "Nữ", "O": "Khác", "U": "Không rõ"}
+SEX: Final = {
+    "male": "Nam",
+    "female": "Nữ",
+    "other": "Khác",
+    "unknown": "Không rõ",
+    "M": "Nam",
+    "F": "Nữ",
+    "O": "Khác",
+    "U": "Không rõ",
+}
+# The patient's consent (the contract's `consult.consent`): who gave it, how, to what.
+CONSENT_GIVEN_BY: Final = {"patient": "Người bệnh", "relative": "Người nhà", "guardian": "Người giám hộ"}
+CONSENT_METHODS: Final = {"verbal": "Bằng lời", "written": "Bằng văn bản", "electronic": "Điện tử"}
+CONSENT_SCOPES: Final = {"consult": "hội chẩn từ xa", "recording": "ghi hình buổi hội chẩn"}
 RESULTS: Final = {
     "recovered": "Khỏi bệnh",
     "improving": "Đỡ, đang theo dõi",
