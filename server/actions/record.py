@@ -209,8 +209,8 @@ def minutes_html(record: dict[str, Any]) -> str:
     changes = consent_history(record["timeline"])
     history = ""
     if changes:
-        items = "".join(f"<li>{e(line)}</li>" for line in changes)
-        history = f"<p>{e(T.LABELS['consent_history'])}:</p><ul>{items}</ul>"
+        listed = "".join(f"<li>{e(line)}</li>" for line in changes)
+        history = f"<p>{e(T.LABELS['consent_history'])}:</p><ul>{listed}</ul>"
     outcome = OUTCOMES.get(c["outcome"] or "", "Chưa kết luận")
     hospital = record["hospital"]["name"] if record["hospital"] else ""
     title = f"Biên bản hội chẩn từ xa — {patient.get('ref', '')}"
