@@ -132,7 +132,11 @@ async def _readable(request: web.Request, action: str) -> tuple[Consult, str]:
 @routes.get("/api/consults/{consult_id}")
 async def get_record(request: web.Request) -> web.Response:
     consult, _ = await _readable(request, "consult.read")
-    return web.json_response(await record.build(services_of(request).db, consult))
+    db = services_of(request).db
+    body = await record.build(db, consult)
+    # Who chairs and who takes the minutes, as named so far (`null`: not numbered yet, the defaults).
+    row = await minutes.get(db, consult.id)
+    return web.json_response({**body, "minutes": minutes_view(row) if row else None})
 
 
 @routes.get("/api/consults/{consult_id}/minutes")

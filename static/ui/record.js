@@ -3,7 +3,10 @@
 // the outcome and who ended it, and the printable minutes. The minutes are the server's page,
 // fetched with the token, parsed with DOMParser and only its <main> taken in, scripts, styles and
 // handlers dropped; /static/print.css (linked from index.html) styles it, the Print button prints it.
-import { AppFailure, errorNode } from "/static/ui/dom.js";
+import { consentForm, consentText } from "/static/ui/consent.js";
+import { errorNode } from "/static/ui/dom.js";
+
+export { consentText };
 
 const SECTIONS = ["history", "examination", "investigations", "assessment", "plan", "discussion"];
 // The printable page's own Print bar is wired by a script the app does not load: the page has its own.
@@ -44,22 +47,6 @@ export function importMain(html) {
   article.lang = doc.documentElement.lang || "vi";
   article.append(...imported.childNodes);
   return article;
-}
-
-// The consult's consent in words: who gave it, how, to what, recorded by whom and when; withdrawn; or missing.
-export function consentText(t, when, c) {
-  const given = c.consent;
-  if (!given) return t("consent.none");
-  if (!given.scopes?.length)
-    return t("consent.withdrawn_by", { name: given.recorded_by?.name || "", at: when(given.recorded_at) });
-  const who = t(`consent.given_by.${given.given_by}`) + (given.relation ? ` (${given.relation})` : "");
-  const scopes = given.scopes.map((s) => t(`consent.scope.${s}`)).join(", ");
-  return [
-    who,
-    t(`consent.method.${given.method}`),
-    scopes,
-    t("consent.recorded", { name: given.recorded_by?.name || "", at: when(given.recorded_at) }),
-  ].join(" · ");
 }
 
 export function sizeText(bytes) {
@@ -320,77 +307,14 @@ export class RecordPage {
     return h("span", { class: "pdf-download" }, button, slot);
   }
 
-  // The requesting side (the clinician who asked, a clinician of the requesting hospital) records
-  // the patient's consent afterwards, or its withdrawal; through the outbox, once per op_id.
+  // The requesting side records the patient's consent afterwards, or its withdrawal (static/ui/consent.js).
   consentForm(c) {
-    const { h, t, user, connection } = this.ctx;
-    const ours = user.id === c.requester?.id || (user.role === "clinician" && user.hospital?.id === c.requester?.hospital?.id);
-    if (!ours || !connection || c.status === "cancelled") return null;
-    const id = (name) => `consent-${name}`;
-    const select = (name, values) =>
-      h(
-        "select",
-        { id: id(name), name },
-        values.map((v) => h("option", { value: v, selected: c.consent?.[name] === v }, t(`consent.${name}.${v}`))),
-      );
-    const givenBy = select("given_by", ["patient", "relative", "guardian"]);
-    const method = select("method", ["verbal", "written", "electronic"]);
-    const relation = h("input", { id: id("relation"), name: "relation", maxlength: 100, value: c.consent?.relation || "" });
-    const recording = h("input", {
-      id: id("recording"),
-      name: "recording",
-      type: "checkbox",
-      checked: Boolean(c.consent?.scopes?.includes("recording")),
-    });
-    const slot = h("div", { class: "field-error" });
-    const field = (name, label, control) =>
-      h("div", { class: "field" }, h("label", { for: id(name) }, label), control);
-    const send = (scopes) => async () => {
-      slot.replaceChildren();
-      const payload = { consult_id: c.id, given_by: givenBy.value, method: method.value, scopes };
-      if (relation.value.trim()) payload.relation = relation.value.trim();
-      else if (givenBy.value !== "patient")
-        return slot.replaceChildren(errorNode(t, new AppFailure("invalid", t("consent.relation_needed"))));
-      try {
-        const ack = await connection.write("consult:consent", payload);
-        if (ack?.consult) this.record.consult = ack.consult;
-        this.ctx.announce?.(t(scopes.length ? "consent.saved" : "consent.withdrawn_saved"));
+    return consentForm(this.ctx, c, {
+      onSaved: (consult) => {
+        if (consult) this.record.consult = consult;
         this.draw();
-      } catch (error) {
-        slot.replaceChildren(errorNode(t, error));
-      }
-    };
-    const withdrawable = c.consent?.scopes?.length;
-    return h(
-      "details",
-      { class: "consent-form", open: !c.consent?.scopes?.length },
-      h("summary", {}, t("consent.record")),
-      h(
-        "div",
-        { class: "row" },
-        field("given_by", t("consent.given_by"), givenBy),
-        field("relation", t("consent.relation"), relation),
-        field("method", t("consent.method"), method),
-      ),
-      h("div", { class: "field check" }, recording, h("label", { for: id("recording") }, t("consent.recording"))),
-      h(
-        "div",
-        { class: "row" },
-        h(
-          "button",
-          {
-            type: "button",
-            class: "save-consent",
-            onclick: () => send(recording.checked ? ["consult", "recording"] : ["consult"])(),
-          },
-          t("consent.save"),
-        ),
-        withdrawable
-          ? h("button", { type: "button", class: "secondary withdraw-consent", onclick: send([]) }, t("consent.withdraw"))
-          : null,
-      ),
-      slot,
-    );
+      },
+    });
   }
 
   kindText(kind) {

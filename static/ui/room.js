@@ -3,7 +3,8 @@
 // anyone leaves. The room follows the connection's events itself and resumes after a reconnect.
 import { Attachments } from "/static/ui/attachments.js";
 import { CallRoom } from "/static/ui/callroom.js";
-import { retranslate, tx } from "/static/ui/dom.js";
+import { consentForm, consentText } from "/static/ui/consent.js";
+import { errorNode, retranslate, tx } from "/static/ui/dom.js";
 import { Notes } from "/static/ui/notes.js";
 import { Stage } from "/static/ui/stage.js";
 
@@ -64,6 +65,13 @@ export class ConsultRoom extends CallRoom {
       );
       this.stage.addControl(end);
     }
+    // The consent as it stands (followed on every update), and the form to record or withdraw it.
+    this.consentState = tx(() => consentText(this.ctx.t, this.ctx.when, this.consult));
+    this.consentForm = consentForm(this.ctx, c, {
+      prefix: "room-consent",
+      word: tx,
+      onSaved: (consult) => consult && this.updated(consult),
+    });
     const who = [c.requester, c.specialist]
       .filter(Boolean)
       .map((p) => `${p.name} — ${p.hospital?.name || ""}`)
@@ -85,7 +93,10 @@ export class ConsultRoom extends CallRoom {
           h("p", {}, `${c.patient.ref}${c.patient.age != null ? `, ${c.patient.age}` : ""}`),
           c.patient.summary ? h("p", { class: "note-text" }, c.patient.summary) : null,
           h("p", { class: "muted", translate: "no" }, who),
+          h("p", { class: "room-consent" }, h("strong", {}, tx("consent.title")), ": ", this.consentState),
+          this.consentForm,
           minutes,
+          this.rolesForm(),
         ),
         h("section", { class: "room-notes" }, h("h2", {}, tx("notes.title")), this.notes.element),
         h("section", { class: "room-files" }, h("h2", {}, tx("files.title")), this.files.element),
@@ -93,6 +104,59 @@ export class ConsultRoom extends CallRoom {
       ),
     );
     this.files.load();
+  }
+
+  // Who chairs and who takes the minutes (`PATCH /api/consults/{id}/minutes`), for the requester
+  // and the accepted specialist (whom the route allows); the choices are the record's participants,
+  // read when the control is opened (people join during the call).
+  rolesForm() {
+    const { h, t, user, api } = this.ctx;
+    const c = this.consult;
+    if (!api || !user?.id || ![c.requester?.id, c.specialist?.id].includes(user.id)) return null;
+    const url = `/api/consults/${encodeURIComponent(c.id)}/minutes`;
+    const chair = h("select", { id: "room-chair", name: "chair_id" });
+    const secretary = h("select", { id: "room-secretary", name: "secretary_id" });
+    const slot = h("div", { class: "field-error", role: "status" });
+    const fill = (select, fallback, people, current) =>
+      select.replaceChildren(
+        h("option", { value: "" }, tx(fallback)),
+        ...people.map((p) => h("option", { value: p.id, selected: p.id === current, translate: "no" }, p.name)),
+      );
+    const load = async () => {
+      slot.replaceChildren();
+      try {
+        const record = await api(`/api/consults/${encodeURIComponent(c.id)}`);
+        fill(chair, "roles.default_chair", record.participants, record.minutes?.chair_id);
+        fill(secretary, "roles.default_secretary", record.participants, record.minutes?.secretary_id);
+      } catch (error) {
+        slot.replaceChildren(errorNode(t, error));
+      }
+    };
+    const save = async () => {
+      slot.replaceChildren();
+      try {
+        await api(url, {
+          method: "PATCH",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ chair_id: chair.value || null, secretary_id: secretary.value || null }),
+        });
+        slot.replaceChildren(h("p", { class: "saved" }, tx("roles.saved")));
+        this.ctx.announce?.(t("roles.saved"));
+      } catch (error) {
+        slot.replaceChildren(errorNode(t, error));
+      }
+    };
+    const field = (control, label) =>
+      h("div", { class: "field" }, h("label", { for: control.id }, tx(label)), control);
+    const form = h(
+      "details",
+      { class: "minutes-roles", ontoggle: () => form.open && load() },
+      h("summary", {}, tx("roles.title")),
+      h("div", { class: "row" }, field(chair, "roles.chair"), field(secretary, "roles.secretary")),
+      h("button", { type: "button", class: "save-roles", onclick: save }, tx("roles.save")),
+      slot,
+    );
+    return form;
   }
 
   // The end of the consult: the outcome is chosen here, and the dialog asks to confirm.
@@ -169,6 +233,8 @@ export class ConsultRoom extends CallRoom {
   updated(consult) {
     if (consult.version != null && this.consult.version != null && consult.version < this.consult.version) return;
     this.consult = { ...this.consult, ...consult };
+    if (this.consentState) this.consentState.data = this.consentState.i18n();
+    this.consentForm?.consentChanged(this.consult);
     if (["ended", "cancelled"].includes(consult.status)) this.leave("ended", { consult });
   }
 
