@@ -7,22 +7,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints, field_validator, model_validator
+from pydantic import Field, StringConstraints, field_validator
 
 from server import outbox
 from server.actions import consent, dispatch, results, rounds
-from server.contract.validation import (
-    Address,
-    BirthDate,
-    Id,
-    InsuranceId,
-    NationalId,
-    OpId,
-    PatientName,
-    Payload,
-    Sex,
-    identity_problem,
-)
+from server.contract import validation
+from server.contract.validation import Id, OpId, Payload
 from server.policy import consent as consent_policy
 from server.policy import matching
 from server.records import consents, consults
@@ -33,51 +23,18 @@ from signaling.router import Caller, Router
 router = Router("/")
 
 
-class Patient(Payload):
+class Patient(validation.Identity):
     """The patient of a request: the hospital's reference and the case, and their identity
     (patient data: never logged; shown only to those who may read the consult)."""
 
     ref: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     summary: Annotated[str, StringConstraints(max_length=2000)] = ""
     age: Annotated[int, Field(ge=0, le=130)] | None = None
-    sex: Sex | None = None
-    name: PatientName | None = None
-    birth_date: BirthDate | None = None
-    national_id: NationalId | None = None
-    insurance_id: InsuranceId | None = None
-    address: Address | None = None
-
-    @model_validator(mode="after")
-    def consistent(self) -> Patient:
-        problem = identity_problem(self.national_id, self.birth_date)
-        if problem is not None:
-            raise ValueError(problem)
-        return self
 
 
-class Consent(Payload):
-    """A consent as given (`consult:consent` without its ids, or `consent` in `consult:request`)."""
-
-    given_by: consent_policy.GivenBy
-    relation: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
-    method: consent_policy.Method
-    scopes: list[consent_policy.Scope]
-    note: Annotated[str, StringConstraints(max_length=1000)] | None = None
-
-    @model_validator(mode="after")
-    def coherent(self) -> Consent:
-        if len(set(self.scopes)) != len(self.scopes):
-            raise ValueError("scopes must not repeat a scope")
-        if "recording" in self.scopes and "consult" not in self.scopes:
-            raise ValueError("scopes: consent to recording comes with consent to the consult")
-        if self.given_by != "patient" and self.relation is None:
-            raise ValueError("relation is required when a relative or a guardian gives consent")
-        return self
-
+class Consent(validation.Consent):
     def given(self) -> consents.Given:
-        return consents.Given(
-            given_by=self.given_by, method=self.method, scopes=list(self.scopes), relation=self.relation, note=self.note
-        )
+        return consents.given(self)
 
 
 class ConsultRequest(Payload):

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, Self, TypeVar
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, StringConstraints, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from server.contract.errors import AppError
+from server.policy import consent as consent_policy
 from server.policy.recurrence import VIETNAM
 
 # Every date the service is given lies in these years (Vietnam dates): a bound on the work a
@@ -265,3 +274,48 @@ Sex = Annotated[
 ]
 PatientName = Annotated[str, StringConstraints(min_length=1, max_length=NAME_LENGTH)]
 Address = Annotated[str, StringConstraints(min_length=1, max_length=ADDRESS_LENGTH)]
+IDENTITY_FIELDS = ("name", "birth_date", "sex", "national_id", "insurance_id", "address")
+
+
+class Identity(Payload):
+    """A patient's identity, each field optional (patient data: never logged; shown only to those
+    who may read the consult): a consult's `patient` and a ward round's listed patient carry it."""
+
+    sex: Sex | None = None
+    name: PatientName | None = None
+    birth_date: BirthDate | None = None
+    national_id: NationalId | None = None
+    insurance_id: InsuranceId | None = None
+    address: Address | None = None
+
+    @model_validator(mode="after")
+    def consistent(self) -> Self:
+        problem = identity_problem(self.national_id, self.birth_date)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
+
+    def identity(self) -> dict[str, str]:
+        """The identity fields given (none of the payload's other fields)."""
+        return {k: v for k, v in self.model_dump(include=set(IDENTITY_FIELDS)).items() if v is not None}
+
+
+class Consent(Payload):
+    """A consent as given (`consult:consent` without its ids, `consent` in `consult:request`, or a
+    ward round's listed patient's `consent`); `scopes: []` withdraws it."""
+
+    given_by: consent_policy.GivenBy
+    relation: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
+    method: consent_policy.Method
+    scopes: list[consent_policy.Scope]
+    note: Annotated[str, StringConstraints(max_length=1000)] | None = None
+
+    @model_validator(mode="after")
+    def coherent(self) -> Self:
+        if len(set(self.scopes)) != len(self.scopes):
+            raise ValueError("scopes must not repeat a scope")
+        if "recording" in self.scopes and "consult" not in self.scopes:
+            raise ValueError("scopes: consent to recording comes with consent to the consult")
+        if self.given_by != "patient" and self.relation is None:
+            raise ValueError("relation is required when a relative or a guardian gives consent")
+        return self

@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.contract.validation import Consent
 from server.contract.views import iso
 from server.records import chain
 from server.records.models import ConsentRecord, Consult, ConsultEvent, Database, new_id, utcnow
@@ -33,6 +34,17 @@ class Given:
     scopes: list[str]
     relation: str | None = None
     note: str | None = None
+
+
+def given(consent: Consent) -> Given:
+    """The contract's consent (a validated payload) as recorded."""
+    return Given(
+        given_by=consent.given_by,
+        method=consent.method,
+        scopes=list(consent.scopes),
+        relation=consent.relation,
+        note=consent.note,
+    )
 
 
 def row(consult_id: str, op_id: str, given: Given, recorded_by: str) -> ConsentRecord:
