@@ -95,12 +95,14 @@ ROUND = SimpleNamespace(
     cancelled_at=None,
     version=2,
 )
-PATIENT = SimpleNamespace(id="p-1", position=1, bed="12", ref="BV-0013", summary="")
+PATIENT = SimpleNamespace(
+    id="p-1", position=1, bed="12", ref="BV-0013", summary="", identity={"name": "Nguyễn Văn Hùng"}, consent=None
+)
 SESSION = SimpleNamespace(
     id="s-1", day=date(2026, 12, 8), status="active", started_at=AT, ended_at=None, focus_patient_id="p-1", version=1
 )
 
-PATIENT_VIEW = views.round_patient_view(PATIENT, None)
+PATIENT_VIEW = views.round_patient_view(PATIENT, None, {})
 BAVI_NAME = views.hospital_name("h-bavi", "Ba Vì")
 SESSION_VIEW = views.round_session_view(SESSION)
 

@@ -39,6 +39,7 @@ ROUND_MAX_PATIENTS patients on one round's list; one more is `too_large`.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -46,13 +47,15 @@ from server import outbox
 from server.actions import dispatch
 from server.contract import views
 from server.contract.errors import AppError
+from server.contract.validation import Consent, identity_problem
 from server.live import keys
 from server.outbox import Event, To
+from server.policy import consent as consent_policy
 from server.policy import lifecycle, recurrence
 from server.policy import rounds as policy
-from server.records import consults
+from server.records import consents, consults
 from server.records import rounds as records
-from server.records.models import Consult, Database, Round, RoundPatient, utcnow
+from server.records.models import Consult, Database, Round, RoundPatient, new_id, utcnow
 from server.records.provinces import in_view
 from server.records.users import Account
 from server.runtime import loops
@@ -80,7 +83,10 @@ async def readable(db: Database, account: Account, round_id: str) -> Round:
 async def view(db: Database, loaded: records.Loaded, now: datetime | None = None) -> views.RoundView:
     """The contract's `round`."""
     item = loaded.round
-    who = await consults.people(db, [item.lead_specialist_id, item.created_by, *(item.participant_ids or [])])
+    recorders = [str(p.consent.get("recorded_by")) for p in loaded.patients if p.consent]
+    who = await consults.people(
+        db, [item.lead_specialist_id, item.created_by, *(item.participant_ids or []), *recorders]
+    )
     hospital = await records.hospital(db, item.hospital_id)
     moment = now or utcnow()
     following = None
@@ -89,7 +95,7 @@ async def view(db: Database, loaded: records.Loaded, now: datetime | None = None
         since = moment - timedelta(minutes=item.duration_min)
         following = recurrence.next_occurrence(item.starts_at, item.recurrence, item.until, item.skipped or [], since)
     where = views.hospital_ref(hospital.id, hospital.name, hospital.level) if hospital else None
-    patients = [views.round_patient_view(p, loaded.consults.get(p.id)) for p in loaded.patients]
+    patients = [views.round_patient_view(p, loaded.consults.get(p.id), who) for p in loaded.patients]
     return views.round_view(item, where, who, following, patients, views.round_session_view(loaded.session))
 
 
@@ -133,7 +139,7 @@ async def create(
     until: date | None,
     lead_specialist_id: str,
     participant_ids: list[str],
-    patients: list[dict[str, str]],
+    patients: list[Listed],
     caps: policy.Caps,
 ) -> Round:
     if await records.hospital(db, hospital_id) is None:
@@ -162,7 +168,17 @@ async def create(
         created_at=utcnow(),
         version=1,
     )
-    return await records.insert(db, item, patients, account.id)
+    listed = [
+        {
+            "bed": p.bed,
+            "ref": p.ref,
+            "summary": p.summary,
+            "identity": p.identity,
+            "consent": _kept_consent(account, hospital_id, account.id, p.consent),
+        }
+        for p in patients
+    ]
+    return await records.insert(db, item, listed, account.id)
 
 
 async def reschedule(db: Database, account: Account, round_id: str, changes: dict[str, Any]) -> Round:
@@ -262,16 +278,42 @@ async def _editable(db: Database, account: Account, round_id: str) -> Round:
     return item
 
 
-async def add_patient(services: Services, account: Account, round_id: str, bed: str, ref: str, summary: str) -> None:
+@dataclass(frozen=True)
+class Listed:
+    """A patient as the list is given them: bed, reference, case; identity and consent (the
+    contract's, validated as a consult request's) when the district team has them."""
+
+    bed: str
+    ref: str
+    summary: str = ""
+    identity: dict[str, str] = field(default_factory=dict)
+    consent: Consent | None = None
+
+
+def _kept_consent(
+    account: Account, hospital_id: str, requester_id: str, consent: Consent | None
+) -> dict[str, Any] | None:
+    """The consent as the list keeps it, recorded by `account`; only the requesting side (the
+    patient's presenter, or a clinician of the round's hospital) records it, as on a consult."""
+    if consent is None:
+        return None
+    if not consent_policy.requesting_side(account.role, account.id, account.hospital_id, requester_id, hospital_id):
+        raise AppError("forbidden", "only the requesting side (its clinicians) records the patient's consent")
+    return consents.kept(consents.given(consent), account.id)
+
+
+async def add_patient(services: Services, account: Account, round_id: str, listed: Listed) -> None:
     item = await _editable(services.db, account, round_id)
     present = await records.listed(services.db, round_id)
     policy.check_room_for_patient(len(present), services.settings.round_max_patients)
     patient = RoundPatient(
         round_id=round_id,
         position=max((p.position for p in present), default=0) + 1,
-        bed=bed,
-        ref=ref,
-        summary=summary,
+        bed=listed.bed,
+        ref=listed.ref,
+        summary=listed.summary,
+        identity=listed.identity or None,
+        consent=_kept_consent(account, item.hospital_id, account.id, listed.consent),
         added_by=account.id,
         added_at=utcnow(),
     )
@@ -282,12 +324,41 @@ async def add_patient(services: Services, account: Account, round_id: str, bed: 
         await records.open_consult(services.db, item, current, patient)
 
 
-async def edit_patient(db: Database, account: Account, round_id: str, patient_id: str, changes: dict[str, str]) -> None:
-    """Change bed, ref or summary; a consult already opened keeps the patient as it was then."""
-    await _editable(db, account, round_id)
-    await records.patient(db, round_id, patient_id)
-    await records.edit_patient(db, patient_id, changes)
+async def edit_patient(
+    db: Database,
+    account: Account,
+    round_id: str,
+    patient_id: str,
+    changes: dict[str, str],
+    identity: dict[str, str] | None = None,
+    consent: Consent | None = None,
+) -> None:
+    """Change bed, ref or summary; a consult already opened keeps the patient as it was then.
+    Identity and consent are the person's, not the day's: given here, they also reach the
+    patient's consult of the session under way (the consent recorded there as on any consult)."""
+    item = await _editable(db, account, round_id)
+    listed = await records.patient(db, round_id, patient_id)
+    values: dict[str, Any] = dict(changes)
+    if identity:
+        merged = {**(listed.identity or {}), **identity}
+        if (problem := identity_problem(merged.get("national_id"), merged.get("birth_date"))) is not None:
+            raise AppError("invalid", problem)
+        values["identity"] = merged
+    kept = _kept_consent(account, item.hospital_id, listed.added_by, consent)
+    if kept is not None:
+        values["consent"] = kept
+    await records.edit_patient(db, patient_id, values)
     await records.bump(db, round_id)
+    if not identity and consent is None:
+        return
+    current = await records.current_session(db, round_id, recurrence.day_of(utcnow()))
+    opened = (await records.session_consults(db, current.id)).get(patient_id) if current is not None else None
+    if current is None or current.status != "active" or opened is None:
+        return
+    if identity:
+        await records.set_identity(db, opened.id, values["identity"])
+    if consent is not None:
+        await consents.record(db, opened.id, new_id(), consents.given(consent), account.id)
 
 
 async def remove_patient(services: Services, account: Account, round_id: str, patient_id: str) -> None:

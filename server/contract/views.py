@@ -632,6 +632,10 @@ class RoundPatientRow(Protocol):
     def ref(self) -> str: ...
     @property
     def summary(self) -> str: ...
+    @property
+    def identity(self) -> dict[str, Any] | None: ...
+    @property
+    def consent(self) -> dict[str, Any] | None: ...
 
 
 class RoundSessionRow(Protocol):
@@ -659,6 +663,8 @@ class RoundPatientView(TypedDict):
     bed: str
     ref: str
     summary: str
+    identity: dict[str, Any]
+    consent: ConsentView | None
     consult_id: str | None
     status: str | None
     outcome: str | None
@@ -715,13 +721,20 @@ class LeadRequestView(TypedDict):
     created_at: str | None
 
 
-def round_patient_view(patient: RoundPatientRow, consult: ConsultRow | None) -> RoundPatientView:
+def round_patient_view(
+    patient: RoundPatientRow, consult: ConsultRow | None, who: Mapping[str, Person]
+) -> RoundPatientView:
+    """`identity`: the identity fields the list holds (patient data, as a consult's `patient`
+    carries it: for those taking part in the round or supervising it); `consent` as a consult's,
+    `who` naming its recorder."""
     return {
         "id": patient.id,
         "position": patient.position,
         "bed": patient.bed,
         "ref": patient.ref,
         "summary": patient.summary,
+        "identity": dict(patient.identity or {}),
+        "consent": consent_view(patient.consent, who),
         "consult_id": consult.id if consult else None,
         "status": consult.status if consult else None,
         "outcome": consult.outcome if consult else None,

@@ -12,7 +12,16 @@ from sqlalchemy import select
 from server import outbox
 from server.actions import calendar, rounds
 from server.contract.errors import AppError
-from server.contract.validation import Id, Payload, check_instant, check_period, parse_day, parse_instant
+from server.contract.validation import (
+    Consent,
+    Id,
+    Identity,
+    Payload,
+    check_instant,
+    check_period,
+    parse_day,
+    parse_instant,
+)
 from server.contract.views import hospital_ref, iso
 from server.http.common import client_address, query_time, read_json, require_account, services_of
 from server.live import revocation
@@ -30,10 +39,17 @@ MAX_WINDOW = timedelta(days=92)
 DEFAULT_WINDOW = timedelta(days=7)
 
 
-class PatientIn(Payload):
+class PatientIn(Identity):
+    """A patient for the list: bed, reference, case, and the identity and consent a consult
+    request takes, validated by the same rules."""
+
     bed: Annotated[str, StringConstraints(min_length=1, max_length=20)]
     ref: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     summary: Annotated[str, StringConstraints(max_length=2000)] = ""
+    consent: Consent | None = None
+
+    def listed(self) -> rounds.Listed:
+        return rounds.Listed(self.bed, self.ref, self.summary, self.identity(), self.consent)
 
 
 class RoundIn(Payload):
@@ -64,10 +80,13 @@ class CancelIn(Payload):
     day: str | None = None
 
 
-class PatientPatch(Payload):
+class PatientPatch(Identity):
+    """What changes; identity fields given replace those kept, `consent` replaces the consent."""
+
     bed: Annotated[str, StringConstraints(min_length=1, max_length=20)] | None = None
     ref: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
     summary: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    consent: Consent | None = None
 
 
 class OrderIn(Payload):
@@ -242,7 +261,7 @@ async def create_round(request: web.Request) -> web.Response:
         until=parse_day("until", body.until) if body.until else None,
         lead_specialist_id=body.lead_specialist_id,
         participant_ids=list(body.participant_ids),
-        patients=[p.model_dump() for p in body.patients],
+        patients=[p.listed() for p in body.patients],
         caps=rounds.caps_of(services_of(request).settings),
     )
     await _audit(request, account, "round.create", item.id)
@@ -311,7 +330,7 @@ async def add_patient(request: web.Request) -> web.Response:
     account = await require_account(request)
     body = await read_json(request, PatientIn)
     round_id = request.match_info["round_id"]
-    await rounds.add_patient(services_of(request), account, round_id, body.bed, body.ref, body.summary)
+    await rounds.add_patient(services_of(request), account, round_id, body.listed())
     await _audit(request, account, "round.patients", round_id, "add")
     return await _answer(request, round_id, 201)
 
@@ -330,9 +349,11 @@ async def reorder_patients(request: web.Request) -> web.Response:
 async def edit_patient(request: web.Request) -> web.Response:
     account = await require_account(request)
     body = await read_json(request, PatientPatch)
-    changes = body.model_dump(exclude_none=True)
+    changes = body.model_dump(include={"bed", "ref", "summary"}, exclude_none=True)
     round_id, patient_id = request.match_info["round_id"], request.match_info["patient_id"]
-    await rounds.edit_patient(services_of(request).db, account, round_id, patient_id, changes)
+    await rounds.edit_patient(
+        services_of(request).db, account, round_id, patient_id, changes, body.identity(), body.consent
+    )
     await _audit(request, account, "round.patients", round_id, f"edit {patient_id}")
     return await _answer(request, round_id)
 

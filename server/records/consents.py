@@ -9,6 +9,7 @@ is offered must not void the offer)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -60,6 +61,39 @@ def row(consult_id: str, op_id: str, given: Given, recorded_by: str) -> ConsentR
         recorded_by=recorded_by,
         recorded_at=utcnow(),
     )
+
+
+def kept(given: Given, recorded_by: str) -> dict[str, Any]:
+    """A consent as kept outside a consult (a ward round's listed patient), shaped as `current`."""
+    return {
+        "given_by": given.given_by,
+        "relation": given.relation,
+        "method": given.method,
+        "scopes": list(given.scopes),
+        "note": given.note,
+        "recorded_by": recorded_by,
+        "recorded_at": iso(utcnow()),
+    }
+
+
+def copy_onto(session: AsyncSession, consult: Consult, op_id: str, kept_consent: dict[str, Any]) -> None:
+    """A consent kept on a ward round's listed patient, recorded on the consult a session opens
+    for them (in the caller's transaction) as it was given: same recorder, same time; a line of
+    the consult's timeline and of the chained audit like any consent."""
+    given = Given(
+        given_by=str(kept_consent["given_by"]),
+        method=str(kept_consent["method"]),
+        scopes=list(kept_consent.get("scopes") or []),
+        relation=kept_consent.get("relation"),
+        note=kept_consent.get("note"),
+    )
+    recorded_by = str(kept_consent["recorded_by"])
+    made = row(consult.id, op_id, given, recorded_by)
+    made.recorded_at = datetime.fromisoformat(str(kept_consent["recorded_at"]))
+    session.add(made)
+    consult.consent = current(made)
+    session.add(event(made))
+    chain.append(session, CHAINED, "consent", made.id, chain.consent_content(made), actor_id=recorded_by)
 
 
 def current(record: ConsentRecord) -> dict[str, Any]:

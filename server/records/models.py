@@ -324,6 +324,10 @@ class RoundPatient(Base):
     bed: Mapped[str] = mapped_column(String(20))
     ref: Mapped[str] = mapped_column(String(64))
     summary: Mapped[str] = mapped_column(Text, default="")
+    # The patient's identity (the contract's identity fields) and consent (as a consult keeps its
+    # `consent`, `recorded_by` a user id): copied onto each consult a session opens for them.
+    identity: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    consent: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     added_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
     added_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

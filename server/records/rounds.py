@@ -16,7 +16,7 @@ from server.live import keys
 from server.policy import recurrence
 from server.policy.lifecycle import SESSION_TRANSITIONS, LeadStatus
 from server.policy.rounds import MAX_DURATION_MIN, supervises, takes_part
-from server.records import consults
+from server.records import consents, consults
 from server.records.models import (
     Consult,
     ConsultEvent,
@@ -242,7 +242,7 @@ async def clinicians_of(db: Database, hospital_id: str) -> list[str]:
 # Writing.
 
 
-async def insert(db: Database, item: Round, patients: list[dict[str, str]], added_by: str) -> Round:
+async def insert(db: Database, item: Round, patients: list[dict[str, Any]], added_by: str) -> Round:
     """The round and its first patients, in that order, in one transaction."""
     async with db.session() as session, session.begin():
         session.add(item)
@@ -255,6 +255,8 @@ async def insert(db: Database, item: Round, patients: list[dict[str, str]], adde
                     bed=listed_patient["bed"],
                     ref=listed_patient["ref"],
                     summary=listed_patient.get("summary", ""),
+                    identity=listed_patient.get("identity") or None,
+                    consent=listed_patient.get("consent"),
                     added_by=added_by,
                     added_at=utcnow(),
                 )
@@ -284,7 +286,16 @@ async def add_patient(db: Database, item: RoundPatient) -> None:
         session.add(item)
 
 
-async def edit_patient(db: Database, patient_id: str, changes: dict[str, str]) -> None:
+async def set_identity(db: Database, consult_id: str, identity: dict[str, str]) -> None:
+    """The identity given on the list, onto the listed patient's consult of the session under way
+    (its bed, reference and summary stay as they were when it opened)."""
+    async with db.session() as session, session.begin():
+        consult = await session.get(Consult, consult_id)
+        if consult is not None:
+            consult.patient = {**consult.patient, **identity}
+
+
+async def edit_patient(db: Database, patient_id: str, changes: dict[str, Any]) -> None:
     async with db.session() as session, session.begin():
         await session.execute(update(RoundPatient).where(RoundPatient.id == patient_id).values(**changes))
 
@@ -316,7 +327,12 @@ async def open_consult(db: Database, item: Round, current: RoundSession, listed_
         status="active",
         specialty=specialties[0] if specialties else "internal",
         urgency="routine",
-        patient={"ref": listed_patient.ref, "summary": listed_patient.summary, "bed": listed_patient.bed},
+        patient={
+            **(listed_patient.identity or {}),
+            "ref": listed_patient.ref,
+            "summary": listed_patient.summary,
+            "bed": listed_patient.bed,
+        },
         requester_id=listed_patient.added_by,  # who put the patient on the list presents them
         hospital_id=item.hospital_id,
         specialist_id=item.lead_specialist_id,
@@ -332,6 +348,8 @@ async def open_consult(db: Database, item: Round, current: RoundSession, listed_
             await session.flush()
             detail = {"round_id": item.id, "session_id": current.id, "bed": listed_patient.bed}
             session.add(ConsultEvent(consult_id=consult.id, kind="round", actor_id=current.started_by, detail=detail))
+            if listed_patient.consent:
+                consents.copy_onto(session, consult, consult.op_id, listed_patient.consent)
     except IntegrityError:
         pass  # another instance opened it at the same moment
 
