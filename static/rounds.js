@@ -1,6 +1,8 @@
 // Ward rounds in the browser: the week's rounds, with the form to schedule or change one (the
 // round room itself is static/ui/roundroom.js). Built from data with h() only: whatever users
 // typed is always textContent, never HTML.
+import { listedPatientDetails } from "/static/ui/listedpatient.js";
+
 const ZONE = "Asia/Ho_Chi_Minh";
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -351,7 +353,13 @@ export class RoundsList {
     inviteOptions();
     if (!round) hospital.addEventListener("change", inviteOptions);
     const rows = h("div", { class: "patient-rows" });
+    // Each row's identity and consent (static/ui/listedpatient.js), by row. Consent is recorded by
+    // the requesting side: the district team, clinicians of the round's hospital.
+    const details = new Map();
+    const recordsConsent = () =>
+      user.role === "clinician" && user.hospital.id === (round ? r.hospital?.id : hospital.value);
     const addRow = (p = {}) => {
+      const more = listedPatientDetails(this.ctx, p, { consent: recordsConsent() });
       const row = h(
         "div",
         { class: "row patient-row", "data-patient": p.id || "" },
@@ -400,7 +408,9 @@ export class RoundsList {
           { type: "button", class: "secondary remove-patient", onclick: () => row.remove() },
           t("rounds.form.remove_patient"),
         ),
+        more.element,
       );
+      details.set(row, more);
       rows.append(row);
     };
     for (const p of r.patients || []) addRow(p);
@@ -424,6 +434,7 @@ export class RoundsList {
         bed: row.querySelector("[name=patient-bed]").value,
         ref: row.querySelector("[name=patient-ref]").value,
         summary: row.querySelector("[name=patient-summary]").value,
+        more: details.get(row),
       }));
     const scheduled = () => ({
       title: title.value,
@@ -441,8 +452,12 @@ export class RoundsList {
       body: JSON.stringify(body),
     });
     const save = async () => {
+      const problem = listed()
+        .map((x) => x.more.problem())
+        .find(Boolean);
+      if (problem) throw new Error(t(problem));
       if (!round) {
-        const patients = listed().map(({ bed, ref, summary }) => ({ bed, ref, summary }));
+        const patients = listed().map(({ bed, ref, summary, more }) => ({ bed, ref, summary, ...more.added() }));
         await api("/api/rounds", json("POST", { ...scheduled(), hospital_id: hospital.value, patients }));
         return t("rounds.created");
       }
@@ -465,10 +480,13 @@ export class RoundsList {
           const fields = { bed: x.bed, ref: x.ref, summary: x.summary };
           if (!old) {
             const known = new Set(latest.patients.map((p) => p.id));
-            latest = (await api(`${path}/patients`, json("POST", fields))).round;
+            latest = (await api(`${path}/patients`, json("POST", { ...fields, ...x.more.added() }))).round;
             x.id = latest.patients.find((p) => !known.has(p.id))?.id || null; // added at the end
-          } else if (old.bed !== x.bed || old.ref !== x.ref || old.summary !== x.summary) {
-            latest = (await api(`${path}/patients/${encodeURIComponent(x.id)}`, json("PATCH", fields))).round;
+          } else {
+            const changed = x.more.changes();
+            if (old.bed !== x.bed || old.ref !== x.ref || old.summary !== x.summary || Object.keys(changed).length)
+              latest = (await api(`${path}/patients/${encodeURIComponent(x.id)}`, json("PATCH", { ...fields, ...changed })))
+                .round;
           }
         }
         // The rows' order, when it is not the list's already (rows moved, or added in between).

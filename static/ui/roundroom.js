@@ -3,7 +3,8 @@
 // consult. Built from data with h() only: whatever users typed is always textContent.
 import { Attachments } from "/static/ui/attachments.js";
 import { CallRoom } from "/static/ui/callroom.js";
-import { retranslate, tx } from "/static/ui/dom.js";
+import { AppFailure, errorNode, retranslate, tx } from "/static/ui/dom.js";
+import { listedPatientDetails } from "/static/ui/listedpatient.js";
 import { Notes } from "/static/ui/notes.js";
 import { OUTCOMES } from "/static/ui/room.js";
 import { Stage } from "/static/ui/stage.js";
@@ -247,37 +248,49 @@ export class RoundRoom extends CallRoom {
   }
 
   addPatientForm() {
-    const { h, api } = this.ctx;
+    const { h, t, api, user } = this.ctx;
     const bed = h("input", { name: "round-bed", required: true, maxlength: 20 });
     const ref = h("input", { name: "round-ref", required: true, maxlength: 64 });
     const summary = h("input", { name: "round-patient-summary", maxlength: 2000 });
-    return h(
-      "details",
-      {},
-      h("summary", {}, tx("round.add_patient")),
-      h(
-        "form",
-        {
-          class: "round-add",
-          onsubmit: async (e) => {
-            e.preventDefault();
+    const error = h("div", { class: "field-error" });
+    // Identity and consent as on the round form; consent by the district team (the requesting side).
+    const recordsConsent = user.role === "clinician" && user.hospital?.id === this.round.hospital?.id;
+    let more = listedPatientDetails(this.ctx, {}, { word: tx, consent: recordsConsent });
+    const form = h(
+      "form",
+      {
+        class: "round-add",
+        onsubmit: async (e) => {
+          e.preventDefault();
+          error.replaceChildren();
+          const problem = more.problem();
+          if (problem) return error.replaceChildren(errorNode(t, new AppFailure("invalid", t(problem))));
+          try {
             const { round } = await api(`/api/rounds/${encodeURIComponent(this.id)}/patients`, {
               method: "POST",
               headers: { "Content-Type": "application/json" },
-              body: JSON.stringify({ bed: bed.value, ref: ref.value, summary: summary.value }),
+              body: JSON.stringify({ bed: bed.value, ref: ref.value, summary: summary.value, ...more.added() }),
             });
             bed.value = "";
             ref.value = "";
             summary.value = "";
+            const fresh = listedPatientDetails(this.ctx, {}, { word: tx, consent: recordsConsent });
+            more.element.replaceWith(fresh.element);
+            more = fresh;
             this.apply(round);
-          },
+          } catch (err) {
+            error.replaceChildren(errorNode(t, err));
+          }
         },
-        h("label", {}, tx("round.bed_label"), bed),
-        h("label", {}, tx("request.ref"), ref),
-        h("label", {}, tx("request.summary"), summary),
-        h("button", { type: "submit" }, tx("round.add_patient")),
-      ),
+      },
+      h("label", {}, tx("round.bed_label"), bed),
+      h("label", {}, tx("request.ref"), ref),
+      h("label", {}, tx("request.summary"), summary),
+      more.element,
+      error,
+      h("button", { type: "submit" }, tx("round.add_patient")),
     );
+    return h("details", {}, h("summary", {}, tx("round.add_patient")), form);
   }
 
   draw() {
