@@ -28,6 +28,8 @@ OBSERVATION_SYSTEM = f"{SYSTEM}/CodeSystem/observation"
 SHA256_EXTENSION = f"{SYSTEM}/StructureDefinition/attachment-sha256"
 CONSENT_METHOD_EXTENSION = f"{SYSTEM}/StructureDefinition/consent-method"
 CONSENT_RECORDER_EXTENSION = f"{SYSTEM}/StructureDefinition/consent-recorded-by"
+# R4's Consent has no `note`: what the recorder wrote about the consent travels in this extension.
+CONSENT_NOTE_EXTENSION = f"{SYSTEM}/StructureDefinition/consent-note"
 V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
 
 GIVERS = {"patient": "Người bệnh", "relative": "Người nhà", "guardian": "Người giám hộ"}
@@ -343,6 +345,7 @@ def _consent(
                 {"url": CONSENT_RECORDER_EXTENSION, "valueReference": who(consent.get("recorded_by"))}
                 if consent.get("recorded_by")
                 else None,
+                {"url": CONSENT_NOTE_EXTENSION, "valueString": consent["note"]} if consent.get("note") else None,
             ],
             "status": "active" if scopes else "inactive",
             "scope": {

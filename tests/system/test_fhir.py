@@ -17,11 +17,13 @@ from fhir.resources.R4B.bundle import Bundle
 
 from server.actions import fhir
 from tests.conftest import Instance
+from tests.fhir_schema import schema_errors
 from tests.system.test_consent import BY_DAUGHTER, IDENTITY
 from tests.system.test_consults import ask
 from tests.system.test_record import PNG, http
 
 FILENAME = "phim-x-quang-nguc.png"
+CONSENT_NOTE = "Con gái ký giấy đồng ý, lưu ở bệnh án giấy"
 
 
 async def exported(instance: Instance, consult_id: str) -> dict[str, Any]:
@@ -44,9 +46,10 @@ def walk(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
 
 
 def assert_sound(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The Bundle and each of its resources validate as R4(B); nothing is empty; every reference
-    resolves to an entry. Returns the resources by `Type/id`."""
+    """The Bundle and each of its resources validate as R4(B) and against HL7's R4 JSON schema;
+    nothing is empty; every reference resolves to an entry. Returns the resources by `Type/id`."""
     Bundle.model_validate(body)
+    assert schema_errors(body) == []
     by_ref: dict[str, dict[str, Any]] = {}
     for entry in body["entry"]:
         resource = entry["resource"]
@@ -68,7 +71,7 @@ async def test_the_bundle_carries_the_patient_consent_conclusion_result_and_file
     clinician = await clients(instance, "bavi.clinician")
     surgeon = await clients(instance, "xanhpon.surgeon")
     await surgeon.next("session:state")
-    consult = await ask(clinician, patient=IDENTITY, consent=BY_DAUGHTER)
+    consult = await ask(clinician, patient=IDENTITY, consent={**BY_DAUGHTER, "note": CONSENT_NOTE})
     cid = consult["id"]
     await surgeon.next("consult:offer")
     assert (await surgeon.call("consult:accept", {"consult_id": cid}))["ok"] is True
@@ -129,6 +132,7 @@ async def test_the_bundle_carries_the_patient_consent_conclusion_result_and_file
     assert resources[f"RelatedPerson/{cid}-consent"]["relationship"] == [{"text": "con gái"}]
     assert [p["code"][0]["coding"][0]["code"] for p in consent["provision"]["provision"]] == ["consult"]
     assert {"url": fhir.CONSENT_METHOD_EXTENSION, "valueCode": "written"} in consent["extension"]
+    assert {"url": fhir.CONSENT_NOTE_EXTENSION, "valueString": CONSENT_NOTE} in consent["extension"]
 
     (document,) = [r for k, r in resources.items() if k.startswith("DocumentReference/")]
     attachment = document["content"][0]["attachment"]
@@ -157,3 +161,26 @@ async def test_a_cancelled_consult_with_its_consent_withdrawn_exports_valid(inst
     consent = resources[f"Consent/{cid}"]
     assert consent["status"] == "inactive" and consent["provision"] == {"type": "deny"}
     assert not any(ref.startswith("Observation/") for ref in resources)  # no conclusion, no result
+
+
+def test_the_official_schema_rejects_what_r4_forbids() -> None:
+    """The schema check is no formality: an empty string and a `note` on a Consent (R4 has none)
+    are named, a sound resource passes."""
+    consent = {
+        "resourceType": "Consent",
+        "id": "c1",
+        "status": "active",
+        "scope": {"text": "điều trị"},
+        "category": [{"text": ""}],
+        "note": [{"text": "không có trong R4"}],
+    }
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [{"fullUrl": "urn:uuid:c1", "resource": consent}],
+    }
+    errors = schema_errors(bundle)
+    assert any("category/0/text" in e for e in errors) and any("'note' was unexpected" in e for e in errors), errors
+    consent = {**consent, "category": [{"text": "Đồng ý hội chẩn"}]}
+    del consent["note"]
+    assert schema_errors({**bundle, "entry": [{"fullUrl": "urn:uuid:c1", "resource": consent}]}) == []

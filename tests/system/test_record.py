@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from server.records.models import AuditEntry
 from tests.conftest import Instance, add_user, login
+from tests.fhir_schema import schema_errors
 from tests.system.test_consults import ask
 from tests.system.test_notes import XSS, add, note
 from tests.system.test_rtc import active_consult
@@ -181,6 +182,7 @@ async def test_the_minutes_and_fhir_show_the_amended_text_and_what_it_replaced(
     assert struck.struck == ["Viêm ruột thừa"]  # the replaced text, shown struck through, once
     assert text.index("Viêm ruột thừa cấp") < text.index("Nội dung trước khi sửa")  # the current one first
     bundle = Bundle.model_validate(body)
+    assert schema_errors(body) == []
     messages = [e.resource for e in bundle.entry if e.resource.get_resource_type() == "Communication"]
     amended = next(r for r in messages if r.payload[0].contentString == "Viêm ruột thừa cấp")
     (replaced,) = amended.note
@@ -197,6 +199,7 @@ async def test_fhir_bundle_is_valid_r4(instance: Instance, ended_consult: dict[s
             body = await resp.json(content_type=None)
             assert resp.status == 200 and resp.content_type == "application/fhir+json"
     bundle = Bundle.model_validate(body)
+    assert schema_errors(body) == []
     kinds = [entry.resource.get_resource_type() for entry in bundle.entry]
     assert kinds[:6] == ["ServiceRequest", "Encounter"] + ["Communication"] * 4
     request, encounter = bundle.entry[0].resource, bundle.entry[1].resource
