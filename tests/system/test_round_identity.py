@@ -1,15 +1,16 @@
 """A ward round's listed patient carries the patient's identity and consent, checked by the same
 rules as a consult request; each consult a session opens for them starts with both (the consent
 on its timeline and in the chained audit), a change made during the session reaches that
-consult, and its minutes show them."""
+consult, and its minutes show them; none of it is logged."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from server.records import chain
 from tests.conftest import Instance
-from tests.system.test_consent import BY_DAUGHTER, IDENTITY
+from tests.system.test_consent import BY_DAUGHTER, IDENTITY, captured  # noqa: F401 (a fixture)
 from tests.system.test_minutes_identity import minutes_of
 from tests.system.test_rounds import PATIENTS, http, join, new_round, schedule, user_id
 
@@ -23,7 +24,9 @@ LISTED = {
 
 
 async def test_a_listed_patients_identity_and_consent_reach_their_consult_and_its_minutes(
-    instance: Instance, clients: Any
+    instance: Instance,
+    clients: Any,
+    captured,  # noqa: F811
 ) -> None:
     # Refused as a consult request would be: a citizen ID that disagrees with the birth date, a
     # relative without relation, an unknown scope.
@@ -81,3 +84,6 @@ async def test_a_listed_patients_identity_and_consent_reach_their_consult_and_it
         for shown in (f"Họ và tên: {IDENTITY['name']}", "001068004217", address, "Đã rút lại đồng ý"):
             assert shown in text, shown
     assert (await chain.verify(instance.services.db)).intact
+    logged = "\n".join(captured.lines)
+    for value in (IDENTITY["name"], IDENTITY["national_id"], IDENTITY["insurance_id"], IDENTITY["address"], address):
+        assert value not in logged and json.dumps(value)[1:-1] not in logged, "patient data was logged"
