@@ -8,12 +8,12 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 // which tests/system/test_browser_board.py checks against the server's code.
 export const AUDIT_ACTIONS = [
   "auth.logout", "session.state",
-  "consults.list", "consult.read", "consult.minutes", "consult.minutes_pdf", "minutes.roles", "consult.fhir",
+  "consults.list", "consult.read", "consult.minutes", "consult.minutes_pdf", "minutes.roles", "minutes.sign", "minutes.sign_refused", "minutes.signatures", "consult.fhir",
   "consult.end", "consult.result", "consult.consent", "consent.record",
   "notes.list", "note.add", "note.amend", "attachment.add", "attachment.read",
   "rounds.list", "round.create", "round.read", "round.update", "round.cancel", "round.lead", "round.patients",
   "calendar.key", "calendar.revoke", "stats.read", "stats.report",
-  "admin.user.create", "admin.user.update", "admin.user.activate", "admin.user.deactivate", "admin.user.password",
+  "admin.user.create", "admin.user.update", "admin.user.activate", "admin.user.deactivate", "admin.user.password", "admin.user.certificate",
   "admin.hospital.create", "admin.hospital.update", "admin.link.create", "admin.link.delete",
 ];
 

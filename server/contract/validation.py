@@ -265,3 +265,13 @@ Sex = Annotated[
 ]
 PatientName = Annotated[str, StringConstraints(min_length=1, max_length=NAME_LENGTH)]
 Address = Annotated[str, StringConstraints(min_length=1, max_length=ADDRESS_LENGTH)]
+
+
+MAX_PIN_CHARS = 128
+
+
+class MinutesSign(Payload):
+    """`POST /api/consults/{id}/minutes/sign`: the PIN that opens the caller's signing key, used
+    for this one signature and never kept or logged."""
+
+    pin: Annotated[str, StringConstraints(min_length=1, max_length=MAX_PIN_CHARS)]
