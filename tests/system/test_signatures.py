@@ -251,3 +251,27 @@ async def test_an_altered_byte_breaks_the_signature_and_another_ca_is_not_truste
     other = [asn1_x509.Certificate.load(pki.stranger.cert.public_bytes(Encoding.DER))]
     elsewhere = await asyncio.to_thread(signatures.check, pdf, other)
     assert elsewhere[field] == signatures.Checked(intact=True, trusted=False, timestamped=False)
+
+
+async def test_two_signers_at_once_on_two_instances_both_land_in_one_pdf(
+    start_instance: StartInstance, clients, pki: Pki, any_database_url: str
+) -> None:
+    """The compare-and-set on the version's latest PDF: never two updates from one base."""
+    a = await start_instance(database=any_database_url, SIGNING_TRUST_ROOTS=str(pki.roots_pem))
+    b = await start_instance(database=any_database_url, SIGNING_TRUST_ROOTS=str(pki.roots_pem))
+    on_a, on_b = Http(a), Http(b)
+    try:
+        consult, _, _ = await ended(clients, a)
+        cid = consult["id"]
+        await with_keys(on_a, pki, consult)
+        await on_a.of("xanhpon.surgeon")
+        await on_b.of("bavi.clinician")
+        first, second = await asyncio.gather(on_a.sign("xanhpon.surgeon", cid), on_b.sign("bavi.clinician", cid))
+        assert first[0] == 200 and second[0] == 200, (first, second)
+        found = await on_b.signatures("bavi.clinician", cid)
+        assert found["valid"] is True, found
+        assert sorted(s["role"] for s in found["signatures"]) == ["chair", "secretary"]
+        assert found["versions"][0]["locked"] is True
+    finally:
+        await on_a.close()
+        await on_b.close()
