@@ -21,6 +21,8 @@ licensed CA) would take the place of `_sign_pdf`: pyHanko's `Signer` is the seam
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import io
 import logging
 from collections.abc import AsyncIterator
@@ -47,6 +49,7 @@ from server.contract.views import (
     MinutesVersionView,
     SignaturesView,
     SignatureView,
+    iso,
     minutes_version_view,
     signature_view,
     signatures_view,
@@ -416,3 +419,25 @@ async def validated(services: Services, consult: Consult, version: int | None) -
     if not now.frozen:
         versions.append(minutes_version_view(now.current, False, False, []))
     return signatures_view(wanted, views, versions)
+
+
+async def for_export(services: Services, consult: Consult) -> dict[str, Any] | None:
+    """The latest signed version of the minutes for the FHIR export (server/actions/fhir.py):
+    its number, PDF (SHA-256, SHA-1, size), whether it is locked, and who signed it; None when
+    nothing was signed yet."""
+    rows = await _versions(services.db, consult.id)
+    if not rows:
+        return None
+    row = rows[-1]
+    body = await _read(services, row.sha256)
+    signed = [s for s in await _signatures(services.db, consult.id) if s.version == row.version]
+    who = await consults.people(services.db, [s.signer_id for s in signed])
+    return {
+        "version": row.version,
+        "sha256": row.sha256,
+        "sha1": base64.b64encode(hashlib.sha1(body).digest()).decode(),
+        "size": row.size,
+        "locked": row.locked,
+        "created_at": iso(row.created_at),
+        "signatures": [{"signer": who.get(s.signer_id), "role": s.role, "signed_at": iso(s.signed_at)} for s in signed],
+    }

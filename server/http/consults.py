@@ -219,7 +219,9 @@ async def set_minutes_roles(request: web.Request) -> web.Response:
 @routes.get("/api/consults/{consult_id}/fhir")
 async def get_fhir(request: web.Request) -> web.Response:
     consult, _ = await _readable(request, "consult.fhir")
-    bundle = fhir.bundle(await record.build(services_of(request).db, consult), f"{request.scheme}://{request.host}")
+    services = services_of(request)
+    signed = await signatures.for_export(services, consult)
+    bundle = fhir.bundle(await record.build(services.db, consult), f"{request.scheme}://{request.host}", signed)
     return web.json_response(bundle, content_type="application/fhir+json")
 
 
