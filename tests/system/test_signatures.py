@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import subprocess
 from collections.abc import AsyncIterator, Iterator
@@ -20,12 +21,17 @@ from server.actions import signatures
 from server.policy.signing import MAX_WRONG_PINS
 from server.records import chain
 from server.records.models import Database
+from server.runtime.redis_process import free_port
 from tests.conftest import Instance, StartInstance
 from tests.system import pki as test_pki
 from tests.system.pki import PIN, Pki
 from tests.system.test_notes import add, note
 from tests.system.test_record import http
+from tests.system.test_rounds import join as join_round
+from tests.system.test_rounds import new_round
 from tests.system.test_rtc import active_consult
+
+GUESS = "guess-Zq9-PIN"
 
 
 @pytest.fixture(scope="module")
@@ -187,20 +193,41 @@ async def _sign_lock_and_add(web: Http, clients, pki: Pki, database_url: str, tm
     assert report.intact, report.problem
 
 
-async def test_a_wrong_pin_signs_nothing_and_five_rest_the_key(web: Http, clients, pki: Pki) -> None:
+async def test_a_wrong_pin_signs_nothing_and_five_rest_the_key(
+    web: Http, clients, pki: Pki, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     consult, _, _ = await ended(clients, web.instance)
     cid = consult["id"]
     await with_keys(web, pki, consult)
+    status, body = await web.sign("xanhpon.surgeon", cid, pin=GUESS)
+    assert status == 403 and body["error"]["code"] == "forbidden", body
+    assert GUESS not in caplog.text  # a PIN, even a wrong one, is never logged
     status, body = await web.sign("xanhpon.surgeon", cid, pin="0000")
     assert status == 403 and body["error"]["code"] == "forbidden", body
     assert (await web.signatures("xanhpon.surgeon", cid))["signatures"] == []
-    for _ in range(MAX_WRONG_PINS - 1):
+    for _ in range(MAX_WRONG_PINS - 2):
         status, body = await web.sign("xanhpon.surgeon", cid, pin="0000")
         assert status == 403
-    # Five wrong in a row: even the right PIN waits.
+    # Five wrong in a row (counted in the database, so on every instance): even the right PIN waits.
     status, body = await web.sign("xanhpon.surgeon", cid)
     assert status == 429 and body["error"]["code"] == "rate_limited", body
     assert (await web.signatures("xanhpon.surgeon", cid))["signatures"] == []
+
+
+async def test_a_time_stamping_service_that_does_not_answer_signs_nothing(
+    start_instance: StartInstance, clients, pki: Pki
+) -> None:
+    instance = await start_instance(TSA_URL=f"http://127.0.0.1:{free_port()}/tsa")  # nobody listens there
+    web = Http(instance)
+    try:
+        consult, _, _ = await ended(clients, instance)
+        await with_keys(web, pki, consult)
+        status, body = await web.sign("xanhpon.surgeon", consult["id"])
+        assert status == 503 and body["error"]["code"] == "unavailable", body
+        assert (await web.signatures("xanhpon.surgeon", consult["id"]))["signatures"] == []
+    finally:
+        await web.close()
 
 
 async def test_who_may_not_sign(web: Http, clients, pki: Pki) -> None:
@@ -275,3 +302,24 @@ async def test_two_signers_at_once_on_two_instances_both_land_in_one_pdf(
     finally:
         await on_a.close()
         await on_b.close()
+
+
+async def test_a_round_patients_minutes_are_signed_too(web: Http, clients, pki: Pki) -> None:
+    created = await new_round(web.instance)
+    lead = await clients(web.instance, "xanhpon.icu")
+    clinician = await clients(web.instance, "bavi.clinician")
+    patients = (await join_round(lead, created["id"]))["round"]["patients"]
+    await join_round(clinician, created["id"])
+    cid = patients[0]["consult_id"]
+    await add(lead, note(cid, "Tiếp tục thở máy, giảm an thần", section="plan"))
+    done = await lead.call("consult:end", {"consult_id": cid, "outcome": "treated_locally", "summary": "Theo dõi"})
+    assert done["ok"], done
+    consult = done["consult"]
+    for who in (consult["specialist"], consult["requester"]):
+        status, body = await web.upload(who["id"], pki.root.pkcs12(who["name"], "Test", PIN))
+        assert status == 201, body
+    for username in ("xanhpon.icu", "bavi.clinician"):
+        status, body = await web.sign(username, cid)
+        assert status == 200, body
+    found = await web.signatures("bavi.clinician", cid)
+    assert found["valid"] and found["versions"][0]["locked"], found
