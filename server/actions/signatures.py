@@ -136,7 +136,8 @@ async def _earlier(db: Database, consult_id: str, before: int) -> tuple[str, ...
     lines = []
     for version in sorted({s.version for s in signed}):
         names = ", ".join(
-            f"{who[s.signer_id]['name'] if s.signer_id in who else s.signer_id} ({s.role})"
+            f"{who[s.signer_id]['name'] if s.signer_id in who else s.signer_id}"
+            f" ({minutes_template.SIGNER_ROLES.get(s.role, s.role)})"
             for s in signed
             if s.version == version
         )
@@ -147,14 +148,9 @@ async def _earlier(db: Database, consult_id: str, before: int) -> tuple[str, ...
 
 
 async def _render(db: Database, consult: Consult, version: int) -> bytes:
-    async with db.session() as session:
-        head = await session.get(ChainHead, chain.HEAD_ID)
-    edition = minutes_pdf.Edition(
-        version,
-        head.seq if head else 0,
-        head.hash if head else chain.GENESIS,
-        await _earlier(db, consult.id, version),
-    )
+    """The minutes now, as `version`: with the audit chain's head now and the earlier versions."""
+    chain_seq, chain_hash = await _head(db)
+    edition = minutes_pdf.Edition(version, chain_seq, chain_hash, await _earlier(db, consult.id, version))
     return await minutes_pdf.document(db, consult, edition)
 
 

@@ -81,6 +81,9 @@ LABELS: Final = {
     "addendum": "(Bổ sung sau khi biên bản đã ký)",
 }
 
+# Who signed a version of the minutes, in what role (server/policy/signing.py).
+SIGNER_ROLES: Final = {"chair": "Chủ trì", "secretary": "Thư ký", "member": "Thành viên"}
+
 # Chức danh: users carry no title of their own yet; the role stands in for it.
 TITLES: Final = {
     "specialist": "Bác sĩ chuyên khoa tuyến trên",
