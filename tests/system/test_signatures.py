@@ -16,11 +16,12 @@ import aiohttp
 import pytest
 from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from sqlalchemy import select, update
 
 from server.actions import signatures
 from server.policy.signing import MAX_WRONG_PINS
 from server.records import chain
-from server.records.models import Database
+from server.records.models import Database, MinutesSignature
 from server.runtime.redis_process import free_port
 from tests.conftest import Instance, StartInstance
 from tests.system import pki as test_pki
@@ -184,13 +185,26 @@ async def _sign_lock_and_add(web: Http, clients, pki: Pki, database_url: str, tm
 
     status, body = await web.sign("xanhpon.surgeon", cid)
     assert status == 200 and [s["role"] for s in body["signatures"]] == ["chair"], body
-    # Every signature is chained: the audit chain vouches for them all.
+    # Every signature is chained: the audit chain vouches for them all; one changed in the
+    # database (a member passed off as the chair) is named.
     db = Database(database_url)
     try:
         report = await chain.verify(db)
+        assert report.intact, report.problem
+        async with db.session() as session:
+            first_id = await session.scalar(
+                select(MinutesSignature.id).where(
+                    MinutesSignature.consult_id == cid, MinutesSignature.version == 1, MinutesSignature.role == "chair"
+                )
+            )
+        async with db.engine.begin() as connection:
+            await connection.execute(
+                update(MinutesSignature).where(MinutesSignature.id == first_id).values(role="member")
+            )
+        report = await chain.verify(db)
+        assert report.problem and f"signature of the minutes {first_id} was altered" in report.problem, report
     finally:
         await db.close()
-    assert report.intact, report.problem
 
 
 async def test_a_wrong_pin_signs_nothing_and_five_rest_the_key(
