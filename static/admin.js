@@ -8,12 +8,12 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 // which tests/system/test_browser_board.py checks against the server's code.
 export const AUDIT_ACTIONS = [
   "auth.logout", "session.state",
-  "consults.list", "consult.read", "consult.minutes", "consult.minutes_pdf", "minutes.roles", "consult.fhir",
+  "consults.list", "consult.read", "consult.minutes", "consult.minutes_pdf", "minutes.roles", "minutes.sign", "minutes.sign_refused", "minutes.signatures", "consult.fhir",
   "consult.end", "consult.result", "consult.consent", "consent.record",
   "notes.list", "note.add", "note.amend", "attachment.add", "attachment.read",
   "rounds.list", "round.create", "round.read", "round.update", "round.cancel", "round.lead", "round.patients",
   "calendar.key", "calendar.revoke", "stats.read", "stats.report",
-  "admin.user.create", "admin.user.update", "admin.user.activate", "admin.user.deactivate", "admin.user.password",
+  "admin.user.create", "admin.user.update", "admin.user.activate", "admin.user.deactivate", "admin.user.password", "admin.user.certificate",
   "admin.hospital.create", "admin.hospital.update", "admin.link.create", "admin.link.delete",
 ];
 
@@ -81,6 +81,25 @@ export function adminHome({ h, t, api, when, specialtyName: named = null }) {
         reset.open = false;
       }, t("admin.users.password_saved"), rowStatus) },
       password, h("button", { type: "submit" }, t("admin.users.save_password"))));
+    // A clinician's or specialist's signing key (PKCS#12 from a CA) and its PIN, for the minutes.
+    const p12 = h("input", { type: "file", name: "file", accept: ".p12,.pfx,application/x-pkcs12", required: true,
+      "aria-label": t("admin.users.certificate_file_for", { name: u.name }) });
+    const pin = h("input", { type: "password", name: "password", maxlength: 128, required: true, autocomplete: "off",
+      "aria-label": t("admin.users.certificate_pin_for", { name: u.name }) });
+    const certificate = ["clinician", "specialist"].includes(u.role)
+      ? h("details", { class: "upload-certificate" }, h("summary", {}, t("admin.users.certificate")),
+        h("form", { class: "row", onsubmit: run(async () => {
+          const form = new FormData();
+          form.append("file", p12.files[0]);
+          form.append("password", pin.value);
+          await api(`/api/admin/users/${id(u.id)}/certificate`, { method: "POST", body: form });
+          pin.value = "";
+          p12.value = "";
+          certificate.open = false;
+        }, t("admin.users.certificate_saved"), rowStatus) },
+        h("p", { class: "muted" }, t("admin.users.certificate_hint")),
+        p12, pin, h("button", { type: "submit" }, t("admin.users.certificate_upload"))))
+      : null;
     const toggle = u.active
       ? h("button", { class: "secondary", onclick: run(async () => {
         if (!confirm(t("admin.users.confirm_deactivate", { name: u.name }))) return;
@@ -96,7 +115,7 @@ export function adminHome({ h, t, api, when, specialtyName: named = null }) {
       h("td", { translate: "no" }, u.hospital.name),
       h("td", {}, u.specialties.map(specialtyName).join(", ")),
       h("td", {}, t(u.active ? "admin.users.active" : "admin.users.inactive")),
-      h("td", {}, toggle, reset, rowStatus));
+      h("td", {}, toggle, reset, certificate, rowStatus));
   }
 
   async function loadUsers() {

@@ -26,6 +26,27 @@ def test_secret_key_is_generated_once_and_kept(tmp_path: Path) -> None:
     assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
 
 
+def test_signing_settings_default_to_no_trust_no_timestamp_and_the_secret_key(tmp_path: Path) -> None:
+    settings = load_settings({"TELEROUNDS_VAR_DIR": str(tmp_path)})
+    assert settings.signing_key == "" and settings.signing_trust_roots is None and settings.tsa_url == ""
+    roots = tmp_path / "roots.pem"
+    roots.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    given = load_settings(
+        {
+            "TELEROUNDS_VAR_DIR": str(tmp_path),
+            "SIGNING_KEY": "k" * 32,
+            "SIGNING_TRUST_ROOTS": str(roots),
+            "TSA_URL": "http://tsa.example/rfc3161",
+        }
+    )
+    assert given.signing_key == "k" * 32 and given.signing_trust_roots == roots
+    assert given.tsa_url == "http://tsa.example/rfc3161"
+    not_pem = tmp_path / "roots.txt"
+    not_pem.write_text("hello")
+    with pytest.raises(SettingsError, match="SIGNING_TRUST_ROOTS"):
+        load_settings({"TELEROUNDS_VAR_DIR": str(tmp_path), "SIGNING_TRUST_ROOTS": str(not_pem)})
+
+
 def test_postgres_urls_get_the_async_driver(tmp_path: Path) -> None:
     settings = load_settings({"TELEROUNDS_VAR_DIR": str(tmp_path), "DATABASE_URL": "postgresql://u@h/db"})
     assert settings.database_url == "postgresql+asyncpg://u@h/db"
@@ -46,6 +67,9 @@ def test_postgres_urls_get_the_async_driver(tmp_path: Path) -> None:
         ("TELEROUNDS_DEMO_DATA", "maybe"),
         ("OFFER_TIMEOUT_URGENT_S", "soon"),
         ("PRESENCE_TTL_S", "0"),
+        ("SIGNING_KEY", "short"),
+        ("SIGNING_TRUST_ROOTS", "/no/such/roots.pem"),
+        ("TSA_URL", "tsa.example"),
     ],
 )
 def test_a_bad_value_names_the_setting(tmp_path: Path, name: str, value: str) -> None:

@@ -67,6 +67,7 @@ NOTE = SimpleNamespace(
     author_id="u-binh",
     created_at=AT,
     amends=None,
+    addendum=False,
 )
 ATTACHMENT = SimpleNamespace(
     id="a-1",
@@ -156,6 +157,22 @@ BUILT: list[tuple[str, Any, type]] = [
     ),
     ("offer_view", views.offer_view(views.consult_view(CONSULT, WHO), AT.timestamp()), views.OfferView),
     ("round_start", views.round_start(views.round_view(ROUND, BAVI, WHO, AT, [], None), AT), views.RoundStart),
+    ("signature_view", views.signature_view(SPECIALIST, "chair", AT, True, True, False), views.SignatureView),
+    ("minutes_version_view", views.minutes_version_view(1, True, False, ["u-binh"]), views.MinutesVersionView),
+    (
+        "certificate_view",
+        views.certificate_view(
+            SimpleNamespace(
+                user_id="u-binh", subject="CN=Bình", issuer="CN=CA", fingerprint="ab" * 32, not_after=AT, uploaded_at=AT
+            )
+        ),
+        views.CertificateView,
+    ),
+    (
+        "signatures_view",
+        views.signatures_view(1, [], [views.minutes_version_view(1, False, False, [])]),
+        views.SignaturesView,
+    ),
     (
         "lead_request_view",
         views.lead_request_view(ROUND, BAVI_NAME, WHO),

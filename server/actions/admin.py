@@ -612,3 +612,12 @@ def known_role(role: str) -> str:
     if role not in ROLES:
         raise AppError("invalid", f"role must be one of {', '.join(ROLES)}")
     return role
+
+
+async def signer(services: Services, user_id: str) -> str:
+    """The user a signing certificate is uploaded for: someone who takes part in consults."""
+    async with services.db.session() as session:
+        user, _ = await _user(session, user_id)
+    if user.role not in ("clinician", "specialist"):
+        raise AppError("invalid", "signing certificates are for clinicians and specialists")
+    return user.id

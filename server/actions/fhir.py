@@ -10,6 +10,7 @@ under `SYSTEM` (docs/protocol.md lists them).
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from typing import Any
 
 from server.actions.record import OUTCOMES
@@ -31,6 +32,18 @@ CONSENT_RECORDER_EXTENSION = f"{SYSTEM}/StructureDefinition/consent-recorded-by"
 # R4's Consent has no `note`: what the recorder wrote about the consent travels in this extension.
 CONSENT_NOTE_EXTENSION = f"{SYSTEM}/StructureDefinition/consent-note"
 V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
+LOINC = "http://loinc.org"
+CONSULT_NOTE = {"system": LOINC, "code": "11488-4", "display": "Consult note"}
+# ASTM E1762-95 signature types (FHIR's Signature.type value set): the chair signs as the author,
+# the secretary as the one who recorded the minutes, every other member as a co-participant.
+SIGNATURE_SYSTEM = "urn:iso-astm:E1762-95:2013"
+SIGNATURE_TYPES = {
+    "chair": ("1.2.840.10065.1.12.1.1", "Author's Signature"),
+    "secretary": ("1.2.840.10065.1.12.1.4", "Transcriptionist/Recorder Signature"),
+    "member": ("1.2.840.10065.1.12.1.3", "Co-participant's Signature"),
+}
+IHE_FORMAT = "http://ihe.net/fhir/ihe.formatcode.fhir/CodeSystem/formatcode"
+PROVENANCE_AGENT = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
 
 GIVERS = {"patient": "Người bệnh", "relative": "Người nhà", "guardian": "Người giám hộ"}
 PARTS = {"requester": "Bác sĩ đề nghị", "specialist": "Chuyên gia", "invited": "Được mời", "team": "Kíp tuyến dưới"}
@@ -55,10 +68,13 @@ def pruned(value: Any) -> Any:
     return value
 
 
-def bundle(record: dict[str, Any], base_url: str) -> dict[str, Any]:
+def bundle(record: dict[str, Any], base_url: str, signed: dict[str, Any] | None = None) -> dict[str, Any]:
     """The Bundle: ServiceRequest, Encounter, a Communication per note, the outcome and the
     result as Observations, Consent, a DocumentReference per attachment, then the Patient, every
-    Practitioner (with a PractitionerRole at their hospital) and Organization they reference."""
+    Practitioner (with a PractitionerRole at their hospital) and Organization they reference.
+    With `signed` (the latest signed version of the minutes, `signatures.for_export`): the
+    minutes as a Composition, their signed PDF as a DocumentReference, and a Provenance
+    carrying the signatures."""
     c = record["consult"]
     cid = c["id"]
     patient_ref = {"reference": f"Patient/{cid}"}
@@ -228,6 +244,8 @@ def bundle(record: dict[str, Any], base_url: str) -> dict[str, Any]:
                 "context": {"encounter": [encounter_ref], "related": [request_ref]},
             }
         )
+    if signed is not None:
+        resources.extend(_signed_minutes(cid, record, signed, base_url, who))
     resources.append(_patient(cid, c["patient"], requesting, hospital(requesting)))
     for person in list(people.values()):
         resources.append(
@@ -370,3 +388,112 @@ def _consent(
         }
     )
     return out
+
+
+def _signed_minutes(
+    cid: str,
+    record: dict[str, Any],
+    signed: dict[str, Any],
+    base_url: str,
+    who: Callable[[dict[str, Any] | None], dict[str, Any] | None],
+) -> list[dict[str, Any]]:
+    """The minutes (biên bản hội chẩn) as a Composition, the signed PDF of their latest signed
+    version as a DocumentReference, and a Provenance with each signature given to it."""
+    c = record["consult"]
+    version = signed["version"]
+    composition_id = f"{cid}-minutes"
+    document_id = f"{cid}-minutes-v{version}"
+    signatures = signed["signatures"]
+    authors = [who(s["signer"]) for s in signatures if s["role"] == "chair"] or [who(c["specialist"] or c["requester"])]
+    sections = []
+    for code, name in notes.SECTION_NAMES.items():
+        items = [n for n in record["notes"] if n["section"] == code]
+        if items:
+            sections.append({"title": name, "entry": [{"reference": f"Communication/{n['id']}"} for n in items]})
+    composition = {
+        "resourceType": "Composition",
+        "id": composition_id,
+        "status": "final" if signed["locked"] else "preliminary",
+        "type": {"coding": [CONSULT_NOTE], "text": "Biên bản hội chẩn từ xa"},
+        "subject": {"reference": f"Patient/{cid}"},
+        "encounter": {"reference": f"Encounter/{cid}"},
+        "date": signed["created_at"],
+        "author": authors,
+        "title": f"Biên bản hội chẩn từ xa — phiên bản {version}",
+        "attester": [
+            {
+                "mode": "legal" if s["role"] == "chair" else "professional",
+                "time": s["signed_at"],
+                "party": who(s["signer"]),
+            }
+            for s in signatures
+        ],
+        "section": sections,
+    }
+    document = {
+        "resourceType": "DocumentReference",
+        "id": document_id,
+        "status": "current",
+        "docStatus": "final" if signed["locked"] else "preliminary",
+        "type": {"coding": [CONSULT_NOTE]},
+        "subject": {"reference": f"Patient/{cid}"},
+        "date": signed["created_at"],
+        "author": authors,
+        "description": f"Biên bản hội chẩn từ xa, phiên bản {version}, đã ký số (PAdES)",
+        "content": [
+            {
+                "attachment": {
+                    "extension": [
+                        {
+                            "url": SHA256_EXTENSION,
+                            "valueBase64Binary": base64.b64encode(bytes.fromhex(signed["sha256"])).decode(),
+                        }
+                    ],
+                    "contentType": "application/pdf",
+                    "url": f"{base_url}/api/consults/{cid}/minutes.pdf?version={version}",
+                    "size": signed["size"],
+                    "hash": signed["sha1"],  # R4's Attachment.hash: SHA-1, base64
+                    "title": f"bien-ban-hoi-chan-v{version}.pdf",
+                    "creation": signed["created_at"],
+                },
+                "format": {
+                    "system": "http://ihe.net/fhir/ihe.formatcode.fhir/CodeSystem/formatcode",
+                    "code": "urn:ihe:iti:xds-sd:pdf:2008",
+                },
+            }
+        ],
+        "context": {
+            "encounter": [{"reference": f"Encounter/{cid}"}],
+            "related": [{"reference": f"Composition/{composition_id}"}],
+        },
+    }
+    provenance = {
+        "resourceType": "Provenance",
+        "id": document_id,
+        "target": [{"reference": f"DocumentReference/{document_id}"}, {"reference": f"Composition/{composition_id}"}],
+        "recorded": signatures[-1]["signed_at"] if signatures else signed["created_at"],
+        "agent": [
+            {
+                "type": {"coding": [{"system": PROVENANCE_AGENT, "code": "attester"}]},
+                "role": [{"text": s["role"]}],
+                "who": who(s["signer"]),
+            }
+            for s in signatures
+        ],
+        "signature": [
+            {
+                "type": [
+                    {
+                        "system": SIGNATURE_SYSTEM,
+                        "code": SIGNATURE_TYPES[s["role"]][0],
+                        "display": SIGNATURE_TYPES[s["role"]][1],
+                    }
+                ],
+                "when": s["signed_at"],
+                "who": who(s["signer"]),
+                "sigFormat": "application/pdf",  # a PAdES signature inside the PDF itself
+            }
+            for s in signatures
+        ],
+    }
+    return [composition, document, provenance]

@@ -33,6 +33,18 @@ SMALL = 4.2
 
 
 @dataclass(frozen=True)
+class Edition:
+    """Which version of the minutes this is (server/actions/signatures.py): its number, the audit
+    chain's head when it was generated (so a signed version anchors the chain), and one line for
+    each version signed before it."""
+
+    version: int
+    chain_seq: int
+    chain_hash: str
+    earlier: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class MinutesInfo:
     """What the minutes add to the record: their number, place, chair, secretary, time in call."""
 
@@ -42,6 +54,7 @@ class MinutesInfo:
     secretary_id: str | None
     in_call_s: dict[str, float]
     specialties: dict[str, list[str]]
+    edition: Edition | None = None
 
 
 def call_seconds(timeline: list[dict[str, Any]], until: datetime) -> dict[str, float]:
@@ -65,7 +78,7 @@ def call_seconds(timeline: list[dict[str, Any]], until: datetime) -> dict[str, f
     return total
 
 
-async def document(db: Database, consult: Consult) -> bytes:
+async def document(db: Database, consult: Consult, edition: Edition | None = None) -> bytes:
     """The PDF of the consult's minutes now; numbers them at the first generation."""
     data = await record.build(db, consult)
     row = await minutes.ensure(db, consult)
@@ -77,7 +90,7 @@ async def document(db: Database, consult: Consult) -> bytes:
     place = (hospital.province_name or hospital.name) if hospital else ""
     until = consult.ended_at or utcnow()
     info = MinutesInfo(
-        row.number, place, row.chair_id, row.secretary_id, call_seconds(data["timeline"], until), specialties
+        row.number, place, row.chair_id, row.secretary_id, call_seconds(data["timeline"], until), specialties, edition
     )
     return await asyncio.to_thread(render, data, info)
 
@@ -149,6 +162,10 @@ def render(data: dict[str, Any], info: MinutesInfo) -> bytes:
     pdf.set_y(max(left_bottom, pdf.get_y()) + 6)
     pdf.set_font(FONT, "B", 14)
     pdf.cell(0, 8, T.TITLE, align="C", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    if info.edition is not None:
+        pdf.set_font(FONT, "", 9)
+        pdf.cell(0, 5, T.LABELS["version"].format(version=info.edition.version), align="C")
+        pdf.ln(5)
     pdf.ln(3)
 
     def heading(text: str) -> None:
@@ -260,6 +277,15 @@ def render(data: dict[str, Any], info: MinutesInfo) -> bytes:
                 by_name = by.get("name") if isinstance(by, dict) else who.get(str(by), {}).get("name")
                 field(L["result_by"], f"{by_name or L['empty']}, {_when(result.get('reported_at'))}")
 
+    if info.edition is not None:
+        if info.edition.earlier:
+            heading(L["earlier"])
+            for line in info.edition.earlier:
+                text(f"• {line}", 9)
+        pdf.ln(2)
+        text(L["chain"].format(seq=info.edition.chain_seq), 8)
+        text(L["chain_hash"].format(hash=info.edition.chain_hash), 8)
+
     # The signature blocks: the chair and the secretary, side by side, kept on one page.
     if pdf.get_y() > pdf.page_break_trigger - 45:
         pdf.add_page()
@@ -286,6 +312,8 @@ def _note(pdf: FPDF, n: dict[str, Any]) -> None:
     pdf.multi_cell(0, LINE, n["text"], new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_font(FONT, "", 8)
     signed = f"{author}, {_when(n['created_at'])}" + (f" {L['amended']}" if n["history"] else "")
+    if n.get("addendum"):
+        signed += f" {L['addendum']}"
     pdf.multi_cell(0, SMALL, signed, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     for old in n["history"]:
         old_author = old["author"]["name"] if old["author"] else L["empty"]

@@ -319,3 +319,13 @@ class Consent(Payload):
         if self.given_by != "patient" and self.relation is None:
             raise ValueError("relation is required when a relative or a guardian gives consent")
         return self
+
+
+MAX_PIN_CHARS = 128
+
+
+class MinutesSign(Payload):
+    """`POST /api/consults/{id}/minutes/sign`: the PIN that opens the caller's signing key, used
+    for this one signature and never kept or logged."""
+
+    pin: Annotated[str, StringConstraints(min_length=1, max_length=MAX_PIN_CHARS)]

@@ -501,6 +501,8 @@ class NoteRow(Protocol):
     def created_at(self) -> datetime: ...
     @property
     def amends(self) -> str | None: ...
+    @property
+    def addendum(self) -> bool | None: ...
 
 
 class NoteView(TypedDict):
@@ -514,6 +516,7 @@ class NoteView(TypedDict):
     author: Person | None
     created_at: str | None
     amends: str | None
+    addendum: bool  # written after the minutes were signed by the chair and the secretary
 
 
 def note_view(note: NoteRow, who: Mapping[str, Person]) -> NoteView:
@@ -527,6 +530,7 @@ def note_view(note: NoteRow, who: Mapping[str, Person]) -> NoteView:
         "author": who.get(note.author_id),
         "created_at": iso(note.created_at),
         "amends": note.amends,
+        "addendum": bool(note.addendum),
     }
 
 
@@ -868,4 +872,95 @@ def minutes_view(row: MinutesRow) -> MinutesView:
         "hospital_id": row.hospital_id,
         "chair_id": row.chair_id,
         "secretary_id": row.secretary_id,
+    }
+
+
+# The minutes' digital signatures (server/actions/signatures.py).
+
+
+class SignatureView(TypedDict):
+    """`{signer: user, role, signed_at, intact, trusted, timestamped}`: one signature on a version
+    of the minutes, as validated now. `role`: `chair`, `secretary` or `member`."""
+
+    signer: Person | None
+    role: str
+    signed_at: str | None
+    intact: bool
+    trusted: bool
+    timestamped: bool
+
+
+def signature_view(
+    signer: Person | None, role: str, signed_at: datetime, intact: bool, trusted: bool, timestamped: bool
+) -> SignatureView:
+    return {
+        "signer": signer,
+        "role": role,
+        "signed_at": iso(signed_at),
+        "intact": intact,
+        "trusted": trusted,
+        "timestamped": timestamped,
+    }
+
+
+class MinutesVersionView(TypedDict):
+    """One version of the minutes: `frozen` once someone signed it (its PDF kept as signed),
+    `locked` once the chair and the secretary both did; `signers`: the ids of who signed it."""
+
+    version: int
+    frozen: bool
+    locked: bool
+    signers: list[str]
+
+
+def minutes_version_view(version: int, frozen: bool, locked: bool, signers: list[str]) -> MinutesVersionView:
+    return {"version": version, "frozen": frozen, "locked": locked, "signers": signers}
+
+
+class SignaturesView(TypedDict):
+    """`GET …/minutes/signatures`: every signature of a version (the current one unless
+    `?version=N`), `valid` when there is at least one and each is intact and trusted; the version
+    shown, and every version (the last one is current)."""
+
+    valid: bool
+    version: int
+    signatures: list[SignatureView]
+    versions: list[MinutesVersionView]
+
+
+def signatures_view(
+    version: int, signatures: list[SignatureView], versions: list[MinutesVersionView]
+) -> SignaturesView:
+    valid = bool(signatures) and all(s["intact"] and s["trusted"] for s in signatures)
+    return {"valid": valid, "version": version, "signatures": signatures, "versions": versions}
+
+
+class CertificateView(TypedDict):
+    """A user's signing certificate as the admin screen shows it (never the key)."""
+
+    user_id: str
+    subject: str
+    issuer: str
+    fingerprint: str
+    not_after: str | None
+    uploaded_at: str | None
+
+
+class CertificateRow(Protocol):
+    user_id: str
+    subject: str
+    issuer: str
+    fingerprint: str
+    not_after: datetime
+    uploaded_at: datetime
+
+
+def certificate_view(row: CertificateRow) -> CertificateView:
+    return {
+        "user_id": row.user_id,
+        "subject": row.subject,
+        "issuer": row.issuer,
+        "fingerprint": row.fingerprint,
+        "not_after": iso(row.not_after),
+        "uploaded_at": iso(row.uploaded_at),
     }

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from aiohttp import web
+import asyncio
+
+from aiohttp import BodyPartReader, web
 
 from server.actions import admin
 from server.contract.errors import AppError
-from server.contract.validation import parse_text
+from server.contract.validation import MAX_PIN_CHARS, parse_text
+from server.contract.views import certificate_view
 from server.http.common import client_address, query_time, read_json, require_account, services_of
 from server.http.consults import REF_SEARCH_MAX
 from server.live import revocation
+from server.records import signing_keys
+from server.records.models import utcnow
 from server.records.users import Account
 
 routes = web.RouteTableDef()
@@ -187,3 +192,54 @@ async def audit_log(request: web.Request) -> web.Response:
         patient_ref=parse_text("patient_ref", request.query.get("patient_ref"), REF_SEARCH_MAX),
     )
     return web.json_response(await admin.audit_page(services_of(request).db, query))
+
+
+# Signing certificates.
+
+FORM_PARTS = 4  # parts of the upload form read at most
+MAX_PASSWORD_BYTES = 4 * MAX_PIN_CHARS
+
+
+async def _part(part: BodyPartReader, limit: int, what: str) -> bytes:
+    """A form part's bytes, refused beyond `limit` without reading further."""
+    data = bytearray()
+    while chunk := await part.read_chunk(16 * 1024):
+        data += chunk
+        if len(data) > limit:
+            raise AppError("too_large", f"{what} is at most {limit} bytes")
+    return bytes(data)
+
+
+@routes.post("/api/admin/users/{user_id}/certificate")
+async def upload_certificate(request: web.Request) -> web.Response:
+    """A user's signing key and certificate (multipart: `file` = PKCS#12, `password` = the PIN
+    the user will give when signing). Checked, sealed at rest; the password is not kept."""
+    actor = await require_admin(request)
+    services = services_of(request)
+    if not request.content_type.startswith("multipart/"):
+        raise AppError("invalid", "send multipart/form-data with the fields 'file' (PKCS#12) and 'password'")
+    found: dict[str, bytes] = {}
+    try:
+        reader = await request.multipart()
+        for _ in range(FORM_PARTS):
+            part = await reader.next()
+            if part is None:
+                break
+            if not isinstance(part, BodyPartReader) or part.name not in ("file", "password"):
+                raise AppError("invalid", "only the fields 'file' and 'password' are expected")
+            if part.name == "file":
+                found["file"] = await _part(part, signing_keys.MAX_PKCS12_BYTES, "file")
+            else:
+                found["password"] = await _part(part, MAX_PASSWORD_BYTES, "password")
+    except ValueError:  # aiohttp's multipart reader: no boundary, a boundary it never finds, ...
+        raise AppError("invalid", "the multipart/form-data body is malformed") from None
+    try:
+        pin = found.get("password", b"").decode()
+    except UnicodeDecodeError:
+        raise AppError("invalid", "password: not UTF-8 text") from None
+    user = await admin.signer(services, request.match_info["user_id"])
+    opened = await asyncio.to_thread(signing_keys.check_upload, found.get("file", b""), pin, utcnow())
+    row = await signing_keys.store(
+        services.db, services.settings, user, found["file"], opened, actor.id, client_address(request)
+    )
+    return web.json_response({"certificate": certificate_view(row)}, status=201)

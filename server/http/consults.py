@@ -13,10 +13,10 @@ from aiohttp import BodyPartReader, web
 from sqlalchemy import and_, func, or_, select
 
 from server import outbox
-from server.actions import fhir, minutes_pdf, record
+from server.actions import fhir, record, signatures
 from server.actions.access import consult_for
 from server.contract.errors import AppError, ErrorCode
-from server.contract.validation import Id, Payload, parse_choices, parse_limit, parse_text
+from server.contract.validation import Id, MinutesSign, Payload, parse_choices, parse_limit, parse_text
 from server.contract.views import attachment_view, consent_recorder, consult_view, minutes_view
 from server.http.common import client_address, printable_page, query_time, read_json, require_account, services_of
 from server.outbox import Event, To
@@ -146,13 +146,25 @@ async def get_minutes(request: web.Request) -> web.Response:
     return printable_page(html)
 
 
+def _version(request: web.Request) -> int | None:
+    raw = request.query.get("version")
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or not 1 <= int(raw) <= 10_000:
+        raise AppError("invalid", "version must be a whole number from 1")
+    return int(raw)
+
+
 @routes.get("/api/consults/{consult_id}/minutes.pdf")
 async def get_minutes_pdf(request: web.Request) -> web.Response:
-    """The minutes as an archival PDF (server/actions/minutes_pdf.py); numbered at the first download."""
+    """The minutes as an archival PDF (server/actions/minutes_pdf.py); numbered at the first
+    download. The current version with every signature given so far, or `?version=N`."""
+    wanted = _version(request)
     consult, _ = await _readable(request, "consult.minutes_pdf")
-    body = await minutes_pdf.document(services_of(request).db, consult)
-    row = await minutes.get(services_of(request).db, consult.id)
-    name = f"bien-ban-hoi-chan-{row.number if row else ''}-{row.year if row else ''}.pdf"
+    services = services_of(request)
+    body, version = await signatures.pdf(services, consult, wanted)
+    row = await minutes.get(services.db, consult.id)
+    name = f"bien-ban-hoi-chan-{row.number if row else ''}-{row.year if row else ''}-v{version}.pdf"
     return web.Response(
         body=body,
         content_type="application/pdf",
@@ -162,6 +174,23 @@ async def get_minutes_pdf(request: web.Request) -> web.Response:
             "X-Content-Type-Options": "nosniff",
         },
     )
+
+
+@routes.post("/api/consults/{consult_id}/minutes/sign")
+async def sign_minutes(request: web.Request) -> web.Response:
+    account = await require_account(request)
+    services = services_of(request)
+    consult = await consult_for(services, account, request.match_info["consult_id"], write=True)
+    body = await read_json(request, MinutesSign)
+    found = await signatures.sign(services, consult, account, body.pin, client_address(request))
+    return web.json_response(found)
+
+
+@routes.get("/api/consults/{consult_id}/minutes/signatures")
+async def get_signatures(request: web.Request) -> web.Response:
+    wanted = _version(request)
+    consult, _ = await _readable(request, "minutes.signatures")
+    return web.json_response(await signatures.validated(services_of(request), consult, wanted))
 
 
 class MinutesRoles(Payload):
@@ -194,7 +223,9 @@ async def set_minutes_roles(request: web.Request) -> web.Response:
 @routes.get("/api/consults/{consult_id}/fhir")
 async def get_fhir(request: web.Request) -> web.Response:
     consult, _ = await _readable(request, "consult.fhir")
-    bundle = fhir.bundle(await record.build(services_of(request).db, consult), f"{request.scheme}://{request.host}")
+    services = services_of(request)
+    signed = await signatures.for_export(services, consult)
+    bundle = fhir.bundle(await record.build(services.db, consult), f"{request.scheme}://{request.host}", signed)
     return web.json_response(bundle, content_type="application/fhir+json")
 
 

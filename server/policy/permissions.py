@@ -141,6 +141,9 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/consults/{consult_id}/minutes"): _CONSULT_READ,
     ("GET", "/api/consults/{consult_id}/minutes.pdf"): _CONSULT_READ,
     ("PATCH", "/api/consults/{consult_id}/minutes"): _rule(*CALLERS, relation="party"),
+    # Whoever may write to the consult signs (the chair and the secretary, or as a member).
+    ("POST", "/api/consults/{consult_id}/minutes/sign"): _rule(*CALLERS, relation="participant"),
+    ("GET", "/api/consults/{consult_id}/minutes/signatures"): _CONSULT_READ,
     ("GET", "/api/consults/{consult_id}/fhir"): _CONSULT_READ,
     ("POST", "/api/consults/{consult_id}/attachments"): _rule(*CALLERS, relation="participant"),
     ("GET", "/api/consults/{consult_id}/attachments/{attachment_id}"): _CONSULT_READ,
@@ -158,6 +161,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/admin/users/{user_id}/deactivate"): ADMIN,
     ("POST", "/api/admin/users/{user_id}/activate"): ADMIN,
     ("POST", "/api/admin/users/{user_id}/password"): ADMIN,
+    ("POST", "/api/admin/users/{user_id}/certificate"): ADMIN,
     ("GET", "/api/admin/roster"): ADMIN,
     ("GET", "/api/admin/audit"): ADMIN,
     ("GET", "/api/rounds"): EVERYONE,  # filtered to the rounds the caller takes part in or supervises

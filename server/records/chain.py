@@ -10,7 +10,7 @@ Clinical rows are vouched for through the chain: each clinical write adds, in it
 transaction, an audit entry (by `append`) whose detail is `sha256=<SHA-256 of the row's
 content>`. Changing a note's text then no longer matches its chained entry, and a clinical row
 with no chained entry is reported too. What counts as clinical, and what a row's content is, is
-`WITNESSES` below: a new kind of clinical record (consent, result, signature) appends with its
+`WITNESSES` below: a new kind of clinical record (consent, result, signature of the minutes) appends with its
 action and adds itself there.
 
 Appending: every new `AuditEntry`, however it was added to a session, is chained as the session
@@ -36,7 +36,17 @@ from sqlalchemy import Connection, event, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, UOWTransaction
 
-from server.records.models import AuditEntry, ChainHead, ConsentRecord, Consult, Database, Note, new_id, utcnow
+from server.records.models import (
+    AuditEntry,
+    ChainHead,
+    ConsentRecord,
+    Consult,
+    Database,
+    MinutesSignature,
+    Note,
+    new_id,
+    utcnow,
+)
 
 GENESIS = "0" * 64
 BATCH = 2000  # rows read at a time by the walk
@@ -201,6 +211,22 @@ def consent_content(record: Any) -> dict[str, object]:
     }
 
 
+def signature_content(row: Any) -> dict[str, object]:
+    """A signature on the minutes as chained: who signed which version in what role, when, the
+    PDF signed and the PDF it made (SHA-256 of each, both in the blob store)."""
+    return {
+        "id": row.id,
+        "consult_id": row.consult_id,
+        "version": row.version,
+        "signer_id": row.signer_id,
+        "role": row.role,
+        "field": row.field,
+        "signed_at": row.signed_at,
+        "base_sha256": row.base_sha256,
+        "sha256": row.sha256,
+    }
+
+
 @dataclass(frozen=True)
 class Row:
     """A clinical row as the chain sees it."""
@@ -246,11 +272,17 @@ def _consents(connection: Connection) -> Iterator[Row]:
         yield Row(record.id, record.recorded_at, content_hash(consent_content(record)))
 
 
+def _minutes_signatures(connection: Connection) -> Iterator[Row]:
+    for row in connection.execute(select(MinutesSignature.__table__).execution_options(yield_per=BATCH)):
+        yield Row(row.id, row.signed_at, content_hash(signature_content(row)))
+
+
 WITNESSES: tuple[Witness, ...] = (
     Witness("note", "note", ("note.add", "note.amend"), _notes),
     Witness("outcome of consult", "consult", ("consult.end",), _outcomes),
     Witness("result of consult", "consult", ("consult.result",), _results),
     Witness("consent", "consent", ("consent.record",), _consents),
+    Witness("signature of the minutes", "minutes_signature", ("minutes.sign",), _minutes_signatures),
 )
 
 

@@ -84,7 +84,18 @@ LABELS: Final = {
     "no_result": "Tuyến dưới chưa báo lại kết quả.",
     "sign_hint": "(Ký, ghi rõ họ tên)",
     "empty": "—",
+    # Digital signatures (server/actions/signatures.py): the version signed, the audit chain's
+    # head it anchors, the versions signed before it, and notes written after the lock.
+    "version": "Phiên bản {version}",
+    "chain": "Nhật ký kiểm toán tại thời điểm lập: mục {seq}",
+    "chain_hash": "Mã băm (SHA-256) của mục: {hash}",
+    "earlier": "Các phiên bản đã ký trước",
+    "earlier_line": "Phiên bản {version}: {signers} (SHA-256 {sha256})",
+    "addendum": "(Bổ sung sau khi biên bản đã ký)",
 }
+
+# Who signed a version of the minutes, in what role (server/policy/signing.py).
+SIGNER_ROLES: Final = {"chair": "Chủ trì", "secretary": "Thư ký", "member": "Thành viên"}
 
 # Chức danh: users carry no title of their own yet; the role stands in for it.
 TITLES: Final = {

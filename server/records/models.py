@@ -11,7 +11,21 @@ import uuid
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator, event
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    event,
+    false,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -270,6 +284,10 @@ class Note(Base):
     author_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     amends: Mapped[str | None] = mapped_column(String(64))
+    # Written after the minutes were locked (signed by the chair and the secretary): an addendum.
+    # No Python-side default: an insert that does not name it (older code, a migration's data)
+    # gets the database's false.
+    addendum: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
 
 class Attachment(Base):
@@ -375,6 +393,64 @@ class Minutes(Base):
     chair_id: Mapped[str | None] = mapped_column(String(64))
     secretary_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class SigningCertificate(Base):
+    """A user's signing key and certificate: their PKCS#12, still protected by its PIN, sealed
+    again with the server's key (AES-GCM) at rest. The PIN is never stored. Wrong PINs are
+    counted here, so every instance sees them. server/records/signing_keys.py"""
+
+    __tablename__ = "signing_certificates"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    subject: Mapped[str] = mapped_column(String(500))
+    issuer: Mapped[str] = mapped_column(String(500))
+    fingerprint: Mapped[str] = mapped_column(String(64))  # SHA-256 of the certificate (DER)
+    not_after: Mapped[datetime] = mapped_column(UTCDateTime())
+    uploaded_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    wrong_pins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class MinutesVersion(Base):
+    """One version of a consult's minutes, frozen at its first signature: the PDF as generated
+    (`base_sha256`) and as signed so far (`sha256`, the latest incremental update; the
+    compare-and-set that serialises signers), the notes it holds (`notes_upto`), the audit
+    chain's head when it was generated, and whether the chair and the secretary have both signed
+    (`locked`). server/actions/signatures.py"""
+
+    __tablename__ = "minutes_versions"
+
+    consult_id: Mapped[str] = mapped_column(ForeignKey("consults.id"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    notes_upto: Mapped[int] = mapped_column(Integer)
+    chain_seq: Mapped[int] = mapped_column(Integer)
+    chain_hash: Mapped[str] = mapped_column(String(64))
+    base_sha256: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    locked: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class MinutesSignature(Base):
+    """A signature given to a version of the minutes: who, in what role, when, the PDF it was
+    applied to and the PDF it made (both in the blob store). A clinical record: chained."""
+
+    __tablename__ = "minutes_signatures"
+    __table_args__ = (Index("ux_minutes_signer", "consult_id", "version", "signer_id", unique=True),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
+    consult_id: Mapped[str] = mapped_column(ForeignKey("consults.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    signer_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    role: Mapped[str] = mapped_column(String(20))
+    field: Mapped[str] = mapped_column(String(100))  # the PDF signature field it fills
+    signed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    base_sha256: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64))
 
 
 # Registers the hook that chains every new audit entry as it is flushed (needs the classes above).

@@ -22,7 +22,7 @@ from sqlalchemy import select, update
 
 from server.contract.errors import AppError
 from server.records import chain
-from server.records.models import Consult, Database, Note, new_id, utcnow
+from server.records.models import Consult, Database, MinutesVersion, Note, new_id, utcnow
 
 Section = Literal["history", "examination", "investigations", "assessment", "plan", "discussion"]
 SECTIONS: tuple[str, ...] = ("history", "examination", "investigations", "assessment", "plan", "discussion")
@@ -163,6 +163,13 @@ async def add(
             seq, total = counted
             if caps is not None:
                 caps.check(seq, total)  # counted under the write lock: no two writers pass it at once
+            # After the chair and the secretary signed a version of the minutes, what is written
+            # is an addendum: marked, and in the next version of the minutes to sign.
+            locked = await session.scalar(
+                select(MinutesVersion.version)
+                .where(MinutesVersion.consult_id == consult_id, MinutesVersion.locked.is_(True))
+                .limit(1)
+            )
             note = Note(
                 id=new_id(),
                 consult_id=consult_id,
@@ -173,6 +180,7 @@ async def add(
                 author_id=author_id,
                 created_at=utcnow(),
                 amends=amends,
+                addendum=locked is not None,
             )
             session.add(note)
             chain.append(

@@ -84,6 +84,11 @@ class Settings:
     # A connection must deliver a request's line and headers within this many seconds of
     # connecting or of its last answer, or it is closed: slow half-sent requests held forever.
     http_header_timeout_s: float = 10.0
+    # Digital signatures on the minutes (server/actions/signatures.py). The key that seals users'
+    # PKCS#12 files at rest (AES-GCM); empty: derived from SECRET_KEY.
+    signing_key: str = ""
+    signing_trust_roots: Path | None = None  # PEM file of the CA certificates trusted; None: none
+    tsa_url: str = ""  # an RFC 3161 time-stamping service; empty: signatures carry no timestamp
 
     @property
     def embedded_redis(self) -> bool:
@@ -233,6 +238,28 @@ def _kept_key(var_dir: Path) -> str:
     return key
 
 
+def _trust_roots(env: Mapping[str, str]) -> Path | None:
+    """SIGNING_TRUST_ROOTS: a PEM file holding at least one certificate, checked at the start."""
+    raw = env.get("SIGNING_TRUST_ROOTS", "")
+    if not raw:
+        return None
+    path = Path(raw)
+    try:
+        text = path.read_bytes()
+    except OSError as error:
+        raise SettingsError(f"SIGNING_TRUST_ROOTS: cannot read {raw!r}: {error.strerror or error}") from None
+    if b"-----BEGIN CERTIFICATE-----" not in text:
+        raise SettingsError(f"SIGNING_TRUST_ROOTS: {raw!r} holds no PEM certificate")
+    return path
+
+
+def _tsa_url(env: Mapping[str, str]) -> str:
+    url = env.get("TSA_URL", "").strip()
+    if url and (not url.startswith(("http://", "https://")) or not urlsplit(url).hostname):
+        raise SettingsError(f"TSA_URL must be an http:// or https:// address, got {url!r}")
+    return url
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read settings from `env` (the process environment by default)."""
     env = os.environ if env is None else env
@@ -251,6 +278,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if "\x00" in raw_blob_dir:
         raise SettingsError("BLOB_DIR must be a folder's path, got one with a NUL character")
     blob_dir = Path(raw_blob_dir or var_dir / "blobs")
+    signing_key = env.get("SIGNING_KEY", "")
+    if signing_key and len(signing_key) < 16:
+        raise SettingsError("SIGNING_KEY must be at least 16 characters")
     demo_password = env.get("TELEROUNDS_DEMO_PASSWORD", "demo")
     if not demo_password:
         raise SettingsError("TELEROUNDS_DEMO_PASSWORD must not be empty")
@@ -300,4 +330,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_open_emergencies=_int(env, "MAX_OPEN_EMERGENCIES", 1, 1, 1000),
         max_sockets_per_user=_int(env, "MAX_SOCKETS_PER_USER", 8, 1, 10000),
         http_header_timeout_s=_float(env, "HTTP_HEADER_TIMEOUT_S", 10.0, 0.5, 3600),
+        signing_key=signing_key,
+        signing_trust_roots=_trust_roots(env),
+        tsa_url=_tsa_url(env),
     )

@@ -204,7 +204,8 @@ export class RecordPage {
                     "small",
                     {},
                     `${n.author?.name || ""} · ${when(n.created_at)}` +
-                      (n.history?.length ? ` · ${t("notes.amended")}` : ""),
+                      (n.history?.length ? ` · ${t("notes.amended")}` : "") +
+                      (n.addendum ? ` · ${t("notes.addendum")}` : ""),
                   ),
                   n.history?.length
                     ? h(
@@ -239,7 +240,133 @@ export class RecordPage {
           )
         : h("p", { class: "muted" }, t("record.no_files")),
     );
-    this.element.replaceChildren(summary, events, noteList, files, this.minutes, this.viewer);
+    this.signing = this.signing || h("section", { class: "record-signatures no-print", "aria-labelledby": "signatures-title" });
+    this.element.replaceChildren(summary, events, noteList, files, this.signing, this.minutes, this.viewer);
+    this.loadSignatures();
+  }
+
+  // The digital signatures of the minutes (GET …/minutes/signatures): every version, who signed
+  // it and whether each signature is intact, trusted and timestamped; the PDF of each version;
+  // and, for whoever may still sign the current version, a PIN field (POST …/minutes/sign).
+  async loadSignatures(shown) {
+    const { h, t } = this.ctx;
+    const base = `/api/consults/${encodeURIComponent(this.id)}/minutes`;
+    let found;
+    try {
+      found = await this.ctx.api(`${base}/signatures${shown ? `?version=${shown}` : ""}`);
+    } catch (error) {
+      this.signing.replaceChildren(h("h2", { id: "signatures-title" }, t("sign.title")), errorNode(t, error));
+      return;
+    }
+    this.drawSignatures(found, shown);
+  }
+
+  drawSignatures(found, shown) {
+    const { h, t, when, user } = this.ctx;
+    const c = this.record.consult;
+    const current = found.versions[found.versions.length - 1]?.version || 1;
+    const verdict = (s) =>
+      s.intact && s.trusted ? t("sign.valid") : s.intact ? t("sign.untrusted") : t("sign.broken");
+    const signers = found.signatures.length
+      ? h(
+          "ul",
+          { class: "signatures" },
+          found.signatures.map((s) =>
+            h(
+              "li",
+              { class: `signature ${s.intact && s.trusted ? "ok" : "bad"}`, "data-role": s.role },
+              `${s.signer?.name || ""} — ${t(`sign.role.${s.role}`)} · ${when(s.signed_at)} · ${verdict(s)}` +
+                (s.timestamped ? ` · ${t("sign.timestamped")}` : ""),
+            ),
+          ),
+        )
+      : h("p", { class: "muted" }, t("sign.none"));
+    const versions = h(
+      "ul",
+      { class: "minutes-versions" },
+      found.versions.map((v) =>
+        h(
+          "li",
+          { "data-version": v.version },
+          h(
+            "button",
+            { type: "button", class: "link", "aria-pressed": String(v.version === found.version), onclick: () => this.loadSignatures(v.version) },
+            t("sign.version", { n: v.version }),
+          ),
+          ` · ${v.locked ? t("sign.locked") : v.frozen ? t("sign.partly") : t("sign.unsigned")} `,
+          this.versionPdf(v.version),
+        ),
+      ),
+    );
+    const signed = found.versions.find((v) => v.version === current)?.signers || [];
+    const mayJoin = user && ["clinician", "specialist"].includes(user.role);
+    const form =
+      c.status === "ended" && mayJoin && found.version === current && !signed.includes(user.id) && !shown
+        ? this.signForm()
+        : null;
+    this.signing.replaceChildren(h("h2", { id: "signatures-title" }, t("sign.title")), versions, signers, form);
+  }
+
+  versionPdf(version) {
+    const { h, t } = this.ctx;
+    return h(
+      "button",
+      {
+        type: "button",
+        class: "secondary",
+        onclick: async () => {
+          const data = await this.ctx.api(
+            `/api/consults/${encodeURIComponent(this.id)}/minutes.pdf?version=${version}`,
+            { as: "blob" },
+          );
+          const url = URL.createObjectURL(data);
+          this.urls.push(url);
+          const a = h("a", { href: url, download: `bien-ban-${this.record.consult.patient?.ref || this.id}-v${version}.pdf`, hidden: true });
+          document.body.append(a);
+          a.click();
+          a.remove();
+        },
+      },
+      t("sign.download", { n: version }),
+    );
+  }
+
+  signForm() {
+    const { h, t } = this.ctx;
+    const pin = h("input", { id: "sign-pin", name: "pin", type: "password", autocomplete: "off", inputmode: "text", required: true, maxlength: 128 });
+    const status = h("p", { class: "form-status", role: "status" });
+    const form = h(
+      "form",
+      {
+        class: "sign-form",
+        "data-form": "sign",
+        onsubmit: async (event) => {
+          event.preventDefault();
+          status.textContent = "";
+          status.className = "form-status";
+          try {
+            await this.ctx.api(`/api/consults/${encodeURIComponent(this.id)}/minutes/sign`, {
+              method: "POST",
+              headers: { "Content-Type": "application/json" },
+              body: JSON.stringify({ pin: pin.value }),
+            });
+            pin.value = "";
+            await this.loadSignatures();
+            this.signing.querySelector("h2")?.after(h("p", { class: "form-status", role: "status" }, t("sign.done")));
+          } catch (error) {
+            pin.value = "";
+            status.textContent = error?.code === "forbidden" ? t("sign.wrong_pin") : t("error", { message: error?.message || String(error) });
+            status.className = "form-status error";
+          }
+        },
+      },
+      h("p", { class: "muted" }, t("sign.hint")),
+      h("label", { for: "sign-pin" }, t("sign.pin")),
+      pin,
+      h("p", { class: "row" }, h("button", { type: "submit" }, t("sign.submit"))),
+      status,
+    );
+    return form;
   }
 
   // The requesting side (the requester, or a clinician of the requesting hospital) reports back,

@@ -86,6 +86,7 @@ ENDPOINTS: list[tuple[str, str, Any]] = [
     ("POST", "/api/admin/users/{user_id}/deactivate", None),
     ("POST", "/api/admin/users/{user_id}/activate", None),
     ("POST", "/api/admin/users/{user_id}/password", {"password": NEW_PASSWORD}),
+    ("POST", "/api/admin/users/{user_id}/certificate", {}),  # multipart when it is an admin's
     ("GET", "/api/admin/roster", None),
     ("GET", "/api/admin/audit", None),
 ]

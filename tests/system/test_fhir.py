@@ -9,6 +9,7 @@ import base64
 import hashlib
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -16,11 +17,13 @@ from fhir.resources.R4B import get_fhir_model_class
 from fhir.resources.R4B.bundle import Bundle
 
 from server.actions import fhir
-from tests.conftest import Instance
+from tests.conftest import Instance, StartInstance
 from tests.fhir_schema import schema_errors
+from tests.system import pki as test_pki
 from tests.system.test_consent import BY_DAUGHTER, IDENTITY
 from tests.system.test_consults import ask
 from tests.system.test_record import PNG, http
+from tests.system.test_signatures import Http, ended, with_keys
 
 FILENAME = "phim-x-quang-nguc.png"
 CONSENT_NOTE = "Con gái ký giấy đồng ý, lưu ở bệnh án giấy"
@@ -184,3 +187,41 @@ def test_the_official_schema_rejects_what_r4_forbids() -> None:
     consent = {**consent, "category": [{"text": "Đồng ý hội chẩn"}]}
     del consent["note"]
     assert schema_errors({**bundle, "entry": [{"fullUrl": "urn:uuid:c1", "resource": consent}]}) == []
+
+
+async def test_signed_minutes_export_as_composition_document_and_provenance(
+    start_instance: StartInstance, clients, tmp_path: Path
+) -> None:
+    pki = test_pki.make(tmp_path)
+    instance = await start_instance(SIGNING_TRUST_ROOTS=str(pki.roots_pem))
+    web = Http(instance)
+    try:
+        consult, _, _ = await ended(clients, instance)
+        cid = consult["id"]
+        await with_keys(web, pki, consult)
+        for username in ("xanhpon.surgeon", "bavi.clinician"):
+            status, body = await web.sign(username, cid)
+            assert status == 200, body
+        _, pdf = await web.get("bavi.clinician", f"/api/consults/{cid}/minutes.pdf")
+    finally:
+        await web.close()
+
+    resources = assert_sound(await exported(instance, cid))
+    composition = resources[f"Composition/{cid}-minutes"]
+    assert composition["type"]["coding"] == [
+        {"system": "http://loinc.org", "code": "11488-4", "display": "Consult note"}
+    ]
+    assert composition["status"] == "final" and len(composition["attester"]) == 2
+    document = resources[f"DocumentReference/{cid}-minutes-v1"]
+    attachment = document["content"][0]["attachment"]
+    assert attachment["contentType"] == "application/pdf" and attachment["size"] == len(pdf)
+    assert attachment["hash"] == base64.b64encode(hashlib.sha1(pdf).digest()).decode()
+    sha256 = base64.b64encode(hashlib.sha256(pdf).digest()).decode()
+    assert attachment["extension"] == [{"url": fhir.SHA256_EXTENSION, "valueBase64Binary": sha256}]
+    assert attachment["url"].endswith(f"/api/consults/{cid}/minutes.pdf?version=1")
+    provenance = resources[f"Provenance/{cid}-minutes-v1"]
+    assert [s["type"][0]["code"] for s in provenance["signature"]] == [
+        "1.2.840.10065.1.12.1.1",  # the chair: author's signature
+        "1.2.840.10065.1.12.1.4",  # the secretary: recorder's signature
+    ]
+    assert {"reference": f"DocumentReference/{cid}-minutes-v1"} in provenance["target"]

@@ -1,0 +1,439 @@
+"""Digital signatures on the minutes (PAdES, with pyHanko): versions, signing, validation.
+
+A version of the minutes is generated, then frozen at its first signature: its PDF is kept in
+the blob store, with the notes it holds (`notes_upto`) and the audit chain's head at generation
+printed in it (a signed version anchors the chain). Each signer then adds an incremental update
+to the latest PDF of the version: PAdES baseline B-B, or B-T with an RFC 3161 timestamp when
+`TSA_URL` is set. Signers on every instance are serialised by a compare-and-set on the version's
+latest PDF (`sha256`): a signature made from a base someone else signed meanwhile is thrown away
+and made again from the new base, so two incremental updates never start from the same PDF.
+
+Once the chair and the secretary have both signed a version, it is locked
+(server/policy/signing.py): a note written after that is an addendum, and the minutes holding it
+are the next version, to be signed in turn; the earlier versions stay as signed.
+
+The signing key is the user's PKCS#12 (server/records/signing_keys.py), opened with the PIN they
+give for this one signature and forgotten with it. A remote signing service (the CSC API of a
+licensed CA) would take the place of `_sign_pdf`: pyHanko's `Signer` is the seam (a subclass whose
+`async_sign_raw` asks the service for the signature of the digest), the rest stays as it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import io
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from asn1crypto import keys as asn1_keys
+from asn1crypto import pem
+from asn1crypto import x509 as asn1_x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign import fields, signers, timestamps
+from pyhanko.sign.validation import validate_pdf_signature
+from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator.registry import SimpleCertificateStore
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from server.actions import minutes_pdf
+from server.contract.errors import AppError
+from server.contract.views import (
+    MinutesVersionView,
+    SignaturesView,
+    SignatureView,
+    iso,
+    minutes_version_view,
+    signature_view,
+    signatures_view,
+)
+from server.policy import signing
+from server.records import audit, chain, consults, minutes, minutes_template, signing_keys
+from server.records.models import (
+    ChainHead,
+    Consult,
+    Database,
+    MinutesSignature,
+    MinutesVersion,
+    Note,
+    new_id,
+    utcnow,
+)
+from server.records.users import Account
+from server.runtime.services import Services
+
+log = logging.getLogger("telerounds.signatures")
+
+MAX_PDF_BYTES = 50 * 1024 * 1024
+ATTEMPTS = 5  # signatures made again when another signer got there first
+TSA_TIMEOUT_S = 10
+
+
+@dataclass(frozen=True)
+class Checked:
+    """One embedded signature as validated now."""
+
+    intact: bool
+    trusted: bool
+    timestamped: bool
+
+
+# Reading the versions ------------------------------------------------------------------------
+
+
+async def _versions(db: Database, consult_id: str) -> list[MinutesVersion]:
+    async with db.session() as session:
+        found = await session.scalars(
+            select(MinutesVersion).where(MinutesVersion.consult_id == consult_id).order_by(MinutesVersion.version)
+        )
+        return list(found.all())
+
+
+async def _signatures(db: Database, consult_id: str) -> list[MinutesSignature]:
+    async with db.session() as session:
+        found = await session.scalars(
+            select(MinutesSignature)
+            .where(MinutesSignature.consult_id == consult_id)
+            .order_by(MinutesSignature.version, MinutesSignature.signed_at)
+        )
+        return list(found.all())
+
+
+async def _last_note_seq(db: Database, consult_id: str) -> int:
+    async with db.session() as session:
+        return int(await session.scalar(select(func.max(Note.seq)).where(Note.consult_id == consult_id)) or 0)
+
+
+def _frozen(rows: list[MinutesVersion]) -> signing.Frozen | None:
+    return signing.Frozen(rows[-1].version, rows[-1].notes_upto) if rows else None
+
+
+@dataclass(frozen=True)
+class State:
+    versions: list[MinutesVersion]  # frozen ones, oldest first
+    current: int
+    frozen: bool  # the current version is frozen (one of `versions`)
+
+
+async def state(db: Database, consult_id: str) -> State:
+    rows = await _versions(db, consult_id)
+    current, frozen = signing.current_version(_frozen(rows), await _last_note_seq(db, consult_id))
+    return State(rows, current, frozen)
+
+
+async def _earlier(db: Database, consult_id: str, before: int) -> tuple[str, ...]:
+    """A line for each version signed before `before`: who signed it, and its PDF's SHA-256."""
+    signed = [s for s in await _signatures(db, consult_id) if s.version < before]
+    who = await consults.people(db, [s.signer_id for s in signed])
+    rows = {r.version: r for r in await _versions(db, consult_id)}
+    lines = []
+    for version in sorted({s.version for s in signed}):
+        names = ", ".join(
+            f"{who[s.signer_id]['name'] if s.signer_id in who else s.signer_id}"
+            f" ({minutes_template.SIGNER_ROLES.get(s.role, s.role)})"
+            for s in signed
+            if s.version == version
+        )
+        lines.append(
+            minutes_template.LABELS["earlier_line"].format(version=version, signers=names, sha256=rows[version].sha256)
+        )
+    return tuple(lines)
+
+
+async def _render(db: Database, consult: Consult, version: int) -> bytes:
+    """The minutes now, as `version`: with the audit chain's head now and the earlier versions."""
+    chain_seq, chain_hash = await _head(db)
+    edition = minutes_pdf.Edition(version, chain_seq, chain_hash, await _earlier(db, consult.id, version))
+    return await minutes_pdf.document(db, consult, edition)
+
+
+async def _one(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def _read(services: Services, sha256: str) -> bytes:
+    blob = await services.blobs.open(sha256)
+    return await blob.read()
+
+
+async def pdf(services: Services, consult: Consult, version: int | None) -> tuple[bytes, int]:
+    """The PDF of `version` (the current one by default) as signed so far; an unsigned current
+    version is generated now."""
+    now = await state(services.db, consult.id)
+    wanted = now.current if version is None else version
+    if not 1 <= wanted <= now.current:
+        raise AppError("not_found", f"these minutes have versions 1 to {now.current}")
+    if wanted == now.current and not now.frozen:
+        return await _render(services.db, consult, wanted), wanted
+    row = next((r for r in now.versions if r.version == wanted), None)
+    if row is None:
+        raise AppError("not_found", f"version {wanted} of these minutes was never signed")
+    return await _read(services, row.sha256), wanted
+
+
+# Signing -------------------------------------------------------------------------------------
+
+
+def _asn1(cert: Any) -> asn1_x509.Certificate:
+    return asn1_x509.Certificate.load(cert.public_bytes(Encoding.DER))
+
+
+def _sign_pdf(base: bytes, opened: signing_keys.Opened, field: str, tsa_url: str) -> bytes:
+    """One PAdES signature added to `base` as an incremental update. CPU (and the TSA's answer):
+    runs in a worker thread."""
+    signer = signers.SimpleSigner(
+        signing_cert=_asn1(opened.certificate),
+        signing_key=asn1_keys.PrivateKeyInfo.load(opened.key_der),
+        cert_registry=SimpleCertificateStore.from_certs([_asn1(c) for c in opened.chain]),  # type: ignore[no-untyped-call]
+    )
+    meta = signers.PdfSignatureMetadata(
+        field_name=field, subfilter=fields.SigSeedSubFilter.PADES, md_algorithm="sha256"
+    )
+    stamper = timestamps.HTTPTimeStamper(tsa_url, timeout=TSA_TIMEOUT_S) if tsa_url else None
+    out = io.BytesIO()
+    writer = IncrementalPdfFileWriter(io.BytesIO(base), strict=False)
+    signers.PdfSigner(meta, signer, timestamper=stamper).sign_pdf(writer, output=out)
+    return out.getvalue()
+
+
+async def _freeze(services: Services, consult: Consult) -> MinutesVersion:
+    """The current version's row, frozen now (generated and kept) if nobody signed it yet."""
+    db = services.db
+    for _ in range(ATTEMPTS):
+        rows = await _versions(db, consult.id)
+        last_seq = await _last_note_seq(db, consult.id)
+        current, frozen = signing.current_version(_frozen(rows), last_seq)
+        if frozen:
+            return rows[-1]
+        chain_seq, chain_hash = await _head(db)
+        edition = minutes_pdf.Edition(current, chain_seq, chain_hash, await _earlier(db, consult.id, current))
+        body = await minutes_pdf.document(db, consult, edition)
+        sha256, size = await services.blobs.put(_one(body), MAX_PDF_BYTES)
+        try:
+            async with db.session() as session, session.begin():
+                session.add(
+                    MinutesVersion(
+                        consult_id=consult.id,
+                        version=current,
+                        notes_upto=last_seq,
+                        chain_seq=chain_seq,
+                        chain_hash=chain_hash,
+                        base_sha256=sha256,
+                        sha256=sha256,
+                        size=size,
+                        locked=False,
+                        created_at=utcnow(),
+                    )
+                )
+        except IntegrityError:
+            continue  # another signer froze it first: theirs is the version
+    raise AppError("unavailable", "the minutes changed while being signed; try again")
+
+
+async def _head(db: Database) -> tuple[int, str]:
+    async with db.session() as session:
+        head = await session.get(ChainHead, chain.HEAD_ID)
+    return (head.seq, head.hash) if head else (0, chain.GENESIS)
+
+
+async def _commit(db: Database, version: MinutesVersion, signature: MinutesSignature, size: int, address: str) -> bool:
+    """The compare-and-set: the version's latest PDF becomes the signed one only if it is still
+    the base it was signed from. Its first statement takes the version's row lock (PostgreSQL) or
+    the write lock (SQLite), so the roles read after it are every signature before this one."""
+    async with db.session() as session:
+        try:
+            moved = await session.execute(
+                update(MinutesVersion)
+                .where(
+                    MinutesVersion.consult_id == version.consult_id,
+                    MinutesVersion.version == version.version,
+                    MinutesVersion.sha256 == signature.base_sha256,
+                )
+                .values(sha256=signature.sha256, size=size)
+            )
+            if moved.rowcount != 1:  # type: ignore[attr-defined]
+                await session.rollback()
+                return False
+            roles = set(
+                await session.scalars(
+                    select(MinutesSignature.role).where(
+                        MinutesSignature.consult_id == version.consult_id,
+                        MinutesSignature.version == version.version,
+                    )
+                )
+            )
+            if signing.locks(roles | {signature.role}):
+                await session.execute(
+                    update(MinutesVersion)
+                    .where(MinutesVersion.consult_id == version.consult_id, MinutesVersion.version == version.version)
+                    .values(locked=True)
+                )
+            session.add(signature)
+            chain.append(
+                session,
+                "minutes.sign",
+                "minutes_signature",
+                signature.id,
+                chain.signature_content(signature),
+                actor_id=signature.signer_id,
+                address=address,
+            )
+            await session.commit()
+        except IntegrityError:
+            await session.rollback()
+            raise AppError("conflict", "you have signed this version of the minutes already") from None
+        except BaseException:
+            await session.rollback()
+            raise
+    return True
+
+
+async def sign(services: Services, consult: Consult, account: Account, pin: str, address: str) -> SignaturesView:
+    """The caller's signature on the current version; every signature of it so far."""
+    db = services.db
+    if consult.status != "ended":
+        raise AppError("conflict", "the minutes are signed once the consult has ended")
+    key = await signing_keys.get(db, account.id)
+    if key is None:
+        raise AppError("conflict", "you have no signing certificate; ask the administrator to upload yours")
+    now = utcnow()
+    if signing.resting(key.locked_until, now):
+        assert key.locked_until is not None
+        raise AppError(
+            "rate_limited",
+            "too many wrong PINs: this signing key rests for a while",
+            retry_after_s=round((key.locked_until - now).total_seconds(), 1),
+        )
+    if key.not_after <= now:
+        raise AppError("conflict", "your signing certificate has expired; ask the administrator for a new one")
+    sealed = signing_keys.unseal(signing_keys.seal_key(services.settings), account.id, key.sealed)
+    opened = await asyncio.to_thread(signing_keys.open_pkcs12, sealed, pin)
+    if opened is None:
+        until = await signing_keys.wrong_pin(db, account.id)
+        await audit.record(db, account.id, "minutes.sign_refused", "consult", consult.id, address, "wrong PIN")
+        rest = " Too many wrong PINs: the key now rests for a while." if until else ""
+        raise AppError("forbidden", f"wrong PIN: nothing was signed.{rest}")
+    if key.wrong_pins:
+        await signing_keys.right_pin(db, account.id)
+    row = await minutes.ensure(db, consult)
+    role = signing.role_of(account.id, row.chair_id or consult.specialist_id, row.secretary_id or consult.requester_id)
+    for _ in range(ATTEMPTS):
+        version = await _freeze(services, consult)
+        signed = [s for s in await _signatures(db, consult.id) if s.version == version.version]
+        if any(s.signer_id == account.id for s in signed):
+            raise AppError("conflict", "you have signed this version of the minutes already")
+        base = await _read(services, version.sha256)
+        signature_id = new_id()
+        field = f"Signature{len(signed) + 1}-{signature_id[:12]}"
+        try:
+            body = await asyncio.to_thread(_sign_pdf, base, opened, field, services.settings.tsa_url)
+        except Exception as error:  # the TSA down or refusing: nothing was signed
+            log.warning("signing the minutes of %s failed: %s", consult.id, type(error).__name__)
+            raise AppError(
+                "unavailable", "the signature could not be made now (time-stamping service?); try again"
+            ) from None
+        sha256, size = await services.blobs.put(_one(body), MAX_PDF_BYTES)
+        signature = MinutesSignature(
+            id=signature_id,
+            consult_id=consult.id,
+            version=version.version,
+            signer_id=account.id,
+            role=role,
+            field=field,
+            signed_at=utcnow(),
+            base_sha256=version.sha256,
+            sha256=sha256,
+        )
+        if await _commit(db, version, signature, size, address):
+            return await validated(services, consult, version.version)
+    raise AppError("unavailable", "others were signing these minutes at the same time; try again")
+
+
+# Validation ----------------------------------------------------------------------------------
+
+
+def trust_roots(path: Path | None) -> list[asn1_x509.Certificate]:
+    if path is None:
+        return []
+    return [asn1_x509.Certificate.load(der) for _, _, der in pem.unarmor(path.read_bytes(), multiple=True)]
+
+
+def check(body: bytes, roots: list[asn1_x509.Certificate]) -> dict[str, Checked]:
+    """Every signature embedded in `body`, by field name, validated with pyHanko against `roots`
+    (nothing fetched from the network). A PDF that no longer parses has none."""
+    try:
+        embedded = PdfFileReader(io.BytesIO(body), strict=False).embedded_signatures
+    except Exception:
+        return {}
+    found = {}
+    for sig in embedded:
+        context = ValidationContext(trust_roots=roots, allow_fetching=False, revocation_mode="soft-fail")
+        try:
+            status = validate_pdf_signature(sig, context, ts_validation_context=context)
+            stamp = status.timestamp_validity
+            found[sig.field_name] = Checked(
+                intact=bool(status.intact and status.valid),
+                trusted=bool(status.intact and status.valid and status.trusted),
+                timestamped=bool(stamp is not None and stamp.intact and stamp.valid),
+            )
+        except Exception:
+            found[sig.field_name] = Checked(False, False, False)
+    return found
+
+
+async def validated(services: Services, consult: Consult, version: int | None) -> SignaturesView:
+    """`GET …/minutes/signatures`: every signature of the version, validated now."""
+    db = services.db
+    now = await state(db, consult.id)
+    wanted = now.current if version is None else version
+    if not 1 <= wanted <= now.current:
+        raise AppError("not_found", f"these minutes have versions 1 to {now.current}")
+    every = await _signatures(db, consult.id)
+    who = await consults.people(db, [s.signer_id for s in every])
+    views: list[SignatureView] = []
+    row = next((r for r in now.versions if r.version == wanted), None)
+    if row is not None:
+        body = await _read(services, row.sha256)
+        checked = await asyncio.to_thread(check, body, trust_roots(services.settings.signing_trust_roots))
+        for s in every:
+            if s.version == wanted:
+                c = checked.get(s.field, Checked(False, False, False))
+                views.append(
+                    signature_view(who.get(s.signer_id), s.role, s.signed_at, c.intact, c.trusted, c.timestamped)
+                )
+    versions: list[MinutesVersionView] = [
+        minutes_version_view(r.version, True, r.locked, [s.signer_id for s in every if s.version == r.version])
+        for r in now.versions
+    ]
+    if not now.frozen:
+        versions.append(minutes_version_view(now.current, False, False, []))
+    return signatures_view(wanted, views, versions)
+
+
+async def for_export(services: Services, consult: Consult) -> dict[str, Any] | None:
+    """The latest signed version of the minutes for the FHIR export (server/actions/fhir.py):
+    its number, PDF (SHA-256, SHA-1, size), whether it is locked, and who signed it; None when
+    nothing was signed yet."""
+    rows = await _versions(services.db, consult.id)
+    if not rows:
+        return None
+    row = rows[-1]
+    body = await _read(services, row.sha256)
+    signed = [s for s in await _signatures(services.db, consult.id) if s.version == row.version]
+    who = await consults.people(services.db, [s.signer_id for s in signed])
+    return {
+        "version": row.version,
+        "sha256": row.sha256,
+        "sha1": base64.b64encode(hashlib.sha1(body).digest()).decode(),
+        "size": row.size,
+        "locked": row.locked,
+        "created_at": iso(row.created_at),
+        "signatures": [{"signer": who.get(s.signer_id), "role": s.role, "signed_at": iso(s.signed_at)} for s in signed],
+    }

@@ -1,0 +1,339 @@
+"""Digital signatures on the minutes (PAdES): a real test PKI (tests/system/pki.py), a real
+RFC 3161 time-stamping service on loopback, pyHanko and poppler's pdfsig as the validators."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from asn1crypto import x509 as asn1_x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from sqlalchemy import select, update
+
+from server.actions import signatures
+from server.policy.signing import MAX_WRONG_PINS
+from server.records import chain
+from server.records.models import Database, MinutesSignature
+from server.runtime.redis_process import free_port
+from tests.conftest import Instance, StartInstance
+from tests.system import pki as test_pki
+from tests.system.pki import PIN, Pki
+from tests.system.test_notes import add, note
+from tests.system.test_record import http
+from tests.system.test_rounds import join as join_round
+from tests.system.test_rounds import new_round
+from tests.system.test_rtc import active_consult
+
+GUESS = "guess-Zq9-PIN"
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pki]:
+    yield test_pki.make(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture
+async def tsa_url(pki: Pki) -> AsyncIterator[str]:
+    async with test_pki.time_stamping(pki) as url:
+        yield url
+
+
+@pytest.fixture
+async def signing_instance(start_instance: StartInstance, pki: Pki) -> Instance:
+    return await start_instance(SIGNING_TRUST_ROOTS=str(pki.roots_pem))
+
+
+class Http:
+    """One signed-in HTTP session per user for a test (signing in costs a password hash)."""
+
+    def __init__(self, instance: Instance) -> None:
+        self.instance = instance
+        self.sessions: dict[str, aiohttp.ClientSession] = {}
+
+    async def of(self, username: str) -> aiohttp.ClientSession:
+        if username not in self.sessions:
+            self.sessions[username] = await http(self.instance, username)
+        return self.sessions[username]
+
+    async def close(self) -> None:
+        for session in self.sessions.values():
+            await session.close()
+
+    async def upload(self, user_id: str, p12: bytes, password: str = PIN) -> tuple[int, dict[str, Any]]:
+        form = aiohttp.FormData()
+        form.add_field("file", p12, filename="signing.p12", content_type="application/x-pkcs12")
+        form.add_field("password", password)
+        async with (await self.of("admin")).post(f"/api/admin/users/{user_id}/certificate", data=form) as resp:
+            return resp.status, await resp.json()
+
+    async def sign(self, username: str, consult_id: str, pin: str = PIN) -> tuple[int, dict[str, Any]]:
+        async with (await self.of(username)).post(
+            f"/api/consults/{consult_id}/minutes/sign", json={"pin": pin}
+        ) as resp:
+            return resp.status, await resp.json()
+
+    async def get(self, username: str, path: str) -> tuple[int, bytes]:
+        async with (await self.of(username)).get(path) as resp:
+            return resp.status, await resp.read()
+
+    async def signatures(self, username: str, consult_id: str, query: str = "") -> dict[str, Any]:
+        status, raw = await self.get(username, f"/api/consults/{consult_id}/minutes/signatures{query}")
+        assert status == 200, raw
+        found: dict[str, Any] = json.loads(raw)
+        return found
+
+
+@pytest.fixture
+async def web(signing_instance: Instance) -> AsyncIterator[Http]:
+    client = Http(signing_instance)
+    yield client
+    await client.close()
+
+
+async def ended(clients, instance: Instance) -> tuple[dict[str, Any], Any, Any]:
+    """An ended consult between a clinician at Ba Vì and a specialist at Xanh Pôn, with a note."""
+    clinician, surgeon, consult = await active_consult(clients, instance, instance)
+    await add(surgeon, note(consult["id"], "Viêm ruột thừa cấp", section="assessment"))
+    done = await surgeon.call(
+        "consult:end", {"consult_id": consult["id"], "outcome": "treated_locally", "summary": "Mổ tại chỗ"}
+    )
+    assert done["ok"], done
+    return done["consult"], clinician, surgeon
+
+
+async def with_keys(web: Http, pki: Pki, consult: dict[str, Any]) -> None:
+    for who, username in ((consult["specialist"], "xanhpon.surgeon"), (consult["requester"], "bavi.clinician")):
+        status, body = await web.upload(who["id"], pki.files[username])
+        assert status == 201, body
+
+
+def text_of(pdf: bytes, folder: Path) -> str:
+    path = folder / "m.pdf"
+    path.write_bytes(pdf)
+    out = subprocess.run(["pdftotext", str(path), "-"], check=True, capture_output=True, text=True, timeout=30)
+    return re.sub(r"\s+", " ", out.stdout)
+
+
+async def test_chair_then_secretary_sign_and_both_validate_with_pyhanko_and_pdfsig(
+    start_instance: StartInstance, clients, pki: Pki, tsa_url: str, database_url: str, tmp_path: Path
+) -> None:
+    instance = await start_instance(SIGNING_TRUST_ROOTS=str(pki.roots_pem), TSA_URL=tsa_url)
+    web = Http(instance)
+    try:
+        await _sign_lock_and_add(web, clients, pki, database_url, tmp_path)
+    finally:
+        await web.close()
+
+
+async def _sign_lock_and_add(web: Http, clients, pki: Pki, database_url: str, tmp_path: Path) -> None:
+    consult, clinician, _ = await ended(clients, web.instance)
+    cid = consult["id"]
+    await with_keys(web, pki, consult)
+
+    status, body = await web.sign("xanhpon.surgeon", cid)
+    assert status == 200, body
+    assert [s["role"] for s in body["signatures"]] == ["chair"]
+    status, body = await web.sign("bavi.clinician", cid)
+    assert status == 200, body
+    assert [(s["role"], s["signer"]["id"]) for s in body["signatures"]] == [
+        ("chair", consult["specialist"]["id"]),
+        ("secretary", consult["requester"]["id"]),
+    ]
+
+    found = await web.signatures("bavi.clinician", cid)
+    assert found["valid"] is True and found["version"] == 1
+    assert all(s["intact"] and s["trusted"] and s["timestamped"] for s in found["signatures"])
+    signers = [s["signer"]["id"] for s in found["signatures"]]
+    assert found["versions"] == [{"version": 1, "frozen": True, "locked": True, "signers": signers}]
+
+    status, pdf = await web.get("xanhpon.surgeon", f"/api/consults/{cid}/minutes.pdf")
+    assert status == 200 and pdf.startswith(b"%PDF")
+    path = tmp_path / "signed.pdf"
+    path.write_bytes(pdf)
+    verdict = test_pki.pdfsig(pki, path)
+    assert verdict.count("Signature Validation: Signature is Valid.") == 2, verdict
+    assert verdict.count("Certificate Validation: Certificate is Trusted.") == 2, verdict
+    # The minutes anchor the audit chain: its head when they were generated is printed in them.
+    text = text_of(pdf, tmp_path)
+    assert "Phiên bản 1" in text, text
+    assert re.search(r"thời điểm lập: mục \d+ Mã băm \(SHA-256\) của mục: [0-9a-f]{64}", text), text[-600:]
+
+    # Signing the same version again: refused.
+    status, body = await web.sign("xanhpon.surgeon", cid)
+    assert status == 409 and body["error"]["code"] == "conflict"
+
+    # A note after the lock is an addendum, and makes version 2 to sign; version 1 stays as signed.
+    written = await add(clinician, note(cid, "Bệnh nhân ổn định sau mổ", section="plan"))
+    assert written["addendum"] is True
+    now = await web.signatures("bavi.clinician", cid)
+    assert now["version"] == 2 and now["signatures"] == [] and now["valid"] is False
+    assert [v["version"] for v in now["versions"]] == [1, 2] and now["versions"][1]["frozen"] is False
+    status, second = await web.get("bavi.clinician", f"/api/consults/{cid}/minutes.pdf")
+    text = text_of(second, tmp_path)
+    assert "Phiên bản 2" in text and "Bổ sung sau khi biên bản đã ký" in text and "Phiên bản 1:" in text, text
+    status, first = await web.get("bavi.clinician", f"/api/consults/{cid}/minutes.pdf?version=1")
+    assert status == 200 and first == pdf
+    assert (await web.signatures("bavi.clinician", cid, "?version=1"))["valid"] is True
+
+    status, body = await web.sign("xanhpon.surgeon", cid)
+    assert status == 200 and [s["role"] for s in body["signatures"]] == ["chair"], body
+    # Every signature is chained: the audit chain vouches for them all; one changed in the
+    # database (a member passed off as the chair) is named.
+    db = Database(database_url)
+    try:
+        report = await chain.verify(db)
+        assert report.intact, report.problem
+        async with db.session() as session:
+            first_id = await session.scalar(
+                select(MinutesSignature.id).where(
+                    MinutesSignature.consult_id == cid, MinutesSignature.version == 1, MinutesSignature.role == "chair"
+                )
+            )
+        async with db.engine.begin() as connection:
+            await connection.execute(
+                update(MinutesSignature).where(MinutesSignature.id == first_id).values(role="member")
+            )
+        report = await chain.verify(db)
+        assert report.problem and f"signature of the minutes {first_id} was altered" in report.problem, report
+    finally:
+        await db.close()
+
+
+async def test_a_wrong_pin_signs_nothing_and_five_rest_the_key(
+    web: Http, clients, pki: Pki, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    consult, _, _ = await ended(clients, web.instance)
+    cid = consult["id"]
+    await with_keys(web, pki, consult)
+    status, body = await web.sign("xanhpon.surgeon", cid, pin=GUESS)
+    assert status == 403 and body["error"]["code"] == "forbidden", body
+    assert GUESS not in caplog.text  # a PIN, even a wrong one, is never logged
+    status, body = await web.sign("xanhpon.surgeon", cid, pin="0000")
+    assert status == 403 and body["error"]["code"] == "forbidden", body
+    assert (await web.signatures("xanhpon.surgeon", cid))["signatures"] == []
+    for _ in range(MAX_WRONG_PINS - 2):
+        status, body = await web.sign("xanhpon.surgeon", cid, pin="0000")
+        assert status == 403
+    # Five wrong in a row (counted in the database, so on every instance): even the right PIN waits.
+    status, body = await web.sign("xanhpon.surgeon", cid)
+    assert status == 429 and body["error"]["code"] == "rate_limited", body
+    assert (await web.signatures("xanhpon.surgeon", cid))["signatures"] == []
+
+
+async def test_a_time_stamping_service_that_does_not_answer_signs_nothing(
+    start_instance: StartInstance, clients, pki: Pki
+) -> None:
+    instance = await start_instance(TSA_URL=f"http://127.0.0.1:{free_port()}/tsa")  # nobody listens there
+    web = Http(instance)
+    try:
+        consult, _, _ = await ended(clients, instance)
+        await with_keys(web, pki, consult)
+        status, body = await web.sign("xanhpon.surgeon", consult["id"])
+        assert status == 503 and body["error"]["code"] == "unavailable", body
+        assert (await web.signatures("xanhpon.surgeon", consult["id"]))["signatures"] == []
+    finally:
+        await web.close()
+
+
+async def test_who_may_not_sign(web: Http, clients, pki: Pki) -> None:
+    consult, _, _ = await ended(clients, web.instance)
+    cid = consult["id"]
+    # Without a certificate: conflict.
+    status, body = await web.sign("xanhpon.surgeon", cid)
+    assert status == 409 and "certificate" in body["error"]["message"], body
+    # A clinician at another hospital: not theirs to sign.
+    status, body = await web.sign("tienyen.clinician", cid)
+    assert status == 403, body
+    # A PIN too long is refused before anything is tried.
+    status, body = await web.sign("xanhpon.surgeon", cid, pin="9" * 200)
+    assert status == 400, body
+
+
+async def test_an_upload_is_checked(web: Http, clients, pki: Pki) -> None:
+    consult, _, _ = await ended(clients, web.instance)
+    user_id = consult["specialist"]["id"]
+    status, body = await web.upload(user_id, pki.files["xanhpon.surgeon"], password="wrong")
+    assert status == 400, body
+    status, body = await web.upload(user_id, b"x" * (70 * 1024))
+    assert status == 413, body
+    expired = pki.root.pkcs12("Old", "Bệnh viện Xanh Pôn", PIN, valid_days=2, starts_days=-5)
+    status, body = await web.upload(user_id, expired)
+    assert status == 400 and "not valid now" in body["error"]["message"], body
+    status, body = await web.upload(user_id, pki.files["xanhpon.surgeon"])
+    assert status == 201 and "Lê Minh Đức" in body["certificate"]["subject"], body
+
+
+async def test_an_altered_byte_breaks_the_signature_and_another_ca_is_not_trusted(web: Http, clients, pki: Pki) -> None:
+    consult, _, _ = await ended(clients, web.instance)
+    cid = consult["id"]
+    await with_keys(web, pki, consult)
+    status, body = await web.sign("xanhpon.surgeon", cid)
+    assert status == 200, body
+    _, pdf = await web.get("xanhpon.surgeon", f"/api/consults/{cid}/minutes.pdf")
+    roots = signatures.trust_roots(pki.roots_pem)
+    checked = await asyncio.to_thread(signatures.check, pdf, roots)
+    (field,) = checked
+    assert checked[field] == signatures.Checked(intact=True, trusted=True, timestamped=False)
+    # One byte of the page's content changed: the signature no longer covers what is there.
+    at = pdf.index(b"stream", len(pdf) // 4) + 20
+    altered = pdf[:at] + bytes([pdf[at] ^ 0x01]) + pdf[at + 1 :]
+    broken = await asyncio.to_thread(signatures.check, altered, roots)
+    assert broken.get(field, signatures.Checked(False, False, False)).intact is False
+    # Intact, but from a CA these roots do not hold: not trusted.
+    other = [asn1_x509.Certificate.load(pki.stranger.cert.public_bytes(Encoding.DER))]
+    elsewhere = await asyncio.to_thread(signatures.check, pdf, other)
+    assert elsewhere[field] == signatures.Checked(intact=True, trusted=False, timestamped=False)
+
+
+async def test_two_signers_at_once_on_two_instances_both_land_in_one_pdf(
+    start_instance: StartInstance, clients, pki: Pki, any_database_url: str
+) -> None:
+    """The compare-and-set on the version's latest PDF: never two updates from one base."""
+    a = await start_instance(database=any_database_url, SIGNING_TRUST_ROOTS=str(pki.roots_pem))
+    b = await start_instance(database=any_database_url, SIGNING_TRUST_ROOTS=str(pki.roots_pem))
+    on_a, on_b = Http(a), Http(b)
+    try:
+        consult, _, _ = await ended(clients, a)
+        cid = consult["id"]
+        await with_keys(on_a, pki, consult)
+        await on_a.of("xanhpon.surgeon")
+        await on_b.of("bavi.clinician")
+        first, second = await asyncio.gather(on_a.sign("xanhpon.surgeon", cid), on_b.sign("bavi.clinician", cid))
+        assert first[0] == 200 and second[0] == 200, (first, second)
+        found = await on_b.signatures("bavi.clinician", cid)
+        assert found["valid"] is True, found
+        assert sorted(s["role"] for s in found["signatures"]) == ["chair", "secretary"]
+        assert found["versions"][0]["locked"] is True
+    finally:
+        await on_a.close()
+        await on_b.close()
+
+
+async def test_a_round_patients_minutes_are_signed_too(web: Http, clients, pki: Pki) -> None:
+    created = await new_round(web.instance)
+    lead = await clients(web.instance, "xanhpon.icu")
+    clinician = await clients(web.instance, "bavi.clinician")
+    patients = (await join_round(lead, created["id"]))["round"]["patients"]
+    await join_round(clinician, created["id"])
+    cid = patients[0]["consult_id"]
+    await add(lead, note(cid, "Tiếp tục thở máy, giảm an thần", section="plan"))
+    done = await lead.call("consult:end", {"consult_id": cid, "outcome": "treated_locally", "summary": "Theo dõi"})
+    assert done["ok"], done
+    consult = done["consult"]
+    for who in (consult["specialist"], consult["requester"]):
+        status, body = await web.upload(who["id"], pki.root.pkcs12(who["name"], "Test", PIN))
+        assert status == 201, body
+    for username in ("xanhpon.icu", "bavi.clinician"):
+        status, body = await web.sign(username, cid)
+        assert status == 200, body
+    found = await web.signatures("bavi.clinician", cid)
+    assert found["valid"] and found["versions"][0]["locked"], found
