@@ -275,7 +275,8 @@ def _note_html(n: dict[str, Any]) -> str:
     def signed(version: dict[str, Any]) -> str:
         return f"{e(version['author']['name'] if version['author'] else '')}, {e(_vn(version['created_at']))}"
 
-    html = f'<p class="note">{e(n["text"])}<br><small>{signed(n)}{" (đã sửa)" if n["history"] else ""}</small></p>'
+    marks = (" (đã sửa)" if n["history"] else "") + (f" {T.LABELS['addendum']}" if n.get("addendum") else "")
+    html = f'<p class="note">{e(n["text"])}<br><small>{signed(n)}{e(marks)}</small></p>'
     for old in n["history"]:
         html += (
             f'<p class="note replaced"><small>Nội dung trước khi sửa ({signed(old)}):</small><br>'

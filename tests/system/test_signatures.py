@@ -179,6 +179,8 @@ async def _sign_lock_and_add(web: Http, clients, pki: Pki, database_url: str, tm
     status, second = await web.get("bavi.clinician", f"/api/consults/{cid}/minutes.pdf")
     text = text_of(second, tmp_path)
     assert "Phiên bản 2" in text and "Bổ sung sau khi biên bản đã ký" in text and "Phiên bản 1:" in text, text
+    status, page = await web.get("bavi.clinician", f"/api/consults/{cid}/minutes")
+    assert status == 200 and "Bổ sung sau khi biên bản đã ký" in page.decode(), page[-600:]
     status, first = await web.get("bavi.clinician", f"/api/consults/{cid}/minutes.pdf?version=1")
     assert status == 200 and first == pdf
     assert (await web.signatures("bavi.clinician", cid, "?version=1"))["valid"] is True
