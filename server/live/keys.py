@@ -205,6 +205,21 @@ def precall_lease(user_id: str) -> str:
     return f"precall:user:{user_id}"
 
 
+def recording_alive(recording_id: str) -> str:
+    """Held, and renewed, by the instance writing a recording: lapses when that instance dies."""
+    return f"recording:alive:{recording_id}"
+
+
+def recording_commands(recording_id: str) -> str:
+    """The pub/sub channel of one recording's recorder peer: signals, peers leaving, stop."""
+    return f"recording:commands:{recording_id}"
+
+
+def recording_sid(recording_id: str) -> str:
+    """The socket id a recorder peer is listed under in its call: no socket, a name."""
+    return f"recorder:{recording_id}"
+
+
 def round_starting(round_id: str, day: str) -> str:
     """Set once the `round:starting` notice of a round's occurrence on `day` (ISO date) went out."""
     return f"round:starting:{round_id}:{day}"

@@ -36,7 +36,17 @@ from sqlalchemy import Connection, event, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, UOWTransaction
 
-from server.records.models import AuditEntry, ChainHead, ConsentRecord, Consult, Database, Note, new_id, utcnow
+from server.records.models import (
+    AuditEntry,
+    ChainHead,
+    ConsentRecord,
+    Consult,
+    Database,
+    Note,
+    Recording,
+    new_id,
+    utcnow,
+)
 
 GENESIS = "0" * 64
 BATCH = 2000  # rows read at a time by the walk
@@ -201,6 +211,24 @@ def consent_content(record: Any) -> dict[str, object]:
     }
 
 
+def recording_content(record: Any) -> dict[str, object]:
+    """A recording segment once over (stopped, or failed and closed as it was): its file's
+    SHA-256, size and length, whose call, who started it and when. Chained once, when it ends."""
+    return {
+        "id": record.id,
+        "consult_id": record.consult_id,
+        "round_id": record.round_id,
+        "segment": record.segment,
+        "state": record.state,
+        "started_at": record.started_at,
+        "stopped_at": record.stopped_at,
+        "started_by": record.started_by,
+        "duration_s": record.duration_s,
+        "bytes": record.bytes,
+        "sha256": record.sha256,
+    }
+
+
 @dataclass(frozen=True)
 class Row:
     """A clinical row as the chain sees it."""
@@ -246,11 +274,19 @@ def _consents(connection: Connection) -> Iterator[Row]:
         yield Row(record.id, record.recorded_at, content_hash(consent_content(record)))
 
 
+def _recordings(connection: Connection) -> Iterator[Row]:
+    recordings = Recording.__table__
+    ended = select(recordings).where(recordings.c.state != "recording")
+    for record in connection.execute(ended.execution_options(yield_per=BATCH)):
+        yield Row(record.id, record.stopped_at, content_hash(recording_content(record)))
+
+
 WITNESSES: tuple[Witness, ...] = (
     Witness("note", "note", ("note.add", "note.amend"), _notes),
     Witness("outcome of consult", "consult", ("consult.end",), _outcomes),
     Witness("result of consult", "consult", ("consult.result",), _results),
     Witness("consent", "consent", ("consent.record",), _consents),
+    Witness("recording", "recording", ("recording.stop", "recording.fail"), _recordings),
 )
 
 
