@@ -205,9 +205,18 @@ def precall_lease(user_id: str) -> str:
     return f"precall:user:{user_id}"
 
 
-def recording_alive(recording_id: str) -> str:
-    """Held, and renewed, by the instance writing a recording: lapses when that instance dies."""
-    return f"recording:alive:{recording_id}"
+def recording_of_call(room: str) -> str:
+    """The id of the recording a call's recorder is writing: held, and renewed, by its instance
+    (one recording per call); it lapses when that instance dies."""
+    return f"recording:call:{room}"
+
+
+def recording_claim(recording_id: str) -> str:
+    """Held by the one instance that closes a recording whose instance died."""
+    return f"recording:claim:{recording_id}"
+
+
+RECORDING_WANTED = "recording:wanted"  # hash room → JSON: calls being recorded (to go on after a fault)
 
 
 def recording_commands(recording_id: str) -> str:

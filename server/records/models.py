@@ -373,10 +373,6 @@ class Minutes(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-# Registers the hook that chains every new audit entry as it is flushed (needs the classes above).
-from server.records import chain  # noqa: E402, F401
-
-
 class Recording(Base):
     """One segment of a call recorded at the server (server/media/): a consult's or a round's.
 
@@ -402,3 +398,7 @@ class Recording(Base):
     retain_until: Mapped[datetime] = mapped_column(UTCDateTime())
     legal_hold: Mapped[bool] = mapped_column(default=False)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+# Registers the hook that chains every new audit entry as it is flushed (needs the classes above).
+from server.records import chain  # noqa: E402, F401
