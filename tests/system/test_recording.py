@@ -1,0 +1,213 @@
+"""Recording a call at the server: a clinician at Ba Vì and a specialist at Xanh Pôn, on two
+instances, each sending a synthetic camera of their own colour and a tone; the server's
+recorder joins the call and writes one WebM of both."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+import time
+from fractions import Fraction
+from typing import Any
+
+import aiohttp
+import av
+import numpy
+from aiortc import AudioStreamTrack, RTCPeerConnection, RTCSessionDescription
+
+from server.records import audit, chain
+from server.records.models import AuditEntry
+from tests.conftest import Client, Instance, login, until
+from tests.system.test_consults import ask
+from tests.system.test_rtc import ColourTrack, join, peer_connection
+
+RED, GREEN = (200, 30, 30), (30, 200, 30)
+ONLY_CONSULT = {"given_by": "patient", "method": "verbal", "scopes": ["consult"]}
+
+
+class ToneTrack(AudioStreamTrack):
+    """A synthetic microphone: a 440 Hz tone."""
+
+    async def recv(self) -> av.AudioFrame:
+        frame = await super().recv()  # silence, timed as a real microphone
+        samples = frame.samples
+        start = frame.pts or 0
+        t = (numpy.arange(samples) + start) / frame.sample_rate
+        tone = (numpy.sin(2 * numpy.pi * 440 * t) * 8000).astype(numpy.int16)
+        out = av.AudioFrame.from_ndarray(tone.reshape(1, -1), format="s16", layout="mono")
+        out.sample_rate, out.pts, out.time_base = frame.sample_rate, frame.pts, Fraction(1, frame.sample_rate)
+        return out
+
+
+class Participant:
+    """An aiortc participant that answers the recorder's offers with its camera and microphone."""
+
+    def __init__(self, client: Client, consult_id: str, colour: tuple[int, int, int]) -> None:
+        self.client, self.consult_id, self.colour = client, consult_id, colour
+        self.pcs: list[RTCPeerConnection] = []
+        self.task = asyncio.create_task(self._answer())
+
+    async def _answer(self) -> None:
+        while True:
+            message = await self.client.queue("rtc:signal").get()
+            if message["data"].get("type") != "offer":
+                continue
+            pc = peer_connection()
+            self.pcs.append(pc)
+            await pc.setRemoteDescription(RTCSessionDescription(**message["data"]))
+            pc.addTrack(ColourTrack(self.colour))
+            pc.addTrack(ToneTrack())
+            await pc.setLocalDescription(await pc.createAnswer())
+            answer = {"type": "answer", "sdp": pc.localDescription.sdp}
+            ack = await self.client.call(
+                "rtc:signal", {"consult_id": self.consult_id, "to": message["from"], "data": answer}
+            )
+            assert ack == {"ok": True}, ack
+
+    async def close(self) -> None:
+        self.task.cancel()
+        for pc in self.pcs:
+            await pc.close()
+
+
+async def recorded_call(
+    clients: Any, a: Instance, b: Instance, consent: dict[str, Any] | None = None
+) -> tuple[Client, Client, str, list[Participant]]:
+    clinician = await clients(a, "bavi.clinician")
+    surgeon = await clients(b, "xanhpon.surgeon")
+    await surgeon.next("session:state")
+    consult = await ask(clinician, **({"consent": consent} if consent else {}))
+    await surgeon.next("consult:offer")
+    ack = await surgeon.call("consult:accept", {"consult_id": consult["id"]})
+    assert ack["ok"], ack
+    await join(clinician, consult["id"])
+    await join(surgeon, consult["id"])
+    people = [Participant(clinician, consult["id"], RED), Participant(surgeon, consult["id"], GREEN)]
+    return clinician, surgeon, consult["id"], people
+
+
+async def until_connected(participants: list[Participant], count: int) -> None:
+    for _ in range(300):
+        pcs = [pc for p in participants for pc in p.pcs]
+        if len(pcs) >= count and all(pc.connectionState == "connected" for pc in pcs):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the recorder did not connect to every participant")
+
+
+async def fetch(instance: Instance, token: str, path: str, **headers: str) -> tuple[int, bytes, Any]:
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}", **headers}) as http:
+        async with http.get(instance.url + path) as resp:
+            return resp.status, await resp.read(), resp.headers
+
+
+def colours_and_sound(data: bytes) -> tuple[float, numpy.ndarray, float]:
+    """The file's duration, its last full frame (RGB) and the loudness of its audio (RMS)."""
+    with av.open(io.BytesIO(data)) as container:
+        assert container.streams.video[0].codec_context.name == "vp8"
+        assert container.streams.audio[0].codec_context.name == "opus"
+        duration = container.duration / 1_000_000
+        last = None
+        for frame in container.decode(video=0):
+            last = frame.to_ndarray(format="rgb24")
+    with av.open(io.BytesIO(data)) as container:
+        # Opus decodes to floats in [-1, 1]: as 16-bit samples, to compare with the tone's 8000.
+        pcm = numpy.concatenate([f.to_ndarray().reshape(-1) for f in container.decode(audio=0)]) * 32768
+    assert last is not None
+    return duration, last, float(numpy.sqrt(numpy.mean(pcm.astype(numpy.float64) ** 2)))
+
+
+async def test_a_recorded_call_is_one_playable_file_of_both_participants(two_instances, clients) -> None:
+    a, b = two_instances
+    clinician, surgeon, consult_id, people = await recorded_call(clients, a, b)
+    try:
+        started = await surgeon.call("recording:start", {"consult_id": consult_id})
+        began = time.monotonic()
+        assert started["ok"], started
+        recording = started["recording"]
+        assert recording["state"] == "recording" and recording["consult_id"] == consult_id
+        joined = await until(clinician, "consult:peer-joined", lambda m: m["role"] == "recorder")
+        assert joined["user"]["id"] == "recorder" and joined["role"] == "recorder"
+        assert (await clinician.next("recording:updated"))["recording"]["id"] == recording["id"]
+        again = await surgeon.call("recording:start", {"consult_id": consult_id})
+        assert again["error"]["code"] == "conflict", again
+        refused = await clinician.call("recording:stop", {"consult_id": consult_id})
+        assert refused["error"]["code"] == "forbidden", refused  # only the chair
+        await until_connected(people, 2)
+        await asyncio.sleep(max(0.0, 7.0 - (time.monotonic() - began)))  # what is recorded: seven seconds
+        stopped = await surgeon.call("recording:stop", {"consult_id": consult_id})
+        lasted = time.monotonic() - began
+    finally:
+        for person in people:
+            await person.close()
+    assert stopped["ok"], stopped
+    done = stopped["recording"]
+    assert done["state"] == "stopped" and done["bytes"] > 10_000 and len(done["sha256"]) == 64
+    assert abs(done["duration_s"] - lasted) <= 1.0, (done, lasted)
+    assert done["retain_until"][:4] == str(int(done["stopped_at"][:4]) + 10)
+    left = await clinician.next("consult:peer-left")
+    assert left["user"]["id"] == "recorder"
+
+    # The file: whole, as recorded, both colours side by side, and sound.
+    token = await login(a.url, "bavi.clinician")
+    status, data, headers = await fetch(a, token, f"/api/recordings/{done['id']}/media")
+    assert status == 200 and headers["Content-Type"] == "video/webm"
+    assert hashlib.sha256(data).hexdigest() == done["sha256"] and len(data) == done["bytes"]
+    duration, frame, loudness = colours_and_sound(data)
+    assert abs(duration - done["duration_s"]) <= 1.0
+    halves = [frame[:, :320].reshape(-1, 3).mean(axis=0), frame[:, 320:].reshape(-1, 3).mean(axis=0)]
+    reds = [h for h in halves if h[0] > 2 * h[1] and h[0] > 60]
+    greens = [h for h in halves if h[1] > 2 * h[0] and h[1] > 60]
+    assert len(reds) == 1 and len(greens) == 1, halves
+    assert loudness > 2000  # the tones (amplitude 8000), mixed; silence would be ~0
+
+    # Range: the bytes asked for, from another instance.
+    status, part, headers = await fetch(b, token, f"/api/recordings/{done['id']}/media", Range="bytes=100-1099")
+    assert status == 206 and part == data[100:1100]
+    assert headers["Content-Range"] == f"bytes 100-1099/{len(data)}"
+
+    # The list, in order; a clinician of another hospital may not play it; deletion is refused.
+    status, body, _ = await fetch(a, token, f"/api/consults/{consult_id}/recordings")
+    assert status == 200 and [r["id"] for r in json.loads(body)["recordings"]] == [done["id"]]
+    stranger = await login(a.url, "bavi.nurse")
+    status, body, _ = await fetch(a, stranger, f"/api/recordings/{done['id']}/media")
+    assert status == 403 and b'"forbidden"' in body
+    admin = await login(a.url, "admin")
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {admin}"}) as http:
+        async with http.delete(f"{a.url}/api/admin/recordings/{done['id']}") as resp:
+            assert resp.status == 409 and "kept until" in (await resp.json())["error"]["message"]
+
+    # Audited: the start, the stop (chained with the file's SHA-256) and each playback allowed.
+    async with a.services.db.session() as session:
+        from sqlalchemy import select
+
+        entries = (await session.scalars(select(AuditEntry).where(AuditEntry.target_id == done["id"]))).all()
+    actions = [e.action for e in entries]
+    assert actions.count("recording.play") == 2 and "recording.start" in actions and "recording.stop" in actions
+    assert set(actions) <= set(audit.ACTIONS)
+    assert (await chain.verify(a.services.db)).problem is None
+
+
+async def test_without_consent_to_recording_it_is_refused_and_a_withdrawal_stops_it(two_instances, clients) -> None:
+    a, b = two_instances
+    clinician, surgeon, consult_id, people = await recorded_call(clients, a, b, consent=ONLY_CONSULT)
+    try:
+        refused = await surgeon.call("recording:start", {"consult_id": consult_id})
+        assert refused["error"]["code"] == "conflict" and "consented to recording" in refused["error"]["message"]
+        op = {"consult_id": consult_id, "op_id": "consent-rec-1", "given_by": "patient", "method": "verbal"}
+        given = await clinician.call("consult:consent", {**op, "scopes": ["consult", "recording"]})
+        assert given["ok"], given
+        started = await surgeon.call("recording:start", {"consult_id": consult_id})
+        assert started["ok"], started
+        await until_connected(people, 2)
+        withdrawn = await clinician.call("consult:consent", {**op, "op_id": "consent-rec-2", "scopes": ["consult"]})
+        assert withdrawn["ok"], withdrawn
+        ended = await surgeon.next("recording:updated", within=20)
+        while ended["recording"]["state"] == "recording":
+            ended = await surgeon.next("recording:updated", within=20)
+        assert ended["recording"]["state"] == "stopped" and ended["recording"]["sha256"]
+    finally:
+        for person in people:
+            await person.close()
