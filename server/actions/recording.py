@@ -33,7 +33,7 @@ from aiortc import RTCConfiguration, RTCIceServer
 
 from server import outbox
 from server.contract.errors import AppError
-from server.contract.views import Person, RecordingView, recording_view
+from server.contract.views import Person, RecordingView, hospital_ref, person, recording_view
 from server.live import keys
 from server.live.rooms import Peer
 from server.media.live import Live
@@ -53,12 +53,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("telerounds.recording")
 
-RECORDER: Person = {
-    "id": "recorder",
-    "role": "recorder",
-    "name": "Ghi hình",
-    "hospital": {"id": "", "name": "", "level": ""},
-}
+# The recorder as the call's peers list shows it: no account, no hospital of its own.
+RECORDER: Person = person("recorder", "Ghi hình", "recorder", hospital_ref("", "", ""))
 ALIVE_S = 6.0  # how long a dead instance's recording goes unnoticed, at most (plus one watch)
 STOP_WAIT_S = 20.0  # a stop asked on another instance: how long its answer is awaited
 MAX_BYTES = 64 * 1024**3  # one segment's file: far beyond hours of 600 kbps
@@ -183,8 +179,9 @@ async def _begin(services: Services, room: str, started_by: str, segment: int, a
         await services.redis.delete(claim)
         raise
     view = recording_view(row)
+    name = call.pick("consult:peer-joined", "round:peer-joined")
     joined_event = Event(
-        call.pick("consult:peer-joined", "round:peer-joined"),
+        name,
         {**call.ref_field(), **live.peer.public(), "rejoined": False},
         call,
     )
