@@ -8,7 +8,11 @@ import asyncio
 import hashlib
 import io
 import json
+import os
+import subprocess
+import sys
 import time
+from datetime import timedelta
 from fractions import Fraction
 from typing import Any
 
@@ -16,9 +20,10 @@ import aiohttp
 import av
 import numpy
 from aiortc import AudioStreamTrack, RTCPeerConnection, RTCSessionDescription
+from sqlalchemy import select, update
 
-from server.records import audit, chain
-from server.records.models import AuditEntry
+from server.records import audit, chain, recordings
+from server.records.models import AuditEntry, Recording, utcnow
 from tests.conftest import Client, Instance, login, until
 from tests.system.test_consults import ask
 from tests.system.test_rtc import ColourTrack, join, peer_connection
@@ -119,7 +124,7 @@ def colours_and_sound(data: bytes) -> tuple[float, numpy.ndarray, float]:
     return duration, last, float(numpy.sqrt(numpy.mean(pcm.astype(numpy.float64) ** 2)))
 
 
-async def test_a_recorded_call_is_one_playable_file_of_both_participants(two_instances, clients) -> None:
+async def test_a_recorded_call_is_one_playable_file_of_both_participants(two_instances, clients, database_url) -> None:
     a, b = two_instances
     clinician, surgeon, consult_id, people = await recorded_call(clients, a, b)
     try:
@@ -179,13 +184,36 @@ async def test_a_recorded_call_is_one_playable_file_of_both_participants(two_ins
         async with http.delete(f"{a.url}/api/admin/recordings/{done['id']}") as resp:
             assert resp.status == 409 and "kept until" in (await resp.json())["error"]["message"]
 
+    # Ten years on: listed past retention; a legal hold keeps it; without one it is deleted.
+    async with a.services.db.session() as session, session.begin():
+        await session.execute(
+            update(Recording).where(Recording.id == done["id"]).values(retain_until=utcnow() - timedelta(days=1))
+        )
+    listed = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "server", "recordings-past-retention"],
+        env={**os.environ, "DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert listed.returncode == 0 and done["id"] in listed.stdout, listed
+    await recordings.set_hold(a.services.db, done["id"], True)
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {admin}"}) as http:
+        async with http.delete(f"{a.url}/api/admin/recordings/{done['id']}") as resp:
+            assert resp.status == 409 and "legal hold" in (await resp.json())["error"]["message"]
+        await recordings.set_hold(a.services.db, done["id"], False)
+        async with http.delete(f"{a.url}/api/admin/recordings/{done['id']}") as resp:
+            assert resp.status == 200, await resp.text()
+    status, _, _ = await fetch(a, token, f"/api/recordings/{done['id']}/media")
+    assert status == 404
+
     # Audited: the start, the stop (chained with the file's SHA-256) and each playback allowed.
     async with a.services.db.session() as session:
-        from sqlalchemy import select
-
         entries = (await session.scalars(select(AuditEntry).where(AuditEntry.target_id == done["id"]))).all()
     actions = [e.action for e in entries]
-    assert actions.count("recording.play") == 2 and "recording.start" in actions and "recording.stop" in actions
+    assert actions.count("recording.play") == 2 and actions.count("recording.delete") == 1
+    assert "recording.start" in actions and "recording.stop" in actions
     assert set(actions) <= set(audit.ACTIONS)
     assert (await chain.verify(a.services.db)).problem is None
 
