@@ -20,11 +20,13 @@ import aiohttp
 import av
 import numpy
 from aiortc import AudioStreamTrack, RTCPeerConnection, RTCSessionDescription
+from playwright.async_api import Page
 from sqlalchemy import select, update
 
 from server.records import audit, chain, recordings
 from server.records.models import AuditEntry, Recording, utcnow
 from tests.conftest import Client, Instance, login, until
+from tests.system.browsing import REMOTE_VIDEO_PLAYS, give_consent, shot, signed_in, video_plays
 from tests.system.test_consults import ask
 from tests.system.test_rtc import ColourTrack, join, peer_connection
 
@@ -239,3 +241,63 @@ async def test_without_consent_to_recording_it_is_refused_and_a_withdrawal_stops
     finally:
         for person in people:
             await person.close()
+
+
+async def enter_room(page: Page, from_home: bool = True) -> None:
+    if from_home:
+        await page.click(".card button.join")
+    await page.click("button.prejoin-join")
+    await page.wait_for_selector(".room .stage")
+
+
+async def test_in_chromium_everyone_sees_the_recording_and_a_late_joiner_is_told(two_instances, browser) -> None:
+    a, b = two_instances
+    clinician = await signed_in(browser, a, "bavi.clinician")
+    specialist = await signed_in(browser, b, "xanhpon.surgeon")
+    await clinician.fill("input[name=ref]", "BV-2026-349")
+    await give_consent(clinician, recording=True)
+    await clinician.click("form button[type=submit]")
+    await specialist.click(".card.offer button.accept")
+    await enter_room(specialist, from_home=False)  # accepting opens the room's pre-join screen
+
+    # The chair records; the badge says so.
+    await specialist.click(".call-bar .recording-control")
+    badge = ".recording-badge:not([hidden]):has-text('Đang ghi hình')"
+    await specialist.wait_for_selector(badge)
+    await specialist.wait_for_selector(".recording-control[aria-pressed=true]")
+    assert await specialist.locator(".recording-notice:not([hidden])").count() == 0  # there when it began
+
+    # The clinician joins late: told before sending anything, and no tile for the recorder.
+    await enter_room(clinician)
+    await clinician.wait_for_selector(".recording-notice:not([hidden]):has-text('đang được ghi hình')")
+    await clinician.wait_for_selector(badge)
+    assert await clinician.locator(".recording-control").count() == 0  # only the chair records
+    await video_plays([clinician, specialist], REMOTE_VIDEO_PLAYS.replace(".tile", ".stage-tiles .tile"))
+    assert await clinician.locator('.stage-tiles .tile:not([data-peer="self"])').count() == 1
+    await shot(clinician, "recording-late-joiner")
+
+    # Both browsers send the recorder their media, the picture capped at 360 lines.
+    [live] = b.services.recordings.live.values()
+    for _ in range(400):
+        people = list(live.recorder.participants.values())
+        if len(people) == 2 and all(p.video is not None and p.pc.connectionState == "connected" for p in people):
+            assert all(p.video.height <= 360 for p in people), [(p.video.width, p.video.height) for p in people]
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError(f"the recorder did not connect to both browsers: {clinician.console[-20:]}")  # type: ignore[attr-defined]
+
+    await specialist.click(".call-bar .recording-control")
+    for page in (clinician, specialist):
+        await page.wait_for_selector(".recording-badge[hidden]", state="attached")
+
+    # The record page plays it, fetched with the clinician's sign-in.
+    consult_id = await clinician.get_attribute(".room[data-consult]", "data-consult")
+    await clinician.click(".call-bar .control.leave")
+    await clinician.evaluate("(id) => { location.hash = `#/record/${id}`; }", consult_id)
+    await clinician.click(".record-recordings button.play-recording")
+    await clinician.wait_for_function(
+        "() => { const v = document.querySelector('.record-recordings video'); return v && v.duration > 0; }"
+    )
+    for page in (clinician, specialist):
+        assert page.errors == [], page.errors  # type: ignore[attr-defined]
