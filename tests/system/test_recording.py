@@ -28,6 +28,7 @@ from server.records.models import AuditEntry, Recording, utcnow
 from tests.conftest import Client, Instance, login, until
 from tests.system.browsing import REMOTE_VIDEO_PLAYS, give_consent, shot, signed_in, video_plays
 from tests.system.test_consults import ask
+from tests.system.test_faults import children  # noqa: F401  (the fixture: instances as child processes)
 from tests.system.test_rtc import ColourTrack, join, peer_connection
 
 RED, GREEN = (200, 30, 30), (30, 200, 30)
@@ -301,3 +302,53 @@ async def test_in_chromium_everyone_sees_the_recording_and_a_late_joiner_is_told
     )
     for page in (clinician, specialist):
         assert page.errors == [], page.errors  # type: ignore[attr-defined]
+
+
+async def test_kill_9_of_the_recording_instance_leaves_a_playable_segment_and_the_next_follows(
+    start_instance,
+    children,
+    clients,
+    redis_url,
+    database_url,  # noqa: F811
+) -> None:
+    doomed = await children(redis_url, database_url)
+    survivor = await start_instance()
+    clinician = await clients(survivor, "bavi.clinician")
+    surgeon = Client()
+    await surgeon.connect(doomed.url, await login(doomed.url, "xanhpon.surgeon"))
+    try:
+        await surgeon.next("session:state")
+        consult = await ask(clinician)
+        await surgeon.next("consult:offer")
+        assert (await surgeon.call("consult:accept", {"consult_id": consult["id"]}))["ok"]
+        await join(clinician, consult["id"])
+        await join(surgeon, consult["id"])
+        people = [Participant(clinician, consult["id"], RED), Participant(surgeon, consult["id"], GREEN)]
+        started = await surgeon.call("recording:start", {"consult_id": consult["id"]})
+        assert started["ok"], started
+        await until_connected(people, 2)
+        await asyncio.sleep(3)  # a first segment of a few seconds
+        doomed.kill()
+        # The survivor notices, closes the first segment as written and records the next one.
+        first = await until(clinician, "recording:updated", lambda m: m["recording"]["state"] == "failed", within=30)
+        second = await until(clinician, "recording:updated", lambda m: m["recording"]["segment"] == 2, within=30)
+        assert first["recording"]["id"] == started["recording"]["id"] and first["recording"]["sha256"]
+        assert second["recording"]["state"] == "recording"
+        back = await clients(survivor, "xanhpon.surgeon")  # the specialist reconnects to the survivor
+        await join(back, consult["id"])
+        stopped = await back.call("recording:stop", {"consult_id": consult["id"]})
+        assert stopped["ok"] and stopped["recording"]["segment"] == 2, stopped
+    finally:
+        for person in people:
+            await person.close()
+        await surgeon.close()
+
+    token = await login(survivor.url, "bavi.clinician")
+    status, body, _ = await fetch(survivor, token, f"/api/consults/{consult['id']}/recordings")
+    segments = json.loads(body)["recordings"]
+    assert [(r["segment"], r["state"]) for r in segments] == [(1, "failed"), (2, "stopped")]
+    status, data, _ = await fetch(survivor, token, f"/api/recordings/{segments[0]['id']}/media")
+    assert status == 200 and hashlib.sha256(data).hexdigest() == segments[0]["sha256"]
+    with av.open(io.BytesIO(data)) as container:  # cut short, yet it plays up to its last cluster
+        frames = sum(1 for _ in container.decode(video=0))
+    assert frames >= 15 and segments[0]["duration_s"] >= 1.0, (frames, segments[0])
