@@ -28,7 +28,9 @@ from server.records.models import AuditEntry, Recording, utcnow
 from tests.conftest import Client, Instance, login, until
 from tests.system.browsing import REMOTE_VIDEO_PLAYS, give_consent, shot, signed_in, video_plays
 from tests.system.test_consults import ask
-from tests.system.test_faults import children  # noqa: F401  (the fixture: instances as child processes)
+
+# The `children` fixture (instances as child processes, to kill -9), registered under its own name.
+from tests.system.test_faults import children  # noqa: F401
 from tests.system.test_rtc import ColourTrack, join, peer_connection
 
 RED, GREEN = (200, 30, 30), (30, 200, 30)
@@ -306,10 +308,10 @@ async def test_in_chromium_everyone_sees_the_recording_and_a_late_joiner_is_told
 
 async def test_kill_9_of_the_recording_instance_leaves_a_playable_segment_and_the_next_follows(
     start_instance,
-    children,
+    children,  # noqa: F811  (the fixture imported above)
     clients,
     redis_url,
-    database_url,  # noqa: F811
+    database_url,
 ) -> None:
     doomed = await children(redis_url, database_url)
     survivor = await start_instance()
