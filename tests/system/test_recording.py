@@ -354,3 +354,39 @@ async def test_kill_9_of_the_recording_instance_leaves_a_playable_segment_and_th
     with av.open(io.BytesIO(data)) as container:  # cut short, yet it plays up to its last cluster
         frames = sum(1 for _ in container.decode(video=0))
     assert frames >= 15 and segments[0]["duration_s"] >= 1.0, (frames, segments[0])
+
+
+async def test_a_ward_round_is_recorded_by_its_lead_once_every_patient_consents(instance, clients) -> None:
+    from tests.system.test_rounds import join as join_round
+    from tests.system.test_rounds import new_round
+
+    created = await new_round(instance)  # at Ba Vì, led by xanhpon.icu, today
+    clinician = await clients(instance, "bavi.clinician")
+    lead = await clients(instance, "xanhpon.icu")
+    patients = (await join_round(clinician, created["id"]))["round"]["patients"]
+    await join_round(lead, created["id"])
+    ref = {"round_id": created["id"]}
+    refused = await clinician.call("recording:start", ref)
+    assert refused["error"]["code"] == "forbidden", refused  # the lead chairs the round
+    refused = await lead.call("recording:start", ref)
+    assert refused["error"]["code"] == "conflict" and "consented to recording" in refused["error"]["message"]
+    for number, patient in enumerate(patients):
+        consent = {"consult_id": patient["consult_id"], "op_id": f"round-consent-{number}", "given_by": "patient"}
+        given = await clinician.call(
+            "consult:consent", {**consent, "method": "verbal", "scopes": ["consult", "recording"]}
+        )
+        assert given["ok"], given
+    started = await lead.call("recording:start", ref)
+    assert started["ok"] and started["recording"]["round_id"] == created["id"], started
+    joined = await until(clinician, "round:peer-joined", lambda m: m["role"] == "recorder")
+    assert joined["user"] == {
+        "id": "recorder",
+        "role": "recorder",
+        "name": "Ghi hình",
+        "hospital": joined["user"]["hospital"],
+    }
+    stopped = await lead.call("recording:stop", ref)
+    assert stopped["ok"] and stopped["recording"]["state"] == "stopped", stopped
+    token = await login(instance.url, "bavi.clinician")
+    status, body, _ = await fetch(instance, token, f"/api/rounds/{created['id']}/recordings")
+    assert status == 200 and [r["id"] for r in json.loads(body)["recordings"]] == [started["recording"]["id"]]
