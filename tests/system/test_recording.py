@@ -390,3 +390,15 @@ async def test_a_ward_round_is_recorded_by_its_lead_once_every_patient_consents(
     token = await login(instance.url, "bavi.clinician")
     status, body, _ = await fetch(instance, token, f"/api/rounds/{created['id']}/recordings")
     assert status == 200 and [r["id"] for r in json.loads(body)["recordings"]] == [started["recording"]["id"]]
+
+
+async def test_an_instance_at_its_number_of_recordings_refuses_another(start_instance, clients) -> None:
+    full = await start_instance(MAX_RECORDINGS="0")
+    _clinician, surgeon, consult_id, people = await recorded_call(clients, full, full)
+    try:
+        refused = await surgeon.call("recording:start", {"consult_id": consult_id})
+    finally:
+        for person in people:
+            await person.close()
+    assert refused["error"]["code"] == "unavailable" and "recording as many calls" in refused["error"]["message"]
+    assert full.services.recordings.live == {}
