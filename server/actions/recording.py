@@ -55,7 +55,7 @@ log = logging.getLogger("telerounds.recording")
 
 # The recorder as the call's peers list shows it: no account, no hospital of its own.
 RECORDER: Person = person("recorder", "Ghi hình", "recorder", hospital_ref("", "", ""))
-ALIVE_S = 6.0  # how long a dead instance's recording goes unnoticed, at most (plus one watch)
+ALIVE_S = 4.0  # how long a dead instance's recording goes unnoticed, at most (plus one watch)
 STOP_WAIT_S = 20.0  # a stop asked on another instance: how long its answer is awaited
 MAX_BYTES = 64 * 1024**3  # one segment's file: far beyond hours of 600 kbps
 
@@ -246,6 +246,11 @@ async def _keep(services: Services, live: Live) -> None:
         await asyncio.sleep(ALIVE_S / 3)
         try:
             await services.redis.set(claim, live.row.id, ex=int(ALIVE_S))
+            if live.recorder.failed is not None:
+                # Not recorded on as a next segment: the store it writes to is what failed.
+                await services.redis.hdel(keys.RECORDING_WANTED, live.room)
+                _spawn(_finish(services, live, "failed", None, live.recorder.failed))
+                return
             peers = await services.rooms.peers(live.room)
             if all(p.peer_id != live.peer.peer_id for p in peers):
                 _spawn(_finish(services, live, "stopped", None, "the call ended"))
@@ -270,7 +275,7 @@ async def _finish(services: Services, live: Live, state: str, actor_id: str | No
             task.cancel()
     duration = await live.recorder.stop()
     services.recordings.live.pop(live.row.id, None)
-    row = await _close_file(services, live.row, state, duration, actor_id)
+    row = await _close_file(services, live.row, state, duration, actor_id, reason)
     if state == "stopped":
         await services.redis.hdel(keys.RECORDING_WANTED, live.room)
     await services.redis.delete(keys.recording_of_call(live.room))
@@ -280,7 +285,7 @@ async def _finish(services: Services, live: Live, state: str, actor_id: str | No
 
 
 async def _close_file(
-    services: Services, row: Recording, state: str, duration: float | None, actor_id: str | None
+    services: Services, row: Recording, state: str, duration: float | None, actor_id: str | None, reason: str
 ) -> Recording | None:
     path = Path(row.path or "")
     sha256: str | None = None
@@ -299,6 +304,7 @@ async def _close_file(
         duration_s=duration or 0.0,
         actor_id=actor_id,
         retention_years=services.settings.recording_retention_years,
+        reason=reason,
     )
     if ended is not None:
         if row.path:
@@ -408,7 +414,7 @@ async def _recover(services: Services, row: Recording) -> None:
     if not await services.redis.set(keys.recording_claim(row.id), "1", nx=True, ex=120):
         return
     room = _room(row.consult_id, row.round_id)
-    await _close_file(services, row, "failed", None, None)
+    await _close_file(services, row, "failed", None, None, "the instance recording it stopped answering")
     for peer in await services.rooms.peers(room):
         if peer.sid == keys.recording_sid(row.id):
             await _remove_peer(services, room, peer)

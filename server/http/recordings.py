@@ -22,6 +22,7 @@ routes = web.RouteTableDef()
 # Files checked against their SHA-256 on this instance, with the (size, mtime) they had: a
 # player's many range requests hash an hours-long file once, not each time.
 _checked: dict[str, tuple[int, int]] = {}
+CHECKED_KEPT = 1000  # files remembered as checked; beyond, the memory starts again
 
 
 @routes.get("/api/consults/{consult_id}/recordings")
@@ -72,6 +73,8 @@ async def _check(path: Path, sha256: str) -> None:
         return
     if await asyncio.to_thread(digest_of_path, path) != sha256:
         raise BlobDamaged(sha256)
+    if len(_checked) >= CHECKED_KEPT:
+        _checked.clear()
     _checked[sha256] = (stat.st_size, stat.st_mtime_ns)
 
 

@@ -37,6 +37,7 @@ log = logging.getLogger("telerounds.recorder")
 SendSignal = Callable[[str, dict[str, Any]], Awaitable[None]]
 MAX_BUFFERED_S = 0.5  # a participant's audio kept waiting for the mix; older is dropped
 MAX_PARTICIPANTS = 8
+FAILURES_TO_GIVE_UP = 30  # consecutive frames that could not be written (two seconds): the file is broken
 
 
 @dataclass
@@ -70,6 +71,7 @@ class Recorder:
         self.late_ticks = 0  # ticks that began after the next was due: the recording fell behind
         self.ticks = 0
         self.work_s = 0.0  # time spent composing, encoding and writing, in the worker thread
+        self.failed: str | None = None  # why the file could no longer be written (the clock stopped)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -167,7 +169,7 @@ class Recorder:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        tick = 0
+        tick = failures = 0
         while True:
             tick += 1
             due = self.started + tick / FPS
@@ -189,7 +191,17 @@ class Recorder:
             for peer_id in order:
                 mixed += self.participants[peer_id].take_audio(samples)
             pcm = numpy.clip(mixed, -32768, 32767).astype(numpy.int16).reshape(1, -1)
-            await loop.run_in_executor(self.thread, self._write, pictures, int(elapsed * 1000), pcm)
+            try:
+                await loop.run_in_executor(self.thread, self._write, pictures, int(elapsed * 1000), pcm)
+                failures = 0
+            except Exception as error:  # a frame that cannot be encoded is skipped; a broken file ends it
+                failures += 1
+                if failures == 1:
+                    log.warning("recorder %s: a frame could not be written: %r", self.path.name, error)
+                if failures >= FAILURES_TO_GIVE_UP:
+                    self.failed = f"the file could no longer be written: {type(error).__name__}"
+                    log.error("recorder %s: %s", self.path.name, self.failed)
+                    return
 
     def _write(self, pictures: list[av.VideoFrame | None], at_ms: int, pcm: numpy.ndarray) -> None:
         began = time.perf_counter()

@@ -68,9 +68,10 @@ async def finish(
     duration_s: float,
     actor_id: str | None,
     retention_years: int,
+    reason: str = "",
     address: str = "",
 ) -> Recording | None:
-    """End a segment (`stopped` or `failed`) with its file; None if it had ended already."""
+    """End a segment (`stopped` or `failed`, with why) with its file; None if it had ended already."""
     now = utcnow()
     async with db.session() as session, session.begin():
         row = await session.get(Recording, recording_id)
@@ -94,7 +95,7 @@ async def finish(
             return None
         await session.refresh(row)
         if row.consult_id is not None:
-            session.add(_line(row, state, actor_id))
+            session.add(_line(row, state, actor_id, reason))
         chain.append(
             session,
             ENDINGS[state],
@@ -111,10 +112,10 @@ def _about(row: Recording) -> str:
     return f"consult={row.consult_id}" if row.consult_id else f"round={row.round_id}"
 
 
-def _line(row: Recording, state: str, actor_id: str | None) -> ConsultEvent:
+def _line(row: Recording, state: str, actor_id: str | None, reason: str = "") -> ConsultEvent:
     detail: dict[str, object] = {"recording_id": row.id, "segment": row.segment}
     if state != "recording":
-        detail.update(duration_s=row.duration_s, bytes=row.bytes, sha256=row.sha256)
+        detail.update(duration_s=row.duration_s, bytes=row.bytes, sha256=row.sha256, reason=reason)
     assert row.consult_id is not None
     return ConsultEvent(consult_id=row.consult_id, kind=TIMELINE[state], actor_id=actor_id, detail=detail)
 

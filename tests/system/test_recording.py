@@ -133,8 +133,8 @@ async def test_a_recorded_call_is_one_playable_file_of_both_participants(two_ins
     a, b = two_instances
     clinician, surgeon, consult_id, people = await recorded_call(clients, a, b)
     try:
+        began = time.monotonic()  # the recording's clock starts while this is answered
         started = await surgeon.call("recording:start", {"consult_id": consult_id})
-        began = time.monotonic()
         assert started["ok"], started
         recording = started["recording"]
         assert recording["state"] == "recording" and recording["consult_id"] == consult_id
@@ -146,9 +146,9 @@ async def test_a_recorded_call_is_one_playable_file_of_both_participants(two_ins
         refused = await clinician.call("recording:stop", {"consult_id": consult_id})
         assert refused["error"]["code"] == "forbidden", refused  # only the chair
         await until_connected(people, 2)
-        await asyncio.sleep(max(0.0, 7.0 - (time.monotonic() - began)))  # what is recorded: seven seconds
+        await asyncio.sleep(max(0.0, 5.0 - (time.monotonic() - began)))  # what is recorded: five seconds
+        lasted = time.monotonic() - began  # and stops while this is answered
         stopped = await surgeon.call("recording:stop", {"consult_id": consult_id})
-        lasted = time.monotonic() - began
     finally:
         for person in people:
             await person.close()
@@ -353,7 +353,8 @@ async def test_kill_9_of_the_recording_instance_leaves_a_playable_segment_and_th
     assert status == 200 and hashlib.sha256(data).hexdigest() == segments[0]["sha256"]
     with av.open(io.BytesIO(data)) as container:  # cut short, yet it plays up to its last cluster
         frames = sum(1 for _ in container.decode(video=0))
-    assert frames >= 15 and segments[0]["duration_s"] >= 1.0, (frames, segments[0])
+    # At least the clusters before the last (closed every second): what was cut off is its last one.
+    assert frames >= 10 and segments[0]["duration_s"] >= 1.0, (frames, segments[0])
 
 
 async def test_a_ward_round_is_recorded_by_its_lead_once_every_patient_consents(instance, clients) -> None:
