@@ -223,8 +223,11 @@ async def test_a_recorded_call_is_one_playable_file_of_both_participants(two_ins
     assert (await chain.verify(a.services.db)).problem is None
 
 
-async def test_without_consent_to_recording_it_is_refused_and_a_withdrawal_stops_it(two_instances, clients) -> None:
-    a, b = two_instances
+async def test_without_consent_to_recording_it_is_refused_and_a_withdrawal_stops_it(
+    start_instance, clients, any_database_url
+) -> None:
+    # On SQLite and PostgreSQL: a segment written, ended by its compare-and-set, chained.
+    a, b = await start_instance(database=any_database_url), await start_instance(database=any_database_url)
     clinician, surgeon, consult_id, people = await recorded_call(clients, a, b, consent=ONLY_CONSULT)
     try:
         refused = await surgeon.call("recording:start", {"consult_id": consult_id})
@@ -241,6 +244,7 @@ async def test_without_consent_to_recording_it_is_refused_and_a_withdrawal_stops
         while ended["recording"]["state"] == "recording":
             ended = await surgeon.next("recording:updated", within=20)
         assert ended["recording"]["state"] == "stopped" and ended["recording"]["sha256"]
+        assert (await chain.verify(a.services.db)).problem is None
     finally:
         for person in people:
             await person.close()
