@@ -28,9 +28,8 @@ from server.records.models import AuditEntry, Recording, utcnow
 from tests.conftest import Client, Instance, login, until
 from tests.system.browsing import REMOTE_VIDEO_PLAYS, give_consent, shot, signed_in, video_plays
 from tests.system.test_consults import ask
-
-# The `children` fixture (instances as child processes, to kill -9), registered under its own name.
-from tests.system.test_faults import children  # noqa: F401
+from tests.system.test_faults import children  # noqa: F401  (a fixture: instances as processes, to kill -9)
+from tests.system.test_fhir import assert_sound, exported
 from tests.system.test_rtc import ColourTrack, join, peer_connection
 
 RED, GREEN = (200, 30, 30), (30, 200, 30)
@@ -188,6 +187,17 @@ async def test_a_recorded_call_is_one_playable_file_of_both_participants(two_ins
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {admin}"}) as http:
         async with http.delete(f"{a.url}/api/admin/recordings/{done['id']}") as resp:
             assert resp.status == 409 and "kept until" in (await resp.json())["error"]["message"]
+
+    # The record, its minutes and its FHIR export list it (a DocumentReference with its SHA-256).
+    status, body, _ = await fetch(a, token, f"/api/consults/{consult_id}")
+    assert [r["id"] for r in json.loads(body)["recordings"]] == [done["id"]]
+    status, minutes, _ = await fetch(a, token, f"/api/consults/{consult_id}/minutes")
+    assert status == 200 and done["sha256"].encode() in minutes
+    resources = assert_sound(await exported(a, consult_id))
+    attachment = resources[f"DocumentReference/{done['id']}"]["content"][0]["attachment"]
+    assert attachment["contentType"] == "video/webm" and attachment["url"].endswith(
+        f"/api/recordings/{done['id']}/media"
+    )
 
     # Ten years on: listed past retention; a legal hold keeps it; without one it is deleted.
     async with a.services.db.session() as session, session.begin():
