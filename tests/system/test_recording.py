@@ -25,7 +25,7 @@ from sqlalchemy import select, update
 
 from server.records import audit, chain, recordings
 from server.records.models import AuditEntry, Recording, utcnow
-from tests.conftest import Client, Instance, login, until
+from tests.conftest import CONSENT, Client, Instance, login, until
 from tests.system.browsing import REMOTE_VIDEO_PLAYS, give_consent, shot, signed_in, video_plays
 from tests.system.test_consults import ask
 from tests.system.test_faults import children  # noqa: F401  (a fixture: instances as processes, to kill -9)
@@ -267,7 +267,9 @@ async def enter_room(page: Page, from_home: bool = True) -> None:
     await page.wait_for_selector(".room .stage")
 
 
-async def test_in_chromium_everyone_sees_the_recording_and_a_late_joiner_is_told(two_instances, browser) -> None:
+async def test_in_chromium_everyone_sees_the_recording_and_a_late_joiner_is_told(
+    two_instances, browser, clients
+) -> None:
     a, b = two_instances
     clinician = await signed_in(browser, a, "bavi.clinician")
     specialist = await signed_in(browser, b, "xanhpon.surgeon")
@@ -304,6 +306,14 @@ async def test_in_chromium_everyone_sees_the_recording_and_a_late_joiner_is_told
     else:
         raise AssertionError(f"the recorder did not connect to both browsers: {clinician.console[-20:]}")  # type: ignore[attr-defined]
 
+    # On a 360 px phone the chair's bar, Record included, stays on screen.
+    await specialist.set_viewport_size({"width": 360, "height": 740})
+    wide = await specialist.evaluate(
+        """() => [...document.querySelectorAll('.call-bar button, .recording-notice, .recording-badge')]
+            .filter(el => el.getBoundingClientRect().right > 361).map(el => el.className)"""
+    )
+    assert wide == [], wide
+    await shot(specialist, "recording-phone")
     await specialist.click(".call-bar .recording-control")
     for page in (clinician, specialist):
         await page.wait_for_selector(".recording-badge[hidden]", state="attached")
@@ -316,7 +326,24 @@ async def test_in_chromium_everyone_sees_the_recording_and_a_late_joiner_is_told
     await clinician.wait_for_function(
         "() => { const v = document.querySelector('.record-recordings video'); return v && v.duration > 0; }"
     )
-    for page in (clinician, specialist):
+
+    # The round room too: its lead records once its patients consent; the badge is on the page.
+    from tests.system.test_rounds import join as join_round
+    from tests.system.test_rounds import new_round
+
+    created = await new_round(a)  # at Ba Vì, led by xanhpon.icu, today
+    team = await clients(a, "bavi.clinician")
+    for number, patient in enumerate((await join_round(team, created["id"]))["round"]["patients"]):
+        given = {"consult_id": patient["consult_id"], "op_id": f"browser-round-{number}", **CONSENT}
+        assert (await team.call("consult:consent", given))["ok"]
+    lead = await signed_in(browser, b, "xanhpon.icu")
+    await lead.click(f'.card.round[data-round="{created["id"]}"] button.join-round')
+    await lead.click("button.prejoin-join")
+    await lead.wait_for_selector(f'.round-room[data-round="{created["id"]}"] .stage')
+    await lead.click(".call-bar .recording-control")
+    await lead.wait_for_selector(badge)
+    await shot(lead, "recording-round-room")
+    for page in (clinician, specialist, lead):
         assert page.errors == [], page.errors  # type: ignore[attr-defined]
 
 
