@@ -44,7 +44,7 @@ from server.policy import rounds as round_policy
 from server.records import consults, recordings
 from server.records import rounds as round_records
 from server.records.blobs import file_chunks
-from server.records.models import Recording, utcnow
+from server.records.models import Recording, new_id, utcnow
 from server.records.users import Account
 from server.runtime.ice import ice_servers
 
@@ -141,19 +141,21 @@ async def _begin(services: Services, room: str, started_by: str, segment: int, a
     claim = keys.recording_of_call(room)
     if not await services.redis.set(claim, "starting", nx=True, ex=int(ALIVE_S)):
         raise AppError("conflict", "this call is being recorded already")
+    recording_id = new_id()
+    path = folder / f"{recording_id}.webm"
+    recorder: Recorder | None = None
     try:
         row = await recordings.create(
             services.db,
+            recording_id,
             consult_id=call.ref if call.kind == "consult" else None,
             round_id=call.ref if call.kind == "round" else None,
             segment=segment,
             started_by=started_by,
-            path=str(folder / "pending.webm"),
+            path=str(path),
             retention_years=settings.recording_retention_years,
             address=address,
         )
-        path = folder / f"{row.id}.webm"
-        await _set_path(services, row, path)
         await services.redis.set(claim, row.id, ex=int(ALIVE_S))
         await services.redis.hset(
             keys.RECORDING_WANTED, room, json.dumps({"started_by": started_by, "segment": segment})
@@ -176,7 +178,12 @@ async def _begin(services: Services, room: str, started_by: str, segment: int, a
         live.tasks.append(asyncio.create_task(_listen(services, live, pubsub)))
         live.tasks.append(asyncio.create_task(_keep(services, live)))
     except BaseException:
+        # Not started: nothing goes on recording this call (a row written is closed by the watch).
+        services.recordings.live.pop(recording_id, None)
+        if recorder is not None:
+            await recorder.stop()
         await services.redis.delete(claim)
+        await services.redis.hdel(keys.RECORDING_WANTED, room)
         raise
     view = recording_view(row)
     name = call.pick("consult:peer-joined", "round:peer-joined")
@@ -190,14 +197,6 @@ async def _begin(services: Services, room: str, started_by: str, segment: int, a
         if other.role != "recorder" and other.dropped_at is None:
             await recorder.offer_to(other.peer_id)
     return view
-
-
-async def _set_path(services: Services, row: Recording, path: Path) -> None:
-    from sqlalchemy import update
-
-    async with services.db.session() as session, session.begin():
-        await session.execute(update(Recording).where(Recording.id == row.id).values(path=str(path)))
-    row.path = str(path)
 
 
 async def _send(services: Services, room: str, recording_id: str, to: str, data: dict[str, Any]) -> None:
@@ -454,6 +453,9 @@ async def _continue(services: Services, room: str, started_by: str, segment: int
             await services.redis.hdel(keys.RECORDING_WANTED, room)
             return
     else:
+        if await round_records.active_session(services.db, call.ref) is None:
+            await services.redis.hdel(keys.RECORDING_WANTED, room)  # the round is over
+            return
         await _round_consents(services, call.ref)
     await _begin(services, room, started_by, segment)
 

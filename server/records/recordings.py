@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 
 from server.records import audit, chain
-from server.records.models import ConsultEvent, Database, Recording, new_id, utcnow
+from server.records.models import ConsultEvent, Database, Recording, utcnow
 
 ENDINGS = {"stopped": "recording.stop", "failed": "recording.fail"}
 TIMELINE = {"recording": "recording_started", "stopped": "recording_stopped", "failed": "recording_failed"}
@@ -27,6 +27,7 @@ def retain_until(moment: datetime, years: int) -> datetime:
 
 async def create(
     db: Database,
+    recording_id: str,
     *,
     consult_id: str | None,
     round_id: str | None,
@@ -38,7 +39,7 @@ async def create(
 ) -> Recording:
     now = utcnow()
     row = Recording(
-        id=new_id(),
+        id=recording_id,
         consult_id=consult_id,
         round_id=round_id,
         segment=segment,
