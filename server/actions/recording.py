@@ -135,14 +135,13 @@ async def _begin(services: Services, room: str, started_by: str, segment: int, a
     if not participants:
         raise AppError("conflict", "nobody is in the call to record")
     call = Call.of(room)
-    folder = settings.blob_dir / "recording"
-    await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+    recording_id = new_id()
+    path = _file_of(services, recording_id)
+    await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
     # One recording per call, across instances: the key is taken before anything is written.
     claim = keys.recording_of_call(room)
     if not await services.redis.set(claim, "starting", nx=True, ex=int(ALIVE_S)):
         raise AppError("conflict", "this call is being recorded already")
-    recording_id = new_id()
-    path = folder / f"{recording_id}.webm"
     recorder: Recorder | None = None
     try:
         row = await recordings.create(
@@ -197,6 +196,11 @@ async def _begin(services: Services, room: str, started_by: str, segment: int, a
         if other.role != "recorder" and other.dropped_at is None:
             await recorder.offer_to(other.peer_id)
     return view
+
+
+def _file_of(services: Services, recording_id: str) -> Path:
+    """A recording's file while it is written: in the blob folder every instance mounts."""
+    return services.settings.blob_dir / "recording" / f"{recording_id}.webm"
 
 
 async def _send(services: Services, room: str, recording_id: str, to: str, data: dict[str, Any]) -> None:
@@ -286,10 +290,11 @@ async def _finish(services: Services, live: Live, state: str, actor_id: str | No
 async def _close_file(
     services: Services, row: Recording, state: str, duration: float | None, actor_id: str | None, reason: str
 ) -> Recording | None:
-    path = Path(row.path or "")
+    # Under this instance's own BLOB_DIR: the folder is shared, its mount point may differ.
+    path = _file_of(services, row.id)
     sha256: str | None = None
     size: int | None = None
-    present = bool(row.path) and await asyncio.to_thread(path.is_file)
+    present = await asyncio.to_thread(path.is_file)
     if present:
         if duration is None:
             duration = await asyncio.to_thread(_duration_of, path)
@@ -306,8 +311,7 @@ async def _close_file(
         reason=reason,
     )
     if ended is not None:
-        if row.path:
-            await asyncio.to_thread(path.unlink, missing_ok=True)
+        await asyncio.to_thread(path.unlink, missing_ok=True)
         call = Call.of(_room(ended.consult_id, ended.round_id))
         await outbox.send(services, [Event("recording:updated", {"recording": recording_view(ended)}, call)])
     return ended
