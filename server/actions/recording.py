@@ -60,6 +60,23 @@ STOP_WAIT_S = 20.0  # a stop asked on another instance: how long its answer is a
 MAX_BYTES = 64 * 1024**3  # one segment's file: far beyond hours of 600 kbps
 
 
+# Renew the call's key for this recording: 1 it was ours, 2 it had lapsed (taken again), 0 another
+# recording holds the call now (this instance stalled past ALIVE_S and the call went on without it).
+_RENEW = """
+local held = redis.call('GET', KEYS[1])
+if held == ARGV[1] or not held then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+  if held then return 1 end
+  return 2
+end
+return 0
+"""
+# Let the call's key go, if it is still this recording's.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
 _spawned: set[asyncio.Task[Any]] = set()
 
 
@@ -248,7 +265,11 @@ async def _keep(services: Services, live: Live) -> None:
     while True:
         await asyncio.sleep(ALIVE_S / 3)
         try:
-            await services.redis.set(claim, live.row.id, ex=int(ALIVE_S))
+            held = await services.redis.register_script(_RENEW)(keys=[claim], args=[live.row.id, int(ALIVE_S)])
+            if held == 0 or (held == 2 and not await _still_recording(services, live.row.id)):
+                # Closed meanwhile by another instance, which took the call on: this one just ends.
+                _spawn(_finish(services, live, "failed", None, "another instance took the recording over"))
+                return
             if live.recorder.failed is not None:
                 # Not recorded on as a next segment: the store it writes to is what failed.
                 await services.redis.hdel(keys.RECORDING_WANTED, live.room)
@@ -267,6 +288,11 @@ async def _keep(services: Services, live: Live) -> None:
             log.warning("recording %s: keeping it alive failed: %s", live.row.id, error)
 
 
+async def _still_recording(services: Services, recording_id: str) -> bool:
+    row = await recordings.get(services.db, recording_id)
+    return row is not None and row.state == "recording"
+
+
 async def _finish(services: Services, live: Live, state: str, actor_id: str | None, reason: str) -> Recording | None:
     """End a recording this instance writes: the file into the blob store, the row's end, the
     recorder out of the call, everyone told."""
@@ -281,7 +307,7 @@ async def _finish(services: Services, live: Live, state: str, actor_id: str | No
     row = await _close_file(services, live.row, state, duration, actor_id, reason)
     if state == "stopped":
         await services.redis.hdel(keys.RECORDING_WANTED, live.room)
-    await services.redis.delete(keys.recording_of_call(live.room))
+    await services.redis.register_script(_RELEASE)(keys=[keys.recording_of_call(live.room)], args=[live.row.id])
     await _remove_peer(services, live.room, live.peer)
     log.info("recording %s %s: %s", live.row.id, state, reason)
     return row
@@ -331,7 +357,10 @@ def _duration_of(path: Path) -> float:
 
 
 async def _remove_peer(services: Services, room: str, peer: Peer) -> None:
-    if await services.rooms.leave(room, peer.peer_id):
+    """The recorder's peer leaves the call, unless the seat is now another recording's (a next
+    segment's recorder takes the seat of the one it follows)."""
+    current = await services.rooms.peer(room, peer.peer_id)
+    if current is not None and current.sid == peer.sid and await services.rooms.leave(room, peer.peer_id):
         call = Call.of(room)
         name = call.pick("consult:peer-left", "round:peer-left")
         await outbox.send(
