@@ -6,6 +6,7 @@ python -m bench --steps               short mode with the optimization steps
 python -m bench --soak --minutes 30   the soak only (its section of docs/benchmarks.md)
 python -m bench --only S1,S3          some scenarios only (development; the document is not written)
 python -m bench.flood                 a bystander's latency while one user floods at the caps (its section)
+python -m bench.recording             recorded calls: CPU, memory, real time (its section)
 python -m bench --browser-calls       calls in Chromium: accept → video, network back → video (its section;
                                       = python -m bench.browser_calls)
 """
@@ -23,7 +24,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import browser_calls, calls, fixtures, loadgen, memory, relay, report, request_offer, servers, soak
+from bench import (
+    browser_calls,
+    calls,
+    fixtures,
+    loadgen,
+    memory,
+    recording,
+    relay,
+    report,
+    request_offer,
+    servers,
+    soak,
+)
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 SOAK_START, SOAK_END = "<!-- soak -->", "<!-- /soak -->"
@@ -37,6 +50,8 @@ LOOPLAG_START, LOOPLAG_END = "<!-- looplag -->", "<!-- /looplag -->"
 AUTHZ_START, AUTHZ_END = "<!-- authz -->", "<!-- /authz -->"
 # Written by bench/browser_calls.py (issue 20); kept as it is.
 BROWSER_START, BROWSER_END = browser_calls.START, browser_calls.END
+# Written by bench/recording.py (issue 22); kept as it is.
+RECORDING_START, RECORDING_END = recording.START, recording.END
 
 T1, T2 = "telerounds ×1", "telerounds ×2"
 N1, N2 = "node-socket.io ×1", "node-socket.io ×2"
@@ -230,6 +245,7 @@ def _document(out: dict[str, Any], meta: dict[str, Any], rounds: int, with_steps
     looplag = _kept(old, LOOPLAG_START, LOOPLAG_END)
     authz = _kept(old, AUTHZ_START, AUTHZ_END)
     browser = _kept(old, BROWSER_START, BROWSER_END)
+    recorded = _kept(old, RECORDING_START, RECORDING_END)
     parts = [
         "# Benchmarks\n",
         f"Command: `{meta['command']}` · {datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {meta['minutes']:.1f} min\n\n"
@@ -304,6 +320,8 @@ def _document(out: dict[str, Any], meta: dict[str, Any], rounds: int, with_steps
         parts.append(flood_section + "\n")
     if browser:
         parts.append(browser + "\n")
+    if recorded:
+        parts.append(recorded + "\n")
     return "\n".join(parts)
 
 

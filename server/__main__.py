@@ -4,7 +4,9 @@ Without REDIS_URL it starts its own redis-server child process; without DATABASE
 records in SQLite under var/. It brings the schema up to date and adds the demo data (on the
 first start, with about three months of closed demo consults for the statistics).
 
-`python -m server verify-audit` checks the tamper-evident audit trail instead (see `verify_audit`).
+`python -m server verify-audit` checks the tamper-evident audit trail instead (see `verify_audit`);
+`python -m server recordings-past-retention` lists the recordings that may be deleted, and
+`python -m server recording-hold <id> on|off` puts one under a legal hold or lifts it.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ import redis.exceptions as redis_exc
 import sqlalchemy.exc as sa_exc
 from aiohttp import web
 
-from server.records import chain, migrate
-from server.records.models import Database
+from server.records import chain, migrate, recordings
+from server.records.models import Database, utcnow
 from server.runtime import demo, logs
 from server.runtime.app import create_app, server_options
 from server.runtime.logs import AccessLogger
@@ -37,8 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args == ["verify-audit"]:
         return verify_audit()
+    if args == ["recordings-past-retention"]:
+        return asyncio.run(_recordings_command(None, False))
+    if len(args) == 3 and args[0] == "recording-hold" and args[2] in ("on", "off"):
+        return asyncio.run(_recordings_command(args[1], args[2] == "on"))
     if args:
-        print(f"telerounds: unknown command {' '.join(args)!r} (known: verify-audit)", file=sys.stderr)
+        known = "verify-audit, recordings-past-retention, recording-hold <id> on|off"
+        print(f"telerounds: unknown command {' '.join(args)!r} (known: {known})", file=sys.stderr)
         return 2
     logs.configure()
     embedded: RedisProcess | None = None
@@ -190,6 +197,34 @@ async def _verify(database_url: str) -> chain.Report:
     db = Database(database_url)
     try:
         return await chain.verify(db)
+    finally:
+        await db.close()
+
+
+async def _recordings_command(hold_id: str | None, hold: bool) -> int:
+    """List the recordings past retention (no hold), one a line: id, call, retained until, SHA-256;
+    or set one recording's legal hold. Deleting is the admin's `DELETE /api/admin/recordings/{id}`,
+    audited, and refused before `retain_until` or under a hold."""
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        print(f"telerounds: {error}", file=sys.stderr)
+        return 2
+    db = Database(settings.database_url)
+    try:
+        if hold_id is not None:
+            if await recordings.get(db, hold_id) is None:
+                print(f"telerounds: no recording {hold_id!r}", file=sys.stderr)
+                return 1
+            await recordings.set_hold(db, hold_id, hold)
+            print(f"recording {hold_id}: legal hold {'on' if hold else 'off'}", flush=True)
+            return 0
+        found = await recordings.past_retention(db, utcnow())
+        for row in found:
+            call = f"consult {row.consult_id}" if row.consult_id else f"round {row.round_id}"
+            print(f"{row.id}\t{call}\tsegment {row.segment}\t{row.retain_until.date().isoformat()}\t{row.sha256}")
+        print(f"{len(found)} recording(s) past retention", flush=True)
+        return 0
     finally:
         await db.close()
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StringConstraints, field_validator
 
 from server import outbox
-from server.actions import consent, dispatch, results, rounds
+from server.actions import consent, dispatch, recording, results, rounds
 from server.contract import validation
 from server.contract.validation import Id, OpId, Payload
 from server.policy import consent as consent_policy
@@ -114,6 +114,8 @@ async def consult_consent(caller: Caller, payload: ConsultConsent) -> dict[str, 
             given=payload.given(),
             address=caller.address,
         )
+    # Consent to recording withdrawn: a recording of this patient stops before the answer.
+    await recording.consent_changed(caller.services, consult.id, list(payload.scopes), consult.round_session_id)
     return {"consult": await dispatch.describe(caller.services, consult)}
 
 

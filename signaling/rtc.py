@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StringConstraints
 
 from server import outbox
-from server.actions import dispatch
+from server.actions import dispatch, recording
 from server.contract.errors import AppError
 from server.contract.validation import Id, Payload
 from server.contract.views import Person
@@ -155,6 +155,7 @@ async def announce_left(services: Services, room: str, peer_id: str, user: Perso
     await outbox.send(services, [Event(name, {**call.ref_field(), "peer_id": peer_id, "user": user}, call)])
     if user is not None:
         await _timeline(services, room, "left", user["id"])
+    await recording.peer_left(services, room, peer_id)
     await left_call(services, room, [user])
 
 
@@ -316,7 +317,12 @@ async def rtc_signal(caller: Caller, payload: Signal) -> dict[str, Any]:
         raise AppError("not_found", "no such peer in this call")
     if target.dropped_at is not None:
         raise AppError("conflict", "that peer is reconnecting; it will send a new offer when back")
-    signal = {**Call.of(room).ref_field(), "from": sender.peer_id, "data": payload.data.model_dump(exclude_none=True)}
+    data = payload.data.model_dump(exclude_none=True)
+    if target.role == "recorder":
+        # The server's recorder peer has no socket: the signal goes to the instance writing it.
+        await recording.relay(caller.services, target, sender, data)
+        return {}
+    signal = {**Call.of(room).ref_field(), "from": sender.peer_id, "data": data}
     # To one socket: the outbox sends it straight to a peer on this instance, through Redis to others.
     await outbox.send(caller.services, [Event("rtc:signal", signal, To.socket(target.sid, caller.namespace))])
     caller.services.metrics.relayed.inc()

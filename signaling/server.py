@@ -10,6 +10,7 @@ from aiohttp import web
 
 from server import outbox
 from server.actions import dispatch, recovery, rounds
+from server.actions import recording as recording_actions
 from server.actions.snapshot import session_state
 from server.http.common import client_address
 from server.live import caps, keys, presence, revocation
@@ -19,7 +20,7 @@ from server.records.users import Account
 from server.runtime import loops
 from server.runtime.services import Services
 from signaling import consults as consult_events
-from signaling import monitor, reauthorize, rtc
+from signaling import monitor, reauthorize, recording, rtc
 from signaling import notes as note_events
 from signaling import presence as presence_events
 from signaling import rounds as round_events
@@ -40,6 +41,7 @@ ROUTERS: list[Router] = [
     rtc.router,
     note_events.router,
     round_events.router,
+    recording.router,
 ]
 
 
@@ -106,6 +108,7 @@ def create_sio(services: Services, redis_url: str) -> socketio.AsyncServer:
     services.background.append(lambda: _heartbeat(services, local))
     services.background.append(lambda: consult_events.offer_clock(services))
     services.background.append(lambda: rtc.grace_clock(services))
+    services.background.append(lambda: recording_actions.watch_clock(services))
     services.background.append(lambda: rounds.clock(services))
     # Offers and the queue are only as good as what Redis still holds: rebuilt if it lost them.
     services.background.append(lambda: _recovery(services))

@@ -11,6 +11,7 @@ export const AUDIT_ACTIONS = [
   "consults.list", "consult.read", "consult.minutes", "consult.minutes_pdf", "minutes.roles", "minutes.sign", "minutes.sign_refused", "minutes.signatures", "consult.fhir",
   "consult.end", "consult.result", "consult.consent", "consent.record",
   "notes.list", "note.add", "note.amend", "attachment.add", "attachment.read",
+  "recording.start", "recording.stop", "recording.fail", "recording.play", "recording.delete",
   "rounds.list", "round.create", "round.read", "round.update", "round.cancel", "round.lead", "round.patients",
   "calendar.key", "calendar.revoke", "stats.read", "stats.report",
   "admin.user.create", "admin.user.update", "admin.user.activate", "admin.user.deactivate", "admin.user.password", "admin.user.certificate",

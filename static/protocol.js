@@ -57,6 +57,7 @@ export const EVENTS_WITHOUT_STATE = new Set([
   "round:peer-reconnecting",
   "round:peer-left",
   "round:replaced",
+  "recording:updated",
 ]);
 
 export function stateFromSession(session, status = "connected") {
@@ -189,6 +190,7 @@ const PASSED_ON = {
   "presence:changed": "presence",
   "consult:offer": "offer",
   "round:updated": "round",
+  "recording:updated": "recording",
 };
 
 const DEFAULT_DELAYS = {

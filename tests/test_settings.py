@@ -70,8 +70,19 @@ def test_postgres_urls_get_the_async_driver(tmp_path: Path) -> None:
         ("SIGNING_KEY", "short"),
         ("SIGNING_TRUST_ROOTS", "/no/such/roots.pem"),
         ("TSA_URL", "tsa.example"),
+        ("MAX_RECORDINGS", "many"),
+        ("RECORDING_RETENTION_YEARS", "5"),  # Thông tư 49/2017: at least ten years
     ],
 )
 def test_a_bad_value_names_the_setting(tmp_path: Path, name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):
         load_settings({"TELEROUNDS_VAR_DIR": str(tmp_path), name: value})
+
+
+def test_recordings_are_bounded_and_kept_ten_years_by_default(tmp_path: Path) -> None:
+    settings = load_settings({"TELEROUNDS_VAR_DIR": str(tmp_path)})
+    assert settings.max_recordings == 4 and settings.recording_retention_years == 10
+    chosen = load_settings(
+        {"TELEROUNDS_VAR_DIR": str(tmp_path), "MAX_RECORDINGS": "0", "RECORDING_RETENTION_YEARS": "15"}
+    )
+    assert chosen.max_recordings == 0 and chosen.recording_retention_years == 15

@@ -178,6 +178,26 @@ BUILT: list[tuple[str, Any, type]] = [
         views.lead_request_view(ROUND, BAVI_NAME, WHO),
         views.LeadRequestView,
     ),
+    (
+        "recording_view",
+        views.recording_view(
+            SimpleNamespace(
+                id="rec-1",
+                consult_id="c-1",
+                round_id=None,
+                segment=1,
+                state="stopped",
+                started_at=AT,
+                stopped_at=AT,
+                started_by="u-binh",
+                duration_s=10.0,
+                bytes=1000,
+                sha256="0" * 64,
+                retain_until=AT,
+            )
+        ),
+        views.RecordingView,
+    ),
 ]
 
 

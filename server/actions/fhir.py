@@ -70,7 +70,7 @@ def pruned(value: Any) -> Any:
 
 def bundle(record: dict[str, Any], base_url: str, signed: dict[str, Any] | None = None) -> dict[str, Any]:
     """The Bundle: ServiceRequest, Encounter, a Communication per note, the outcome and the
-    result as Observations, Consent, a DocumentReference per attachment, then the Patient, every
+    result as Observations, Consent, a DocumentReference per attachment and per recording, then the Patient, every
     Practitioner (with a PractitionerRole at their hospital) and Organization they reference.
     With `signed` (the latest signed version of the minutes, `signatures.for_export`): the
     minutes as a Composition, their signed PDF as a DocumentReference, and a Provenance
@@ -246,6 +246,42 @@ def bundle(record: dict[str, Any], base_url: str, signed: dict[str, Any] | None 
         )
     if signed is not None:
         resources.extend(_signed_minutes(cid, record, signed, base_url, who))
+    for r in record.get("recordings", []):
+        if r["sha256"] is None:
+            continue  # still being recorded: exported once it ends
+        resources.append(
+            {
+                "resourceType": "DocumentReference",
+                "id": r["id"],
+                "status": "current",
+                "subject": patient_ref,
+                "date": r["started_at"],
+                "description": f"Ghi hình hội chẩn, phần {r['segment']}"
+                + (" (bị gián đoạn)" if r["state"] == "failed" else ""),
+                "content": [
+                    {
+                        "attachment": {
+                            "extension": [
+                                {
+                                    "url": SHA256_EXTENSION,
+                                    "valueBase64Binary": base64.b64encode(bytes.fromhex(r["sha256"])).decode(),
+                                }
+                            ],
+                            "contentType": "video/webm",
+                            "url": f"{base_url}/api/recordings/{r['id']}/media",
+                            "title": f"recording-{r['id']}.webm",
+                            "size": r["bytes"],
+                            "creation": r["started_at"],
+                        }
+                    }
+                ],
+                "context": {
+                    "encounter": [encounter_ref],
+                    "related": [request_ref],
+                    "period": {"start": r["started_at"], "end": r["stopped_at"]},
+                },
+            }
+        )
     resources.append(_patient(cid, c["patient"], requesting, hospital(requesting)))
     for person in list(people.values()):
         resources.append(

@@ -13,9 +13,17 @@ from typing import Any
 from sqlalchemy import select
 
 from server.actions import printable
-from server.contract.views import attachment_view, consent_recorder, consult_view, hospital_ref, iso, note_view
+from server.contract.views import (
+    attachment_view,
+    consent_recorder,
+    consult_view,
+    hospital_ref,
+    iso,
+    note_view,
+    recording_view,
+)
 from server.policy.matching import SPECIALTIES
-from server.records import consults, notes
+from server.records import consults, notes, recordings
 from server.records import minutes_template as T
 from server.records.consults import VIETNAM
 from server.records.models import Attachment, Consult, Database, Hospital
@@ -38,11 +46,13 @@ async def attachments_of(db: Database, consult_id: str) -> list[Attachment]:
 
 
 async def build(db: Database, consult: Consult) -> dict[str, Any]:
-    """`{consult, hospital, participants, timeline, notes, attachments}`; notes are the latest
-    versions, each with the versions it replaced under `history`."""
+    """`{consult, hospital, participants, timeline, notes, attachments, recordings}`; notes are the
+    latest versions, each with the versions it replaced under `history`; recordings, the call's
+    segments in order."""
     events = await consults.timeline(db, consult.id)
     all_notes = await notes.after(db, consult.id)
     files = await attachments_of(db, consult.id)
+    recorded = await recordings.of_call(db, consult_id=consult.id)
     found = (await consults.answers(db, [consult.id])).get(consult.id, [])
     ids: set[str | None] = {consult.requester_id, consult.specialist_id, consult.named_specialist_id}
     ids |= {consult.ended_by_id, consult.result_by_id, consent_recorder(consult)} | consults.answer_people(found)
@@ -81,6 +91,7 @@ async def build(db: Database, consult: Consult) -> dict[str, Any]:
             for latest, history in notes.current_versions(all_notes)
         ],
         "attachments": [attachment_view(f, who.get(f.uploader_id)) for f in files],
+        "recordings": [recording_view(r) for r in recorded],
     }
 
 
@@ -238,6 +249,8 @@ def minutes_html(record: dict[str, Any]) -> str:
 {sections}
 <h2>Tài liệu đính kèm</h2>
 {_attachments_html(record["attachments"])}
+<h2>Ghi hình</h2>
+{_recordings_html(record.get("recordings", []))}
 <h2>Kết luận</h2>
 <p><strong>{e(outcome)}</strong></p>
 <p class="note">{e(c["summary"] or "")}</p>
@@ -266,6 +279,24 @@ def _attachments_html(files: list[dict[str, Any]]) -> str:
         for f in files
     )
     return f"<table><tr><th>Tên tệp</th><th>Người gửi</th><th>Thời gian</th><th>Dung lượng</th></tr>{rows}</table>"
+
+
+def _recordings_html(recorded: list[dict[str, Any]]) -> str:
+    """The call's recordings (Thông tư 49/2017): each part, when, how long, its SHA-256 to check it by."""
+    if not recorded:
+        return "<p>Không ghi hình.</p>"
+    e = escape
+    state = {"recording": "đang ghi", "stopped": "", "failed": "bị gián đoạn"}
+    rows = "".join(
+        f"<tr><td>{r['segment']}{(' (' + state[r['state']] + ')') if state.get(r['state']) else ''}</td>"
+        f'<td>{e(_vn(r["started_at"]))}</td><td class="n">{round(r["duration_s"] or 0)} giây</td>'
+        f'<td class="n">{e(size_vi(r["bytes"] or 0))}</td><td><code>{e(r["sha256"] or "—")}</code></td></tr>'
+        for r in recorded
+    )
+    return (
+        "<table><tr><th>Phần</th><th>Bắt đầu</th><th>Thời lượng</th><th>Dung lượng</th><th>SHA-256</th></tr>"
+        f"{rows}</table>"
+    )
 
 
 def _note_html(n: dict[str, Any]) -> str:

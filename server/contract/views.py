@@ -964,3 +964,54 @@ def certificate_view(row: CertificateRow) -> CertificateView:
         "not_after": iso(row.not_after),
         "uploaded_at": iso(row.uploaded_at),
     }
+
+
+class RecordingView(TypedDict):
+    """A recording of a consult's or a round's call (one of `consult_id`, `round_id` is null):
+    `state` recording / stopped / failed (cut short: what was written stays playable);
+    `segment` 1, 2 ... when the call went on after its recorder's instance died."""
+
+    id: str
+    consult_id: str | None
+    round_id: str | None
+    segment: int
+    state: str
+    started_at: str | None
+    stopped_at: str | None
+    started_by: str
+    duration_s: float | None
+    bytes: int | None
+    sha256: str | None
+    retain_until: str | None
+
+
+class RecordingRow(Protocol):
+    id: str
+    consult_id: str | None
+    round_id: str | None
+    segment: int
+    state: str
+    started_at: datetime
+    stopped_at: datetime | None
+    started_by: str
+    duration_s: float | None
+    bytes: int | None
+    sha256: str | None
+    retain_until: datetime
+
+
+def recording_view(row: RecordingRow) -> RecordingView:
+    return {
+        "id": row.id,
+        "consult_id": row.consult_id,
+        "round_id": row.round_id,
+        "segment": row.segment,
+        "state": row.state,
+        "started_at": iso(row.started_at),
+        "stopped_at": iso(row.stopped_at),
+        "started_by": row.started_by,
+        "duration_s": None if row.duration_s is None else round(row.duration_s, 2),
+        "bytes": row.bytes,
+        "sha256": row.sha256,
+        "retain_until": iso(row.retain_until),
+    }

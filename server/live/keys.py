@@ -205,6 +205,30 @@ def precall_lease(user_id: str) -> str:
     return f"precall:user:{user_id}"
 
 
+def recording_of_call(room: str) -> str:
+    """The id of the recording a call's recorder is writing: held, and renewed, by its instance
+    (one recording per call); it lapses when that instance dies."""
+    return f"recording:call:{room}"
+
+
+def recording_claim(recording_id: str) -> str:
+    """Held by the one instance that closes a recording whose instance died."""
+    return f"recording:claim:{recording_id}"
+
+
+RECORDING_WANTED = "recording:wanted"  # hash room → JSON: calls being recorded (to go on after a fault)
+
+
+def recording_commands(recording_id: str) -> str:
+    """The pub/sub channel of one recording's recorder peer: signals, peers leaving, stop."""
+    return f"recording:commands:{recording_id}"
+
+
+def recording_sid(recording_id: str) -> str:
+    """The socket id a recorder peer is listed under in its call: no socket, a name."""
+    return f"recorder:{recording_id}"
+
+
 def round_starting(round_id: str, day: str) -> str:
     """Set once the `round:starting` notice of a round's occurrence on `day` (ISO date) went out."""
     return f"round:starting:{round_id}:{day}"

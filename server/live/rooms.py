@@ -27,7 +27,7 @@ import redis.asyncio as aioredis
 from server.contract.views import Person
 from server.live import keys
 
-MAX_PEERS = 6  # a mesh call: each peer sends to every other
+MAX_PEERS = 6  # a mesh call: each peer sends to every other (a recorder peer takes no seat)
 
 # Join atomically: take this user's peer (one seat per user: a dropped one is taken back, a live
 # one on another socket is taken over), or add a new one while there is room. Returns [status,
@@ -63,8 +63,12 @@ for i = 1, #peers, 2 do
     return answer('replaced', encoded, peers[i], replaced)
   end
 end
-if #peers / 2 >= tonumber(ARGV[4]) then return {'full', '', ''} end
 local peer = cjson.decode(ARGV[3])
+local seated = 0
+for i = 1, #peers, 2 do
+  if cjson.decode(peers[i + 1])['role'] ~= 'recorder' then seated = seated + 1 end
+end
+if peer['role'] ~= 'recorder' and seated >= tonumber(ARGV[4]) then return {'full', '', ''} end
 redis.call('HSET', KEYS[1], peer['peer_id'], ARGV[3])
 redis.call('SADD', KEYS[3], ARGV[5] .. '|' .. peer['peer_id'])
 return answer('new', ARGV[3], peer['peer_id'], '')

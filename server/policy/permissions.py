@@ -13,6 +13,7 @@ or round it is about that the caller needs besides:
 - `requester`: the clinician who asked.
 - `requesting_side`: the clinician who asked or a clinician of the requesting hospital: the
   patient's side, who records the patient's consent (server/policy/consent.py).
+- `chair`: chairs the call: the accepted specialist of the consult, or the lead of the round.
 - `in_call`: a peer of the call, joined with `consult:join` (or `round:join`).
 - `round_member`: takes part in the round: its lead, creator and invited people, and the
   clinicians of its hospital.
@@ -52,6 +53,7 @@ Relation = Literal[
     "requester",
     "requesting_side",
     "in_call",
+    "chair",
     "round_member",
     "round_lead",
     "round_team",
@@ -110,6 +112,9 @@ EVENTS: dict[tuple[str, str], Rule] = {
     ("/", "round:join"): _rule(*CALLERS, relation="round_member"),
     ("/", "round:notes"): _rule(*CALLERS, relation="round_member"),
     ("/", "round:leave"): _rule(*CALLERS),  # leaves only the caller's own peer
+    # The chair records the call, with the patient's consent (server/actions/recording.py).
+    ("/", "recording:start"): _rule("specialist", relation="chair"),
+    ("/", "recording:stop"): _rule("specialist", relation="chair"),
     ("/", "round:focus"): _rule("specialist", relation="round_lead"),
     ("/", "round:end"): _rule("specialist", relation="round_lead"),
     ("/monitor", "connect"): _rule("supervisor"),
@@ -147,6 +152,9 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/consults/{consult_id}/fhir"): _CONSULT_READ,
     ("POST", "/api/consults/{consult_id}/attachments"): _rule(*CALLERS, relation="participant"),
     ("GET", "/api/consults/{consult_id}/attachments/{attachment_id}"): _CONSULT_READ,
+    ("GET", "/api/consults/{consult_id}/recordings"): _CONSULT_READ,
+    ("GET", "/api/recordings/{recording_id}/media"): _CONSULT_READ,  # its consult's or round's readers
+    ("DELETE", "/api/admin/recordings/{recording_id}"): ADMIN,  # refused before retain_until
     ("GET", "/api/stats"): _rule("supervisor", "admin"),  # filtered to the supervisor's scope
     ("GET", "/api/stats/report"): _rule("supervisor", "admin"),
     ("GET", "/api/admin/hospitals"): ADMIN,
@@ -168,6 +176,9 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/rounds/hospitals"): _rule(*CALLERS, "admin"),  # where the caller may schedule a round
     ("POST", "/api/rounds"): _rule(*CALLERS, "admin", relation="round_creator", unrelated=("admin",)),
     ("GET", "/api/rounds/{round_id}"): _rule(
+        *ROLES, relation="round_member", unrelated=("admin",), overseers=("supervisor",)
+    ),
+    ("GET", "/api/rounds/{round_id}/recordings"): _rule(
         *ROLES, relation="round_member", unrelated=("admin",), overseers=("supervisor",)
     ),
     ("PATCH", "/api/rounds/{round_id}"): _ROUND_PLAN,

@@ -252,6 +252,11 @@ def _digest_of_path(path: Path) -> str:
         return _digest_of_file(file)[0]
 
 
+def digest_of_path(path: Path) -> str:
+    """A stored file's SHA-256 (blocking: call it in a worker thread)."""
+    return _digest_of_path(path)
+
+
 async def file_chunks(path: Path) -> AsyncIterator[bytes]:
     """A file's bytes as chunks for `put`, read in worker threads."""
     file = await asyncio.to_thread(open, path, "rb")

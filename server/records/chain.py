@@ -44,6 +44,7 @@ from server.records.models import (
     Database,
     MinutesSignature,
     Note,
+    Recording,
     new_id,
     utcnow,
 )
@@ -227,6 +228,24 @@ def signature_content(row: Any) -> dict[str, object]:
     }
 
 
+def recording_content(record: Any) -> dict[str, object]:
+    """A recording segment once over (stopped, or failed and closed as it was): its file's
+    SHA-256, size and length, whose call, who started it and when. Chained once, when it ends."""
+    return {
+        "id": record.id,
+        "consult_id": record.consult_id,
+        "round_id": record.round_id,
+        "segment": record.segment,
+        "state": record.state,
+        "started_at": record.started_at,
+        "stopped_at": record.stopped_at,
+        "started_by": record.started_by,
+        "duration_s": record.duration_s,
+        "bytes": record.bytes,
+        "sha256": record.sha256,
+    }
+
+
 @dataclass(frozen=True)
 class Row:
     """A clinical row as the chain sees it."""
@@ -277,12 +296,20 @@ def _minutes_signatures(connection: Connection) -> Iterator[Row]:
         yield Row(row.id, row.signed_at, content_hash(signature_content(row)))
 
 
+def _recordings(connection: Connection) -> Iterator[Row]:
+    recordings = Recording.__table__
+    ended = select(recordings).where(recordings.c.state != "recording")
+    for record in connection.execute(ended.execution_options(yield_per=BATCH)):
+        yield Row(record.id, record.stopped_at, content_hash(recording_content(record)))
+
+
 WITNESSES: tuple[Witness, ...] = (
     Witness("note", "note", ("note.add", "note.amend"), _notes),
     Witness("outcome of consult", "consult", ("consult.end",), _outcomes),
     Witness("result of consult", "consult", ("consult.result",), _results),
     Witness("consent", "consent", ("consent.record",), _consents),
     Witness("signature of the minutes", "minutes_signature", ("minutes.sign",), _minutes_signatures),
+    Witness("recording", "recording", ("recording.stop", "recording.fail"), _recordings),
 )
 
 

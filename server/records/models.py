@@ -453,5 +453,32 @@ class MinutesSignature(Base):
     sha256: Mapped[str] = mapped_column(String(64))
 
 
+class Recording(Base):
+    """One segment of a call recorded at the server (server/media/): a consult's or a round's.
+
+    A call recorded without a break is one segment; after the recorder's instance dies, the
+    call goes on as the next segment (`segment` 2, 3 ...), the one cut short marked `failed`.
+    The file is in the blob store under `sha256` once the segment is over (while it is being
+    written, `path` names the file in progress). `legal_hold` keeps it past `retain_until`."""
+
+    __tablename__ = "recordings"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
+    consult_id: Mapped[str | None] = mapped_column(ForeignKey("consults.id"), index=True)
+    round_id: Mapped[str | None] = mapped_column(ForeignKey("rounds.id"), index=True)
+    segment: Mapped[int] = mapped_column(default=1)
+    state: Mapped[str] = mapped_column(String(10))  # recording / stopped / failed
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    started_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    duration_s: Mapped[float | None] = mapped_column()
+    bytes: Mapped[int | None] = mapped_column()
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    path: Mapped[str | None] = mapped_column(String(300))  # the file in progress, under BLOB_DIR
+    retain_until: Mapped[datetime] = mapped_column(UTCDateTime())
+    legal_hold: Mapped[bool] = mapped_column(default=False)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 # Registers the hook that chains every new audit entry as it is flushed (needs the classes above).
 from server.records import chain  # noqa: E402, F401

@@ -15,6 +15,7 @@ from redis.asyncio.connection import parse_url
 from server.actions.precall import PrecallPeers
 from server.live.offers import LiveState
 from server.live.rooms import Rooms
+from server.media.live import Recordings
 from server.records.blobs import BlobStore
 from server.records.models import Database
 from server.runtime.metrics import Metrics
@@ -146,6 +147,7 @@ class Services:
     live: LiveState = field(init=False)
     rooms: Rooms = field(init=False)
     precall: PrecallPeers = field(init=False)
+    recordings: Recordings = field(init=False)
     blobs: BlobStore = field(init=False)
     sio: socketio.AsyncServer | None = None
     # Loops that run while the app runs (heartbeats, offer expiry); started and cancelled by the app.
@@ -157,6 +159,7 @@ class Services:
         self.live = LiveState(self.redis)
         self.rooms = Rooms(self.redis)
         self.precall = PrecallPeers(self.settings, self.redis)
+        self.recordings = Recordings()
         self.blobs = BlobStore(self.settings.blob_dir)
 
     def board_changed(self) -> None:
@@ -164,6 +167,9 @@ class Services:
 
     async def close(self) -> None:
         await self.precall.close_all()
+        from server.actions import recording  # the use case, which imports these services
+
+        await recording.close_all(self)
         await self.redis.aclose()
         await self.db.close()
 

@@ -3,6 +3,7 @@
 // and closing. Each room says what its call is (`kind`: "consult" or "round") and adds its own
 // page around the stage; the server's events for both differ only in their names and room key.
 import { Call } from "/static/call.js";
+import { tx } from "/static/ui/dom.js";
 import { preJoin } from "/static/ui/prejoin.js";
 
 // Join refused because the call has its six people already (the server says `conflict`, "full").
@@ -32,6 +33,9 @@ export class CallRoom {
     this.stream = stream;
     this.draw();
     this.show(this.element);
+    this.handlers.recording = ({ recording }) =>
+      recording[this.key] === this.id && this.setRecording(recording.state === "recording");
+    this.drawRecording();
     for (const [name, fn] of Object.entries(this.handlers)) this.ctx.connection.on(name, fn);
     await this.join();
   }
@@ -54,7 +58,10 @@ export class CallRoom {
       return;
     }
     if (this.closed) return;
-    this.stage.expect(ack.peers);
+    const recorders = ack.peers.filter((p) => p.role === "recorder");
+    // Joining a call being recorded: told before anything is sent to the recorder.
+    if (recorders.length) this.setRecording(true, { late: true });
+    this.stage.expect(ack.peers.filter((p) => p.role !== "recorder"));
     const call = new Call({
       signal: (to, data) => connection.signal(this.key, this.id, to, data),
       iceServers: ack.ice_servers,
@@ -62,6 +69,7 @@ export class CallRoom {
       stream: this.stream,
       selfId: ack.peer_id,
     });
+    for (const p of recorders) call.recorders.add(p.peer_id);
     this.stage.attach(call);
     this.call = call;
     this.joining = false;
@@ -70,6 +78,45 @@ export class CallRoom {
       await call.receive(m.from, m.data).catch((e) => console.warn("rtc:signal", e));
     for (const peer of ack.peers) if (!call.peers.has(peer.peer_id)) await call.offerTo(peer.peer_id);
     await this.more(ack);
+  }
+
+  // --- recording at the server: "Đang ghi hình" for everyone; start and stop for the chair
+
+  drawRecording() {
+    const { h } = this.ctx;
+    this.recordingBadge = h("span", { class: "recording-badge", role: "status", hidden: true }, tx("recording.on"));
+    this.recordingNotice = h("p", { class: "recording-notice", role: "alert", hidden: true }, tx("recording.notice"));
+    this.stage.element.querySelector(".stage-status")?.prepend(this.recordingBadge);
+    this.stage.element.prepend(this.recordingNotice);
+    if (!this.chairs()) return;
+    this.recordingButton = h("button", { type: "button", class: "recording-control", onclick: () => this.toggleRecording() });
+    this.stage.addControl(this.recordingButton);
+    this.setRecording(false);
+  }
+
+  setRecording(on, { late = false } = {}) {
+    this.recording = on;
+    if (this.recordingBadge) this.recordingBadge.hidden = !on;
+    if (this.recordingNotice) this.recordingNotice.hidden = !(on && late);
+    if (!on && this.recordingNotice) this.recordingNotice.hidden = true;
+    if (on && !late) this.ctx.announce?.(this.ctx.t("recording.on"));
+    if (this.recordingButton) {
+      this.recordingButton.replaceChildren(tx(on ? "recording.stop" : "recording.start"));
+      this.recordingButton.setAttribute("aria-pressed", String(on));
+    }
+  }
+
+  async toggleRecording() {
+    const event = this.recording ? "recording:stop" : "recording:start";
+    this.recordingButton.disabled = true;
+    try {
+      const { recording } = await this.ctx.connection.request(event, { [this.key]: this.id });
+      this.setRecording(recording.state === "recording");
+    } catch (e) {
+      this.ctx.say?.(this.ctx.t("recording.refused", { message: e.message }), true);
+    } finally {
+      this.recordingButton.disabled = false;
+    }
   }
 
   // A join refused for another reason than a full call: said in the banner.
@@ -83,11 +130,18 @@ export class CallRoom {
   }
 
   peerJoined(p) {
+    if (p.role === "recorder") {
+      // The server's recorder: no tile; it offers, and what we send it is capped.
+      this.call?.recorders.add(p.peer_id);
+      this.setRecording(true);
+      return;
+    }
     this.stage.peerJoined(p);
     if (p.rejoined) this.call?.drop(p.peer_id, true); // it will send a new offer
   }
 
   peerLeft(peerId) {
+    if (this.call?.recorders.has(peerId)) this.setRecording(false);
     this.stage.peerLeft(peerId);
     this.call?.drop(peerId);
   }

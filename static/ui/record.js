@@ -241,7 +241,13 @@ export class RecordPage {
         : h("p", { class: "muted" }, t("record.no_files")),
     );
     this.signing = this.signing || h("section", { class: "record-signatures no-print", "aria-labelledby": "signatures-title" });
-    this.element.replaceChildren(summary, events, noteList, files, this.signing, this.minutes, this.viewer);
+    this.recordings = h(
+      "section",
+      { class: "record-recordings no-print", "aria-labelledby": "recordings-title" },
+      h("h2", { id: "recordings-title" }, t("recordings.title")),
+    );
+    this.element.replaceChildren(summary, events, noteList, files, this.recordings, this.signing, this.minutes, this.viewer);
+    this.loadRecordings();
     this.loadSignatures();
   }
 
@@ -367,6 +373,67 @@ export class RecordPage {
       status,
     );
     return form;
+  }
+
+  // The call's recordings, segments in order; each plays in the page once fetched with the
+  // user's sign-in (a <video> cannot send it itself), and every playback is audited.
+  async loadRecordings() {
+    const { h, t, when, api } = this.ctx;
+    let recordings = [];
+    try {
+      ({ recordings } = await api(`/api/consults/${encodeURIComponent(this.id)}/recordings`));
+    } catch (error) {
+      this.recordings.append(errorNode(t, error));
+      return;
+    }
+    if (!recordings.length) {
+      this.recordings.append(h("p", { class: "muted" }, t("recordings.none")));
+      return;
+    }
+    this.recordings.append(
+      h(
+        "ol",
+        { class: "recordings" },
+        recordings.map((r) => {
+          const slot = h("div", { class: "recording-player" });
+          const label = t("recordings.segment", {
+            segment: r.segment,
+            when: when(r.started_at),
+            minutes: Math.max(1, Math.round((r.duration_s || 0) / 60)),
+          });
+          const play = h(
+            "button",
+            {
+              type: "button",
+              class: "secondary play-recording",
+              "aria-label": `${t("recordings.play")}: ${label}`,
+              onclick: async () => {
+                play.disabled = true;
+                try {
+                  const url = URL.createObjectURL(await api(`/api/recordings/${r.id}/media`, { as: "blob" }));
+                  this.urls.push(url);
+                  slot.replaceChildren(h("video", { src: url, controls: true, "aria-label": label }));
+                } catch (error) {
+                  slot.replaceChildren(errorNode(t, error));
+                } finally {
+                  play.disabled = false;
+                }
+              },
+            },
+            t("recordings.play"),
+          );
+          const state = r.state === "recording" ? t("recordings.in_progress") : r.state === "failed" ? t("recordings.cut_short") : "";
+          return h(
+            "li",
+            { "data-recording": r.id },
+            h("span", {}, label),
+            state ? h("span", { class: "muted" }, ` — ${state}`) : null,
+            r.state === "recording" ? null : play,
+            slot,
+          );
+        }),
+      ),
+    );
   }
 
   // The requesting side (the requester, or a clinician of the requesting hospital) reports back,

@@ -31,6 +31,11 @@ export class ConsultRoom extends CallRoom {
     return this.consult.id;
   }
 
+  // The accepted specialist chairs the consult: they start and stop its recording.
+  chairs() {
+    return this.consult.specialist?.id === this.ctx.user.id;
+  }
+
   // The room's name: translated parts and the patient's reference, redrawn on a language change.
   title() {
     const { t, specialtyName } = this.ctx;

@@ -38,6 +38,11 @@ export class RoundRoom extends CallRoom {
     return this.round.id;
   }
 
+  // The round's lead chairs it: they start and stop its recording.
+  chairs() {
+    return this.round.lead_specialist?.id === this.ctx.user.id && this.round.lead_status === "accepted";
+  }
+
   // The round's name: translated, with its title and ward as typed.
   title() {
     return `${this.ctx.t("round.title")} — ${this.round.title} — ${this.round.ward}`;

@@ -39,6 +39,8 @@ PREFIXES = (
     "login:",
     "caps:",
     "precall:",
+    "recording:",
+    "recorder:",
     "live:",
 )
 
@@ -125,6 +127,10 @@ def test_every_name_keys_builds_starts_with_a_known_prefix() -> None:
         keys.login_by_address("10.0.0.1"),
         keys.requesting("u1"),
         keys.precall_lease("u1"),
+        keys.recording_of_call("consult:c1"),
+        keys.recording_claim("rec1"),
+        keys.recording_commands("rec1"),
+        keys.recording_sid("rec1"),
         keys.round_starting("r1", "2026-12-08"),
         keys.round_patient_op("s1", "p1"),
         *(FIXED - {keys.IN_CONSULT, keys.IN_ROUND, keys.ROUND_AUDIENCE}),

@@ -14,6 +14,7 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from aiohttp import web
 from server.policy import permissions
 from server.policy.permissions import ROLES, Rule
 from server.records import consults
-from server.records.models import Attachment, Consult, new_id, utcnow
+from server.records.models import Attachment, Consult, Recording, new_id, utcnow
 from server.runtime.app import create_app
 from server.runtime.redis_process import free_port
 from server.runtime.services import connect
@@ -63,7 +64,7 @@ SITUATIONS = [
     ),
     Situation("clinician", "bavi.colleague", "same-hospital", frozenset({"participant", "requesting_side"})),
     Situation("clinician", "bavi.nurse", "other-hospital", frozenset()),
-    Situation("specialist", "xanhpon.surgeon", "accepted", frozenset({"party", "participant", "in_call"})),
+    Situation("specialist", "xanhpon.surgeon", "accepted", frozenset({"party", "participant", "in_call", "chair"})),
     Situation("specialist", "xanhpon.icu", "other-specialist", frozenset()),
     # Ba Vì and Xanh Pôn are in Hà Nội: the Hà Nội Department of Health oversees the consult,
     # the Quảng Ninh one (a supervisor of another province) does not.
@@ -72,7 +73,7 @@ SITUATIONS = [
     Situation("admin", "admin", "admin", frozenset()),
 ]
 USERNAMES = sorted({s.username for s in SITUATIONS} | {"xanhpon.obgyn", "victim"})
-CONSULT_RELATIONS = {"participant", "party", "requester", "requesting_side", "in_call"}
+CONSULT_RELATIONS = {"participant", "party", "requester", "requesting_side", "in_call", "chair"}
 # Round rules are checked here for their role gate only (a round that does not exist: allowed
 # roles get `not_found`); who takes part in a round is tests/system/test_rounds.py's.
 ROUND_RELATIONS = {"round_member", "round_lead", "round_team", "round_planner", "round_creator", "round_named_lead"}
@@ -211,6 +212,8 @@ def event_payload(event: str, consult_id: str, world: World) -> dict[str, Any]:
         "round:leave": {"round_id": "no-such-round"},
         "round:focus": {"round_id": "no-such-round", "patient_id": "no-such-patient"},
         "round:end": {"round_id": "no-such-round"},
+        "recording:start": ref,
+        "recording:stop": ref,
     }
     assert event in payloads, f"tests/system/test_authorization.py needs a payload for {event}"
     return payloads[event]
@@ -301,6 +304,28 @@ async def add_attachment(world: World, consult: Consult) -> str:
     return item.id
 
 
+async def add_recording(world: World, consult: Consult) -> str:
+    """A finished recording of the consult's call (its file: a few bytes, enough to be served)."""
+    sha256, size = await world.instance.services.blobs.put(_one_chunk(b"\x1aE\xdf\xa3webm"), 64)
+    item = Recording(
+        id=new_id(),
+        consult_id=consult.id,
+        segment=1,
+        state="stopped",
+        started_at=utcnow(),
+        stopped_at=utcnow(),
+        started_by=world.ids["xanhpon.surgeon"],
+        duration_s=1.0,
+        bytes=size,
+        sha256=sha256,
+        retain_until=utcnow() + timedelta(days=3650),
+        legal_hold=False,
+    )
+    async with world.db.session() as session, session.begin():
+        session.add(item)
+    return item.id
+
+
 async def route_request(world: World, method: str, path: str, token: str) -> tuple[str, dict[str, Any]]:
     """A concrete URL and body for a route: real ids where the relation matters, harmless ones elsewhere."""
     values = {
@@ -316,6 +341,8 @@ async def route_request(world: World, method: str, path: str, token: str) -> tup
         values["consult_id"] = consult.id
         if "{attachment_id}" in path:
             values["attachment_id"] = await add_attachment(world, consult)
+    if "{recording_id}" in path:
+        values["recording_id"] = await add_recording(world, await fresh_consult(world))
     url = path.format(**values)
     if path == "/static":
         url = "/static/app.js"
