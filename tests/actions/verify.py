@@ -34,10 +34,12 @@ class Recorder(Client):
     def __init__(self) -> None:
         super().__init__()
         self.log: list[tuple[str, Any]] = []
+        self.last_event_at = float("-inf")  # the event loop's clock when the last event came
 
     async def _record(self, event: str, *args: Any) -> None:
         payload = args[0] if len(args) == 1 else list(args)
         self.log.append((event, payload))
+        self.last_event_at = asyncio.get_running_loop().time()
         self.queue(event).put_nowait(payload)
 
 
@@ -124,15 +126,17 @@ def normal(state: State) -> Any:
 
 
 async def settle(screens: Iterable[Screen], quiet_s: float = QUIET_S) -> None:
-    """Wait until no screen has received anything for `quiet_s`."""
+    """Wait until no screen has received anything for `quiet_s`, counted from now or from the
+    last event, whichever is later: an event in the middle of a quiet spell restarts it from that
+    event, not from the end of the spell."""
     screens = list(screens)
-    seen = [len(s.socket.log) for s in screens]
+    loop = asyncio.get_running_loop()
+    start = loop.time()
     while True:
-        await asyncio.sleep(quiet_s)
-        now = [len(s.socket.log) for s in screens]
-        if now == seen:
+        quiet_until = max(start, *(s.socket.last_event_at for s in screens)) + quiet_s
+        if loop.time() >= quiet_until:
             return
-        seen = now
+        await asyncio.sleep(quiet_until - loop.time())
 
 
 @dataclass
