@@ -136,6 +136,7 @@ class Instance:
         self.services = services
         self.runner = runner
         self.url = url
+        self.tokens: dict[str, str] = {}  # see `token_of`
 
     async def stop(self) -> None:
         await self.runner.cleanup()
@@ -194,6 +195,15 @@ async def login(base_url: str, username: str, password: str = PASSWORD) -> str:
             body = await resp.json()
             assert resp.status == 200, body
             return str(body["token"])
+
+
+async def token_of(instance: Instance, username: str) -> str:
+    """The token `username` signed in with on `instance` in this test, signing in the first time:
+    their HTTP requests keep one token, as the browser does (argon2 is slow on purpose, and a
+    sign-in per request was a good part of some tests' time). Tests of signing in call `login`."""
+    if username not in instance.tokens:
+        instance.tokens[username] = await login(instance.url, username)
+    return instance.tokens[username]
 
 
 class Client:
