@@ -141,6 +141,13 @@ async def settle(screens: Iterable[Screen], quiet_s: float = QUIET_S) -> None:
         await asyncio.sleep(quiet_until - loop.time())
 
 
+async def snapshots(screens: list[Screen]) -> dict[str, State]:
+    """A fresh state for every screen, all taken at once: each from a socket of its own that
+    only reads, so none of them changes what another is given."""
+    states = await asyncio.gather(*(s.fresh() for s in screens))
+    return {s.name: state for s, state in zip(screens, states, strict=True)}
+
+
 @dataclass
 class Outcome:
     """What each screen received, and its state before and after."""
@@ -166,7 +173,7 @@ async def verify_action(
     await settle(screens)
     for screen in screens:
         screen.socket.log.clear()
-    before = {s.name: await s.fresh() for s in screens}
+    before = await snapshots(screens)
     await action()
     deadline = asyncio.get_running_loop().time() + within
     while True:
@@ -178,7 +185,7 @@ async def verify_action(
             for event, payload in events[screen.name]:
                 state = apply(state, event, payload)
             applied[screen.name] = state
-        after = {s.name: await s.fresh() for s in screens}
+        after = await snapshots(screens)
         wrong = [s.name for s in screens if normal(applied[s.name]) != normal(after[s.name])]
         if not wrong or asyncio.get_running_loop().time() > deadline:
             break
