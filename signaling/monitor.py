@@ -2,8 +2,8 @@
 
 Every update is the whole board again, not a difference: boards are small, and a lost
 update (the Redis manager delivers at most once) is healed by the next one. Updates are
-coalesced: changes only mark the board dirty, and each instance sends at most
-`1 / UPDATE_INTERVAL_S` updates a second, plus one every `REFRESH_S` for what changes
+coalesced: changes only mark the board dirty, and each instance sends at most one update every
+`BOARD_UPDATE_INTERVAL_S` (0.5 s), plus one every `BOARD_REFRESH_S` (15 s) for what changes
 without an event (durations, a crashed instance's users going offline). Only the boards that
 some supervisor has open, on any instance, are built (`board.watched`): with none open, a
 change costs nothing, so a burst of clinicians connecting does not read the network each time.
@@ -29,8 +29,6 @@ from signaling.router import Router, admit, client_event, refused_while_storage_
 log = logging.getLogger("telerounds.monitor")
 
 NAMESPACE = MONITOR
-UPDATE_INTERVAL_S = 0.5
-REFRESH_S = 15.0
 router = Router(NAMESPACE)
 
 
@@ -83,10 +81,11 @@ async def _keep_watching(services: Services, watching: dict[str, Scope]) -> None
 
 async def _updates(services: Services, watching: dict[str, Scope]) -> None:
     last = time.monotonic()
+    refresh_s = services.settings.board_refresh_s
 
     async def send() -> None:
         nonlocal last
-        if not services.board_dirty and (time.monotonic() - last < REFRESH_S or not watching):
+        if not services.board_dirty and (time.monotonic() - last < refresh_s or not watching):
             # A change made here is sent at once, wherever its supervisors are connected; the
             # periodic refresh is for this instance's own supervisors only (idle, it was a
             # third of an instance's CPU).
@@ -103,4 +102,4 @@ async def _updates(services: Services, watching: dict[str, Scope]) -> None:
         )
         services.metrics.board_updates.inc()
 
-    await every(UPDATE_INTERVAL_S, send, "monitor:update")
+    await every(services.settings.board_update_interval_s, send, "monitor:update")

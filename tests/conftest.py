@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import shutil
 import uuid
@@ -136,6 +137,7 @@ class Instance:
         self.services = services
         self.runner = runner
         self.url = url
+        self.tokens: dict[str, str] = {}  # see `token_of`
 
     async def stop(self) -> None:
         await self.runner.cleanup()
@@ -194,6 +196,15 @@ async def login(base_url: str, username: str, password: str = PASSWORD) -> str:
             body = await resp.json()
             assert resp.status == 200, body
             return str(body["token"])
+
+
+async def token_of(instance: Instance, username: str) -> str:
+    """The token `username` signed in with on `instance` in this test, signing in the first time:
+    their HTTP requests keep one token, as the browser does (argon2 is slow on purpose, and a
+    sign-in per request was a good part of some tests' time). Tests of signing in call `login`."""
+    if username not in instance.tokens:
+        instance.tokens[username] = await login(instance.url, username)
+    return instance.tokens[username]
 
 
 class Client:
@@ -262,11 +273,19 @@ async def until(client: Client, event: str, check: Callable[[Any], bool], within
             return payload
 
 
+@functools.cache
+def password_hash() -> str:
+    """One argon2 hash of PASSWORD for every user a test adds, as the demo users share one (argon2
+    is slow on purpose: a hash per added user was a good part of some tests' setup)."""
+    from server.policy.auth import hash_password
+
+    return hash_password(PASSWORD)
+
+
 async def add_user(
     database_url: str, username: str, role: str, hospital_id: str, specialties: tuple[str, ...] = ()
 ) -> None:
     """Another user for a test (password PASSWORD)."""
-    from server.policy.auth import hash_password
     from server.records.models import User
 
     db = Database(database_url)
@@ -279,7 +298,7 @@ async def add_user(
                     role=role,
                     hospital_id=hospital_id,
                     specialties=list(specialties),
-                    password_hash=hash_password(PASSWORD),
+                    password_hash=password_hash(),
                     active=True,
                 )
             )

@@ -15,6 +15,8 @@ def test_defaults_use_embedded_redis_and_sqlite_under_var(tmp_path: Path) -> Non
     assert settings.embedded_redis
     assert settings.database_url == f"sqlite+aiosqlite:///{tmp_path}/telerounds.db"
     assert settings.allowed_origins == ()
+    assert settings.board_refresh_s == 15.0  # BOARD_REFRESH_S
+    assert settings.board_update_interval_s == 0.5  # BOARD_UPDATE_INTERVAL_S
     assert settings.blob_dir == tmp_path / "blobs"  # the blob store: under the var dir unless BLOB_DIR says
     assert load_settings({"TELEROUNDS_VAR_DIR": str(tmp_path), "BLOB_DIR": "/mnt/blobs"}).blob_dir == Path("/mnt/blobs")
 
@@ -72,6 +74,8 @@ def test_postgres_urls_get_the_async_driver(tmp_path: Path) -> None:
         ("TSA_URL", "tsa.example"),
         ("MAX_RECORDINGS", "many"),
         ("RECORDING_RETENTION_YEARS", "5"),  # Thông tư 49/2017: at least ten years
+        ("BOARD_REFRESH_S", "0.1"),
+        ("BOARD_UPDATE_INTERVAL_S", "0"),
     ],
 )
 def test_a_bad_value_names_the_setting(tmp_path: Path, name: str, value: str) -> None:

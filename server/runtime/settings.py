@@ -59,6 +59,11 @@ class Settings:
     offer_timeout_urgent_s: float = 15.0
     offer_timeout_emergency_s: float = 30.0
     wait_alert_s: float = 600.0
+    # The supervisors' board is sent again this often with nothing changed, for what changes
+    # without an event (waiting times turning overdue, durations, a crashed instance's users).
+    # Changes to the board are coalesced: each instance sends at most one update per interval.
+    board_update_interval_s: float = 0.5
+    board_refresh_s: float = 15.0
     reconnect_grace_s: float = 20.0
     presence_ttl_s: int = 30
     precall_max: int = 4
@@ -313,6 +318,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         offer_timeout_urgent_s=_float(env, "OFFER_TIMEOUT_URGENT_S", 15.0, 0.1, 3600),
         offer_timeout_emergency_s=_float(env, "OFFER_TIMEOUT_EMERGENCY_S", 30.0, 0.1, 3600),
         wait_alert_s=_float(env, "WAIT_ALERT_S", 600.0, 1.0, 7 * 24 * 3600),
+        board_update_interval_s=_float(env, "BOARD_UPDATE_INTERVAL_S", 0.5, 0.05, 60),
+        board_refresh_s=_float(env, "BOARD_REFRESH_S", 15.0, 1.0, 3600),
         reconnect_grace_s=_float(env, "RECONNECT_GRACE_S", 20.0, 0.0, 600),
         presence_ttl_s=_int(env, "PRESENCE_TTL_S", 30, 2, 3600),
         precall_max=_int(env, "PRECALL_MAX", 4, 0, 1000),

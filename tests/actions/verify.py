@@ -18,9 +18,11 @@ from typing import Any
 from tests.actions.apply import State, apply
 from tests.conftest import Client, Instance, login
 
-# The board is sent at most twice a second; a second and a bit without an event means the
-# action's consequences have all been sent.
-QUIET_S = 1.2
+# The action tests' instances send the board at most once every BOARD_UPDATE_S
+# (BOARD_UPDATE_INTERVAL_S; 0.5 s in service, where this wait was 1.2 s): that and 0.7 s more
+# without an event means the action's consequences have all been sent.
+BOARD_UPDATE_S = 0.1
+QUIET_S = BOARD_UPDATE_S + 0.7
 # How long an action's events may take to agree with the snapshot before the test fails.
 WITHIN_S = 10.0
 
@@ -34,10 +36,12 @@ class Recorder(Client):
     def __init__(self) -> None:
         super().__init__()
         self.log: list[tuple[str, Any]] = []
+        self.last_event_at = float("-inf")  # the event loop's clock when the last event came
 
     async def _record(self, event: str, *args: Any) -> None:
         payload = args[0] if len(args) == 1 else list(args)
         self.log.append((event, payload))
+        self.last_event_at = asyncio.get_running_loop().time()
         self.queue(event).put_nowait(payload)
 
 
@@ -124,15 +128,24 @@ def normal(state: State) -> Any:
 
 
 async def settle(screens: Iterable[Screen], quiet_s: float = QUIET_S) -> None:
-    """Wait until no screen has received anything for `quiet_s`."""
+    """Wait until no screen has received anything for `quiet_s`, counted from now or from the
+    last event, whichever is later: an event in the middle of a quiet spell restarts it from that
+    event, not from the end of the spell."""
     screens = list(screens)
-    seen = [len(s.socket.log) for s in screens]
+    loop = asyncio.get_running_loop()
+    start = loop.time()
     while True:
-        await asyncio.sleep(quiet_s)
-        now = [len(s.socket.log) for s in screens]
-        if now == seen:
+        quiet_until = max(start, *(s.socket.last_event_at for s in screens)) + quiet_s
+        if loop.time() >= quiet_until:
             return
-        seen = now
+        await asyncio.sleep(quiet_until - loop.time())
+
+
+async def snapshots(screens: list[Screen]) -> dict[str, State]:
+    """A fresh state for every screen, all taken at once: each from a socket of its own that
+    only reads, so none of them changes what another is given."""
+    states = await asyncio.gather(*(s.fresh() for s in screens))
+    return {s.name: state for s, state in zip(screens, states, strict=True)}
 
 
 @dataclass
@@ -160,7 +173,7 @@ async def verify_action(
     await settle(screens)
     for screen in screens:
         screen.socket.log.clear()
-    before = {s.name: await s.fresh() for s in screens}
+    before = await snapshots(screens)
     await action()
     deadline = asyncio.get_running_loop().time() + within
     while True:
@@ -172,7 +185,7 @@ async def verify_action(
             for event, payload in events[screen.name]:
                 state = apply(state, event, payload)
             applied[screen.name] = state
-        after = {s.name: await s.fresh() for s in screens}
+        after = await snapshots(screens)
         wrong = [s.name for s in screens if normal(applied[s.name]) != normal(after[s.name])]
         if not wrong or asyncio.get_running_loop().time() > deadline:
             break

@@ -75,8 +75,9 @@ async def test_the_board_follows_a_consult_from_queue_to_call_to_the_days_count(
 
 
 async def test_a_request_waiting_past_the_alert_is_flagged_overdue(start_instance: StartInstance, clients) -> None:
-    """WAIT_ALERT_S: the board flags the row by itself (its periodic refresh), nobody has to act."""
-    instance = await start_instance(WAIT_ALERT_S="2")
+    """WAIT_ALERT_S: the board flags the row by itself (its periodic refresh, BOARD_REFRESH_S,
+    here 1 s instead of 15 so the test does not wait it out), nobody has to act."""
+    instance = await start_instance(WAIT_ALERT_S="2", BOARD_REFRESH_S="1")
     supervisor = await clients(instance, "soyte.supervisor", namespace="/monitor")
     await supervisor.next("monitor:snapshot")
     consult = await ask(await clients(instance, "bavi.clinician"), specialty="obstetrics")

@@ -11,7 +11,7 @@ from fhir.resources.R4B.bundle import Bundle
 from sqlalchemy import select
 
 from server.records.models import AuditEntry
-from tests.conftest import Instance, add_user, login
+from tests.conftest import Instance, add_user, token_of
 from tests.fhir_schema import schema_errors
 from tests.system.test_consults import ask
 from tests.system.test_notes import XSS, add, note
@@ -23,7 +23,7 @@ PDF = b"%PDF-1.4\n%\xe2\xe3\n1 0 obj<<>>endobj\n%%EOF"
 
 
 async def http(instance: Instance, username: str) -> aiohttp.ClientSession:
-    token = await login(instance.url, username)
+    token = await token_of(instance, username)
     return aiohttp.ClientSession(base_url=instance.url, headers={"Authorization": f"Bearer {token}"})
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 
 from server.records.consults import VIETNAM
-from tests.conftest import Client, Instance, StartInstance, login
+from tests.conftest import Client, Instance, StartInstance, token_of
 from tests.system.test_consults import ask
 from tests.system.test_rounds import PATIENTS, http, join, user_id
 
@@ -210,7 +210,7 @@ async def test_rounds_per_hospital_and_patients_per_round_are_capped(start_insta
 
 
 async def upload(instance: Instance, username: str, consult_id: str, size: int) -> tuple[int, Any]:
-    token = await login(instance.url, username)
+    token = await token_of(instance, username)
     form = aiohttp.FormData()
     form.add_field("file", PNG + b"\x00" * (size - len(PNG)), filename="phim.png", content_type="image/png")
     async with aiohttp.ClientSession(base_url=instance.url, headers={"Authorization": f"Bearer {token}"}) as session:

@@ -13,7 +13,7 @@ import aiohttp
 from server.actions import rounds
 from server.policy import rounds as round_policy
 from server.records.consults import VIETNAM
-from tests.conftest import CONSENT, Client, Instance, StartInstance, add_user, login, until
+from tests.conftest import CONSENT, Client, Instance, StartInstance, add_user, token_of, until
 
 PATIENTS = [
     {"bed": "3", "ref": "BV-2026-201", "summary": "Viêm phổi, thở oxy 3 l/ph"},
@@ -25,7 +25,7 @@ PATIENTS = [
 async def http(
     instance: Instance, username: str | None, method: str, path: str, body: Any = None, **params: str
 ) -> tuple[int, Any]:
-    headers = {"Authorization": f"Bearer {await login(instance.url, username)}"} if username else {}
+    headers = {"Authorization": f"Bearer {await token_of(instance, username)}"} if username else {}
     async with aiohttp.ClientSession(base_url=instance.url, headers=headers) as session:
         async with session.request(method, path, json=body, params=params or None) as resp:
             if resp.content_type == "application/json":
