@@ -56,6 +56,8 @@ def apply(state: State, event: str, payload: Any) -> State:
         return new
     if event == "presence:changed":
         new["presence"] = payload["presence"]
+    elif event in ("consult:offer", "consult:updated") and _older(new, payload["consult"]):
+        return state  # events from two instances may cross; a screen never goes back a version
     elif event == "consult:offer":
         new["offers"] = [o for o in new["offers"] if o["consult"]["id"] != payload["consult"]["id"]]
         new["offers"].append({"consult": payload["consult"], "expires_at": payload["expires_at"]})
@@ -85,6 +87,13 @@ def apply(state: State, event: str, payload: Any) -> State:
     else:
         raise ValueError(f"apply does not know the event {event!r}")
     return new
+
+
+def _older(state: State, consult: dict[str, Any]) -> bool:
+    """As static/protocol.js `isOlder`: a version older than the one the screen holds is ignored."""
+    held = [c for c in state["consults"] if c["id"] == consult["id"]]
+    held += [o["consult"] for o in state["offers"] if o["consult"]["id"] == consult["id"]]
+    return bool(held) and held[0]["version"] > consult["version"]
 
 
 def _consult_changed(state: State, consult: dict[str, Any]) -> None:
