@@ -4,12 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install browser poppler lint bench screenshots clean
+.PHONY: run test install browser poppler coturn lint bench screenshots clean
 
 run: $(STAMP)
 	$(BIN)/python -m server
 
-test: $(STAMP) browser poppler
+test: $(STAMP) browser poppler coturn
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 install: $(STAMP)
@@ -27,6 +27,10 @@ browser:
 # The minutes tests read the PDFs back with poppler's pdftotext, pdffonts and pdfinfo.
 poppler:
 	@scripts/ensure-poppler
+
+# The TURN tests start Debian's coturn (turnserver) on loopback.
+coturn:
+	@scripts/ensure-coturn
 
 lint: $(STAMP)
 	$(BIN)/ruff check server signaling tests bench

@@ -25,7 +25,7 @@ from server.outbox import Call, Event, To
 from server.records import audit, consults
 from server.records.models import Consult
 from server.runtime import loops
-from server.runtime.ice import ice_servers
+from server.runtime.ice import call_network
 from server.runtime.services import Services
 from signaling.notes import note_page
 from signaling.router import Caller, Router
@@ -50,6 +50,9 @@ class Invite(Payload):
 class SessionDescription(Payload):
     type: Literal["offer", "answer"]
     sdp: str
+    # An offer that restarts ICE on the connection the two peers have (same DTLS session), rather
+    # than one that makes the connection anew.
+    restart: bool | None = None
 
 
 class IceCandidateInit(Payload):
@@ -210,7 +213,7 @@ async def consult_join(caller: Caller, payload: ConsultRef) -> dict[str, Any]:
         "consult": await dispatch.describe(caller.services, consult),
         "peer_id": peer.peer_id,
         "peers": others,
-        "ice_servers": ice_servers(caller.services.settings, caller.account.id),
+        **call_network(caller.services.settings, caller.account.id),
         **await _notes(caller, consult),
     }
 

@@ -1,6 +1,12 @@
 // A mesh call: one RTCPeerConnection per other peer. The newcomer offers; the others answer.
 // No DOM here: the page gets tracks, peer states, the others' media state and audio levels
 // through callbacks, and sends signals through the `signal(to, data)` it hands in.
+//
+// A lost path is found again by an ICE restart on the same connection (`{type: "offer", sdp,
+// restart: true}`: new candidates, same DTLS session, the picture keeps its place); only when
+// that does not bring it back within RESTART_WAIT_MS is the connection made anew. TURN
+// credentials expire (`TURN_TTL_S`): before they do, `refreshNetwork()` fetches fresh ones and
+// every connection restarts ICE with them, so a long call keeps its relay.
 
 const PEER_STATE = {
   new: "connecting",
@@ -10,12 +16,40 @@ const PEER_STATE = {
   failed: "failed",
 };
 
+// How long a connection may stay disconnected (or failed) before its ICE is restarted, and how
+// long a restart may take before the connection is made anew.
+export const LOST_PATH_MS = 2000;
+export const RESTART_WAIT_MS = 10000;
+
+// When to fetch fresh TURN credentials: a minute before they expire, or halfway for short ones.
+export function refreshDelayMs(ttlS) {
+  return Math.max(ttlS - 60, ttlS / 2) * 1000;
+}
+
 export class Call {
   // `signal(to, data) -> Promise`, or a `connection` with signal(roomKey, roomId, to, data).
-  constructor({ signal, connection, roomKey, roomId, iceServers = [], icePolicy = "all", stream, selfId = null }) {
+  // `refreshNetwork() -> Promise<{ice_servers, ice_transport_policy, ice_ttl_s}>` (GET
+  // /api/ice-servers) renews the TURN credentials every `iceTtlS` seconds or so.
+  constructor({
+    signal,
+    connection,
+    roomKey,
+    roomId,
+    iceServers = [],
+    icePolicy = "all",
+    iceTtlS = 0,
+    refreshNetwork = null,
+    stream,
+    selfId = null,
+  }) {
     this.send = signal || ((to, data) => connection.signal(roomKey, roomId, to, data));
     this.iceServers = iceServers;
     this.icePolicy = icePolicy;
+    this.refreshNetwork = refreshNetwork;
+    this.restarts = 0; // ICE restarts sent, for whoever looks into a call (support, the tests)
+    this.lostTimers = new Map(); // peer_id -> timer: restart once the path has been lost long enough
+    this.closed = false;
+    if (refreshNetwork && iceTtlS > 0) this.scheduleRefresh(iceTtlS);
     this.stream = stream;
     this.selfId = selfId;
     this.peers = new Map(); // peer_id -> RTCPeerConnection
@@ -49,6 +83,19 @@ export class Call {
       // joined after we changed them.
       if (state === "connected") this.sendMedia(peerId);
     };
+    pc.oniceconnectionstatechange = () => {
+      if (this.peers.get(peerId) !== pc) return;
+      const lost = ["disconnected", "failed"].includes(pc.iceConnectionState);
+      if (lost && !this.lostTimers.has(peerId)) {
+        this.lostTimers.set(
+          peerId,
+          setTimeout(() => this.recover(peerId, pc), pc.iceConnectionState === "failed" ? 0 : LOST_PATH_MS),
+        );
+      } else if (!lost && ["connected", "completed"].includes(pc.iceConnectionState)) {
+        clearTimeout(this.lostTimers.get(peerId));
+        this.lostTimers.delete(peerId);
+      }
+    };
     this.peers.set(peerId, pc);
     this.onPeerState(peerId, "connecting");
     return pc;
@@ -67,6 +114,57 @@ export class Call {
     }
   }
 
+  // The path to a peer is lost: restart ICE on the same connection; if that has not brought it
+  // back within RESTART_WAIT_MS, make the connection anew (a full offer, new DTLS).
+  async recover(peerId, pc) {
+    if (this.closed || this.peers.get(peerId) !== pc) return;
+    console.info(`call ${peerId}: path lost (${pc.iceConnectionState}), restarting ICE`);
+    await this.restartIce(peerId);
+    this.lostTimers.set(
+      peerId,
+      setTimeout(() => {
+        this.lostTimers.delete(peerId);
+        if (this.closed || this.peers.get(peerId) !== pc) return;
+        if (["connected", "completed"].includes(pc.iceConnectionState)) return;
+        console.info(`call ${peerId}: ICE restart did not bring it back, offering anew`);
+        this.offerTo(peerId).catch((e) => console.warn(`call ${peerId}: offer failed`, e));
+      }, RESTART_WAIT_MS),
+    );
+  }
+
+  // An ICE restart on the connection to a peer: new candidates (through the current ICE servers),
+  // the same DTLS session and tracks.
+  async restartIce(peerId) {
+    const pc = this.peers.get(peerId);
+    if (!pc || pc.signalingState !== "stable") return false;
+    this.restarts += 1;
+    await pc.setLocalDescription(await pc.createOffer({ iceRestart: true }));
+    await this.signal(peerId, { type: "offer", sdp: pc.localDescription.sdp, restart: true });
+    return true;
+  }
+
+  // Fresh TURN credentials before the current ones expire, then an ICE restart with them on every
+  // connection (a relay allocation cannot be refreshed with an expired username).
+  scheduleRefresh(ttlS) {
+    clearTimeout(this.refreshTimer);
+    this.refreshTimer = setTimeout(async () => {
+      if (this.closed) return;
+      try {
+        const network = await this.refreshNetwork();
+        this.iceServers = network.ice_servers;
+        for (const [peerId, pc] of this.peers) {
+          pc.setConfiguration({ iceServers: this.iceServers, iceTransportPolicy: this.icePolicy });
+          await this.restartIce(peerId);
+        }
+        console.info(`call: ICE servers renewed for ${network.ice_ttl_s} s`);
+        this.scheduleRefresh(network.ice_ttl_s);
+      } catch (e) {
+        console.warn("call: could not renew the ICE servers; trying again", e?.code || e);
+        this.scheduleRefresh(Math.min(ttlS, 20));
+      }
+    }, refreshDelayMs(ttlS));
+  }
+
   // As the newcomer: offer to everyone already in the call.
   async offerTo(peerId) {
     console.info(`call ${peerId}: offering`);
@@ -81,7 +179,19 @@ export class Call {
       this.onMedia(from, { audio: !!data.media.audio, video: !!data.media.video, screen: !!data.media.screen });
       return;
     }
-    console.info(`call ${from}: received ${data.type || "candidate"}`);
+    console.info(`call ${from}: received ${data.type || "candidate"}${data.restart ? " (ICE restart)" : ""}`);
+    const current = this.peers.get(from);
+    if (data.type === "offer" && data.restart && current) {
+      // An ICE restart on the connection we have: answer it there, keeping its DTLS session.
+      if (current.signalingState === "have-local-offer") {
+        if (this.selfId && this.selfId < from) return; // both restarted at once: ours stands
+        await current.setLocalDescription({ type: "rollback" });
+      }
+      await current.setRemoteDescription({ type: "offer", sdp: data.sdp });
+      await current.setLocalDescription(await current.createAnswer());
+      await this.signal(from, { type: "answer", sdp: current.localDescription.sdp });
+      return;
+    }
     if (data.type === "offer") {
       // The server tells only one of two peers to offer; should both offer anyway (glare), the
       // offer of the peer with the smaller peer_id stands and the other answers it.
@@ -106,6 +216,8 @@ export class Call {
 
   // `renewing`: a new connection to the same peer follows at once (a rejoin, an offer).
   drop(peerId, renewing = false) {
+    clearTimeout(this.lostTimers.get(peerId));
+    this.lostTimers.delete(peerId);
     const pc = this.peers.get(peerId);
     if (!pc) return;
     pc.close();
@@ -174,6 +286,8 @@ export class Call {
   }
 
   close() {
+    this.closed = true;
+    clearTimeout(this.refreshTimer);
     for (const id of [...this.peers.keys()]) this.drop(id);
   }
 }

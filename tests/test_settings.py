@@ -46,8 +46,15 @@ def test_postgres_urls_get_the_async_driver(tmp_path: Path) -> None:
         ("TELEROUNDS_DEMO_DATA", "maybe"),
         ("OFFER_TIMEOUT_URGENT_S", "soon"),
         ("PRESENCE_TTL_S", "0"),
+        ("ICE_TRANSPORT_POLICY", "turn-only"),
     ],
 )
 def test_a_bad_value_names_the_setting(tmp_path: Path, name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):
         load_settings({"TELEROUNDS_VAR_DIR": str(tmp_path), name: value})
+
+
+def test_ice_transport_policy_is_all_unless_relay_is_asked(tmp_path: Path) -> None:
+    assert load_settings({"TELEROUNDS_VAR_DIR": str(tmp_path)}).ice_transport_policy == "all"
+    relay = load_settings({"TELEROUNDS_VAR_DIR": str(tmp_path), "ICE_TRANSPORT_POLICY": "relay"})
+    assert relay.ice_transport_policy == "relay"

@@ -17,7 +17,7 @@ import math
 from typing import Any
 
 import redis.asyncio as aioredis
-from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCIceServer, RTCIceTransportPolicy, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaRelay
 
 from server.contract.errors import AppError
@@ -46,7 +46,9 @@ class PrecallPeers:
             RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
             for s in ice_servers(self.settings, user_id)
         ]
-        return RTCConfiguration(iceServers=servers)
+        # Relay-only like the calls, so the check proves the path the calls take (TURN).
+        policy = RTCIceTransportPolicy(self.settings.ice_transport_policy)
+        return RTCConfiguration(iceServers=servers, iceTransportPolicy=policy)
 
     async def answer(self, user_id: str, sdp: str) -> RTCSessionDescription:
         """Answer a browser's offer with an echoing peer."""

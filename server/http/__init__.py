@@ -2,7 +2,7 @@
 
 from aiohttp import web
 
-from server.http import accounts, admin, consults, health, precall, roster, rounds, stats
+from server.http import accounts, admin, consults, health, ice, precall, roster, rounds, stats
 
 
 def add_routes(app: web.Application) -> None:
@@ -10,6 +10,7 @@ def add_routes(app: web.Application) -> None:
     app.add_routes(accounts.routes)
     app.add_routes(roster.routes)
     app.add_routes(precall.routes)
+    app.add_routes(ice.routes)
     app.add_routes(consults.routes)
     app.add_routes(stats.routes)
     app.add_routes(admin.routes)

@@ -31,3 +31,14 @@ def ice_servers(settings: Settings, user_id: str) -> list[dict[str, Any]]:
         username, credential = turn_credentials(settings.turn_secret, user_id, settings.turn_ttl_s)
         servers.append({"urls": list(settings.turn_urls), "username": username, "credential": credential})
     return servers
+
+
+def call_network(settings: Settings, user_id: str) -> dict[str, Any]:
+    """What a client's `RTCPeerConnection` is configured with: fresh TURN credentials and the policy
+    (`"relay"`: TURN only). Sent in the join acks, and again by `GET /api/ice-servers` when a call
+    outlives its credentials."""
+    return {
+        "ice_servers": ice_servers(settings, user_id),
+        "ice_transport_policy": settings.ice_transport_policy,
+        "ice_ttl_s": settings.turn_ttl_s,
+    }

@@ -58,7 +58,9 @@ export class CallRoom {
     const call = new Call({
       signal: (to, data) => connection.signal(this.key, this.id, to, data),
       iceServers: ack.ice_servers,
-      icePolicy: ack.ice_policy || "all",
+      icePolicy: ack.ice_transport_policy || "all",
+      iceTtlS: ack.ice_ttl_s || 0,
+      refreshNetwork: () => this.ctx.api("/api/ice-servers"),
       stream: this.stream,
       selfId: ack.peer_id,
     });
