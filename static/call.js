@@ -7,6 +7,13 @@
 // that does not bring it back within RESTART_WAIT_MS is the connection made anew. TURN
 // credentials expire (`TURN_TTL_S`): before they do, `refreshNetwork()` fetches fresh ones and
 // every connection restarts ICE with them, so a long call keeps its relay.
+//
+// Audio first, per link: each connection's statistics are read once a second
+// (static/linkquality.js decides); when its link cannot carry video, the video sender of that
+// connection only is made inactive (audio untouched) and the other side is told `{link:
+// "audio_only"}`; `{link: "ok"}` when video is back. Connections to the recorder are never
+// touched: the record keeps its video.
+import { initialLink, nextLink, sendsVideo } from "/static/linkquality.js";
 
 const PEER_STATE = {
   new: "connecting",
@@ -19,7 +26,11 @@ const PEER_STATE = {
 // How long a connection may stay disconnected (or failed) before its ICE is restarted, and how
 // long a restart may take before the connection is made anew.
 export const LOST_PATH_MS = 2000;
-export const RESTART_WAIT_MS = 10000;
+export const RESTART_WAIT_MS = 15000;
+// How often each connection's statistics are read, and how long nothing may come in over a
+// connected one before its path counts as lost (audio alone sends some 50 packets a second).
+export const WATCH_MS = 1000;
+export const STALL_MS = 3000;
 
 // When to fetch fresh TURN credentials: a minute before they expire, or halfway for short ones.
 export function refreshDelayMs(ttlS) {
@@ -49,6 +60,9 @@ export class Call {
     this.restarts = 0; // ICE restarts sent, for whoever looks into a call (support, the tests)
     this.lostTimers = new Map(); // peer_id -> timer: restart once the path has been lost long enough
     this.closed = false;
+    this.watched = new Map(); // RTCPeerConnection -> {bytesIn, lastInAt, link, told}
+    this.recorders = new Set(); // peer_ids of the recorder: its video is never stopped
+    this.watchTimer = setInterval(() => this.watch().catch(() => {}), WATCH_MS);
     if (refreshNetwork && iceTtlS > 0) this.scheduleRefresh(iceTtlS);
     this.stream = stream;
     this.selfId = selfId;
@@ -62,6 +76,7 @@ export class Call {
     this.onGone = () => {};
     this.onPeerState = () => {};
     this.onMedia = () => {};
+    this.onLink = () => {}; // (peerId, {sending, receiving}): either side's video stopped by the link
   }
 
   connection(peerId) {
@@ -84,6 +99,7 @@ export class Call {
       if (state === "connected") this.sendMedia(peerId);
     };
     pc.oniceconnectionstatechange = () => {
+      console.info(`call ${peerId}: ice ${pc.iceConnectionState}`);
       if (this.peers.get(peerId) !== pc) return;
       const lost = ["disconnected", "failed"].includes(pc.iceConnectionState);
       if (lost && !this.lostTimers.has(peerId)) {
@@ -119,13 +135,15 @@ export class Call {
   async recover(peerId, pc) {
     if (this.closed || this.peers.get(peerId) !== pc) return;
     console.info(`call ${peerId}: path lost (${pc.iceConnectionState}), restarting ICE`);
+    const watched = this.watched.get(pc);
+    if (watched) watched.lastInAt = performance.now(); // give the restart its time
     await this.restartIce(peerId);
     this.lostTimers.set(
       peerId,
       setTimeout(() => {
         this.lostTimers.delete(peerId);
         if (this.closed || this.peers.get(peerId) !== pc) return;
-        if (["connected", "completed"].includes(pc.iceConnectionState)) return;
+        if (["connected", "completed"].includes(pc.iceConnectionState) && this.flowing(pc)) return;
         console.info(`call ${peerId}: ICE restart did not bring it back, offering anew`);
         this.offerTo(peerId).catch((e) => console.warn(`call ${peerId}: offer failed`, e));
       }, RESTART_WAIT_MS),
@@ -141,6 +159,69 @@ export class Call {
     await pc.setLocalDescription(await pc.createOffer({ iceRestart: true }));
     await this.signal(peerId, { type: "offer", sdp: pc.localDescription.sdp, restart: true });
     return true;
+  }
+
+  // Whether anything came in over the connection lately.
+  flowing(pc) {
+    const watched = this.watched.get(pc);
+    return !watched || performance.now() - watched.lastInAt < STALL_MS;
+  }
+
+  // Once a second, per connection: has the path gone quiet (restart it), and can the link carry
+  // video (audio first when it cannot)?
+  async watch() {
+    for (const [peerId, pc] of this.peers) {
+      if (pc.connectionState === "new" || pc.connectionState === "connecting") continue;
+      const sample = { kbps: null, loss: null, rttS: null };
+      let bytesIn = 0;
+      for (const r of (await pc.getStats()).values()) {
+        if (r.type === "inbound-rtp") bytesIn += r.bytesReceived || 0;
+        else if (r.type === "candidate-pair" && r.nominated && r.state === "succeeded" && r.availableOutgoingBitrate)
+          sample.kbps = r.availableOutgoingBitrate / 1000;
+        else if (r.type === "remote-inbound-rtp") {
+          if (r.fractionLost != null) sample.loss = Math.max(sample.loss ?? 0, r.fractionLost);
+          if (r.roundTripTime != null) sample.rttS = Math.max(sample.rttS ?? 0, r.roundTripTime);
+        }
+      }
+      if (this.peers.get(peerId) !== pc) continue; // replaced while the statistics were read
+      const now = performance.now();
+      let w = this.watched.get(pc);
+      if (!w) {
+        w = { bytesIn, lastInAt: now, link: initialLink(), told: "ok" };
+        this.watched.set(pc, w);
+      }
+      if (bytesIn !== w.bytesIn) {
+        w.bytesIn = bytesIn;
+        w.lastInAt = now;
+      } else if (now - w.lastInAt >= STALL_MS && !this.lostTimers.has(peerId)) {
+        this.lostTimers.set(peerId, null);
+        this.recover(peerId, pc).catch((e) => console.warn(`call ${peerId}: ICE restart failed`, e));
+      }
+      if (this.recorders.has(peerId) || !this.flowing(pc)) continue;
+      const before = w.link;
+      w.link = nextLink(before, sample);
+      if (w.link.mode !== before.mode) {
+        console.info(`call ${peerId}: link ${w.link.mode} (${JSON.stringify(sample)})`);
+      }
+      if (sendsVideo(w.link) !== sendsVideo(before)) await this.linkVideo(pc, sendsVideo(w.link));
+      const told = w.link.mode === "ok" ? "ok" : "audio_only";
+      if (told !== w.told) {
+        w.told = told;
+        this.send(peerId, { link: told }).catch(() => {});
+        this.onLink(peerId, { sending: told === "audio_only", receiving: !!w.theirs });
+      }
+    }
+  }
+
+  // Video on one connection only, by its sender's encodings: audio and the other links untouched.
+  async linkVideo(pc, on) {
+    for (const sender of pc.getSenders()) {
+      if (sender.track?.kind !== "video") continue;
+      const params = sender.getParameters();
+      if (!params.encodings?.length) continue;
+      for (const encoding of params.encodings) encoding.active = on;
+      await sender.setParameters(params);
+    }
   }
 
   // Fresh TURN credentials before the current ones expire, then an ICE restart with them on every
@@ -175,6 +256,14 @@ export class Call {
   }
 
   async receive(from, data) {
+    if (data.link) {
+      // The other side stopped (or brought back) its video to us because of the link.
+      const pc = this.peers.get(from);
+      const w = pc && this.watched.get(pc);
+      if (w) w.theirs = data.link === "audio_only";
+      this.onLink(from, { sending: w ? w.told === "audio_only" : false, receiving: data.link === "audio_only" });
+      return;
+    }
     if (data.media) {
       this.onMedia(from, { audio: !!data.media.audio, video: !!data.media.video, screen: !!data.media.screen });
       return;
@@ -287,6 +376,7 @@ export class Call {
 
   close() {
     this.closed = true;
+    clearInterval(this.watchTimer);
     clearTimeout(this.refreshTimer);
     for (const id of [...this.peers.keys()]) this.drop(id);
   }

@@ -66,6 +66,7 @@ export class CallRoom {
     });
     this.stage.attach(call);
     this.call = call;
+    for (const peer of ack.peers) this.noteRecorder(peer);
     this.joining = false;
     this.joined(ack);
     for (const m of this.pending.splice(0))
@@ -84,7 +85,13 @@ export class CallRoom {
     else this.pending?.push(m);
   }
 
+  // The recorder's connection is never made audio-only by a weak link: the record keeps its video.
+  noteRecorder(peer) {
+    if (peer.role === "recorder" || peer.user?.role === "recorder") this.call?.recorders.add(peer.peer_id);
+  }
+
   peerJoined(p) {
+    this.noteRecorder(p);
     this.stage.peerJoined(p);
     if (p.rejoined) this.call?.drop(p.peer_id, true); // it will send a new offer
   }

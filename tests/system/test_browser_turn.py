@@ -45,10 +45,12 @@ SELECTED_PAIR = """async () => {
 }"""
 
 
-async def consult_call(start_instance: StartInstance, browser: Browser, **env: str) -> tuple[Page, Page]:
+async def consult_call(
+    start_instance: StartInstance, browser: Browser, district: dict[str, str] | None = None, **env: str
+) -> tuple[Page, Page]:
     """A clinician at Ba Vì and a specialist at Xanh Pôn in one consult's call, each through their
-    own instance, both with the ICE settings `env`."""
-    a = await start_instance(**env)
+    own instance, both with the ICE settings `env` (the clinician's with `district` if given)."""
+    a = await start_instance(**(district or env))
     b = await start_instance(**env)
     clinician = await signed_in(browser, a, "bavi.clinician")
     specialist = await signed_in(browser, b, "xanhpon.surgeon")
