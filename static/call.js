@@ -60,8 +60,9 @@ export class Call {
     this.restarts = 0; // ICE restarts sent, for whoever looks into a call (support, the tests)
     this.lostTimers = new Map(); // peer_id -> timer: restart once the path has been lost long enough
     this.closed = false;
-    this.watched = new Map(); // RTCPeerConnection -> {bytesIn, lastInAt, link, told}
+    this.watched = new WeakMap(); // RTCPeerConnection -> {bytesIn, lastInAt, link, told}
     this.recorders = new Set(); // peer_ids of the recorder: its video is never stopped
+    this.theirLinks = new Map(); // peer_id -> true while that peer sends us audio only for the link
     this.watchTimer = setInterval(() => this.watch().catch(() => {}), WATCH_MS);
     if (refreshNetwork && iceTtlS > 0) this.scheduleRefresh(iceTtlS);
     this.stream = stream;
@@ -193,7 +194,8 @@ export class Call {
       if (bytesIn !== w.bytesIn) {
         w.bytesIn = bytesIn;
         w.lastInAt = now;
-      } else if (now - w.lastInAt >= STALL_MS && !this.lostTimers.has(peerId)) {
+      } else if (bytesIn > 0 && now - w.lastInAt >= STALL_MS && !this.lostTimers.has(peerId)) {
+        // Quiet after media came in (a peer that sends nothing, as the recorder, is never "lost").
         this.lostTimers.set(peerId, null);
         this.recover(peerId, pc).catch((e) => console.warn(`call ${peerId}: ICE restart failed`, e));
       }
@@ -208,7 +210,7 @@ export class Call {
       if (told !== w.told) {
         w.told = told;
         this.send(peerId, { link: told }).catch(() => {});
-        this.onLink(peerId, { sending: told === "audio_only", receiving: !!w.theirs });
+        this.onLink(peerId, { sending: told === "audio_only", receiving: !!this.theirLinks.get(peerId) });
       }
     }
   }
@@ -235,7 +237,9 @@ export class Call {
         this.iceServers = network.ice_servers;
         for (const [peerId, pc] of this.peers) {
           pc.setConfiguration({ iceServers: this.iceServers, iceTransportPolicy: this.icePolicy });
-          await this.restartIce(peerId);
+          // Not towards the recorder: a server peer may not take an ICE restart; its own TURN
+          // credentials are the server's business.
+          if (!this.recorders.has(peerId)) await this.restartIce(peerId);
         }
         console.info(`call: ICE servers renewed for ${network.ice_ttl_s} s`);
         this.scheduleRefresh(network.ice_ttl_s);
@@ -260,7 +264,7 @@ export class Call {
       // The other side stopped (or brought back) its video to us because of the link.
       const pc = this.peers.get(from);
       const w = pc && this.watched.get(pc);
-      if (w) w.theirs = data.link === "audio_only";
+      this.theirLinks.set(from, data.link === "audio_only");
       this.onLink(from, { sending: w ? w.told === "audio_only" : false, receiving: data.link === "audio_only" });
       return;
     }
@@ -307,6 +311,7 @@ export class Call {
   drop(peerId, renewing = false) {
     clearTimeout(this.lostTimers.get(peerId));
     this.lostTimers.delete(peerId);
+    this.theirLinks.delete(peerId);
     const pc = this.peers.get(peerId);
     if (!pc) return;
     pc.close();
