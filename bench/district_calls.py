@@ -78,15 +78,24 @@ async def inbound(page: Page) -> dict[str, float]:
 
 
 async def frames_after(page: Page, frames: float) -> float:
-    """Date.now() in the page when it has decoded more than `frames` frames of remote video."""
-    handle = await page.wait_for_function(
-        f"({INBOUND})().then((s) => s.frames > {frames} + 5 && s.at)", polling=POLL_MS, timeout=60_000
+    """Date.now() in the page when it has decoded more than `frames` frames of remote video
+    (polled every POLL_MS, bounded by a minute)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        now = await inbound(page)
+        if now["frames"] > frames + 5:
+            return now["at"]
+        await asyncio.sleep(POLL_MS / 1000)
+    raise TimeoutError(
+        "no video within a minute of the link coming back; the page logged:\n" + "\n".join(page.logged[-30:])  # type: ignore[attr-defined]
     )
-    return float(await handle.json_value())
 
 
 async def signed_in_watched(browser: Browser, url: str, username: str) -> Page:
     page = await sign_in(browser, url, username)
+    logged: list[str] = []  # what the call logged, to say why when video does not come back
+    page.on("console", lambda m: logged.append(m.text) if "candidate" not in m.text else None)
+    page.logged = logged  # type: ignore[attr-defined]
     await page.add_init_script(WATCH_CONNECTIONS)
     await page.reload()
     await page.wait_for_selector(UI["signed_in"])
@@ -162,13 +171,19 @@ async def on_path(district: bool, args: argparse.Namespace, workdir: Path) -> di
                     counts = [(await inbound(p))["frames"] for p in (clinician, specialist)]
                     link.restore()
                     back = time.time() * 1000
-                    seen = await asyncio.gather(
-                        *(frames_after(p, c) for p, c in zip((clinician, specialist), counts, strict=True))
-                    )
+                    try:
+                        seen = await asyncio.gather(
+                            *(frames_after(p, c) for p, c in zip((clinician, specialist), counts, strict=True))
+                        )
+                    except TimeoutError as error:  # counted and told, and the next cut is timed
+                        result["not_back"] = result.get("not_back", 0) + 1
+                        print(f"  cut {n:2}: {error}", flush=True)
+                        continue
                     restored.append(max(seen) - back)
                     print(f"  cut {n:2}: link restored → video {restored[-1]:6.0f} ms", flush=True)
                     await asyncio.sleep(3)  # settle before the next cut
-                result["restored"] = figures(restored)
+                result["restored"] = figures(restored or [float("nan")])
+                result["restored_ms"] = restored
                 await end_call(clinician, specialist)
             await browser.close()
     finally:
@@ -207,8 +222,13 @@ def section(loopback: dict[str, Any], district: dict[str, Any], args: argparse.N
         "| measure | n | p50 | p95 | min | max |\n| --- | --- | --- | --- | --- | --- |\n"
         f"{row('accept → remote video on both sides, TURN on loopback', loopback['connect'], args.calls)}\n"
         f"{row('accept → remote video on both sides, district link', district['connect'], args.calls)}\n"
-        f"{row('district link restored → video on both sides', district['restored'], args.cuts)}\n\n"
-        f"Audio over the district link, per minute (measured over {args.minute:g} s of one call):\n\n"
+        f"{row('district link restored → video on both sides', district['restored'], len(district['restored_ms']))}\n\n"
+        + (
+            f"Video did not come back within a minute after {district['not_back']} of {args.cuts} cuts.\n\n"
+            if district.get("not_back")
+            else ""
+        )
+        + f"Audio over the district link, per minute (measured over {args.minute:g} s of one call):\n\n"
         "| page | packets received | packets lost | concealment events |\n| --- | --- | --- | --- |\n"
         f"{audio}\n{END}"
     )

@@ -76,8 +76,8 @@ async def logged_times(page: Page, text: str, times: int, within_ms: float) -> N
 
 
 async def selected(page: Page) -> dict[str, Any]:
-    await page.wait_for_function(f"({SELECTED_PAIR})().then(Boolean)")
-    pair: dict[str, Any] = await page.evaluate(SELECTED_PAIR)
+    found = await page.wait_for_function(f"({SELECTED_PAIR})()")  # the pair, once there is one
+    pair: dict[str, Any] = await found.json_value()
     return pair
 
 
