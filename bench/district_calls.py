@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from bench import report
 from bench.browser_calls import (
@@ -146,11 +147,20 @@ async def on_path(district: bool, args: argparse.Namespace, workdir: Path) -> di
             name = "district link" if district else "TURN on loopback"
             connect: list[float] = []
             for n in range(1, args.calls + 1):
-                connect.append(await open_call(clinician, specialist, n))
+                try:
+                    connect.append(await open_call(clinician, specialist, n))
+                except PlaywrightTimeout:  # counted and told; the next call is timed
+                    result["no_video"] = result.get("no_video", 0) + 1
+                    print(f"  {name}: call {n:2}: no video on both pages within 30 s; the pages logged:", flush=True)
+                    for page in (clinician, specialist):
+                        print("    " + "\n    ".join(page.logged[-25:]), flush=True)  # type: ignore[attr-defined]
+                    await end_call(clinician, specialist)
+                    continue
                 print(f"  {name}: call {n:2}: accept → video {connect[-1]:6.0f} ms", flush=True)
                 if not (district and n == args.calls):
                     await end_call(clinician, specialist)
-            result["connect"] = figures(connect)
+            result["connect"] = figures(connect or [float("nan")])
+            result["calls"] = len(connect)
             if district:  # the last call stays open: audio over a minute, then the cuts
                 before = [await inbound(p) for p in (clinician, specialist)]
                 await asyncio.sleep(args.minute)
@@ -220,9 +230,14 @@ def section(loopback: dict[str, Any], district: dict[str, Any], args: argparse.N
         f"restored → video**: the link is cut for {CUT_S:g} s and restored; from the restore to new frames "
         "decoded on both pages (an ICE restart on the same connection, no reload). Printed, not asserted.\n\n"
         "| measure | n | p50 | p95 | min | max |\n| --- | --- | --- | --- | --- | --- |\n"
-        f"{row('accept → remote video on both sides, TURN on loopback', loopback['connect'], args.calls)}\n"
-        f"{row('accept → remote video on both sides, district link', district['connect'], args.calls)}\n"
+        f"{row('accept → remote video on both sides, TURN on loopback', loopback['connect'], loopback['calls'])}\n"
+        f"{row('accept → remote video on both sides, district link', district['connect'], district['calls'])}\n"
         f"{row('district link restored → video on both sides', district['restored'], len(district['restored_ms']))}\n\n"
+        + "".join(
+            f"{what}: {r['no_video']} of {args.calls} calls had no video on both pages within 30 s.\n\n"
+            for what, r in (("TURN on loopback", loopback), ("District link", district))
+            if r.get("no_video")
+        )
         + (
             f"Video did not come back within a minute after {district['not_back']} of {args.cuts} cuts.\n\n"
             if district.get("not_back")

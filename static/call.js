@@ -63,7 +63,13 @@ export class Call {
     this.watched = new WeakMap(); // RTCPeerConnection -> {bytesIn, lastInAt, link, told}
     this.recorders = new Set(); // peer_ids of the recorder: its video is never stopped
     this.theirLinks = new Map(); // peer_id -> true while that peer sends us audio only for the link
-    this.watchTimer = setInterval(() => this.watch().catch(() => {}), WATCH_MS);
+    this.watchTimer = setInterval(() => {
+      if (this.watching) return; // the last reading is still under way (a busy machine): skip one
+      this.watching = true;
+      this.watch()
+        .catch(() => {})
+        .finally(() => (this.watching = false));
+    }, WATCH_MS);
     if (refreshNetwork && iceTtlS > 0) this.scheduleRefresh(iceTtlS);
     this.stream = stream;
     this.selfId = selfId;
@@ -311,9 +317,11 @@ export class Call {
   drop(peerId, renewing = false) {
     clearTimeout(this.lostTimers.get(peerId));
     this.lostTimers.delete(peerId);
-    this.theirLinks.delete(peerId);
     const pc = this.peers.get(peerId);
     if (!pc) return;
+    if (this.theirLinks.delete(peerId) || this.watched.get(pc)?.told === "audio_only") {
+      this.onLink(peerId, { sending: false, receiving: false }); // a new connection starts with video
+    }
     pc.close();
     this.peers.delete(peerId);
     this.onGone(peerId, renewing);

@@ -215,7 +215,8 @@ export class Stage {
     if (!tile || tile.dataset.stale) {
       const fresh = this.tile(peerId);
       if (tile) {
-        for (const key of ["audio", "video", "link"]) if (tile.dataset[key]) fresh.dataset[key] = tile.dataset[key];
+        // Not the link's state: a new connection starts with video.
+        for (const key of ["audio", "video"]) fresh.dataset[key] = tile.dataset[key];
         clearTimeout(tile.leavingTimer);
         tile.replaceWith(fresh);
       } else this.grid.append(fresh);
