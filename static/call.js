@@ -31,6 +31,9 @@ export const RESTART_WAIT_MS = 15000;
 // connected one before its path counts as lost (audio alone sends some 50 packets a second).
 export const WATCH_MS = 1000;
 export const STALL_MS = 3000;
+// After a quiet path comes back, the other side's reports still cover the outage (its loss):
+// the link is judged again only after this.
+export const RESUMED_GRACE_MS = 3000;
 
 // When to fetch fresh TURN credentials: a minute before they expire, or halfway for short ones.
 export function refreshDelayMs(ttlS) {
@@ -194,10 +197,11 @@ export class Call {
       const now = performance.now();
       let w = this.watched.get(pc);
       if (!w) {
-        w = { bytesIn, lastInAt: now, link: initialLink(), told: "ok" };
+        w = { bytesIn, lastInAt: now, link: initialLink(), told: "ok", videoOn: true, judgeFrom: 0 };
         this.watched.set(pc, w);
       }
       if (bytesIn !== w.bytesIn) {
+        if (now - w.lastInAt >= STALL_MS) w.judgeFrom = now + RESUMED_GRACE_MS; // back after a quiet spell
         w.bytesIn = bytesIn;
         w.lastInAt = now;
       } else if (bytesIn > 0 && now - w.lastInAt >= STALL_MS && !this.lostTimers.has(peerId)) {
@@ -205,13 +209,22 @@ export class Call {
         this.lostTimers.set(peerId, null);
         this.recover(peerId, pc).catch((e) => console.warn(`call ${peerId}: ICE restart failed`, e));
       }
-      if (this.recorders.has(peerId) || !this.flowing(pc)) continue;
+      if (this.recorders.has(peerId) || !this.flowing(pc) || now < w.judgeFrom) continue;
       const before = w.link;
       w.link = nextLink(before, sample);
       if (w.link.mode !== before.mode) {
         console.info(`call ${peerId}: link ${w.link.mode} (${JSON.stringify(sample)})`);
       }
-      if (sendsVideo(w.link) !== sendsVideo(before)) await this.linkVideo(pc, sendsVideo(w.link));
+      // Applied until it takes: a renegotiation (an ICE restart) in between makes setParameters fail.
+      const want = sendsVideo(w.link);
+      if (w.videoOn !== want) {
+        try {
+          await this.linkVideo(pc, want);
+          w.videoOn = want;
+        } catch (e) {
+          console.warn(`call ${peerId}: video ${want ? "on" : "off"} not applied yet`, e?.name || e);
+        }
+      }
       const told = w.link.mode === "ok" ? "ok" : "audio_only";
       if (told !== w.told) {
         w.told = told;

@@ -6,9 +6,9 @@ random loss, a bandwidth cap (a token bucket draining a bounded queue: what does
 `queue_s` of the cap is dropped, as a router's buffer does), and a cut (`cut()`: nothing passes,
 both ways, until `restore()`). Each direction has its own figures: `up` is from the district to
 coturn, `down` back. The page whose ICE servers name `port` (relay-only policy) sends all its
-media through here. Everything is bounded: at most `MAX_CLIENTS` client addresses, each with its
-own socket to coturn (so coturn sees one 5-tuple per client, as through a NAT), and it all closes
-with `close()`.
+media through here. Everything is bounded: at most `MAX_CLIENTS` client addresses at once (one
+silent for `IDLE_S` gives its place to a new one), each with its own socket to coturn (so coturn
+sees one 5-tuple per client, as through a NAT), and it all closes with `close()`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,10 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-MAX_CLIENTS = 32
+MAX_CLIENTS = 64
+# A client address silent this long gives its place to a new one (a call that ended: the browser
+# opens new sockets for each connection, so a long run sees many addresses).
+IDLE_S = 10.0
 
 
 @dataclass
@@ -58,6 +61,7 @@ class _Side(asyncio.DatagramProtocol):
         self.on_datagram = on_datagram
         self.transport: asyncio.DatagramTransport | None = None
         self.waiting: list[bytes] = []  # sent before its socket to coturn was open
+        self.last_at = 0.0  # when the client last sent something
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -142,7 +146,10 @@ class DistrictLink:
 
     def _from_client(self, data: bytes, client: tuple[str, int]) -> None:
         back = self.backs.get(client)
+        now = asyncio.get_running_loop().time()
         if back is None:
+            if len(self.backs) >= MAX_CLIENTS:
+                self._forget_idle(now)
             if len(self.backs) >= MAX_CLIENTS:
                 return
             back = _Side(lambda reply, _addr: self._to_client(reply, client))
@@ -150,10 +157,17 @@ class DistrictLink:
             opening = asyncio.ensure_future(self._open_back(back))
             self.opening.add(opening)
             opening.add_done_callback(self.opening.discard)
+        back.last_at = now
         if back.transport is not None:
             self._deliver(self.up, data, back.transport.sendto)
         elif len(back.waiting) < 16:
             back.waiting.append(data)
+
+    def _forget_idle(self, now: float) -> None:
+        for client, back in list(self.backs.items()):
+            if now - back.last_at > IDLE_S and back.transport is not None:
+                back.transport.close()
+                del self.backs[client]
 
     async def _open_back(self, back: _Side) -> None:
         loop = asyncio.get_running_loop()
