@@ -4,12 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install browser poppler nss-tools lint bench screenshots clean
+.PHONY: run test install browser poppler nss-tools coturn lint bench screenshots clean
 
 run: $(STAMP)
 	$(BIN)/python -m server
 
-test: $(STAMP) browser poppler nss-tools
+test: $(STAMP) browser poppler nss-tools coturn
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 install: $(STAMP)
@@ -31,6 +31,10 @@ poppler:
 # The signature tests trust their test CA in pdfsig through an NSS database made with certutil.
 nss-tools:
 	@scripts/ensure-nss-tools
+
+# The TURN tests start Debian's coturn (turnserver) on loopback.
+coturn:
+	@scripts/ensure-coturn
 
 lint: $(STAMP)
 	$(BIN)/ruff check server signaling tests bench

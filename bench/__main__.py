@@ -9,6 +9,8 @@ python -m bench.flood                 a bystander's latency while one user flood
 python -m bench.recording             recorded calls: CPU, memory, real time (its section)
 python -m bench --browser-calls       calls in Chromium: accept → video, network back → video (its section;
                                       = python -m bench.browser_calls)
+python -m bench --district-calls      calls in Chromium through coturn, over an emulated district link (its
+                                      section, at the top; = python -m bench.district_calls)
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 from bench import (
     browser_calls,
     calls,
+    district_calls,
     fixtures,
     loadgen,
     memory,
@@ -52,6 +55,8 @@ AUTHZ_START, AUTHZ_END = "<!-- authz -->", "<!-- /authz -->"
 BROWSER_START, BROWSER_END = browser_calls.START, browser_calls.END
 # Written by bench/recording.py (issue 22); kept as it is.
 RECORDING_START, RECORDING_END = recording.START, recording.END
+# Written by bench/district_calls.py (issue 23); kept as it is, at the top: the figures users feel.
+DISTRICT_START, DISTRICT_END = district_calls.START, district_calls.END
 
 T1, T2 = "telerounds ×1", "telerounds ×2"
 N1, N2 = "node-socket.io ×1", "node-socket.io ×2"
@@ -105,7 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--browser-calls", action="store_true", help="calls in Chromium only (bench/browser_calls.py; its section)"
     )
-    parser.add_argument("--calls", type=int, default=20, help="--browser-calls: calls to time (default 20)")
+    parser.add_argument(
+        "--district-calls", action="store_true", help="calls over a district link only (bench/district_calls.py)"
+    )
+    parser.add_argument("--calls", type=int, default=20, help="--browser-calls, --district-calls: calls to time")
     parser.add_argument("--minutes", type=float, default=30.0, help="soak duration (default 30)")
     parser.add_argument("--rounds", type=int, help="rounds of S1/S2 (default: 2 full, 1 short)")
     parser.add_argument("--only", help="comma-separated scenarios to run (S1 S2 S3 S4 S5); writes nothing")
@@ -113,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.browser_calls:
         return browser_calls.main([f"--calls={args.calls}"] + (["--no-write"] if args.no_write else []))
+    if args.district_calls:
+        return district_calls.main([f"--calls={args.calls}"] + (["--no-write"] if args.no_write else []))
     # Stopped with SIGTERM: unwind, so every server started is stopped too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     loadgen.ensure_node_packages()
@@ -246,8 +256,10 @@ def _document(out: dict[str, Any], meta: dict[str, Any], rounds: int, with_steps
     authz = _kept(old, AUTHZ_START, AUTHZ_END)
     browser = _kept(old, BROWSER_START, BROWSER_END)
     recorded = _kept(old, RECORDING_START, RECORDING_END)
+    district = _kept(old, DISTRICT_START, DISTRICT_END)
     parts = [
         "# Benchmarks\n",
+        *([district + "\n"] if district else []),
         f"Command: `{meta['command']}` · {datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {meta['minutes']:.1f} min\n\n"
         f"Machine: {report.machine()} · load average {meta['load_before']} at the start, {meta['load_after']} "
         f"at the end · reference: Node socket.io {report.socketio_version()}\n",

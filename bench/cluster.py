@@ -58,8 +58,11 @@ class Cluster:
         database_url: str | None = None,
         command: list[str] | None = None,
         cpus: str | None = None,
+        instance_env: list[dict[str, str]] | None = None,
     ) -> None:
         self.count = instances
+        # Settings of one instance only, by index (a district's instance with its own TURN address).
+        self.instance_env = instance_env or []
         self.extra_specialists = extra_specialists
         self.env = env or {}
         self.workdir = Path(tempfile.mkdtemp(prefix="telerounds-bench-"))
@@ -105,14 +108,14 @@ class Cluster:
         pin(self.redis_pid, self.cpus)
         if not self.prepared:
             asyncio.run(self._prepare())
-        for _ in range(self.count):
+        for index in range(self.count):
             port = free_port()
-            self.processes.append(self._spawn(port))
+            self.processes.append(self._spawn(port, index))
             self.urls.append(f"http://127.0.0.1:{port}")
         for url in self.urls:
             wait_ready(url)
 
-    def _spawn(self, port: int) -> subprocess.Popen[bytes]:
+    def _spawn(self, port: int, index: int = 0) -> subprocess.Popen[bytes]:
         env = {
             **os.environ,
             **BENCH_ENV,
@@ -121,6 +124,7 @@ class Cluster:
             "DATABASE_URL": self.database_url,
             "TELEROUNDS_VAR_DIR": str(self.workdir / "var"),
             **self.env,
+            **(self.instance_env[index] if index < len(self.instance_env) else {}),
         }
         process = subprocess.Popen(
             self.command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -141,7 +145,7 @@ class Cluster:
     def start_instance(self, index: int) -> None:
         """Start a stopped instance again on its address; returns once it is ready."""
         port = int(self.urls[index].rsplit(":", 1)[1])
-        self.processes[index] = self._spawn(port)
+        self.processes[index] = self._spawn(port, index)
         wait_ready(self.urls[index], poll_s=0.02)
 
     def stop(self) -> None:

@@ -21,7 +21,7 @@ from server.live import keys
 from server.outbox import Event, To
 from server.records import audit
 from server.records import rounds as round_records
-from server.runtime.ice import ice_servers
+from server.runtime.ice import call_network
 from signaling.notes import note_page
 from signaling.router import Caller, Router
 from signaling.rtc import join_room, leave_call, left_call
@@ -68,7 +68,7 @@ async def round_join(caller: Caller, payload: RoundRef) -> dict[str, Any]:
         "round": described,
         "peer_id": peer.peer_id,
         "peers": others,
-        "ice_servers": ice_servers(services.settings, caller.account.id),
+        **call_network(services.settings, caller.account.id),
         **first,
     }
 

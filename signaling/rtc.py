@@ -25,7 +25,7 @@ from server.outbox import Call, Event, To
 from server.records import audit, consults
 from server.records.models import Consult
 from server.runtime import loops
-from server.runtime.ice import ice_servers
+from server.runtime.ice import call_network
 from server.runtime.services import Services
 from signaling.notes import note_page
 from signaling.router import Caller, Router
@@ -50,6 +50,9 @@ class Invite(Payload):
 class SessionDescription(Payload):
     type: Literal["offer", "answer"]
     sdp: str
+    # An offer that restarts ICE on the connection the two peers have (same DTLS session), rather
+    # than one that makes the connection anew.
+    restart: bool | None = None
 
 
 class IceCandidateInit(Payload):
@@ -75,11 +78,18 @@ class Media(Payload):
     media: MediaState
 
 
+class Link(Payload):
+    """The sender stopped its video to the receiver because their link cannot carry it
+    (`audio_only`), or sends it again (`ok`): both tiles say so, and the board shows the call."""
+
+    link: Literal["audio_only", "ok"]
+
+
 class Signal(Payload):
     consult_id: Id | None = None
     round_id: Id | None = None
     to: Id
-    data: SessionDescription | IceCandidate | Media
+    data: SessionDescription | IceCandidate | Media | Link
 
 
 class Stats(Payload):
@@ -108,6 +118,8 @@ async def join_room(caller: Caller, room: str, role: str) -> tuple[Peer, list[di
     services.board_changed()
     if status == "rejoined":
         services.metrics.reconnects.inc()
+    if peer is not None and status != "new":  # its connections are made anew, with video
+        await services.rooms.forget_links(room, peer.peer_id)
     if peer is None:
         raise AppError("conflict", f"this call is full: at most {MAX_PEERS} people can be in one call")
     assert services.sio is not None
@@ -211,7 +223,7 @@ async def consult_join(caller: Caller, payload: ConsultRef) -> dict[str, Any]:
         "consult": await dispatch.describe(caller.services, consult),
         "peer_id": peer.peer_id,
         "peers": others,
-        "ice_servers": ice_servers(caller.services.settings, caller.account.id),
+        **call_network(caller.services.settings, caller.account.id),
         **await _notes(caller, consult),
     }
 
@@ -326,6 +338,9 @@ async def rtc_signal(caller: Caller, payload: Signal) -> dict[str, Any]:
     # To one socket: the outbox sends it straight to a peer on this instance, through Redis to others.
     await outbox.send(caller.services, [Event("rtc:signal", signal, To.socket(target.sid, caller.namespace))])
     caller.services.metrics.relayed.inc()
+    if isinstance(payload.data, Link):  # the supervisors' board shows calls on audio only
+        await caller.services.rooms.set_link(room, sender.peer_id, target.peer_id, payload.data.link)
+        caller.services.board_changed()
     return {}
 
 

@@ -180,7 +180,10 @@ export class Board {
     if (!values.length) return "—";
     const rtt = Math.max(...values.map((s) => s.rtt_ms || 0));
     const loss = Math.max(...values.map((s) => s.loss_pct || 0));
-    return this.t("board.quality_value", { rtt, loss });
+    const figures = this.t("board.quality_value", { rtt, loss });
+    // A link too weak for video: that call goes on with audio only (static/linkquality.js).
+    if (!values.some((s) => s.audio_only_link)) return figures;
+    return this.h("span", {}, figures, " ", this.h("strong", { class: "audio-only-link" }, this.t("board.audio_only_link")));
   }
 
   // Today's figures changed: read the statistics again, at most once every STATS_EVERY_MS.

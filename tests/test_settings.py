@@ -76,6 +76,7 @@ def test_postgres_urls_get_the_async_driver(tmp_path: Path) -> None:
         ("RECORDING_RETENTION_YEARS", "5"),  # Thông tư 49/2017: at least ten years
         ("BOARD_REFRESH_S", "0.1"),
         ("BOARD_UPDATE_INTERVAL_S", "0"),
+        ("ICE_TRANSPORT_POLICY", "turn-only"),
     ],
 )
 def test_a_bad_value_names_the_setting(tmp_path: Path, name: str, value: str) -> None:
@@ -90,3 +91,9 @@ def test_recordings_are_bounded_and_kept_ten_years_by_default(tmp_path: Path) ->
         {"TELEROUNDS_VAR_DIR": str(tmp_path), "MAX_RECORDINGS": "0", "RECORDING_RETENTION_YEARS": "15"}
     )
     assert chosen.max_recordings == 0 and chosen.recording_retention_years == 15
+
+
+def test_ice_transport_policy_is_all_unless_relay_is_asked(tmp_path: Path) -> None:
+    assert load_settings({"TELEROUNDS_VAR_DIR": str(tmp_path)}).ice_transport_policy == "all"
+    relay = load_settings({"TELEROUNDS_VAR_DIR": str(tmp_path), "ICE_TRANSPORT_POLICY": "relay"})
+    assert relay.ice_transport_policy == "relay"

@@ -17,12 +17,12 @@ import math
 from typing import Any
 
 import redis.asyncio as aioredis
-from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaRelay
 
 from server.contract.errors import AppError
 from server.live import caps, keys
-from server.runtime.ice import ice_servers
+from server.runtime.ice import server_peer_configuration
 from server.runtime.settings import Settings
 
 log = logging.getLogger("telerounds.precall")
@@ -42,11 +42,8 @@ class PrecallPeers:
         self.leases: dict[RTCPeerConnection, tuple[str, str]] = {}
 
     def _configuration(self, user_id: str) -> RTCConfiguration:
-        servers = [
-            RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
-            for s in ice_servers(self.settings, user_id)
-        ]
-        return RTCConfiguration(iceServers=servers)
+        # The calls' ICE servers and policy, so the check proves the path the calls take (TURN).
+        return server_peer_configuration(self.settings, user_id)
 
     async def answer(self, user_id: str, sdp: str) -> RTCSessionDescription:
         """Answer a browser's offer with an echoing peer."""

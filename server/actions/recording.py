@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import av
-from aiortc import RTCConfiguration, RTCIceServer
 
 from server import outbox
 from server.contract.errors import AppError
@@ -46,7 +45,7 @@ from server.records import rounds as round_records
 from server.records.blobs import file_chunks
 from server.records.models import Recording, new_id, utcnow
 from server.records.users import Account
-from server.runtime.ice import ice_servers
+from server.runtime.ice import server_peer_configuration
 
 if TYPE_CHECKING:
     from server.runtime.services import Services
@@ -176,12 +175,8 @@ async def _begin(services: Services, room: str, started_by: str, segment: int, a
         await services.redis.hset(
             keys.RECORDING_WANTED, room, json.dumps({"started_by": started_by, "segment": segment})
         )
-        configuration = RTCConfiguration(
-            [
-                RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
-                for s in ice_servers(settings, "recorder")
-            ]
-        )
+        # The calls' ICE servers and policy: relay-only deployments record through TURN too.
+        configuration = server_peer_configuration(settings, "recorder")
         sid = keys.recording_sid(row.id)
         recorder = Recorder(path, configuration, lambda to, data: _send(services, room, row.id, to, data))
         await recorder.start()

@@ -2,7 +2,7 @@
 
 from aiohttp import web
 
-from server.http import accounts, admin, consults, health, precall, recordings, roster, rounds, stats
+from server.http import accounts, admin, consults, health, ice, precall, recordings, roster, rounds, stats
 
 
 def add_routes(app: web.Application) -> None:
@@ -11,6 +11,7 @@ def add_routes(app: web.Application) -> None:
     app.add_routes(roster.routes)
     app.add_routes(precall.routes)
     app.add_routes(recordings.routes)
+    app.add_routes(ice.routes)
     app.add_routes(consults.routes)
     app.add_routes(stats.routes)
     app.add_routes(admin.routes)

@@ -132,6 +132,12 @@ def room_quality(room: str) -> str:
     return f"room:{room}:quality"
 
 
+def room_links(room: str) -> str:
+    """A call's links that carry audio only: `<sender peer id>|<receiver peer id>` -> "audio_only"
+    (the sender stopped its video to the receiver because their link cannot carry it)."""
+    return f"room:{room}:links"
+
+
 def room_invited(room: str) -> str:
     """Who was invited into a call."""
     return f"room:{room}:invited"

@@ -175,6 +175,7 @@ class Rooms:
             pipe.hdel(keys.room_quality(room), peer_id)
             pipe.zrem(keys.ROOMS_DROPPED, f"{room}|{peer_id}")
             removed, _, _ = await pipe.execute()
+        await self.forget_links(room, peer_id)
         return bool(removed)
 
     async def forget_sid(self, sid: str, room: str, peer_id: str) -> None:
@@ -225,14 +226,40 @@ class Rooms:
         await self.redis.hset(keys.room_quality(room), peer_id, json.dumps({**sample, "at": time.time()}))
 
     async def quality(self, room: str) -> dict[str, dict[str, Any]]:
-        raw = await self.redis.hgetall(keys.room_quality(room))
-        return {str(k): json.loads(v) for k, v in raw.items()}
+        """Each peer's last figures; `audio_only_link: true` for a peer sending audio only to
+        someone in the call because their link is weak."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(keys.room_quality(room))
+            pipe.hkeys(keys.room_links(room))
+            pipe.hkeys(keys.room_peers(room))
+            raw, links, peers = await pipe.execute()
+        quality = {str(k): json.loads(v) for k, v in raw.items()}
+        present = {str(p) for p in peers}
+        for link in links:
+            sender, _, receiver = str(link).partition("|")
+            if sender in present and receiver in present:
+                quality.setdefault(sender, {})["audio_only_link"] = True
+        return quality
+
+    async def set_link(self, room: str, sender: str, receiver: str, state: str) -> None:
+        """The link from `sender` to `receiver` carries audio only (`audio_only`) or all again (`ok`)."""
+        field = f"{sender}|{receiver}"
+        if state == "audio_only":
+            await self.redis.hset(keys.room_links(room), field, state)
+        else:
+            await self.redis.hdel(keys.room_links(room), field)
+
+    async def forget_links(self, room: str, peer_id: str) -> None:
+        """A peer left or made its connections anew: its links start over, carrying video."""
+        mine = [f for f in await self.redis.hkeys(keys.room_links(room)) if peer_id in str(f).split("|")]
+        if mine:
+            await self.redis.hdel(keys.room_links(room), *mine)
 
     async def close(self, room: str) -> list[Peer]:
         """The call is over (consult ended): forget the room."""
         peers = await self.peers(room)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(keys.room_peers(room), keys.room_quality(room), keys.room_invited(room))
+            pipe.delete(keys.room_peers(room), keys.room_quality(room), keys.room_links(room), keys.room_invited(room))
             for peer in peers:
                 pipe.srem(keys.sid_peers(peer.sid), f"{room}|{peer.peer_id}")
                 pipe.zrem(keys.ROOMS_DROPPED, f"{room}|{peer.peer_id}")

@@ -141,6 +141,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/logout"): EVERYONE,
     ("GET", "/api/roster"): EVERYONE,
     ("POST", "/api/precall/offer"): _rule(*CALLERS),
+    ("GET", "/api/ice-servers"): _rule(*CALLERS),  # fresh TURN credentials for a call that outlives its own
     ("GET", "/api/consults"): _rule(*CALLERS, "supervisor"),  # filtered to what the caller may see
     ("GET", "/api/consults/{consult_id}"): _CONSULT_READ,
     ("GET", "/api/consults/{consult_id}/minutes"): _CONSULT_READ,

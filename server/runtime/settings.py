@@ -55,6 +55,9 @@ class Settings:
     turn_urls: tuple[str, ...] = ()
     turn_secret: str = ""
     turn_ttl_s: int = 3600
+    # "relay": calls go through TURN only (a hospital that must not reveal its addresses, and the
+    # tests that prove TURN); "all": direct paths first, TURN when they fail.
+    ice_transport_policy: str = "all"
     offer_timeout_routine_s: float = 30.0
     offer_timeout_urgent_s: float = 15.0
     offer_timeout_emergency_s: float = 30.0
@@ -131,6 +134,13 @@ def _float(env: Mapping[str, str], name: str, default: float, low: float, high: 
 
 def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    raw = env.get(name, "").strip().lower() or default
+    if raw not in allowed:
+        raise SettingsError(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
+    return raw
 
 
 def _networks(env: Mapping[str, str], name: str) -> tuple[Network, ...]:
@@ -313,7 +323,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         stun_urls=_list(env, "STUN_URLS"),
         turn_urls=_list(env, "TURN_URLS"),
         turn_secret=env.get("TURN_SECRET", ""),
-        turn_ttl_s=_int(env, "TURN_TTL_S", 3600, 60, 7 * 24 * 3600),
+        turn_ttl_s=_int(env, "TURN_TTL_S", 3600, 10, 7 * 24 * 3600),
+        ice_transport_policy=_choice(env, "ICE_TRANSPORT_POLICY", "all", ("all", "relay")),
         offer_timeout_routine_s=_float(env, "OFFER_TIMEOUT_ROUTINE_S", 30.0, 0.1, 3600),
         offer_timeout_urgent_s=_float(env, "OFFER_TIMEOUT_URGENT_S", 15.0, 0.1, 3600),
         offer_timeout_emergency_s=_float(env, "OFFER_TIMEOUT_EMERGENCY_S", 30.0, 0.1, 3600),

@@ -65,13 +65,16 @@ export class CallRoom {
     const call = new Call({
       signal: (to, data) => connection.signal(this.key, this.id, to, data),
       iceServers: ack.ice_servers,
-      icePolicy: ack.ice_policy || "all",
+      icePolicy: ack.ice_transport_policy || "all",
+      iceTtlS: ack.ice_ttl_s || 0,
+      refreshNetwork: () => this.ctx.api("/api/ice-servers"),
       stream: this.stream,
       selfId: ack.peer_id,
     });
     for (const p of recorders) call.recorders.add(p.peer_id);
     this.stage.attach(call);
     this.call = call;
+    for (const peer of ack.peers) this.noteRecorder(peer);
     this.joining = false;
     this.joined(ack);
     for (const m of this.pending.splice(0))
@@ -127,6 +130,11 @@ export class CallRoom {
   signal(m) {
     if (this.call && !this.joining) this.call.receive(m.from, m.data).catch((e) => console.warn("rtc:signal", e));
     else this.pending?.push(m);
+  }
+
+  // The recorder's connection is never made audio-only by a weak link: the record keeps its video.
+  noteRecorder(peer) {
+    if (peer.role === "recorder" || peer.user?.role === "recorder") this.call?.recorders.add(peer.peer_id);
   }
 
   peerJoined(p) {

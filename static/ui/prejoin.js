@@ -221,7 +221,17 @@ class PreJoin {
     this.pc?.close();
     this.echoStatus.replaceChildren(tx("prejoin.echo_starting"));
     delete this.echoStatus.dataset.state;
-    const pc = new RTCPeerConnection({ iceServers: [] });
+    // The calls' ICE servers and policy, so a relay-only service checks the path through TURN.
+    let network = { ice_servers: [], ice_transport_policy: "all" };
+    try {
+      network = await api("/api/ice-servers");
+    } catch (e) {
+      /* an older server: check the direct path */
+    }
+    const pc = new RTCPeerConnection({
+      iceServers: network.ice_servers,
+      iceTransportPolicy: network.ice_transport_policy,
+    });
     this.pc = pc;
     for (const track of this.stream.getTracks()) pc.addTrack(track.clone());
     pc.ontrack = (e) => {

@@ -202,6 +202,8 @@ export class Stage {
         h("span", { class: "avatar-name" }, name),
       ),
       h("div", { class: "tile-overlay", role: "status" }, tx("stage.connecting")),
+      // Shown while the link to this person carries audio only (either side stopped its video).
+      h("div", { class: "tile-link", role: "status" }, tx("stage.link_audio_only")),
       this.badges(name),
     );
     return element;
@@ -213,6 +215,7 @@ export class Stage {
     if (!tile || tile.dataset.stale) {
       const fresh = this.tile(peerId);
       if (tile) {
+        // Not the link's state: a new connection starts with video.
         for (const key of ["audio", "video"]) fresh.dataset[key] = tile.dataset[key];
         clearTimeout(tile.leavingTimer);
         tile.replaceWith(fresh);
@@ -259,6 +262,16 @@ export class Stage {
     }, LEAVING_MS);
   }
 
+  // The link to a peer carries audio only (our video to them, or theirs to us, stopped by it).
+  link(peerId, { sending, receiving }) {
+    const tile = this.tiles.get(peerId);
+    if (!tile) return;
+    const audioOnly = sending || receiving;
+    if ((tile.dataset.link === "audio_only") === audioOnly) return;
+    tile.dataset.link = audioOnly ? "audio_only" : "ok";
+    this.announce(audioOnly ? "stage.link_audio_only_name" : "stage.link_ok_name", peerId);
+  }
+
   media(peerId, { audio, video, screen }) {
     const tile = this.tiles.get(peerId);
     if (!tile) return;
@@ -279,7 +292,7 @@ export class Stage {
     if (this.call && this.call !== call) {
       // Re-joining: the old connections are re-made; their tiles wait, marked, for the new ones.
       const old = this.call;
-      old.onTrack = old.onGone = old.onPeerState = old.onMedia = () => {};
+      old.onTrack = old.onGone = old.onPeerState = old.onMedia = old.onLink = () => {};
       for (const peerId of this.tiles.keys()) this.gone(peerId, true);
       old.close();
     }
@@ -288,6 +301,7 @@ export class Stage {
     call.onGone = (peerId, renewing) => this.gone(peerId, renewing);
     call.onPeerState = (peerId, state) => this.setState(peerId, state);
     call.onMedia = (peerId, media) => this.media(peerId, media);
+    call.onLink = (peerId, state) => this.link(peerId, state);
     call.media.audio = this.mic;
     call.media.video = this.camera && !this.audioOnly;
     call.media.screen = Boolean(this.screen);

@@ -16,7 +16,7 @@ from tests.conftest import Instance, StartInstance, add_user, until
 from tests.system.test_consults import ask
 from tests.system.test_rounds import join as join_round
 from tests.system.test_rounds import new_round
-from tests.system.test_rtc import join
+from tests.system.test_rtc import active_consult, join
 
 HANOI, BAVI = Scope("province", "hanoi"), Scope("hospital", "bavi-dgh")
 
@@ -223,3 +223,29 @@ async def test_a_ward_round_in_progress_is_one_session_with_its_call_and_progres
     # The round ends: its session leaves the board.
     assert (await lead.call("round:end", {"round_id": rid}))["ok"]
     await until(supervisor, "monitor:update", lambda u: u["sessions"] == [])
+
+
+async def test_a_call_whose_link_went_audio_only_is_shown_on_the_board(start_instance: StartInstance, clients) -> None:
+    a, b = await start_instance(), await start_instance()
+    supervisor = await clients(a, "soyte.supervisor", namespace="/monitor")
+    await supervisor.next("monitor:snapshot")
+    clinician, surgeon, consult = await active_consult(clients, a, b)
+    await join(clinician, consult["id"])
+    second = await join(surgeon, consult["id"])
+    peer = second["peers"][0]["peer_id"]  # the clinician at Ba Vì
+
+    def audio_only(u: dict[str, Any]) -> bool:
+        live = session_of(u, consult["id"]) or {}
+        return any(s.get("audio_only_link") for s in live.get("quality", {}).values())
+
+    # The specialist's video to Ba Vì stopped for the weak link: the clinician is told, and the board shows it.
+    signal = {"consult_id": consult["id"], "to": peer, "data": {"link": "audio_only"}}
+    assert (await surgeon.call("rtc:signal", signal))["ok"]
+    told = await clinician.next("rtc:signal")
+    assert told["data"] == {"link": "audio_only"} and told["from"] == second["peer_id"]
+    await until(supervisor, "monitor:update", audio_only)
+    # Video back: the board no longer shows it.
+    assert (await surgeon.call("rtc:signal", {**signal, "data": {"link": "ok"}}))["ok"]
+    await until(supervisor, "monitor:update", lambda u: session_of(u, consult["id"]) is not None and not audio_only(u))
+    bad = {**signal, "data": {"link": "video_only"}}
+    assert (await surgeon.call("rtc:signal", bad))["error"]["code"] == "invalid"

@@ -253,6 +253,7 @@ async def test_ice_servers_with_ephemeral_turn_credentials(start_instance: Start
     assert user_id == consult["requester"]["id"]
     expected = base64.b64encode(hmac.new(b"s3cret", turn["username"].encode(), hashlib.sha1).digest()).decode()
     assert turn["credential"] == expected and int(expiry) > 0
+    assert ack["ice_transport_policy"] == "all" and ack["ice_ttl_s"] == 600  # direct paths first, TURN second
 
 
 async def test_a_dropped_peer_is_kept_through_the_grace_period_and_renegotiates(
