@@ -14,6 +14,7 @@ import sys
 import time
 from datetime import timedelta
 from fractions import Fraction
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -31,6 +32,8 @@ from tests.system.test_consults import ask
 from tests.system.test_faults import children  # noqa: F401  (a fixture: instances as processes, to kill -9)
 from tests.system.test_fhir import assert_sound, exported
 from tests.system.test_rtc import ColourTrack, join, peer_connection
+from tests.system.test_turn import candidate_types, relay_only
+from tests.system.turn import TurnServer
 
 RED, GREEN = (200, 30, 30), (30, 200, 30)
 ONLY_CONSULT = {"given_by": "patient", "method": "verbal", "scopes": ["consult"]}
@@ -53,8 +56,14 @@ class ToneTrack(AudioStreamTrack):
 class Participant:
     """An aiortc participant that answers the recorder's offers with its camera and microphone."""
 
-    def __init__(self, client: Client, consult_id: str, colour: tuple[int, int, int]) -> None:
-        self.client, self.consult_id, self.colour = client, consult_id, colour
+    def __init__(
+        self,
+        client: Client,
+        consult_id: str,
+        colour: tuple[int, int, int],
+        connect: Callable[[], RTCPeerConnection] = peer_connection,
+    ) -> None:
+        self.client, self.consult_id, self.colour, self.connect = client, consult_id, colour, connect
         self.pcs: list[RTCPeerConnection] = []
         self.task = asyncio.create_task(self._answer())
 
@@ -63,7 +72,7 @@ class Participant:
             message = await self.client.queue("rtc:signal").get()
             if message["data"].get("type") != "offer":
                 continue
-            pc = peer_connection()
+            pc = self.connect()
             self.pcs.append(pc)
             await pc.setRemoteDescription(RTCSessionDescription(**message["data"]))
             pc.addTrack(ColourTrack(self.colour))
@@ -396,6 +405,39 @@ async def test_kill_9_of_the_recording_instance_leaves_a_playable_segment_and_th
         frames = sum(1 for _ in container.decode(video=0))
     # At least the clusters before the last (closed every second): what was cut off is its last one.
     assert frames >= 10 and segments[0]["duration_s"] >= 1.0, (frames, segments[0])
+
+
+async def test_a_relay_only_deployment_records_through_turn(start_instance, clients, turn: TurnServer) -> None:
+    """With `ICE_TRANSPORT_POLICY=relay` the recorder, like the calls, reaches the participants
+    through coturn only: its offer names relay candidates only, and the file holds their picture."""
+    instance = await start_instance(**turn.settings())
+    token = await login(instance.url, "bavi.clinician")
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
+        async with http.get(f"{instance.url}/api/ice-servers") as resp:
+            network = await resp.json()
+    clinician = await clients(instance, "bavi.clinician")
+    surgeon = await clients(instance, "xanhpon.surgeon")
+    await surgeon.next("session:state")
+    consult = await ask(clinician)
+    await surgeon.next("consult:offer")
+    assert (await surgeon.call("consult:accept", {"consult_id": consult["id"]}))["ok"]
+    await join(clinician, consult["id"])
+    person = Participant(clinician, consult["id"], RED, connect=lambda: relay_only(network))
+    try:
+        started = await surgeon.call("recording:start", {"consult_id": consult["id"]})
+        assert started["ok"], started
+        await until_connected([person], 1)
+        offers = [pc.remoteDescription.sdp for pc in person.pcs]
+        await asyncio.sleep(1.5)
+        stopped = await surgeon.call("recording:stop", {"consult_id": consult["id"]})
+    finally:
+        await person.close()
+    assert offers and all(candidate_types(sdp) == {"relay"} for sdp in offers), offers
+    assert stopped["ok"] and stopped["recording"]["bytes"] > 1000, stopped
+    status, data, _ = await fetch(instance, token, f"/api/recordings/{stopped['recording']['id']}/media")
+    assert status == 200
+    _, frame, _ = colours_and_sound(data)
+    assert frame.reshape(-1, 3).max(axis=0)[0] > 150  # the clinician's red came through the relay
 
 
 async def test_a_ward_round_is_recorded_by_its_lead_once_every_patient_consents(instance, clients) -> None:
