@@ -12,9 +12,9 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from fractions import Fraction
-from collections.abc import Callable
 from typing import Any
 
 import aiohttp
