@@ -85,7 +85,7 @@ export function adminHome({ h, t, api, when, specialtyName: named = null }) {
     // A clinician's or specialist's signing key (PKCS#12 from a CA) and its PIN, for the minutes.
     const p12 = h("input", { type: "file", name: "file", accept: ".p12,.pfx,application/x-pkcs12", required: true,
       "aria-label": t("admin.users.certificate_file_for", { name: u.name }) });
-    const pin = h("input", { type: "password", name: "password", maxlength: 128, required: true, autocomplete: "off",
+    const pin = h("input", { type: "password", name: "certificate_pin", maxlength: 128, required: true, autocomplete: "off",
       "aria-label": t("admin.users.certificate_pin_for", { name: u.name }) });
     const certificate = ["clinician", "specialist"].includes(u.role)
       ? h("details", { class: "upload-certificate" }, h("summary", {}, t("admin.users.certificate")),

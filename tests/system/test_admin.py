@@ -89,6 +89,7 @@ ENDPOINTS: list[tuple[str, str, Any]] = [
     ("POST", "/api/admin/users/{user_id}/certificate", {}),  # multipart when it is an admin's
     ("GET", "/api/admin/roster", None),
     ("GET", "/api/admin/audit", None),
+    ("DELETE", "/api/admin/recordings/{recording_id}", None),
 ]
 
 
@@ -115,7 +116,9 @@ async def test_only_admins_may_administer(instance: Instance, username: str | No
     nurse = await user_id(instance, admin_token, "bavi.nurse")
     token = await login(instance.url, username) if username else None
     for method, template, body in ENDPOINTS:
-        path = template.format(hospital_id="bavi-dgh", upper_id="xanhpon", lower_id="bavi-dgh", user_id=nurse)
+        path = template.format(
+            hospital_id="bavi-dgh", upper_id="xanhpon", lower_id="bavi-dgh", user_id=nurse, recording_id="r1"
+        )
         got, answer = await http(instance, method, path, token, body)
         assert (got, answer["error"]["code"]) == (status, code), (method, path, answer)
     # Nothing was changed by any of them.
