@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The suite runs in this many processes (pytest-xdist); 0 runs it in one.
+TEST_WORKERS ?= 2
 
 .PHONY: run test install browser poppler nss-tools coturn lint bench screenshots clean
 
@@ -10,7 +12,7 @@ run: $(STAMP)
 	$(BIN)/python -m server
 
 test: $(STAMP) browser poppler nss-tools coturn
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 install: $(STAMP)
 
