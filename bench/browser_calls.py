@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import shutil
 import signal
 import statistics
@@ -235,16 +234,8 @@ def main(argv: list[str] | None = None) -> int:
         f = result[key]
         print(f"  {name:22} p50 {f['p50']:6.0f} ms  p95 {f['p95']:6.0f} ms  (min {f['min']:.0f}, max {f['max']:.0f})")
     if not args.no_write:
-        extra = " ".join(argv if argv is not None else sys.argv[1:])
-        command = "python -m bench.browser_calls" + (f" {extra}" if extra else "")
-        text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-        new = section(result, command, load)
-        if START in text:
-            text = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: new, text, flags=re.S)
-        else:
-            text = text.rstrip() + "\n\n" + new + "\n"
-        DOC.write_text(text)
-        print(f"wrote {DOC}")
+        command = report.command_line("bench.browser_calls", argv)
+        report.write_section(DOC, START, END, section(result, command, load))
     return 0
 
 

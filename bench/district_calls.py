@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import signal
 import sys
 import tempfile
@@ -279,17 +278,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{a['concealed']:.0f} concealment events"
         )
     if not args.no_write:
-        extra = " ".join(argv if argv is not None else sys.argv[1:])
-        command = "python -m bench.district_calls" + (f" {extra}" if extra else "")
-        new = section(loopback, district, args, command)
-        text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-        if START in text:
-            text = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: new, text, flags=re.S)
-        else:  # at the top: these are the figures users feel
-            head, _, rest = text.partition("\n")
-            text = f"{head}\n\n{new}\n{rest}"
-        DOC.write_text(text)
-        print(f"wrote {DOC}")
+        command = report.command_line("bench.district_calls", argv)
+        # At the top: these are the figures users feel.
+        report.write_section(DOC, START, END, section(loopback, district, args, command), at_top=True)
     return 0
 
 

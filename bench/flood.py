@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import itertools
 import multiprocessing
-import re
 import statistics
 import sys
 import time
@@ -307,15 +306,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
         print(f"    flood: {_counts(result['counts'])}", flush=True)
     if not args.no_write:
-        command = "python -m bench.flood" + (f" {' '.join(argv or sys.argv[1:])}" if (argv or sys.argv[1:]) else "")
-        text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-        new = section(results, command, args.seconds, load)
-        if START in text:
-            text = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: new, text, flags=re.S)
-        else:
-            text = text.rstrip() + "\n\n" + new + "\n"
-        DOC.write_text(text)
-        print(f"wrote {DOC}")
+        command = report.command_line("bench.flood", argv)
+        report.write_section(DOC, START, END, section(results, command, args.seconds, load))
     return 0
 
 

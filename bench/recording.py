@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import resource
 import sys
 import tempfile
@@ -295,15 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"recording: {args.seconds:g} s per step; load average {load}", flush=True)
     results = asyncio.run(run(args.seconds))
     if not args.no_write:
-        command = "python -m bench.recording" + (f" {' '.join(argv or sys.argv[1:])}" if (argv or sys.argv[1:]) else "")
-        text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-        new = section(results, command, args.seconds, load)
-        if START in text:
-            text = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: new, text, flags=re.S)
-        else:
-            text = text.rstrip() + "\n\n" + new + "\n"
-        DOC.write_text(text)
-        print(f"wrote {DOC}")
+        command = report.command_line("bench.recording", argv)
+        report.write_section(DOC, START, END, section(results, command, args.seconds, load))
     return 0
 
 

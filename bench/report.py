@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import statistics
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -193,3 +195,24 @@ def steps_table(groups: dict[tuple[str, int, str], list[dict[str, Any]]], series
             )
             previous = per_cpu
     return head + "\n".join(rows) + "\n"
+
+
+def command_line(module: str, argv: list[str] | None) -> str:
+    """The command that made a section, as written above its figures."""
+    extra = " ".join(argv if argv is not None else sys.argv[1:])
+    return f"python -m {module}" + (f" {extra}" if extra else "")
+
+
+def write_section(doc: Path, start: str, end: str, new: str, *, at_top: bool = False) -> None:
+    """Put one bench's section into docs/benchmarks.md: in place of its earlier figures (between
+    its markers), else after the title (`at_top`) or at the end."""
+    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
+    if start in text:
+        text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: new, text, flags=re.S)
+    elif at_top:
+        head, _, rest = text.partition("\n")
+        text = f"{head}\n\n{new}\n{rest}"
+    else:
+        text = text.rstrip() + "\n\n" + new + "\n"
+    doc.write_text(text)
+    print(f"wrote {doc}")
