@@ -103,3 +103,17 @@ async def give_consent(page: Page, given_by: str = "patient", relation: str = ""
         await page.fill("input[name=relation]", relation)
     if recording:
         await page.check("input[name=consent_recording]")
+
+
+async def in_a_call(clinician: Page, specialist: Page, ref: str) -> None:
+    """The whole way into a call from the browser: the clinician at Ba Vì asks (with the patient's
+    consent) for patient `ref`, the specialist at Xanh Pôn accepts, both pass the pre-join screen,
+    and each sees the other's video."""
+    await clinician.fill("input[name=ref]", ref)
+    await give_consent(clinician)
+    await clinician.click("form button[type=submit]")
+    await specialist.click(".card.offer button.accept")
+    await clinician.click(".card button.join")
+    for page in (clinician, specialist):
+        await page.click("button.prejoin-join")
+    await video_plays([clinician, specialist])

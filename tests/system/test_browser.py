@@ -13,7 +13,16 @@ from playwright.async_api import Browser
 
 from server.runtime.redis_process import RedisProcess
 from tests.conftest import PASSWORD, Instance, StartInstance, login
-from tests.system.browsing import REMOTE_VIDEO_PLAYS, ROOT, TIMEOUT_MS, give_consent, shot, signed_in, video_plays
+from tests.system.browsing import (
+    REMOTE_VIDEO_PLAYS,
+    ROOT,
+    TIMEOUT_MS,
+    give_consent,
+    in_a_call,
+    shot,
+    signed_in,
+    video_plays,
+)
 
 
 async def test_request_accept_call_and_notes_across_two_instances(two_instances, browser: Browser) -> None:
@@ -111,14 +120,7 @@ async def test_a_dropped_clinician_is_back_in_the_call_with_the_notes_written_me
     b = await start_instance()
     clinician = await signed_in(browser, a, "bavi.clinician")
     specialist = await signed_in(browser, b, "xanhpon.surgeon")
-    await clinician.fill("input[name=ref]", "BV-2026-118")
-    await give_consent(clinician)
-    await clinician.click("form button[type=submit]")
-    await specialist.click(".card.offer button.accept")
-    await clinician.click(".card button.join")
-    for page in (clinician, specialist):
-        await page.click("button.prejoin-join")
-    await video_plays([clinician, specialist])
+    await in_a_call(clinician, specialist, "BV-2026-118")
 
     mark_old = """() => document.querySelectorAll('.tile:not([data-peer="self"])').forEach(t => t.dataset.old = '1')"""
     await clinician.evaluate(mark_old)

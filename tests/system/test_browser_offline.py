@@ -13,7 +13,7 @@ import aiohttp
 from playwright.async_api import Browser, Dialog, Page
 
 from tests.conftest import Instance, StartInstance, login
-from tests.system.browsing import give_consent, shot, signed_in, video_plays
+from tests.system.browsing import in_a_call, shot, signed_in, video_plays
 
 PENDING = "chưa gửi — sẽ gửi lại"
 
@@ -55,14 +55,7 @@ async def test_notes_written_offline_are_delivered_once_when_the_network_returns
     port = int(a.url.rsplit(":", 1)[1])
     clinician = await signed_in(browser, a, "bavi.clinician")
     specialist = await signed_in(browser, b, "xanhpon.surgeon")
-    await clinician.fill("input[name=ref]", "BV-2026-130")
-    await give_consent(clinician)
-    await clinician.click("form button[type=submit]")
-    await specialist.click(".card.offer button.accept")
-    await clinician.click(".card button.join")
-    for page in (clinician, specialist):
-        await page.click("button.prejoin-join")
-    await video_plays([clinician, specialist])
+    await in_a_call(clinician, specialist, "BV-2026-130")
     consult_id = await clinician.get_attribute(".consult-room", "data-consult")
     assert consult_id
     warnings: list[str] = []

@@ -13,7 +13,7 @@ import pytest
 from playwright.async_api import Browser, Page
 
 from tests.conftest import StartInstance
-from tests.system.browsing import give_consent, signed_in, video_plays
+from tests.system.browsing import in_a_call, signed_in
 from tests.system.turn import TurnServer
 
 # Every RTCPeerConnection the page makes, so the test can read its statistics.
@@ -58,14 +58,7 @@ async def consult_call(
         await page.add_init_script(WATCH_CONNECTIONS)
         await page.reload()
         await page.wait_for_selector("#logout:not([hidden])")
-    await clinician.fill("input[name=ref]", "BV-2026-311")
-    await give_consent(clinician)
-    await clinician.click("form button[type=submit]")
-    await specialist.click(".card.offer button.accept")
-    await clinician.click(".card button.join")
-    for page in (clinician, specialist):
-        await page.click("button.prejoin-join")
-    await video_plays([clinician, specialist])
+    await in_a_call(clinician, specialist, "BV-2026-311")
     return clinician, specialist
 
 
