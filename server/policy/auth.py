@@ -1,4 +1,4 @@
-"""Passwords (argon2) and access tokens (JWT, HS256 pinned, `iss`/`aud`/`exp` checked)."""
+"""Passwords (argon2), access tokens and playback tickets (JWT, HS256 pinned, `iss`/`aud`/`exp` checked)."""
 
 from __future__ import annotations
 
