@@ -337,12 +337,10 @@ async def test_in_chromium_everyone_sees_the_recording_and_a_late_joiner_is_told
     )
     src = await clinician.get_attribute(".record-recordings video", "src")
     assert src is not None and src.startswith("/api/recordings/") and "/media?ticket=" in src, src
-    await clinician.evaluate(
-        "() => { const v = document.querySelector('.record-recordings video'); v.muted = true; v.play(); }"
-    )
+    player = "document.querySelector('.record-recordings video')"
+    await clinician.evaluate(f"() => {{ const v = {player}; v.muted = true; v.play(); }}")
     await clinician.wait_for_function(
-        "() => { const v = document.querySelector('.record-recordings video'); return v.readyState >= 2 && v.currentTime > 0; }",
-        timeout=20_000,
+        f"() => {{ const v = {player}; return v.readyState >= 2 && v.currentTime > 0; }}", timeout=20_000
     )
 
     # The round room too: its lead records once its patients consent; the badge is on the page.
