@@ -198,6 +198,7 @@ BUILT: list[tuple[str, Any, type]] = [
         ),
         views.RecordingView,
     ),
+    ("playback_view", views.playback_view("rec-1", "a.b.c", 1796711400), views.PlaybackView),
 ]
 
 

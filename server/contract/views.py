@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any, Protocol, TypedDict
+from urllib.parse import quote
 
 
 def iso(value: datetime | None) -> str | None:
@@ -1014,4 +1015,19 @@ def recording_view(row: RecordingRow) -> RecordingView:
         "bytes": row.bytes,
         "sha256": row.sha256,
         "retain_until": iso(row.retain_until),
+    }
+
+
+class PlaybackView(TypedDict):
+    """A playback link for a `<video src>` (POST /api/recordings/{id}/playback): `url` plays the
+    recording, with HTTP `Range`, until `expires_at`; then the player asks for a new one."""
+
+    url: str
+    expires_at: str
+
+
+def playback_view(recording_id: str, ticket: str, expires: int) -> PlaybackView:
+    return {
+        "url": f"/api/recordings/{quote(recording_id, safe='')}/media?ticket={quote(ticket, safe='')}",
+        "expires_at": datetime.fromtimestamp(expires, UTC).isoformat(),
     }

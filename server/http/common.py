@@ -16,7 +16,7 @@ from server.contract.errors import AppError
 from server.contract.validation import Payload, parse, parse_instant
 from server.http import addresses
 from server.live import ratelimit
-from server.policy.auth import read_token
+from server.policy.auth import PlaybackTicket, Token, read_playback_ticket, read_token
 from server.records.users import Account, load_account
 from server.runtime.services import Services
 from server.runtime.storage import storage_unavailable
@@ -110,12 +110,22 @@ def bearer_token(request: web.Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-# The request's account, once read (by the role gate in server/runtime/app.py, before the handler).
+# The request's account, once read (by the role gate in server/runtime/app.py, before the handler),
+# the sign-in it came with (a bearer token's), or the playback ticket it came with instead.
 ACCOUNT = web.RequestKey("account", Account)
+TOKEN = web.RequestKey("token", Token)
+TICKET = web.RequestKey("ticket", PlaybackTicket)
+
+# Routes that take a playback ticket (`?ticket=`) in place of the bearer token: the file a
+# `<video src>` plays, which cannot send a header (server/http/recordings.py).
+TICKETED_ROUTES = frozenset({"/api/recordings/{recording_id}/media"})
+MAX_TICKET_CHARS = 1000  # a ticket is about 300; anything longer is not one
 
 
 async def require_account(request: web.Request) -> Account:
-    """The signed-in caller; `unauthorized` without a valid bearer token. Each signed-in request
+    """The signed-in caller; `unauthorized` without a valid bearer token (or, on a route of
+    `TICKETED_ROUTES`, a valid playback ticket for its recording, `?ticket=`: the user who asked
+    for it, while their sign-in holds; `forbidden` for a ticket of another recording). Each signed-in request
     takes one token of the user's event bucket, the one their Socket.IO events draw from
     (`rate_limited`, 429 with `Retry-After`, when it is empty): a user flooding the HTTP API
     slows down only themselves, as on the socket."""
@@ -123,7 +133,16 @@ async def require_account(request: web.Request) -> Account:
         return request[ACCOUNT]
     services = services_of(request)
     settings = services.settings
-    token = read_token(settings.secret_key, bearer_token(request))
+    ticket = request.query.get("ticket")
+    resource = request.match_info.route.resource
+    if ticket is not None and resource is not None and resource.canonical in TICKETED_ROUTES:
+        if len(ticket) > MAX_TICKET_CHARS:
+            raise AppError("unauthorized", "the playback link is not valid")
+        held = read_playback_ticket(settings.secret_key, ticket, request.match_info["recording_id"])
+        request[TICKET] = held
+        token = held.token
+    else:
+        token = read_token(settings.secret_key, bearer_token(request))
     account = await load_account(services, token.user_id, token.generation, token.id)
     await ratelimit.take(
         services.redis,
@@ -133,6 +152,7 @@ async def require_account(request: web.Request) -> Account:
         "too many requests; slow down",
     )
     request[ACCOUNT] = account
+    request[TOKEN] = token
     return account
 
 

@@ -1,7 +1,10 @@
 """Recordings over HTTP: a consult's or a round's list, the file (HTTP `Range`), deletion (admin).
 
-Every request for the file is a playback, audited (`recording.play`, with the range asked):
-a player asks again for each part it plays or seeks to."""
+A browser plays through a playback link (`POST …/playback`): a `<video src>` cannot send the
+bearer token, so the link carries a short-lived ticket naming the recording and the user
+(server/policy/auth.py). Asking for the link is the playback, audited once (`recording.play`);
+the many range requests the player then makes with it are not each audited. A request for the
+file with the bearer token itself is a playback of its own, audited with the range asked."""
 
 from __future__ import annotations
 
@@ -12,8 +15,9 @@ from aiohttp import web
 
 from server.actions import access, recording
 from server.actions import rounds as round_actions
-from server.contract.views import recording_view
-from server.http.common import client_address, require_account, services_of
+from server.contract.views import playback_view, recording_view
+from server.http.common import TICKET, TOKEN, client_address, require_account, services_of
+from server.policy.auth import issue_playback_ticket
 from server.records import audit, recordings
 from server.records.blobs import BlobDamaged, BlobMissing, digest_of_path
 
@@ -43,16 +47,32 @@ async def round_recordings(request: web.Request) -> web.Response:
     return web.json_response({"recordings": [recording_view(r) for r in found]})
 
 
+@routes.post("/api/recordings/{recording_id}/playback")
+async def recording_playback(request: web.Request) -> web.Response:
+    """A playback link for a `<video src>`, for this user and this recording, for a few minutes."""
+    account = await require_account(request)
+    services = services_of(request)
+    row = await recording.readable(services, account, request.match_info["recording_id"])
+    recording.media_path(services, row)  # `conflict` while it is being made: nothing to play yet
+    ticket, expires = issue_playback_ticket(services.settings.secret_key, row.id, request[TOKEN])
+    detail = f"segment={row.segment} link"
+    await audit.record(services.db, account.id, "recording.play", "recording", row.id, client_address(request), detail)
+    return web.json_response(playback_view(row.id, ticket, expires))
+
+
 @routes.get("/api/recordings/{recording_id}/media")
 async def recording_media(request: web.Request) -> web.FileResponse:
-    account = await require_account(request)
+    account = await require_account(request)  # the bearer token, or a playback ticket (`?ticket=`)
     services = services_of(request)
     row = await recording.readable(services, account, request.match_info["recording_id"])
     path = recording.media_path(services, row)
     await _check(path, str(row.sha256))
-    asked = request.headers.get("Range", "")[:100]
-    detail = " ".join(p for p in (f"segment={row.segment}", f"range={asked}" if asked else "") if p)
-    await audit.record(services.db, account.id, "recording.play", "recording", row.id, client_address(request), detail)
+    if TICKET not in request:  # a ticket's playback was audited when its link was asked for
+        asked = request.headers.get("Range", "")[:100]
+        detail = " ".join(p for p in (f"segment={row.segment}", f"range={asked}" if asked else "") if p)
+        await audit.record(
+            services.db, account.id, "recording.play", "recording", row.id, client_address(request), detail
+        )
     return web.FileResponse(
         path,
         headers={

@@ -1,4 +1,4 @@
-"""Passwords (argon2) and access tokens (JWT, HS256 pinned, `iss`/`aud`/`exp` checked)."""
+"""Passwords (argon2), access tokens and playback tickets (JWT, HS256 pinned, `iss`/`aud`/`exp` checked)."""
 
 from __future__ import annotations
 
@@ -92,3 +92,69 @@ def read_token(secret: str, token: Any) -> Token:
         token_id if isinstance(token_id, str) and token_id else None,
         expires if isinstance(expires, int) else 0,
     )
+
+
+# A playback link's ticket: a `<video src>` cannot send the bearer token, so the player asks for a
+# link naming one recording and one user (POST /api/recordings/{id}/playback). Its own audience, so
+# a ticket is never a bearer token and a bearer token never a ticket. A few minutes: long enough to
+# load a player's first ranges, short enough that a copied link soon ends; the page asks for a new
+# one when it has (static/ui/record.js).
+PLAYBACK_AUDIENCE = "telerounds-playback"
+PLAYBACK_TICKET_TTL_S = 300
+
+
+@dataclass(frozen=True)
+class PlaybackTicket:
+    """What a valid ticket says: the recording, and the sign-in (`Token`) that asked for it."""
+
+    recording_id: str
+    token: Token
+
+
+def issue_playback_ticket(secret: str, recording_id: str, token: Token, now: float | None = None) -> tuple[str, int]:
+    """A ticket to play `recording_id` as the holder of `token`, and when it expires (seconds since
+    the epoch): it carries the token's user, generation and id, so a new password, a deactivation
+    or signing out ends it too."""
+    issued = int(time.time() if now is None else now)
+    claims: dict[str, Any] = {
+        "sub": token.user_id,
+        "rec": recording_id,
+        "iss": ISSUER,
+        "aud": PLAYBACK_AUDIENCE,
+        "iat": issued,
+        "exp": issued + PLAYBACK_TICKET_TTL_S,
+        "gen": token.generation,
+    }
+    if token.id is not None:
+        claims["sid"] = token.id
+    return jwt.encode(claims, secret, algorithm=ALGORITHM), issued + PLAYBACK_TICKET_TTL_S
+
+
+def read_playback_ticket(secret: str, ticket: str, recording_id: str) -> PlaybackTicket:
+    """What a valid ticket for `recording_id` says; `unauthorized` for an expired or invalid one,
+    `forbidden` for a ticket of another recording."""
+    try:
+        claims = jwt.decode(
+            ticket,
+            secret,
+            algorithms=[ALGORITHM],
+            audience=PLAYBACK_AUDIENCE,
+            issuer=ISSUER,
+            options={"require": ["exp", "sub", "rec", "iss", "aud"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise AppError("unauthorized", "the playback link has expired; ask for a new one") from None
+    except jwt.InvalidTokenError:
+        raise AppError("unauthorized", "the playback link is not valid") from None
+    subject, recording, generation, token_id = (claims.get(k) for k in ("sub", "rec", "gen", "sid"))
+    if not isinstance(subject, str) or not isinstance(recording, str):
+        raise AppError("unauthorized", "the playback link is not valid")
+    if recording != recording_id:
+        raise AppError("forbidden", "this playback link is for another recording")
+    token = Token(
+        subject,
+        generation if isinstance(generation, int) else 0,
+        token_id if isinstance(token_id, str) and token_id else None,
+        int(claims["exp"]),
+    )
+    return PlaybackTicket(recording, token)

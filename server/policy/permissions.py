@@ -155,6 +155,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/consults/{consult_id}/attachments/{attachment_id}"): _CONSULT_READ,
     ("GET", "/api/consults/{consult_id}/recordings"): _CONSULT_READ,
     ("GET", "/api/recordings/{recording_id}/media"): _CONSULT_READ,  # its consult's or round's readers
+    ("POST", "/api/recordings/{recording_id}/playback"): _CONSULT_READ,  # a link for a <video src>
     ("DELETE", "/api/admin/recordings/{recording_id}"): ADMIN,  # refused before retain_until
     ("GET", "/api/stats"): _rule("supervisor", "admin"),  # filtered to the supervisor's scope
     ("GET", "/api/stats/report"): _rule("supervisor", "admin"),

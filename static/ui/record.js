@@ -375,8 +375,9 @@ export class RecordPage {
     return form;
   }
 
-  // The call's recordings, segments in order; each plays in the page once fetched with the
-  // user's sign-in (a <video> cannot send it itself), and every playback is audited.
+  // The call's recordings, segments in order. Each plays streamed, part by part (HTTP Range),
+  // from a playback link: a <video> cannot send the user's sign-in itself, so the server gives a
+  // link for this recording and this user for a few minutes; asking for it is the audited playback.
   async loadRecordings() {
     const { h, t, when, api } = this.ctx;
     let recordings = [];
@@ -410,9 +411,7 @@ export class RecordPage {
               onclick: async () => {
                 play.disabled = true;
                 try {
-                  const url = URL.createObjectURL(await api(`/api/recordings/${r.id}/media`, { as: "blob" }));
-                  this.urls.push(url);
-                  slot.replaceChildren(h("video", { src: url, controls: true, "aria-label": label }));
+                  slot.replaceChildren(await this.player(r.id, label, slot));
                 } catch (error) {
                   slot.replaceChildren(errorNode(t, error));
                 } finally {
@@ -434,6 +433,40 @@ export class RecordPage {
         }),
       ),
     );
+  }
+
+  // A player of one recording from its playback link. When the link has expired (the player
+  // asks for more, or seeks, minutes later), the next request fails: a new link, at the same
+  // place, playing if it was. An error while the link still holds is shown, not retried.
+  async player(recordingId, label, slot) {
+    const { h, t, api } = this.ctx;
+    const link = () => api(`/api/recordings/${encodeURIComponent(recordingId)}/playback`, { method: "POST" });
+    let current = await link();
+    const video = h("video", { src: current.url, controls: true, preload: "metadata", "aria-label": label });
+    let at = 0;
+    let playing = false;
+    video.addEventListener("timeupdate", () => { at = video.currentTime; });
+    video.addEventListener("play", () => { playing = true; });
+    video.addEventListener("pause", () => { playing = false; });
+    video.addEventListener("error", async () => {
+      if (Date.now() < Date.parse(current.expires_at)) {
+        slot.replaceChildren(video, h("p", { class: "error", role: "alert" }, t("recordings.failed")));
+        return;
+      }
+      const resume = playing;
+      try {
+        current = await link();
+      } catch (error) {
+        slot.replaceChildren(errorNode(t, error));
+        return;
+      }
+      video.src = current.url;
+      video.addEventListener("loadedmetadata", () => {
+        video.currentTime = at;
+        if (resume) video.play().catch(() => {});
+      }, { once: true });
+    });
+    return video;
   }
 
   // The requesting side (the requester, or a clinician of the requesting hospital) reports back,

@@ -101,3 +101,21 @@ def test_passwords_hash_and_verify() -> None:
     assert not auth.verify_password(stored, "lúa chín vàng trên đồi Ba Vi")
     assert not auth.verify_password(None, "anything")  # an unknown username: never true
     assert not auth.verify_password("not-a-hash", "anything")
+
+
+def test_a_playback_ticket_names_one_recording_and_the_sign_in_it_was_asked_with() -> None:
+    token = auth.read_token(SECRET, auth.issue_token(SECRET, USER, 3600, generation=2))
+    ticket, expires = auth.issue_playback_ticket(SECRET, "rec-1", token)
+    assert expires - time.time() <= auth.PLAYBACK_TICKET_TTL_S
+    held = auth.read_playback_ticket(SECRET, ticket, "rec-1")
+    assert held.recording_id == "rec-1"
+    assert (held.token.user_id, held.token.generation, held.token.id) == (USER, 2, token.id)
+    with pytest.raises(AppError, match="another recording") as raised:
+        auth.read_playback_ticket(SECRET, ticket, "rec-2")
+    assert raised.value.code == "forbidden"
+    _unauthorized(ticket, "not valid")  # a ticket is not a bearer token ...
+    with pytest.raises(AppError, match="not valid"):  # ... nor a bearer token a ticket
+        auth.read_playback_ticket(SECRET, auth.issue_token(SECRET, USER, 3600), "rec-1")
+    old, _ = auth.issue_playback_ticket(SECRET, "rec-1", token, now=time.time() - auth.PLAYBACK_TICKET_TTL_S - 1)
+    with pytest.raises(AppError, match="expired"):
+        auth.read_playback_ticket(SECRET, old, "rec-1")

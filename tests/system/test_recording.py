@@ -327,13 +327,20 @@ async def test_in_chromium_everyone_sees_the_recording_and_a_late_joiner_is_told
     for page in (clinician, specialist):
         await page.wait_for_selector(".recording-badge[hidden]", state="attached")
 
-    # The record page plays it, fetched with the clinician's sign-in.
+    # The record page plays it, streamed from a playback link (HTTP Range, no copy held whole).
     consult_id = await clinician.get_attribute(".room[data-consult]", "data-consult")
     await clinician.click(".call-bar .control.leave")
     await clinician.evaluate("(id) => { location.hash = `#/record/${id}`; }", consult_id)
     await clinician.click(".record-recordings button.play-recording")
     await clinician.wait_for_function(
         "() => { const v = document.querySelector('.record-recordings video'); return v && v.duration > 0; }"
+    )
+    src = await clinician.get_attribute(".record-recordings video", "src")
+    assert src is not None and src.startswith("/api/recordings/") and "/media?ticket=" in src, src
+    player = "document.querySelector('.record-recordings video')"
+    await clinician.evaluate(f"() => {{ const v = {player}; v.muted = true; v.play(); }}")
+    await clinician.wait_for_function(
+        f"() => {{ const v = {player}; return v.readyState >= 2 && v.currentTime > 0; }}", timeout=20_000
     )
 
     # The round room too: its lead records once its patients consent; the badge is on the page.
