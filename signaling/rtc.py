@@ -219,6 +219,7 @@ async def consult_join(caller: Caller, payload: ConsultRef) -> dict[str, Any]:
         if not await caller.services.rooms.invited(room, account.id):
             await leave_room(caller.services, room, peer)
             raise AppError("forbidden", "your invitation to this consult was withdrawn")
+    recording.joined(caller.services, consult.id)  # a hospital that records its consults
     return {
         "consult": await dispatch.describe(caller.services, consult),
         "peer_id": peer.peer_id,

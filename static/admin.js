@@ -182,10 +182,27 @@ export function adminHome({ h, t, api, when, specialtyName: named = null }) {
     return h("td", {}, unseen,
       form, cellStatus);
   }
+  // Recording: a hospital may have its consults recorded by themselves, once both sides are in
+  // the call and the patient consents to recording (the server decides; this only sets it).
+  function recordingCell(x) {
+    const cellStatus = statusLine();
+    const box = h("input", { type: "checkbox", name: "record_consults", checked: x.record_consults,
+      onchange: run(async () => {
+        try {
+          await send("PATCH", `/api/admin/hospitals/${id(x.id)}`, { record_consults: box.checked });
+        } catch (error) {
+          box.checked = !box.checked; // not saved: show what holds
+          throw error;
+        }
+        x.record_consults = box.checked;
+      }, t("admin.hospitals.recording_saved"), cellStatus) });
+    return h("td", {}, h("label", { class: "check" }, box, t("admin.hospitals.record_consults")), cellStatus);
+  }
   async function loadHospitals() {
     data.hospitals = (await api("/api/admin/hospitals")).hospitals;
     hospitalsBody.replaceChildren(...data.hospitals.map((x) => h("tr", { "data-hospital": x.id },
-      h("td", {}, x.id), h("td", {}, x.name), h("td", {}, t(`admin.level.${x.level}`)), provinceCell(x))));
+      h("td", {}, x.id), h("td", {}, x.name), h("td", {}, t(`admin.level.${x.level}`)), provinceCell(x),
+      recordingCell(x))));
     for (const select of [newHospital, upper, lower]) hospitalOptions(select);
   }
   const hospitalId = h("input", { name: "id", maxlength: 64, pattern: "[a-z0-9][a-z0-9\\-]*",
@@ -213,7 +230,7 @@ export function adminHome({ h, t, api, when, specialtyName: named = null }) {
   h("button", { type: "submit" }, t("admin.hospitals.create")), hospitalFormStatus);
   const hospitalsSection = h("section", { class: "admin-hospitals" }, h("h2", {}, t("admin.hospitals.title")),
     table([t("admin.hospitals.id"), t("admin.hospitals.name"), t("admin.hospitals.level"),
-      t("admin.hospitals.province")],
+      t("admin.hospitals.province"), t("admin.hospitals.recording")],
       hospitalsBody, "admin.hospitals.title"),
     hospitalForm);
 

@@ -110,7 +110,11 @@ SESSION_VIEW = views.round_session_view(SESSION)
 BUILT: list[tuple[str, Any, type]] = [
     ("hospital_ref", BAVI, views.HospitalRef),
     ("hospital_name", views.hospital_name("h-bavi", "Ba Vì"), views.HospitalName),
-    ("hospital_detail", views.hospital_detail("h-bavi", "Ba Vì", "district", "hanoi", "Hà Nội"), views.HospitalDetail),
+    (
+        "hospital_detail",
+        views.hospital_detail("h-bavi", "Ba Vì", "district", "hanoi", "Hà Nội", False),
+        views.HospitalDetail,
+    ),
     ("sister_link", views.sister_link(SPECIALIST["hospital"], BAVI), views.SisterLinkView),
     ("person", CLINICIAN, views.Person),
     ("account_view", views.account_view("u-binh", "Bình", "specialist", BAVI, ["surgery"]), views.AccountView),

@@ -125,11 +125,13 @@ class HospitalChange(Payload):
     level: Level | None = None
     province: str | None = None
     province_name: ProvinceName | None = None
+    # True: the hospital's consults are recorded by themselves (server/policy/recording.py).
+    record_consults: bool | None = None
 
     _province_shape = field_validator("province", mode="before")(_shaped(PROVINCE, PROVINCE_SHAPE))
 
     def changes(self) -> dict[str, Any]:
-        """What to set: the fields given; a null name or level is not a change (they cannot be empty)."""
+        """What to set: the fields given; a null name, level or record_consults is not a change."""
         given = {field: getattr(self, field) for field in self.model_fields_set}
         return {k: v for k, v in given.items() if v is not None or k in ("province", "province_name")}
 
@@ -176,7 +178,14 @@ class NewPassword(Payload):
 
 
 def hospital_view(hospital: Hospital) -> HospitalDetail:
-    return hospital_detail(hospital.id, hospital.name, hospital.level, hospital.province, hospital.province_name)
+    return hospital_detail(
+        hospital.id,
+        hospital.name,
+        hospital.level,
+        hospital.province,
+        hospital.province_name,
+        bool(hospital.record_consults),
+    )
 
 
 def _hospital_ref(hospital: Hospital) -> HospitalRef:
@@ -217,6 +226,7 @@ async def create_hospital(db: Database, actor: Account, body: NewHospital, addre
         level=body.level,
         province=body.province,
         province_name=body.province_name,
+        record_consults=False,
     )
     try:
         async with db.session() as session, session.begin():
@@ -239,7 +249,7 @@ async def update_hospital(
 ) -> HospitalDetail:
     changes = body.changes()
     if not changes:
-        raise AppError("invalid", "give at least one of name, level, province, province_name")
+        raise AppError("invalid", "give at least one of name, level, province, province_name, record_consults")
     async with db.session() as session, session.begin():
         hospital = await session.get(Hospital, hospital_id)
         if hospital is None:

@@ -39,7 +39,9 @@ from server.media.live import Live
 from server.media.recorder import Recorder
 from server.outbox import Call, Event, To
 from server.policy import consent as consent_policy
+from server.policy import recording as recording_policy
 from server.policy import rounds as round_policy
+from server.policy.recording import InCall
 from server.records import consults, recordings
 from server.records import rounds as round_records
 from server.records.blobs import file_chunks
@@ -56,6 +58,8 @@ log = logging.getLogger("telerounds.recording")
 RECORDER: Person = person("recorder", "Ghi hình", "recorder", hospital_ref("", "", ""))
 ALIVE_S = 4.0  # how long a dead instance's recording goes unnoticed, at most (plus one watch)
 STOP_WAIT_S = 20.0  # a stop asked on another instance: how long its answer is awaited
+AUTOMATIC = "started automatically for the hospital"  # the timeline's and audit's word for it
+AUTO_CLAIM_S = 60  # long enough for the first instance to write the recording's row
 MAX_BYTES = 64 * 1024**3  # one segment's file: far beyond hours of 600 kbps
 
 
@@ -139,7 +143,9 @@ async def start(
     return await _begin(services, room, account.id, 1, address)
 
 
-async def _begin(services: Services, room: str, started_by: str, segment: int, address: str = "") -> RecordingView:
+async def _begin(
+    services: Services, room: str, started_by: str, segment: int, address: str = "", reason: str = ""
+) -> RecordingView:
     settings = services.settings
     if len(services.recordings.live) >= settings.max_recordings:
         raise AppError(
@@ -170,6 +176,7 @@ async def _begin(services: Services, room: str, started_by: str, segment: int, a
             path=str(path),
             retention_years=settings.recording_retention_years,
             address=address,
+            reason=reason,
         )
         await services.redis.set(claim, row.id, ex=int(ALIVE_S))
         await services.redis.hset(
@@ -415,9 +422,53 @@ async def request_stop(
     return recording_view(ended)
 
 
+def joined(services: Services, consult_id: str) -> None:
+    """Someone joined a consult's call: if its hospital records its consults and both sides are
+    in, the recording starts by itself. On its own task, so the join is answered first."""
+    _spawn(_start_by_itself(services, consult_id))
+
+
+async def _start_by_itself(services: Services, consult_id: str) -> None:
+    try:
+        await start_by_itself(services, consult_id)
+    except Exception as error:  # the call goes on unrecorded; the chair may still start it
+        log.warning("consult %s: the recording did not start by itself: %s", consult_id, error)
+
+
+async def start_by_itself(services: Services, consult_id: str) -> RecordingView | None:
+    """Start the consult's recording with nobody asking, in the accepted specialist's name (the
+    chair), when server/policy/recording.py says so; once per consult, across instances. None:
+    not started (not wanted, no consent, one side missing, recorded already)."""
+    consult = await consults.get(services.db, consult_id)
+    if consult is None or consult.status != "active" or consult.specialist_id is None:
+        return None
+    if not await recordings.records_consults(services.db, consult.hospital_id):
+        return None  # most hospitals: nothing more to read
+    room = keys.consult_room(consult.id)
+    peers = [p for p in await services.rooms.peers(room) if p.role != "recorder" and p.dropped_at is None]
+    in_call = [InCall(p.user["id"], p.user["hospital"]["id"]) for p in peers]
+    before = bool(await recordings.of_call(services.db, consult_id=consult.id))
+    scopes = (consult.consent or {}).get("scopes")
+    if not recording_policy.starts_by_itself(True, scopes, consult.hospital_id, consult.specialist_id, in_call, before):
+        return None
+    # Both sides joining at once on two instances: one of them starts it. The rows written
+    # meanwhile keep it from starting again once the claim lapses.
+    claim = keys.recording_auto(room)
+    if not await services.redis.set(claim, "1", nx=True, ex=AUTO_CLAIM_S):
+        return None
+    try:
+        return await _begin(services, room, consult.specialist_id, 1, reason=AUTOMATIC)
+    except AppError as error:
+        await services.redis.delete(claim)  # a later join may try again (a full instance, say)
+        log.info("consult %s: the recording did not start by itself: %s", consult.id, error.message)
+        return None
+
+
 async def consent_changed(services: Services, consult_id: str, scopes: list[str], round_session_id: str | None) -> None:
-    """Consent to recording withdrawn: the consult's recording (and its round's) stops now."""
+    """Consent to recording withdrawn: the consult's recording (and its round's) stops now.
+    Given while both sides are in the call of a hospital that records its consults: it starts."""
     if consent_policy.consents_to(scopes, "recording"):
+        joined(services, consult_id)
         return
     await stop(services, None, keys.consult_room(consult_id), "consent to recording withdrawn")
     if round_session_id is not None:

@@ -47,10 +47,12 @@ def hospital_name(id: str, name: str) -> HospitalName:
 
 
 class HospitalDetail(HospitalRef):
-    """A hospital as the admin screens see it: with the province a Department of Health oversees."""
+    """A hospital as the admin screens see it: with the province a Department of Health oversees,
+    and whether its consults are recorded by themselves."""
 
     province: str | None
     province_name: str | None
+    record_consults: bool
 
 
 class SisterLinkView(TypedDict):
@@ -60,8 +62,17 @@ class SisterLinkView(TypedDict):
     lower: HospitalRef
 
 
-def hospital_detail(id: str, name: str, level: str, province: str | None, province_name: str | None) -> HospitalDetail:
-    return {"id": id, "name": name, "level": level, "province": province, "province_name": province_name}
+def hospital_detail(
+    id: str, name: str, level: str, province: str | None, province_name: str | None, record_consults: bool
+) -> HospitalDetail:
+    return {
+        "id": id,
+        "name": name,
+        "level": level,
+        "province": province,
+        "province_name": province_name,
+        "record_consults": record_consults,
+    }
 
 
 def sister_link(upper: HospitalRef, lower: HospitalRef) -> SisterLinkView:

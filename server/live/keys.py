@@ -222,6 +222,12 @@ def recording_claim(recording_id: str) -> str:
     return f"recording:claim:{recording_id}"
 
 
+def recording_auto(room: str) -> str:
+    """Taken by the one instance that starts a consult's recording by itself (its hospital records
+    its consults): both sides joining at once on two instances start one recording, not two."""
+    return f"recording:auto:{room}"
+
+
 RECORDING_WANTED = "recording:wanted"  # hash room → JSON: calls being recorded (to go on after a fault)
 
 

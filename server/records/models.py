@@ -72,6 +72,9 @@ class Hospital(Base):
     # (server/policy/scope.py). None: no Department of Health sees the hospital. Its name is for people.
     province: Mapped[str | None] = mapped_column(String(32), nullable=True)
     province_name: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    # The hospital records its consults by itself: the recording starts once both sides are in the
+    # call and the patient consents to it (server/policy/recording.py). Set by an admin.
+    record_consults: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class SisterLink(Base):

@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 
 from server.records import audit, chain
-from server.records.models import ConsultEvent, Database, Recording, utcnow
+from server.records.models import ConsultEvent, Database, Hospital, Recording, utcnow
 
 ENDINGS = {"stopped": "recording.stop", "failed": "recording.fail"}
 TIMELINE = {"recording": "recording_started", "stopped": "recording_stopped", "failed": "recording_failed"}
@@ -36,7 +36,9 @@ async def create(
     path: str,
     retention_years: int,
     address: str = "",
+    reason: str = "",
 ) -> Recording:
+    """A segment begins. `reason`: why, when nobody asked (a hospital that records its consults)."""
     now = utcnow()
     row = Recording(
         id=recording_id,
@@ -54,8 +56,9 @@ async def create(
         session.add(row)
         await session.flush()
         if consult_id is not None:
-            session.add(_line(row, "recording", started_by))
-        session.add(audit.entry(started_by, "recording.start", "recording", row.id, address, _about(row)))
+            session.add(_line(row, "recording", started_by, reason))
+        about = f"{_about(row)} {reason}" if reason else _about(row)
+        session.add(audit.entry(started_by, "recording.start", "recording", row.id, address, about))
     return row
 
 
@@ -117,6 +120,8 @@ def _line(row: Recording, state: str, actor_id: str | None, reason: str = "") ->
     detail: dict[str, object] = {"recording_id": row.id, "segment": row.segment}
     if state != "recording":
         detail.update(duration_s=row.duration_s, bytes=row.bytes, sha256=row.sha256, reason=reason)
+    elif reason:
+        detail.update(reason=reason)
     assert row.consult_id is not None
     return ConsultEvent(consult_id=row.consult_id, kind=TIMELINE[state], actor_id=actor_id, detail=detail)
 
@@ -169,3 +174,10 @@ async def mark_deleted(db: Database, recording_id: str, actor_id: str | None, ad
 async def set_hold(db: Database, recording_id: str, hold: bool) -> None:
     async with db.session() as session, session.begin():
         await session.execute(update(Recording).where(Recording.id == recording_id).values(legal_hold=hold))
+
+
+async def records_consults(db: Database, hospital_id: str) -> bool:
+    """Whether this hospital has its consults recorded by themselves (set by an admin)."""
+    async with db.session() as session:
+        hospital = await session.get(Hospital, hospital_id)
+    return hospital is not None and bool(hospital.record_consults)

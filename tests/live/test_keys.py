@@ -129,6 +129,7 @@ def test_every_name_keys_builds_starts_with_a_known_prefix() -> None:
         keys.precall_lease("u1"),
         keys.recording_of_call("consult:c1"),
         keys.recording_claim("rec1"),
+        keys.recording_auto("consult:c1"),
         keys.recording_commands("rec1"),
         keys.recording_sid("rec1"),
         keys.round_starting("r1", "2026-12-08"),

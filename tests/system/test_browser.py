@@ -197,6 +197,14 @@ async def test_the_admin_screen_says_which_hospitals_no_department_sees_and_sets
         async with http.get(f"{instance.url}/api/admin/hospitals") as response:
             listed = {x["id"]: x for x in (await response.json())["hospitals"]}
     assert (listed["tyt-vatlai"]["province"], listed["tyt-vatlai"]["province_name"]) == ("hanoi", "Hà Nội")
+    assert listed["tyt-vatlai"]["record_consults"] is False
+    # Its consults recorded by themselves: one labelled box.
+    await admin.get_by_label("Tự động ghi hình", exact=False).and_(admin.locator(f"{row} input")).check()
+    await admin.wait_for_selector(f"{row} >> text=Đã lưu cài đặt ghi hình")
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
+        async with http.get(f"{instance.url}/api/admin/hospitals") as response:
+            listed = {x["id"]: x for x in (await response.json())["hospitals"]}
+    assert listed["tyt-vatlai"]["record_consults"] is True
     assert admin.errors == [], admin.errors  # type: ignore[attr-defined]
 
 

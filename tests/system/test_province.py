@@ -175,7 +175,12 @@ async def test_a_hospital_without_a_province_is_seen_by_no_department_until_an_a
         new = {"id": "tyt-moi", "name": "Trạm Y tế xã Mới", "level": "commune"}
         async with http.post("/api/admin/hospitals", json=new) as resp:
             assert resp.status == 201
-            assert (await resp.json())["hospital"] == {**new, "province": None, "province_name": None}
+            assert (await resp.json())["hospital"] == {
+                **new,
+                "province": None,
+                "province_name": None,
+                "record_consults": False,
+            }
         # The code is one spelling only: a name, spaces, accents or capitals are refused.
         for bad in ("Hà Nội", "Ha Noi", "HANOI", "h", "x" * 33, 7, ""):
             async with http.patch("/api/admin/hospitals/tyt-moi", json={"province": bad}) as resp:
