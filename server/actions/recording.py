@@ -58,7 +58,9 @@ log = logging.getLogger("telerounds.recording")
 RECORDER: Person = person("recorder", "Ghi hình", "recorder", hospital_ref("", "", ""))
 ALIVE_S = 4.0  # how long a dead instance's recording goes unnoticed, at most (plus one watch)
 STOP_WAIT_S = 20.0  # a stop asked on another instance: how long its answer is awaited
-AUTOMATIC = "started automatically for the hospital"  # the timeline's and audit's word for it
+# Why a recording started with nobody asking: its hospital records its consults (the timeline's
+# and the audit's code for it; the record page says it in words, `timeline.reason.*`).
+AUTOMATIC = "hospital_setting"
 AUTO_CLAIM_S = 60  # long enough for the first instance to write the recording's row
 MAX_BYTES = 64 * 1024**3  # one segment's file: far beyond hours of 600 kbps
 

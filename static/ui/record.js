@@ -178,7 +178,7 @@ export class RecordPage {
             " ",
             this.kindText(e.kind),
             e.actor?.name ? ` — ${e.actor.name}` : "",
-            e.detail?.reason ? ` (${e.detail.reason})` : "",
+            e.detail?.reason ? ` (${this.reasonText(e.detail.reason)})` : "",
             e.kind === "result" && e.detail?.result ? ` (${t(`result.${e.detail.result}`)})` : "",
           ),
         ),
@@ -542,6 +542,13 @@ export class RecordPage {
         this.draw();
       },
     });
+  }
+
+  // A reason the server names by a code is said in words; any other (a failure's) as written.
+  reasonText(reason) {
+    const key = `timeline.reason.${reason}`;
+    const text = this.ctx.t(key);
+    return text === key ? reason : text;
   }
 
   kindText(kind) {

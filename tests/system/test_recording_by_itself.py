@@ -58,7 +58,7 @@ async def test_a_hospital_set_to_record_has_its_consult_recorded_once_both_sides
                     AuditEntry.action == "admin.hospital.update", AuditEntry.target_id == "bavi-dgh"
                 )
             )
-        assert line is not None and line.detail["reason"] == "started automatically for the hospital"
+        assert line is not None and line.detail["reason"] == "hospital_setting"
         assert line.actor_id == started["started_by"]
         assert changed is not None and changed.detail == "record_consults=True"
     finally:
