@@ -181,6 +181,7 @@ async def on_path(district: bool, args: argparse.Namespace, workdir: Path) -> di
                     counts = [(await inbound(p))["frames"] for p in (clinician, specialist)]
                     link.restore()
                     back = time.time() * 1000
+                    marks = [len(p.logged) for p in (clinician, specialist)]  # type: ignore[attr-defined]
                     try:
                         seen = await asyncio.gather(
                             *(frames_after(p, c) for p, c in zip((clinician, specialist), counts, strict=True))
@@ -189,6 +190,11 @@ async def on_path(district: bool, args: argparse.Namespace, workdir: Path) -> di
                         result["not_back"] = result.get("not_back", 0) + 1
                         print(f"  cut {n:2}: {error}", flush=True)
                         continue
+                    finally:  # how audio first judged each side's link after this restore
+                        for page, mark in zip((clinician, specialist), marks, strict=True):
+                            for line in page.logged[mark:]:  # type: ignore[attr-defined]
+                                if ": link " in line:
+                                    print(f"    {line}", flush=True)
                     restored.append(max(seen) - back)
                     print(f"  cut {n:2}: link restored → video {restored[-1]:6.0f} ms", flush=True)
                     await asyncio.sleep(3)  # settle before the next cut
