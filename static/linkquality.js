@@ -22,6 +22,8 @@
 //   has not changed; a link capped at 64 kbps still reads below it and goes audio first;
 // - a trial's estimate is judged at its end, not at its first sample: video had been off, so the
 //   first samples still read what audio alone left (the bench saw 136 kbps before and after).
+// (The third cause, a report that stopped coming read again for ever, is call.js's to drop: it
+// passes the other side's loss and round trip only while their report changed within 3 s.)
 
 export const LINK = {
   minKbps: 150, // below this estimate a link not yet proven cannot carry video and audio at once
