@@ -13,7 +13,8 @@ jitter, 3 % loss and 400 kbps each way; the specialist's directly.
 - audio lost and concealed per minute: in one call over the district link, the inbound audio's
   `packetsLost` and `concealmentEvents` on each page over `--minute` seconds, scaled to a minute;
 - link restored → video: the district link is cut for 8 s and restored, `--cuts` times in one
-  call; from the restore to new video frames decoded on both pages (ICE restart, no reload).
+  call; from the restore to new video frames decoded on both pages (ICE restart, no reload), and
+  how often audio first stopped video meanwhile (it printed each change of its mode).
 Printed, not asserted.
 """
 
@@ -180,6 +181,7 @@ async def on_path(district: bool, args: argparse.Namespace, workdir: Path) -> di
                     counts = [(await inbound(p))["frames"] for p in (clinician, specialist)]
                     link.restore()
                     back = time.time() * 1000
+                    marks = [len(p.logged) for p in (clinician, specialist)]  # type: ignore[attr-defined]
                     try:
                         seen = await asyncio.gather(
                             *(frames_after(p, c) for p, c in zip((clinician, specialist), counts, strict=True))
@@ -188,6 +190,13 @@ async def on_path(district: bool, args: argparse.Namespace, workdir: Path) -> di
                         result["not_back"] = result.get("not_back", 0) + 1
                         print(f"  cut {n:2}: {error}", flush=True)
                         continue
+                    finally:  # how audio first judged each side's link after this restore
+                        for page, mark in zip((clinician, specialist), marks, strict=True):
+                            for line in page.logged[mark:]:  # type: ignore[attr-defined]
+                                if ": link " in line:
+                                    print(f"    {line}", flush=True)
+                                if ": link audio_only " in line:
+                                    result["audio_only"] = result.get("audio_only", 0) + 1
                     restored.append(max(seen) - back)
                     print(f"  cut {n:2}: link restored → video {restored[-1]:6.0f} ms", flush=True)
                     await asyncio.sleep(3)  # settle before the next cut
@@ -240,8 +249,10 @@ def section(loopback: dict[str, Any], district: dict[str, Any], args: argparse.N
         + (
             f"Video did not come back within a minute after {district['not_back']} of {args.cuts} cuts.\n\n"
             if district.get("not_back")
-            else ""
+            else f"Video came back within a minute after all {args.cuts} cuts.\n\n"
         )
+        + "Between each restore and video on both pages, audio first stopped video "
+        f"{district.get('audio_only', 0)} times in all.\n\n"
         + f"Audio over the district link, per minute (measured over {args.minute:g} s of one call):\n\n"
         "| page | packets received | packets lost | concealment events |\n| --- | --- | --- | --- |\n"
         f"{audio}\n{END}"

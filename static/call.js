@@ -34,6 +34,8 @@ export const STALL_MS = 3000;
 // After a quiet path comes back, the other side's reports still cover the outage (its loss):
 // the link is judged again only after this.
 export const RESUMED_GRACE_MS = 3000;
+// The other side's report on a stream is judged until this long after it last changed.
+export const REPORT_MAX_AGE_MS = 3000;
 
 // When to fetch fresh TURN credentials: a minute before they expire, or halfway for short ones.
 export function refreshDelayMs(ttlS) {
@@ -64,6 +66,7 @@ export class Call {
     this.lostTimers = new Map(); // peer_id -> timer: restart once the path has been lost long enough
     this.closed = false;
     this.watched = new WeakMap(); // RTCPeerConnection -> {bytesIn, lastInAt, link, told}
+    this.reportCounts = new WeakMap(); // RTCPeerConnection -> Map(remote-inbound-rtp id -> {count, at})
     this.theirLinks = new Map(); // peer_id -> true while that peer sends us audio only for the link
     this.watchTimer = setInterval(() => {
       if (this.watching) return; // the last reading is still under way (a busy machine): skip one
@@ -193,7 +196,7 @@ export class Call {
         if (r.type === "inbound-rtp") bytesIn += r.bytesReceived || 0;
         else if (r.type === "candidate-pair" && r.nominated && r.state === "succeeded" && r.availableOutgoingBitrate)
           sample.kbps = r.availableOutgoingBitrate / 1000;
-        else if (r.type === "remote-inbound-rtp") {
+        else if (r.type === "remote-inbound-rtp" && this.recentReport(pc, r, performance.now())) {
           if (r.fractionLost != null) sample.loss = Math.max(sample.loss ?? 0, r.fractionLost);
           if (r.roundTripTime != null) sample.rttS = Math.max(sample.rttS ?? 0, r.roundTripTime);
         }
@@ -237,6 +240,21 @@ export class Call {
         this.onLink(peerId, { sending: told === "audio_only", receiving: !!this.theirLinks.get(peerId) });
       }
     }
+  }
+
+  // Whether the other side's report on one of our streams is recent enough to judge the link by:
+  // it changed within REPORT_MAX_AGE_MS. A report that stopped coming keeps its last figures in the
+  // statistics: with video stopped, the video's last loss (often the burst a cut left) was read
+  // again every second and held video off for good (issue 23, seen in bench/district_calls.py).
+  // Not only new ones: over a capped link the reports themselves get through only now and then.
+  recentReport(pc, report, now) {
+    const count = report.roundTripTimeMeasurements ?? report.reportsReceived;
+    if (count == null) return true; // a browser that does not count them: as before
+    let seen = this.reportCounts.get(pc);
+    if (!seen) this.reportCounts.set(pc, (seen = new Map()));
+    const last = seen.get(report.id);
+    if (!last || last.count !== count) seen.set(report.id, { count, at: now });
+    return now - seen.get(report.id).at < REPORT_MAX_AGE_MS;
   }
 
   // Video on one connection only, by its sender's encodings: audio and the other links untouched.
