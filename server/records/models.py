@@ -64,6 +64,10 @@ class Base(DeclarativeBase):
 
 class Hospital(Base):
     __tablename__ = "hospitals"
+    # An insert does not read the database's defaults back (`record_consults`): the demo's insert
+    # then runs on a database at an earlier revision too (tests/system/test_audit_chain.py), and
+    # whoever creates a hospital and shows it names the value (actions/admin.create_hospital).
+    __mapper_args__ = {"eager_defaults": False}
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -74,7 +78,7 @@ class Hospital(Base):
     province_name: Mapped[str | None] = mapped_column(String(100), nullable=True)
     # The hospital records its consults by itself: the recording starts once both sides are in the
     # call and the patient consents to it (server/policy/recording.py). Set by an admin.
-    record_consults: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    record_consults: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
 
 class SisterLink(Base):

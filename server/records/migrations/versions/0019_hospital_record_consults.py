@@ -14,8 +14,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("hospitals") as batch:
-        batch.add_column(sa.Column("record_consults", sa.Boolean(), nullable=False, server_default=sa.false()))
+    # A plain ADD COLUMN on every database: its default is a literal ("0", false on PostgreSQL and
+    # SQLite alike), not an expression, so SQLite's batch mode does not rebuild `hospitals`, which
+    # every user row refers to (a rebuild fails their foreign keys on a database holding data).
+    op.add_column("hospitals", sa.Column("record_consults", sa.Boolean(), nullable=False, server_default="0"))
 
 
 def downgrade() -> None:
