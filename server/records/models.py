@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import UTC, date, datetime
-from typing import Any, ClassVar
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -67,7 +67,7 @@ class Hospital(Base):
     # An insert does not read the database's defaults back (`record_consults`): the demo's insert
     # then runs on a database at an earlier revision too (tests/system/test_audit_chain.py), and
     # whoever creates a hospital and shows it names the value (actions/admin.create_hospital).
-    __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": False}
+    __mapper_args__ = {"eager_defaults": False}  # noqa: RUF012 (SQLAlchemy reads it from the class)
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
