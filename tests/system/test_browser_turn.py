@@ -68,8 +68,13 @@ async def logged_times(page: Page, text: str, times: int, within_ms: float) -> N
         await page.wait_for_event("console", predicate=lambda m: text in m.text, timeout=within_ms)
 
 
-async def selected(page: Page) -> dict[str, Any]:
-    found = await page.wait_for_function(f"({SELECTED_PAIR})()")  # the pair, once there is one
+async def selected(page: Page, decoded: bool = False) -> dict[str, Any]:
+    """The selected pair, once there is one (`decoded`: once video frames were decoded over it;
+    the statistics are read as they are at that moment, so a first reading may still count 0)."""
+    condition = f"({SELECTED_PAIR})()"
+    if decoded:
+        condition = f"({SELECTED_PAIR})().then((p) => (p && p.framesDecoded > 0 ? p : null))"
+    found = await page.wait_for_function(condition)
     pair: dict[str, Any] = await found.json_value()
     return pair
 
@@ -81,7 +86,7 @@ async def test_a_relay_only_call_between_two_browsers_goes_through_turn(
     url = turn.udp_url if transport == "udp" else turn.tcp_url
     clinician, specialist = await consult_call(start_instance, browser, **turn.settings(url))
     for page in (clinician, specialist):
-        pair = await selected(page)
+        pair = await selected(page, decoded=True)
         assert pair["local"] == "relay" and pair["remote"] == "relay", pair
         assert pair["relayProtocol"] == transport, pair  # to coturn over the transport asked for
         assert pair["framesDecoded"] > 0
