@@ -60,15 +60,22 @@ export const EVENTS_WITHOUT_STATE = new Set([
   "recording:updated",
 ]);
 
-export function stateFromSession(session, status = "connected") {
+export function stateFromSession(session, status = "connected", seen = new Map()) {
+  const consults = new Map(session.consults.map((c) => [c.id, c]));
+  const offers = new Map(session.offers.map((o) => [o.consult.id, { consult: o.consult, expires_at: o.expires_at }]));
+  let remembered = seen;
+  for (const consult of [...consults.values(), ...[...offers.values()].map((o) => o.consult)]) {
+    remembered = remember(remembered, consult);
+  }
   return {
     user: session.user,
     presence: session.presence,
-    consults: new Map(session.consults.map((c) => [c.id, c])),
-    offers: new Map(session.offers.map((o) => [o.consult.id, { consult: o.consult, expires_at: o.expires_at }])),
+    consults,
+    offers,
     rounds: [...session.rounds],
     server_time: session.server_time,
     status,
+    seen: remembered,
   };
 }
 
@@ -81,6 +88,7 @@ export function emptyState(status = "connecting") {
     rounds: [],
     server_time: null,
     status,
+    seen: new Map(),
   };
 }
 
@@ -89,7 +97,7 @@ export function emptyState(status = "connecting") {
 export function applyEvent(state, name, payload) {
   switch (name) {
     case "session:state":
-      return stateFromSession(payload, "connected");
+      return stateFromSession(payload, "connected", state.seen);
     case "presence:changed":
       return { ...state, presence: payload.presence };
     case "consult:offer": {
@@ -123,10 +131,26 @@ export function applyEvent(state, name, payload) {
   }
 }
 
-// Never go back to an older version of a consult than one already held.
+// Never go back to an older version of a consult than one already seen, also once that consult
+// has left the screen: events from two instances may cross, and a `cancelled` arriving before the
+// `offered` that preceded it must not bring the offer back.
 function isOlder(state, consult) {
-  const known = state.consults.get(consult.id) ?? state.offers.get(consult.id)?.consult;
-  return known != null && known.version > consult.version;
+  const known = state.seen?.get(consult.id);
+  return known != null && known > consult.version;
+}
+
+// How many consults' versions a screen remembers; the oldest remembered is forgotten first.
+const SEEN_LIMIT = 1000;
+
+// `seen` with the consult's version in it (a new Map when it changes).
+function remember(seen, consult) {
+  const known = seen.get(consult.id);
+  if (known != null && known >= consult.version) return seen;
+  const next = new Map(seen);
+  next.delete(consult.id); // re-inserted last: the most recently changed is forgotten last
+  next.set(consult.id, consult.version);
+  if (next.size > SEEN_LIMIT) next.delete(next.keys().next().value);
+  return next;
 }
 
 // `consults` holds the user's open consults as requester or specialist (not round patients');
@@ -154,7 +178,7 @@ function consultChanged(state, consult) {
       return { ...entry, round: { ...entry.round, patients: changed } };
     });
   }
-  return { ...state, consults, offers, rounds };
+  return { ...state, consults, offers, rounds, seen: remember(state.seen ?? new Map(), consult) };
 }
 
 // Keep the highest (version, session.version) of a round, as the protocol says.
@@ -443,7 +467,7 @@ export class Connection {
 
   #session(session) {
     this.synced = true;
-    this.state = stateFromSession(session, "connected");
+    this.state = stateFromSession(session, "connected", this.state.seen);
     if (session.user?.id) this.outbox.moveTo(outboxKey(session.user.id));
     this.#status({ status: "connected" });
     this.emit("state", this.state);

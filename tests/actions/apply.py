@@ -6,7 +6,9 @@ that its screen equals a fresh `session:state` (or `monitor:snapshot`) taken aft
 in this folder check that the server's events and its snapshots agree, action by action.
 
 A screen state is the `session:state` payload, with `notes: {consult_id: [note, ...]}` added for
-the consults whose notes the screen shows (read with `note:list`); or the board.
+the consults whose notes the screen shows (read with `note:list`), and `seen: {consult_id:
+version}`, the highest version of each consult the screen has been told of (kept after the consult
+leaves the screen, so that a late older event cannot bring it back); or the board.
 """
 
 from __future__ import annotations
@@ -49,10 +51,13 @@ def apply(state: State, event: str, payload: Any) -> State:
     if event in ("monitor:snapshot", "monitor:update"):
         return copy.deepcopy(payload)  # the whole board each time
     if event == "session:state":
-        notes = new.get("notes")
+        notes, seen = new.get("notes"), new.get("seen", {})
         new = copy.deepcopy(payload)
         if notes is not None:
             new["notes"] = notes
+        new["seen"] = seen
+        for consult in [*new["consults"], *(o["consult"] for o in new["offers"])]:
+            _remember(new, consult)
         return new
     if event == "presence:changed":
         new["presence"] = payload["presence"]
@@ -90,14 +95,24 @@ def apply(state: State, event: str, payload: Any) -> State:
 
 
 def _older(state: State, consult: dict[str, Any]) -> bool:
-    """As static/protocol.js `isOlder`: a version older than the one the screen holds is ignored."""
+    """As static/protocol.js `isOlder`: a version older than one the screen was told of is ignored,
+    also once that consult has left the screen (a `cancelled` crossing the `offered` before it)."""
     held = [c for c in state["consults"] if c["id"] == consult["id"]]
     held += [o["consult"] for o in state["offers"] if o["consult"]["id"] == consult["id"]]
-    return bool(held) and held[0]["version"] > consult["version"]
+    versions = [c["version"] for c in held]
+    if consult["id"] in state.get("seen", {}):
+        versions.append(state["seen"][consult["id"]])
+    return bool(versions) and max(versions) > consult["version"]
+
+
+def _remember(state: State, consult: dict[str, Any]) -> None:
+    seen = state.setdefault("seen", {})
+    seen[consult["id"]] = max(seen.get(consult["id"], 0), consult["version"])
 
 
 def _consult_changed(state: State, consult: dict[str, Any]) -> None:
     """`consults` holds the user's open consults as requester or specialist, round patients' aside."""
+    _remember(state, consult)
     me = state["user"]["id"]
     mine = me in {(consult.get("requester") or {}).get("id"), (consult.get("specialist") or {}).get("id")}
     kept = [c for c in state["consults"] if c["id"] != consult["id"]]

@@ -122,6 +122,7 @@ def normal(state: State) -> Any:
         return value
 
     cleaned = strip(copy.deepcopy(state))
+    cleaned.pop("seen", None)  # the screen's memory of versions, not part of a snapshot
     if "offers" in cleaned:  # kept in Redis as a set: no order to compare
         cleaned["offers"].sort(key=lambda o: o["consult"]["id"])
     return cleaned

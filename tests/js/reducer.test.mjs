@@ -57,6 +57,19 @@ test("a consult is never replaced by an older version", () => {
   assert.ok(state.consults.has("c1"), "the state given is left as it was");
 });
 
+test("a consult that has left the screen is not brought back by an older event that crossed it", () => {
+  // Two instances sent `offered` (v2) and `cancelled` (v3); the cancellation arrived first.
+  let state = stateFromSession(session({ user: other }));
+  state = apply(state, "consult:updated", { consult: consult("c1", "cancelled", 3) });
+  const late = apply(state, "consult:updated", { consult: consult("c1", "offered", 2) });
+  assert.equal(late, state, "the older `offered` changes nothing");
+  assert.equal(late.consults.size, 0);
+  const lateOffer = apply(state, "consult:offer", { consult: consult("c1", "offered", 2), expires_at: "x" });
+  assert.equal(lateOffer.offers.size, 0, "nor does an older offer");
+  const reconnected = applyEvent(state, "session:state", session({ user: other }));
+  assert.equal(applyEvent(reconnected, "consult:updated", { consult: consult("c1", "offered", 2) }), reconnected);
+});
+
 test("only the user's own open consults are listed, not round patients'", () => {
   const state = stateFromSession(session());
   const others = apply(state, "consult:updated", { consult: consult("c2", "active", 1, { specialist: other }) });
