@@ -18,6 +18,10 @@ from tests.system.district_link import DistrictLink, Weather
 from tests.system.test_browser_turn import SELECTED_PAIR, consult_call, selected
 from tests.system.turn import TurnServer
 
+# Time limits a user feels (a call within seconds, a recording in real time): run on CPU not
+# shared with another test (`make test` runs these after the rest, in one process).
+pytestmark = pytest.mark.alone
+
 REMOTE_TILE = '.stage-tiles .tile:not([data-peer="self"])'
 
 

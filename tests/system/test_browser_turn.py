@@ -16,6 +16,10 @@ from tests.conftest import StartInstance
 from tests.system.browsing import in_a_call, signed_in
 from tests.system.turn import TurnServer
 
+# Time limits a user feels (a call within seconds, a recording in real time): run on CPU not
+# shared with another test (`make test` runs these after the rest, in one process).
+pytestmark = pytest.mark.alone
+
 # Every RTCPeerConnection the page makes, so the test can read its statistics.
 WATCH_CONNECTIONS = """(() => {
   const Original = window.RTCPeerConnection;

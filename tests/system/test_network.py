@@ -10,12 +10,17 @@ import time
 from typing import Any
 
 import aiohttp
+import pytest
 import socketio
 
 from tests.conftest import PASSWORD, Client, Instance, until
 from tests.system.netem import Netem
 from tests.system.test_consults import request
 from tests.system.test_notes import note
+
+# Time limits a user feels (a call within seconds, a recording in real time): run on CPU not
+# shared with another test (`make test` runs these after the rest, in one process).
+pytestmark = pytest.mark.alone
 
 WITHIN = 20.0  # seconds: a generous bound for anything over the bad link
 SDP = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"

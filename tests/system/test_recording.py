@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 import av
 import numpy
+import pytest
 from aiortc import AudioStreamTrack, RTCPeerConnection, RTCSessionDescription
 from playwright.async_api import Page
 from sqlalchemy import select, update
@@ -34,6 +35,10 @@ from tests.system.test_fhir import assert_sound, exported
 from tests.system.test_rtc import ColourTrack, join, peer_connection
 from tests.system.test_turn import candidate_types, relay_only
 from tests.system.turn import TurnServer
+
+# Time limits a user feels (a call within seconds, a recording in real time): run on CPU not
+# shared with another test (`make test` runs these after the rest, in one process).
+pytestmark = pytest.mark.alone
 
 RED, GREEN = (200, 30, 30), (30, 200, 30)
 ONLY_CONSULT = {"given_by": "patient", "method": "verbal", "scopes": ["consult"]}
