@@ -25,7 +25,9 @@ import redis.exceptions as redis_exc
 import sqlalchemy.exc as sa_exc
 from aiohttp import web
 
+from server.actions import signatures
 from server.records import chain, migrate, recordings
+from server.records.blobs import BlobStore
 from server.records.models import Database, utcnow
 from server.runtime import demo, logs
 from server.runtime.app import create_app, server_options
@@ -171,11 +173,12 @@ async def _prepare(settings: Settings) -> list[demo.DemoUser]:
 def verify_audit() -> int:
     """`python -m server verify-audit`: walk the audit chain of DATABASE_URL (server/records/chain.py).
 
-    0 and "intact, N entries"; 1 and the first altered or missing entry or clinical row; 2 when
-    the database cannot be read. Reads only: it neither migrates nor seeds."""
+    0 and "intact, N entries"; 1 and the first altered or missing entry or clinical row, or the
+    first signed minutes whose printed head the chain no longer holds (the chain rewritten as a
+    whole); 2 when the database cannot be read. Reads only: it neither migrates nor seeds."""
     try:
         settings = load_settings()
-        report = asyncio.run(_verify(settings.database_url))
+        report = asyncio.run(_verify(settings))
     except SettingsError as error:
         print(f"telerounds: cannot verify the audit trail: {error}", file=sys.stderr)
         return 2
@@ -190,13 +193,17 @@ def verify_audit() -> int:
     return 1
 
 
-async def _verify(database_url: str) -> chain.Report:
-    path = sqlite_path(database_url)
+async def _verify(settings: Settings) -> chain.Report:
+    """The walk, then the signed minutes against the chain it walked (`signatures.anchors`)."""
+    path = sqlite_path(settings.database_url)
     if path is not None and not path.is_file():
         raise SettingsError(f"DATABASE_URL: no SQLite database at {str(path)!r}")
-    db = Database(database_url)
+    db = Database(settings.database_url)
     try:
-        return await chain.verify(db)
+        report = await chain.verify(db)
+        if report.intact:
+            report = chain.Report(report.entries, await signatures.anchors(db, BlobStore(settings.blob_dir)))
+        return report
     finally:
         await db.close()
 

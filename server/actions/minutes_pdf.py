@@ -10,6 +10,7 @@ consult's record (server/actions/record.py `build`), the minutes' number and rol
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +31,10 @@ FONTS = Path(__file__).parent / "fonts"
 FONT = "DejaVu"
 LINE = 5.0  # mm: the height of a line of body text
 SMALL = 4.2
+# The audit chain's head in the document's keywords, as the signatures cover it: read back by
+# `python -m server verify-audit` (server/actions/signatures.py `anchors`). Not a template text.
+ANCHOR = "telerounds-audit-chain seq={seq} sha256={hash}"
+ANCHORED = re.compile(r"telerounds-audit-chain seq=(\d+) sha256=([0-9a-f]{64})")
 
 
 @dataclass(frozen=True)
@@ -137,6 +142,9 @@ def render(data: dict[str, Any], info: MinutesInfo) -> bytes:
     pdf.set_author(hospital)
     pdf.set_subject(f"{T.TITLE} — {ref}")
     pdf.set_creator("telerounds")
+    if info.edition is not None:
+        # The head again, in a form a program reads back (server/actions/signatures.py `anchors`).
+        pdf.set_keywords(ANCHOR.format(seq=info.edition.chain_seq, hash=info.edition.chain_hash))
     pdf.set_creation_date(utcnow())
     pdf.footer_text = T.FOOTER.format(number=info.number, code=T.NUMBER_CODE, ref=ref, page="{page}", pages="{nb}")
     pdf.set_margins(18, 15, 18)

@@ -37,7 +37,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers, timestamps
-from pyhanko.sign.validation import validate_pdf_signature
+from pyhanko.sign.validation import SignatureCoverageLevel, validate_pdf_signature
+from pyhanko.sign.validation.generic_cms import validate_sig_integrity
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 from sqlalchemy import func, select, update
@@ -56,7 +57,9 @@ from server.contract.views import (
 )
 from server.policy import signing
 from server.records import audit, chain, consults, minutes, minutes_template, signing_keys
+from server.records.blobs import BlobDamaged, BlobMissing, BlobStore
 from server.records.models import (
+    AuditEntry,
     ChainHead,
     Consult,
     Database,
@@ -437,3 +440,67 @@ async def for_export(services: Services, consult: Consult) -> dict[str, Any] | N
         "created_at": iso(row.created_at),
         "signatures": [{"signer": who.get(s.signer_id), "role": s.role, "signed_at": iso(s.signed_at)} for s in signed],
     }
+
+
+# The anchors: signed minutes against the audit chain -----------------------------------------
+
+
+def anchored_head(body: bytes) -> tuple[int, str] | None:
+    """The audit chain's head (seq, hash) a signed version of the minutes printed, read from the
+    revision its first signature covers, once that signature is found intact; None otherwise (no
+    signature, an altered one, a PDF that does not parse or names no head)."""
+    try:
+        reader = PdfFileReader(io.BytesIO(body), strict=False)
+        first = min(reader.embedded_signatures, key=lambda sig: sig.signed_revision, default=None)
+        if first is None:
+            return None
+        # Integrity only (the digest over the signed bytes and the signature over it, by the
+        # certificate it carries); whether that certificate is trusted is `check`'s question.
+        intact, valid = validate_sig_integrity(first.signer_info, first.signer_cert, "data", first.compute_digest())
+        if not (intact and valid and first.evaluate_signature_coverage() >= SignatureCoverageLevel.ENTIRE_REVISION):
+            return None
+        # The file as that signature signed it ends where its byte range ends; its keywords are
+        # in its XMP metadata (a PDF/A file carries no Info dictionary).
+        _, _, start, length = (int(n) for n in first.sig_object["/ByteRange"])
+        signed = PdfFileReader(io.BytesIO(body[: start + length]), strict=False)
+        found = minutes_pdf.ANCHORED.search(signed.root["/Metadata"].data.decode("utf-8", "replace"))
+    except Exception:
+        return None
+    return (int(found[1]), found[2]) if found else None
+
+
+async def anchors(db: Database, blobs: BlobStore) -> str | None:
+    """The first signed version of the minutes whose printed head the audit chain no longer holds
+    (`python -m server verify-audit`, after the walk). The walk finds an entry changed, removed or
+    added; these find the chain rewritten as a whole (every hash computed again, which the walk
+    cannot tell from the real one): the entry a signed PDF printed would no longer be the one
+    the signers saw. None when every signed version agrees with the chain."""
+    async with db.session() as session:
+        signed = (
+            await session.scalars(
+                select(MinutesVersion)
+                .where(MinutesVersion.sha256 != MinutesVersion.base_sha256)
+                .order_by(MinutesVersion.created_at, MinutesVersion.consult_id, MinutesVersion.version)
+            )
+        ).all()
+    for row in signed:
+        name = f"the signed minutes of consult {row.consult_id}, version {row.version}"
+        try:
+            body = await (await blobs.open(row.sha256)).read()
+        except BlobMissing:
+            return f"{name}: the signed PDF ({row.sha256}) is missing from the blob store"
+        except (BlobDamaged, OSError):
+            return f"{name}: the signed PDF ({row.sha256}) cannot be read whole from the blob store"
+        head = await asyncio.to_thread(anchored_head, body)
+        if head is None:
+            return f"{name}: no intact signature covers the audit chain's head it printed"
+        seq, printed = head
+        async with db.session() as session:
+            entry = select(AuditEntry.hash).where(AuditEntry.seq == seq)
+            held = chain.GENESIS if seq == 0 else await session.scalar(entry)
+        if held != printed:
+            return (
+                f"{name} printed the audit chain's entry {seq} as {printed}, and signed it;"
+                f" the chain holds {held or 'no such entry'}: the chain was rewritten"
+            )
+    return None

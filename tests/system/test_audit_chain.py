@@ -21,9 +21,9 @@ from tests.system.test_rtc import active_consult
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
-def verify_audit(database_url: str, tmp_path: Path) -> tuple[int, str]:
-    """The command, as an operator runs it."""
-    env = {**os.environ, "DATABASE_URL": database_url, "TELEROUNDS_VAR_DIR": str(tmp_path / "cli")}
+def verify_audit(database_url: str, tmp_path: Path, **settings: str) -> tuple[int, str]:
+    """The command, as an operator runs it (with the instance's `BLOB_DIR`, say)."""
+    env = {**os.environ, "DATABASE_URL": database_url, "TELEROUNDS_VAR_DIR": str(tmp_path / "cli"), **settings}
     result = subprocess.run(
         [sys.executable, "-m", "server", "verify-audit"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
     )

@@ -10,6 +10,7 @@ import re
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
@@ -17,15 +18,17 @@ import pytest
 from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.actions import signatures
 from server.policy.signing import MAX_WRONG_PINS
 from server.records import chain
-from server.records.models import Database, MinutesSignature
+from server.records.models import AuditEntry, ChainHead, Database, MinutesSignature
 from server.runtime.redis_process import free_port
 from tests.conftest import Instance, StartInstance
 from tests.system import pki as test_pki
 from tests.system.pki import PIN, Pki
+from tests.system.test_audit_chain import verify_audit
 from tests.system.test_notes import add, note
 from tests.system.test_record import http
 from tests.system.test_rounds import join as join_round
@@ -207,6 +210,57 @@ async def _sign_lock_and_add(web: Http, clients, pki: Pki, database_url: str, tm
         assert report.problem and f"signature of the minutes {first_id} was altered" in report.problem, report
     finally:
         await db.close()
+
+
+async def rewrite_chain(connection: AsyncConnection, seq: int, **changes: object) -> None:
+    """What someone holding the database and this code could do: change entry `seq`, then compute
+    every hash from it on, and the head's, again, so that the walk finds the chain whole."""
+    table = AuditEntry.__table__
+    prev = await connection.scalar(select(table.c.hash).where(table.c.seq == seq - 1)) or chain.GENESIS
+    rows = (await connection.execute(select(table).where(table.c.seq >= seq).order_by(table.c.seq))).all()
+    for row in rows:
+        fields = {**row._mapping, **(changes if row.seq == seq else {})}
+        fields["prev_hash"], fields["hash"] = prev, chain.entry_hash(prev, SimpleNamespace(**fields))
+        await connection.execute(update(table).where(table.c.seq == row.seq).values(**fields))
+        prev = fields["hash"]
+    await connection.execute(update(ChainHead).values(hash=prev))
+
+
+async def test_signed_minutes_anchor_the_chain_so_a_chain_rewritten_as_a_whole_is_found(
+    signing_instance: Instance, web: Http, clients, pki: Pki, database_url: str, tmp_path: Path
+) -> None:
+    """The walk alone cannot tell a chain computed again from the start from the real one; the
+    head that signed minutes printed, under their signatures, can."""
+    consult, _, _ = await ended(clients, signing_instance)
+    await with_keys(web, pki, consult)
+    for username in ("xanhpon.surgeon", "bavi.clinician"):
+        status, body = await web.sign(username, consult["id"])
+        assert status == 200, body
+    blobs = {"BLOB_DIR": str(signing_instance.services.settings.blob_dir)}
+    code, said = verify_audit(database_url, tmp_path, **blobs)
+    assert code == 0 and said.startswith("audit trail intact"), said
+    status, pdf = await web.get("bavi.clinician", f"/api/consults/{consult['id']}/minutes.pdf")
+    assert status == 200
+    head = signatures.anchored_head(pdf)  # the head printed on the page, read back
+    assert head is not None
+    assert re.search(rf"mục {head[0]} Mã băm \(SHA-256\) của mục: {head[1]}", text_of(pdf, tmp_path))
+    altered = bytearray(pdf)
+    altered[2000] ^= 1  # a byte under the first signature
+    assert signatures.anchored_head(bytes(altered)) is None
+
+    # Where the first entry came from, changed (say, to hide who read a record from where), and
+    # the chain computed again after it: the walk finds nothing wrong.
+    db = Database(database_url)
+    try:
+        async with db.engine.begin() as connection:
+            await rewrite_chain(connection, 1, address="203.0.113.9")
+        assert (await chain.verify(db)).intact
+    finally:
+        await db.close()
+    code, said = verify_audit(database_url, tmp_path, **blobs)
+    assert code == 1, said
+    assert f"the signed minutes of consult {consult['id']}, version 1 printed the audit chain's entry" in said, said
+    assert said.endswith("the chain was rewritten"), said
 
 
 async def test_a_wrong_pin_signs_nothing_and_five_rest_the_key(
