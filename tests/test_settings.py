@@ -86,7 +86,7 @@ def test_a_bad_value_names_the_setting(tmp_path: Path, name: str, value: str) ->
 
 def test_recordings_are_bounded_and_kept_ten_years_by_default(tmp_path: Path) -> None:
     settings = load_settings({"TELEROUNDS_VAR_DIR": str(tmp_path)})
-    assert settings.max_recordings == 4 and settings.recording_retention_years == 10
+    assert settings.max_recordings == 6 and settings.recording_retention_years == 10
     chosen = load_settings(
         {"TELEROUNDS_VAR_DIR": str(tmp_path), "MAX_RECORDINGS": "0", "RECORDING_RETENTION_YEARS": "15"}
     )
