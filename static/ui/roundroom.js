@@ -4,6 +4,7 @@
 import { Attachments } from "/static/ui/attachments.js";
 import { CallRoom } from "/static/ui/callroom.js";
 import { AppFailure, errorNode, retranslate, tx } from "/static/ui/dom.js";
+import { consentText } from "/static/ui/consent.js";
 import { listedPatientDetails } from "/static/ui/listedpatient.js";
 import { Notes } from "/static/ui/notes.js";
 import { OUTCOMES } from "/static/ui/room.js";
@@ -192,6 +193,25 @@ export class RoundRoom extends CallRoom {
     this.notes.addAll([...(this.notesBy.get(p.consult_id)?.values() || [])]);
   }
 
+  // Whom the team is discussing: the identity and consent the list holds for the patient (the
+  // round view carries them to its team and supervisors), as the record page shows a consult's.
+  identityFacts(p) {
+    const { h, t, when } = this.ctx;
+    const id = p.identity || {};
+    const fact = (label, value) => (value ? [h("dt", {}, label), h("dd", {}, value)] : []);
+    return h(
+      "dl",
+      { class: "facts patient-identity" },
+      fact(t("identity.name"), id.name),
+      fact(t("request.sex"), id.sex ? t(`sex.${id.sex}`) : ""),
+      fact(t("identity.birth_date"), id.birth_date),
+      fact(t("identity.national_id"), id.national_id),
+      fact(t("identity.insurance_id"), id.insurance_id),
+      fact(t("identity.address"), id.address),
+      fact(t("consent.title"), consentText(t, when, { consent: p.consent })),
+    );
+  }
+
   drawPanel() {
     const { h, t } = this.ctx;
     const p = this.current();
@@ -243,6 +263,7 @@ export class RoundRoom extends CallRoom {
         { "data-patient": p.id, "data-consult": p.consult_id || "" },
         h("h2", {}, `${t("round.bed", { bed: p.bed })} — ${p.ref}`),
         h("p", { class: "muted" }, p.summary),
+        this.identityFacts(p),
         h("h3", {}, t("notes.title")),
         p.consult_id ? this.notes.element : h("p", { class: "muted" }, t("round.no_consult")),
         p.consult_id ? h("h3", {}, t("files.title")) : null,

@@ -296,10 +296,15 @@ async def test_a_page_opened_while_redis_is_down_says_so_and_gets_in_by_itself(
 
 
 async def test_a_ward_round_walks_through_three_patients_on_one_call(two_instances, browser: Browser) -> None:
-    from tests.system.test_rounds import http, new_round
+    from tests.system.test_consent import BY_DAUGHTER, IDENTITY
+    from tests.system.test_rounds import PATIENTS, http, new_round
 
     a, b = two_instances
-    created = await new_round(a)  # a daily round at Ba Vì, led by a specialist at Xanh Pôn, three patients
+    # A daily round at Ba Vì, led by a specialist at Xanh Pôn, three patients; the first listed
+    # with their identity and their daughter's consent.
+    identity = {k: v for k, v in IDENTITY.items() if k not in ("ref", "summary")}
+    first = {**PATIENTS[0], **identity, "consent": BY_DAUGHTER}
+    created = await new_round(a, patients=[first, *PATIENTS[1:]])
     rid = created["id"]
     clinician = await signed_in(browser, a, "bavi.clinician")
     lead = await signed_in(browser, b, "xanhpon.icu")
@@ -323,6 +328,10 @@ async def test_a_ward_round_walks_through_three_patients_on_one_call(two_instanc
         for page in (clinician, lead):  # everyone follows the focus
             await page.wait_for_selector(f'.round-patient.current[data-patient="{patient["id"]}"]')
             await page.wait_for_selector(f'.round-panel [data-patient="{patient["id"]}"]')
+        if number == 1:  # whom they are discussing, as the list holds them
+            shown = await lead.inner_text(".round-panel .patient-identity")
+            assert identity["national_id"] in shown and identity["address"] in shown, shown
+            assert "Nam" in shown and "con gái" in shown, shown
         text = f"Giường {patient['bed']}: ghi chú số {number}"
         await clinician.select_option("select[name=round-section]", "examination")
         await clinician.fill("textarea[name=round-note]", text)
