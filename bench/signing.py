@@ -7,7 +7,9 @@ The minutes are bench/minutes.py's made-up record, rendered once. Each run adds 
 the secretary's signature as incremental updates (`server/actions/signatures.py` `_sign_pdf`, what
 `POST …/minutes/sign` runs in a worker thread after opening the PKCS#12 with the PIN), first
 without a timestamp (PAdES B-B), then with an RFC 3161 timestamp from a time-stamping service on
-loopback (B-T), and validates the two signatures (`check`, what `GET …/minutes/signatures` runs).
+loopback (B-T), then also with the CA's revocation list fetched over loopback and embedded (B-LT,
+as when `SIGNING_TRUST_ROOTS` trusts the signer), and validates the two signatures (`check`, what
+`GET …/minutes/signatures` runs, asking the CA each time).
 The keys are the tests' PKI (tests/system/pki.py): ECDSA P-256 signers, an RSA-2048 TSA.
 """
 
@@ -25,7 +27,8 @@ from bench.minutes import made_up_record
 from server.actions.minutes_pdf import Edition, MinutesInfo, render
 from server.actions.signatures import _sign_pdf, check, trust_roots
 from server.records.signing_keys import open_pkcs12
-from tests.system.pki import PIN, Authority, Pki, time_stamping
+from server.runtime.redis_process import free_port
+from tests.system.pki import PIN, Authority, Pki, revocation_list, time_stamping
 
 RUNS = 20
 
@@ -41,6 +44,7 @@ async def main_async() -> None:
     base = render(record, info)
     print(f"rendered once in {(time.perf_counter() - began) * 1000:.0f} ms; {len(base) / 1024:.0f} KB")
     root = Authority.root("Bench Root CA")
+    root.crl_url = f"http://127.0.0.1:{free_port()}/root.crl"
     chair = open_pkcs12(root.pkcs12("BS. Lê Minh Đức", "Bệnh viện Xanh Pôn", PIN), PIN)
     secretary = open_pkcs12(root.pkcs12("BS. Nguyễn Văn Hùng", "Bệnh viện Đa khoa Ba Vì", PIN), PIN)
     assert chair is not None and secretary is not None
@@ -50,18 +54,22 @@ async def main_async() -> None:
         roots = trust_roots(roots_pem)
         tsa_key, tsa_cert = root.issue("Bench TSA", "Bench CA", tsa=True)
         pki = Pki(root, root, roots_pem, Path(folder), tsa_key, tsa_cert)
-        async with time_stamping(pki) as tsa_url:
-            for label, url in (("B-B (no timestamp)", ""), ("B-T (RFC 3161 timestamp on loopback)", tsa_url)):
+        async with time_stamping(pki) as tsa_url, revocation_list(pki):
+            for label, url, lt in (
+                ("B-B (no timestamp)", "", []),
+                ("B-T (RFC 3161 timestamp on loopback)", tsa_url, []),
+                ("B-LT (B-T, and the CA's CRL fetched and embedded)", tsa_url, roots),
+            ):
                 first: list[float] = []
                 second: list[float] = []
                 validate: list[float] = []
                 signed = base
                 for _ in range(RUNS):
                     began = time.perf_counter()
-                    once = await asyncio.to_thread(_sign_pdf, base, chair, "Signature1", url)
+                    once = await asyncio.to_thread(_sign_pdf, base, chair, "Signature1", url, lt)
                     first.append(time.perf_counter() - began)
                     began = time.perf_counter()
-                    signed = await asyncio.to_thread(_sign_pdf, once, secretary, "Signature2", url)
+                    signed = await asyncio.to_thread(_sign_pdf, once, secretary, "Signature2", url, lt)
                     second.append(time.perf_counter() - began)
                     began = time.perf_counter()
                     found = await asyncio.to_thread(check, signed, roots)

@@ -37,9 +37,12 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers, timestamps
-from pyhanko.sign.validation import SignatureCoverageLevel, validate_pdf_signature
+from pyhanko.sign.validation import SignatureCoverageLevel, async_validate_pdf_signature
 from pyhanko.sign.validation.generic_cms import validate_sig_integrity
-from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator import CertificateValidator, ValidationContext
+from pyhanko_certvalidator.errors import RevokedError
+from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
+from pyhanko_certvalidator.fetchers.api import FetchLimits, OwnedFetcherBackend
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -75,6 +78,8 @@ from server.runtime.services import Services
 log = logging.getLogger("telerounds.signatures")
 
 MAX_PDF_BYTES = 50 * 1024 * 1024
+REVOCATION_TIMEOUT_S = 5  # each request to a CA's CRL or OCSP address
+FETCH_LIMITS = FetchLimits(max_requests=10, max_cert_requests=5, max_aia_urls_per_object=2)
 ATTEMPTS = 5  # signatures made again when another signer got there first
 TSA_TIMEOUT_S = 10
 
@@ -188,22 +193,76 @@ def _asn1(cert: Any) -> asn1_x509.Certificate:
     return asn1_x509.Certificate.load(cert.public_bytes(Encoding.DER))
 
 
-def _sign_pdf(base: bytes, opened: signing_keys.Opened, field: str, tsa_url: str) -> bytes:
-    """One PAdES signature added to `base` as an incremental update. CPU (and the TSA's answer):
-    runs in a worker thread."""
+def _context(roots: list[asn1_x509.Certificate]) -> ValidationContext:
+    """Trust `roots`, and ask each certificate's CA whether it was revoked, at the CRL or OCSP
+    address the certificate names (a few requests at most, `REVOCATION_TIMEOUT_S` each). A CA that
+    does not answer does not fail the check (soft-fail: a district's link to the CA may be down);
+    a certificate the CA says is revoked does. The caller closes it (`aclose`) in the loop that
+    used it."""
+    backend = AIOHttpFetcherBackend(per_request_timeout=REVOCATION_TIMEOUT_S, limits=FETCH_LIMITS)
+    return ValidationContext(
+        trust_roots=roots,
+        allow_fetching=True,
+        revocation_mode="soft-fail",
+        fetcher_backend=OwnedFetcherBackend(backend),
+    )
+
+
+def _standing(opened: signing_keys.Opened, roots: list[asn1_x509.Certificate]) -> str:
+    """`trusted`, `revoked` (its CA says so) or `untrusted` (no path to `roots`, or no roots):
+    the signer's certificate now. The network (the CA): runs in a worker thread."""
+
+    async def ask() -> str:
+        context = _context(roots)
+        validator = CertificateValidator(
+            _asn1(opened.certificate), [_asn1(c) for c in opened.chain], validation_context=context
+        )
+        try:
+            await validator.async_validate_usage({"digital_signature"})  # type: ignore[no-untyped-call]
+        except RevokedError:
+            return "revoked"
+        except Exception:
+            return "untrusted"
+        finally:
+            await context.aclose()  # type: ignore[no-untyped-call]
+        return "trusted"
+
+    return asyncio.run(ask()) if roots else "untrusted"
+
+
+def _sign_pdf(
+    base: bytes, opened: signing_keys.Opened, field: str, tsa_url: str, roots: list[asn1_x509.Certificate]
+) -> bytes:
+    """One PAdES signature added to `base` as an incremental update. With `roots` (the signer's
+    certificate found trusted), the certificates and the CA's revocation answers go into the file
+    too (PAdES B-LT, or B-B/B-T's long-term form), so the signature can be validated after the CA
+    has stopped answering. CPU, the TSA and the CA: runs in a worker thread."""
     signer = signers.SimpleSigner(
         signing_cert=_asn1(opened.certificate),
         signing_key=asn1_keys.PrivateKeyInfo.load(opened.key_der),
         cert_registry=SimpleCertificateStore.from_certs([_asn1(c) for c in opened.chain]),  # type: ignore[no-untyped-call]
     )
-    meta = signers.PdfSignatureMetadata(
-        field_name=field, subfilter=fields.SigSeedSubFilter.PADES, md_algorithm="sha256"
-    )
-    stamper = timestamps.HTTPTimeStamper(tsa_url, timeout=TSA_TIMEOUT_S) if tsa_url else None
-    out = io.BytesIO()
-    writer = IncrementalPdfFileWriter(io.BytesIO(base), strict=False)
-    signers.PdfSigner(meta, signer, timestamper=stamper).sign_pdf(writer, output=out)
-    return out.getvalue()
+
+    async def sign() -> bytes:
+        context = _context(roots) if roots else None
+        meta = signers.PdfSignatureMetadata(
+            field_name=field,
+            subfilter=fields.SigSeedSubFilter.PADES,
+            md_algorithm="sha256",
+            embed_validation_info=context is not None,
+            validation_context=context,
+        )
+        stamper = timestamps.HTTPTimeStamper(tsa_url, timeout=TSA_TIMEOUT_S) if tsa_url else None
+        out = io.BytesIO()
+        writer = IncrementalPdfFileWriter(io.BytesIO(base), strict=False)
+        try:
+            await signers.PdfSigner(meta, signer, timestamper=stamper).async_sign_pdf(writer, output=out)
+        finally:
+            if context is not None:
+                await context.aclose()  # type: ignore[no-untyped-call]
+        return out.getvalue()
+
+    return asyncio.run(sign())
 
 
 async def _freeze(services: Services, consult: Consult) -> MinutesVersion:
@@ -325,6 +384,13 @@ async def sign(services: Services, consult: Consult, account: Account, pin: str,
         raise AppError("forbidden", f"wrong PIN: nothing was signed.{rest}")
     if key.wrong_pins:
         await signing_keys.right_pin(db, account.id)
+    roots = trust_roots(services.settings.signing_trust_roots)
+    standing = await asyncio.to_thread(_standing, opened, roots)
+    if standing == "revoked":
+        await audit.record(db, account.id, "minutes.sign_refused", "consult", consult.id, address, "revoked")
+        raise AppError(
+            "conflict", "your signing certificate has been revoked by its CA; ask the administrator for a new one"
+        )
     row = await minutes.ensure(db, consult)
     role = signing.role_of(account.id, row.chair_id or consult.specialist_id, row.secretary_id or consult.requester_id)
     for _ in range(ATTEMPTS):
@@ -336,7 +402,9 @@ async def sign(services: Services, consult: Consult, account: Account, pin: str,
         signature_id = new_id()
         field = f"Signature{len(signed) + 1}-{signature_id[:12]}"
         try:
-            body = await asyncio.to_thread(_sign_pdf, base, opened, field, services.settings.tsa_url)
+            body = await asyncio.to_thread(
+                _sign_pdf, base, opened, field, services.settings.tsa_url, roots if standing == "trusted" else []
+            )
         except Exception as error:  # the TSA down or refusing: nothing was signed
             log.warning("signing the minutes of %s failed: %s", consult.id, type(error).__name__)
             raise AppError(
@@ -369,26 +437,33 @@ def trust_roots(path: Path | None) -> list[asn1_x509.Certificate]:
 
 
 def check(body: bytes, roots: list[asn1_x509.Certificate]) -> dict[str, Checked]:
-    """Every signature embedded in `body`, by field name, validated with pyHanko against `roots`
-    (nothing fetched from the network). A PDF that no longer parses has none."""
+    """Every signature embedded in `body`, by field name, validated with pyHanko against `roots`,
+    asking the CAs whether the certificates were revoked (`_context`): a revoked one is not
+    trusted. A PDF that no longer parses has none. The network: runs in a worker thread."""
     try:
         embedded = PdfFileReader(io.BytesIO(body), strict=False).embedded_signatures
     except Exception:
         return {}
-    found = {}
-    for sig in embedded:
-        context = ValidationContext(trust_roots=roots, allow_fetching=False, revocation_mode="soft-fail")
+
+    async def validate(sig: Any) -> Checked:
+        context = _context(roots)
         try:
-            status = validate_pdf_signature(sig, context, ts_validation_context=context)
-            stamp = status.timestamp_validity
-            found[sig.field_name] = Checked(
-                intact=bool(status.intact and status.valid),
-                trusted=bool(status.intact and status.valid and status.trusted),
-                timestamped=bool(stamp is not None and stamp.intact and stamp.valid),
-            )
+            status = await async_validate_pdf_signature(sig, context, ts_validation_context=context)
         except Exception:
-            found[sig.field_name] = Checked(False, False, False)
-    return found
+            return Checked(False, False, False)
+        finally:
+            await context.aclose()  # type: ignore[no-untyped-call]
+        stamp = status.timestamp_validity
+        return Checked(
+            intact=bool(status.intact and status.valid),
+            trusted=bool(status.intact and status.valid and status.trusted and not status.revoked),
+            timestamped=bool(stamp is not None and stamp.intact and stamp.valid),
+        )
+
+    async def every() -> dict[str, Checked]:
+        return {sig.field_name: await validate(sig) for sig in embedded}
+
+    return asyncio.run(every())
 
 
 async def validated(services: Services, consult: Consult, version: int | None) -> SignaturesView:

@@ -1,6 +1,7 @@
 """A test PKI made with `cryptography`: a root CA, users' PKCS#12 files, a time-stamping
 authority answering RFC 3161 requests over HTTP on loopback (pyHanko's own time stamper behind a
-small aiohttp app), another CA nobody trusts, and an NSS database trusting the root for pdfsig."""
+small aiohttp app), the root's revocation list over HTTP on loopback (every certificate it issues
+names it), another CA nobody trusts, and an NSS database trusting the root for pdfsig."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from asn1crypto import keys as asn1_keys
@@ -45,6 +47,8 @@ def _key() -> Key:
 class Authority:
     key: Key
     cert: x509.Certificate
+    crl_url: str = ""  # named in every certificate it issues (its CRL distribution point)
+    revoked: set[int] = field(default_factory=set)  # serial numbers
 
     @classmethod
     def root(cls, common: str) -> Authority:
@@ -84,6 +88,9 @@ class Authority:
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         )
+        if self.crl_url:
+            point = x509.DistributionPoint([x509.UniformResourceIdentifier(self.crl_url)], None, None, None)
+            builder = builder.add_extension(x509.CRLDistributionPoints([point]), critical=False)
         if tsa:
             builder = builder.add_extension(
                 x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True
@@ -102,6 +109,22 @@ class Authority:
 
     def pem(self) -> bytes:
         return self.cert.public_bytes(serialization.Encoding.PEM)
+
+    def crl(self) -> bytes:
+        """The revocation list now (DER): every serial in `revoked`, valid for an hour."""
+        now = datetime.now(UTC)
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(self.cert.subject)
+            .last_update(now - timedelta(minutes=1))
+            .next_update(now + timedelta(hours=1))
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False)
+            .add_extension(x509.CRLNumber(int(now.timestamp())), critical=False)
+        )
+        for serial in sorted(self.revoked):
+            entry = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now - timedelta(minutes=1))
+            builder = builder.add_revoked_certificate(entry.build())
+        return builder.sign(self.key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
 
 
 @dataclass
@@ -132,6 +155,7 @@ def make(folder: Path) -> Pki:
     """The root CA, a specialist at Xanh Pôn's and a clinician at Ba Vì's PKCS#12 files (PIN
     `PIN`), the TSA, the trust roots as PEM, and an NSS database trusting the root (for pdfsig)."""
     root = Authority.root("Telerounds Test Root CA")
+    root.crl_url = f"http://127.0.0.1:{free_port()}/root.crl"  # answered by `revocation_list`
     stranger = Authority.root("Some Other CA")
     tsa_key, tsa_cert = root.issue("Telerounds Test TSA", "Test CA", tsa=True)
     roots_pem = folder / "roots.pem"
@@ -172,6 +196,26 @@ async def time_stamping(pki: Pki) -> AsyncIterator[str]:
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
         yield f"http://127.0.0.1:{port}/tsa"
+    finally:
+        await runner.cleanup()
+
+
+@asynccontextmanager
+async def revocation_list(pki: Pki) -> AsyncIterator[None]:
+    """The root's CRL over HTTP at the address its certificates name, made anew on each request
+    (so a serial added to `pki.root.revoked` counts at the next fetch)."""
+
+    async def answer(_: web.Request) -> web.Response:
+        return web.Response(body=pki.root.crl(), content_type="application/pkix-crl")
+
+    url = urlsplit(pki.root.crl_url)
+    app = web.Application()
+    app.router.add_get(url.path, answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, url.hostname, url.port).start()
+    try:
+        yield
     finally:
         await runner.cleanup()
 

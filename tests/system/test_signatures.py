@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 from asn1crypto import x509 as asn1_x509
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -261,6 +261,50 @@ async def test_signed_minutes_anchor_the_chain_so_a_chain_rewritten_as_a_whole_i
     assert code == 1, said
     assert f"the signed minutes of consult {consult['id']}, version 1 printed the audit chain's entry" in said, said
     assert said.endswith("the chain was rewritten"), said
+
+
+def serial_of(p12: bytes) -> int:
+    _, cert, _ = pkcs12.load_key_and_certificates(p12, PIN.encode())
+    assert cert is not None
+    return int(cert.serial_number)
+
+
+async def test_the_ca_is_asked_a_revoked_certificate_signs_nothing_and_its_earlier_signature_is_not_trusted(
+    web: Http, clients, pki: Pki, tmp_path: Path
+) -> None:
+    consult, _, _ = await ended(clients, web.instance)
+    cid = consult["id"]
+    await with_keys(web, pki, consult)
+    try:
+        async with test_pki.revocation_list(pki):
+            # The chair's certificate is good: the CA's answer goes into the file (PAdES B-LT), so
+            # the signature can be checked after the CA has stopped answering.
+            status, body = await web.sign("xanhpon.surgeon", cid)
+            assert status == 200 and body["signatures"][0]["trusted"] is True, body
+            _, pdf = await web.get("xanhpon.surgeon", f"/api/consults/{cid}/minutes.pdf")
+            assert b"/DSS" in pdf and b"/CRLs" in pdf, "no long-term validation data"
+            # The secretary's certificate revoked by its CA: refused, nothing signed, audited.
+            pki.root.revoked.add(serial_of(pki.files["bavi.clinician"]))
+            status, body = await web.sign("bavi.clinician", cid)
+            assert status == 409 and "revoked" in body["error"]["message"], body
+            found = await web.signatures("bavi.clinician", cid)
+            assert [s["role"] for s in found["signatures"]] == ["chair"]
+            # The chair's certificate revoked afterwards: their signature is intact, no longer trusted.
+            pki.root.revoked.add(serial_of(pki.files["xanhpon.surgeon"]))
+            found = await web.signatures("bavi.clinician", cid)
+            assert [(s["intact"], s["trusted"]) for s in found["signatures"]] == [(True, False)], found
+            assert found["valid"] is False
+        # The CA not answering at all (soft-fail): the signature is trusted as before.
+        found = await web.signatures("bavi.clinician", cid)
+        assert [(s["intact"], s["trusted"]) for s in found["signatures"]] == [(True, True)], found
+    finally:
+        pki.root.revoked.clear()
+    db = web.instance.services.db
+    async with db.session() as session:
+        refused = await session.scalar(
+            select(AuditEntry.detail).where(AuditEntry.action == "minutes.sign_refused", AuditEntry.target_id == cid)
+        )
+    assert refused == "revoked"
 
 
 async def test_a_wrong_pin_signs_nothing_and_five_rest_the_key(
