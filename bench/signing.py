@@ -4,7 +4,7 @@ validate the signatures: p50 over 20 runs; the signed PDF's size.
 python -m bench.signing    prints the figures (docs/benchmarks.md, "Signing the minutes"); asserts nothing.
 
 The minutes are bench/minutes.py's made-up record, rendered once. Each run adds the chair's then
-the secretary's signature as incremental updates (`server/actions/signatures.py` `_sign_pdf`, what
+the secretary's signature as incremental updates, each in its block (`server/actions/signatures.py` `_sign_pdf`, what
 `POST …/minutes/sign` runs in a worker thread after opening the PKCS#12 with the PIN), first
 without a timestamp (PAdES B-B), then with an RFC 3161 timestamp from a time-stamping service on
 loopback (B-T), then also with the CA's revocation list fetched over loopback and embedded (B-LT,
@@ -66,10 +66,10 @@ async def main_async() -> None:
                 signed = base
                 for _ in range(RUNS):
                     began = time.perf_counter()
-                    once = await asyncio.to_thread(_sign_pdf, base, chair, "Signature1", url, lt)
+                    once = await asyncio.to_thread(_sign_pdf, base, chair, "Chair", url, lt)
                     first.append(time.perf_counter() - began)
                     began = time.perf_counter()
-                    signed = await asyncio.to_thread(_sign_pdf, once, secretary, "Signature2", url, lt)
+                    signed = await asyncio.to_thread(_sign_pdf, once, secretary, "Secretary", url, lt)
                     second.append(time.perf_counter() - began)
                     began = time.perf_counter()
                     found = await asyncio.to_thread(check, signed, roots)

@@ -10,6 +10,7 @@ consult's record (server/actions/record.py `build`), the minutes' number and rol
 from __future__ import annotations
 
 import asyncio
+import io
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +19,9 @@ from typing import Any
 
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.metadata.model import NS, ExpandedName, XmpStructure, XmpValue
+from pyhanko.sign import fields
 from sqlalchemy import select
 
 from server.actions import record
@@ -34,6 +38,14 @@ SMALL = 4.2
 # The audit chain's head in the document's keywords, as the signatures cover it: read back by
 # `python -m server verify-audit` (server/actions/signatures.py `anchors`). Not a template text.
 ANCHOR = "telerounds-audit-chain seq={seq} sha256={hash}"
+# The empty signature fields in the chair's and the secretary's blocks, by role.
+SIGNATURE_FIELDS = {"chair": "Chair", "secretary": "Secretary"}
+A4_HEIGHT_MM = 297.0
+PDFA_2B = XmpStructure.of(
+    (ExpandedName(ns=NS["pdfaid"], local_name="part"), XmpValue("2")),
+    (ExpandedName(ns=NS["pdfaid"], local_name="conformance"), XmpValue("B")),
+)
+Box = tuple[int, int, int, int]
 ANCHORED = re.compile(r"telerounds-audit-chain seq=(\d+) sha256=([0-9a-f]{64})")
 
 
@@ -299,8 +311,13 @@ def render(data: dict[str, Any], info: MinutesInfo) -> bytes:
         pdf.add_page()
     pdf.ln(8)
     top = pdf.get_y()
-    for column, (label, p) in enumerate(((L["chair"], chair), (L["secretary"], secretary))):
+    boxes: dict[str, tuple[int, Box]] = {}
+    for column, (name, label, p) in enumerate(
+        ((SIGNATURE_FIELDS["chair"], L["chair"], chair), (SIGNATURE_FIELDS["secretary"], L["secretary"], secretary))
+    ):
         x = pdf.l_margin + column * width / 2
+        # The room between the hint and the name, in PDF points from the page's lower left.
+        boxes[name] = (pdf.page_no() - 1, _points(x + 8, top + 12, x + width / 2 - 8, top + 34))
         pdf.set_xy(x, top)
         pdf.set_font(FONT, "B", 11)
         pdf.cell(width / 2, 6, label.upper(), align="C", new_x=XPos.LEFT, new_y=YPos.NEXT)
@@ -309,7 +326,34 @@ def render(data: dict[str, Any], info: MinutesInfo) -> bytes:
         pdf.set_xy(x, top + 35)  # room for the signature
         pdf.set_font(FONT, "B", 10)
         pdf.cell(width / 2, 6, p["name"] if p else L["empty"], align="C", new_x=XPos.LEFT, new_y=YPos.NEXT)
-    return bytes(pdf.output())
+    return _with_signature_fields(bytes(pdf.output()), boxes)
+
+
+def _points(x1: float, y1: float, x2: float, y2: float) -> Box:
+    """A box given in mm from the top left of an A4 page, in points from its lower left."""
+    pt = 72 / 25.4
+    return (round(x1 * pt), round((A4_HEIGHT_MM - y2) * pt), round(x2 * pt), round((A4_HEIGHT_MM - y1) * pt))
+
+
+def archival(body: bytes) -> IncrementalPdfFileWriter:
+    """A writer of an incremental update of `body` that keeps it PDF/A-2b: pyHanko writes the XMP
+    metadata again with each update, from what it knows of it, which leaves out the PDF/A
+    identification (`pdfaid`) unless it is given back."""
+    writer = IncrementalPdfFileWriter(io.BytesIO(body), strict=False)
+    writer.document_meta.xmp_extra.append(PDFA_2B)
+    return writer
+
+
+def _with_signature_fields(body: bytes, boxes: dict[str, tuple[int, Box]]) -> bytes:
+    """The chair's and the secretary's blocks made empty signature fields (an incremental update),
+    so their digital signatures show there (server/actions/signatures.py) and any PDF reader
+    offers to sign there."""
+    writer = archival(body)
+    for name, (page, box) in boxes.items():
+        fields.append_signature_field(writer, fields.SigFieldSpec(name, on_page=page, box=box))
+    out = io.BytesIO()
+    writer.write(out)  # type: ignore[no-untyped-call]
+    return out.getvalue()
 
 
 def _note(pdf: FPDF, n: dict[str, Any]) -> None:

@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import io
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +36,11 @@ from asn1crypto import keys as asn1_keys
 from asn1crypto import pem
 from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from fontTools.ttLib import TTFont
+from fontTools.ttLib.scaleUpem import scale_upem
+from pyhanko import stamp
+from pyhanko.pdf_utils import text
+from pyhanko.pdf_utils.font.opentype import GlyphAccumulator, GlyphAccumulatorFactory
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers, timestamps
 from pyhanko.sign.validation import SignatureCoverageLevel, async_validate_pdf_signature
@@ -61,6 +67,7 @@ from server.contract.views import (
 from server.policy import signing
 from server.records import audit, chain, consults, minutes, minutes_template, signing_keys
 from server.records.blobs import BlobDamaged, BlobMissing, BlobStore
+from server.records.consults import VIETNAM
 from server.records.models import (
     AuditEntry,
     ChainHead,
@@ -78,6 +85,7 @@ from server.runtime.services import Services
 log = logging.getLogger("telerounds.signatures")
 
 MAX_PDF_BYTES = 50 * 1024 * 1024
+STAMP_FONT_SIZE = 8
 REVOCATION_TIMEOUT_S = 5  # each request to a CA's CRL or OCSP address
 FETCH_LIMITS = FetchLimits(max_requests=10, max_cert_requests=5, max_aia_urls_per_object=2)
 ATTEMPTS = 5  # signatures made again when another signer got there first
@@ -230,6 +238,46 @@ def _standing(opened: signing_keys.Opened, roots: list[asn1_x509.Certificate]) -
     return asyncio.run(ask()) if roots else "untrusted"
 
 
+@functools.cache
+def _stamp_font() -> bytes:
+    """DejaVu Sans at 1000 units per em. pyHanko 0.38 writes an embedded font's glyph widths in
+    the font's own units where PDF reads thousandths of an em: DejaVu's 2048 spread the letters
+    twice as wide in every reader. Scaled once per process (about a second, in the signing
+    thread)."""
+    font = TTFont(minutes_pdf.FONTS / "DejaVuSans.ttf")
+    del font["FFTM"]  # FontForge's timestamps: fontTools cannot subset them, and says so each time
+    scale_upem(font, 1000)
+    out = io.BytesIO()
+    font.save(out)
+    return out.getvalue()
+
+
+@dataclass(frozen=True)
+class _StampFont(GlyphAccumulatorFactory):
+    """pyHanko's font engine factory, reading `_stamp_font` instead of a file."""
+
+    def create_font_engine(self, writer: Any, obj_stream: Any = None) -> GlyphAccumulator:
+        if obj_stream is None and writer.stream_xrefs and self.create_objstream_if_needed:
+            obj_stream = writer.prepare_object_stream()
+        return GlyphAccumulator(
+            writer=writer, font_handle=io.BytesIO(_stamp_font()), font_size=self.font_size, obj_stream=obj_stream
+        )
+
+
+def _stamp() -> stamp.TextStampStyle:
+    """How a signature in the chair's or the secretary's block looks: the template's words in
+    the minutes' font (DejaVu Sans, embedded as PDF/A asks), no frame."""
+    # The same size for the font and the box: pyHanko lays the glyphs out at the first, the lines
+    # at the second (pyHanko #733).
+    font = _StampFont("DejaVuSans", font_size=STAMP_FONT_SIZE)
+    return stamp.TextStampStyle(
+        stamp_text=minutes_template.SIGNED_STAMP,
+        text_box_style=text.TextBoxStyle(font=font, font_size=STAMP_FONT_SIZE, leading=STAMP_FONT_SIZE + 2),
+        border_width=0,
+        background=None,
+    )
+
+
 def _sign_pdf(
     base: bytes, opened: signing_keys.Opened, field: str, tsa_url: str, roots: list[asn1_x509.Certificate]
 ) -> bytes:
@@ -254,15 +302,32 @@ def _sign_pdf(
         )
         stamper = timestamps.HTTPTimeStamper(tsa_url, timeout=TSA_TIMEOUT_S) if tsa_url else None
         out = io.BytesIO()
-        writer = IncrementalPdfFileWriter(io.BytesIO(base), strict=False)
+        writer = minutes_pdf.archival(base)
+        # In an empty field of the document (the chair's or the secretary's block) it shows who
+        # signed and when; in a new field (a member) it is invisible.
+        when = datetime.now(VIETNAM).strftime("%d/%m/%Y %H:%M (GMT+7)")
+        pdf_signer = signers.PdfSigner(meta, signer, timestamper=stamper, stamp_style=_stamp())
         try:
-            await signers.PdfSigner(meta, signer, timestamper=stamper).async_sign_pdf(writer, output=out)
+            await pdf_signer.async_sign_pdf(writer, output=out, appearance_text_params={"when": when})
         finally:
             if context is not None:
                 await context.aclose()  # type: ignore[no-untyped-call]
         return out.getvalue()
 
     return asyncio.run(sign())
+
+
+def _field_for(base: bytes, role: str, used: set[str]) -> str | None:
+    """The empty field of the role's block in `base` (minutes_pdf.SIGNATURE_FIELDS), if it is
+    there and nobody signed in it yet (a chair named after someone signed as chair)."""
+    name = minutes_pdf.SIGNATURE_FIELDS.get(role)
+    if name is None or name in used:
+        return None
+    try:
+        empty = fields.enumerate_sig_fields(PdfFileReader(io.BytesIO(base), strict=False), filled_status=False)
+        return name if any(found == name for found, _, _ in empty) else None
+    except Exception:
+        return None
 
 
 async def _freeze(services: Services, consult: Consult) -> MinutesVersion:
@@ -400,7 +465,7 @@ async def sign(services: Services, consult: Consult, account: Account, pin: str,
             raise AppError("conflict", "you have signed this version of the minutes already")
         base = await _read(services, version.sha256)
         signature_id = new_id()
-        field = f"Signature{len(signed) + 1}-{signature_id[:12]}"
+        field = _field_for(base, role, {s.field for s in signed}) or f"Signature{len(signed) + 1}-{signature_id[:12]}"
         try:
             body = await asyncio.to_thread(
                 _sign_pdf, base, opened, field, services.settings.tsa_url, roots if standing == "trusted" else []

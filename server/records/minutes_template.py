@@ -96,6 +96,9 @@ LABELS: Final = {
 
 # Who signed a version of the minutes, in what role (server/policy/signing.py).
 SIGNER_ROLES: Final = {"chair": "Chủ trì", "secretary": "Thư ký", "member": "Thành viên"}
+# What a digital signature shows in the chair's or the secretary's block: the name on the
+# signer's certificate and when they signed (Vietnam time).
+SIGNED_STAMP: Final = "Đã ký số bởi:\n%(signer)s\nNgày ký: %(when)s"
 
 # Chức danh: users carry no title of their own yet; the role stands in for it.
 TITLES: Final = {

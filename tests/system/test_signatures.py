@@ -4,6 +4,7 @@ RFC 3161 time-stamping service on loopback, pyHanko and poppler's pdfsig as the 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import re
@@ -17,6 +18,8 @@ import aiohttp
 import pytest
 from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign import fields
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -29,6 +32,7 @@ from tests.conftest import Instance, StartInstance
 from tests.system import pki as test_pki
 from tests.system.pki import PIN, Pki
 from tests.system.test_audit_chain import verify_audit
+from tests.system.test_minutes_pdf import pdfa_identification, poppler
 from tests.system.test_notes import add, note
 from tests.system.test_record import http
 from tests.system.test_rounds import join as join_round
@@ -164,6 +168,15 @@ async def _sign_lock_and_add(web: Http, clients, pki: Pki, database_url: str, tm
     verdict = test_pki.pdfsig(pki, path)
     assert verdict.count("Signature Validation: Signature is Valid.") == 2, verdict
     assert verdict.count("Certificate Validation: Certificate is Trusted.") == 2, verdict
+    # Each shows in its block: the chair's and the secretary's empty fields are the ones filled.
+    reader = PdfFileReader(io.BytesIO(pdf), strict=False)
+    assert {name for name, _, _ in fields.enumerate_sig_fields(reader, filled_status=True)} == {"Chair", "Secretary"}
+    assert not list(fields.enumerate_sig_fields(reader, filled_status=False))
+    # Still PDF/A-2b after two incremental updates, every font embedded (the stamps' too).
+    metadata = poppler("pdfinfo", "-meta", str(path))
+    assert pdfa_identification(metadata) == ("2", "B")
+    fonts = poppler("pdffonts", str(path))
+    assert all(re.search(r"\byes\s+yes\s+yes\s+\d+\s+\d+\s*$", line) for line in fonts.splitlines()[2:]), fonts
     # The minutes anchor the audit chain: its head when they were generated is printed in them.
     text = text_of(pdf, tmp_path)
     assert "Phiên bản 1" in text, text
