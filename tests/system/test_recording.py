@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -419,14 +420,32 @@ async def test_kill_9_of_the_recording_instance_leaves_a_playable_segment_and_th
     assert frames >= 10 and segments[0]["duration_s"] >= 1.0, (frames, segments[0])
 
 
-async def test_a_relay_only_deployment_records_through_turn(start_instance, clients, turn: TurnServer) -> None:
+@pytest.mark.parametrize("transport", ["udp", "tls"])
+async def test_a_relay_only_deployment_records_through_turn(
+    start_instance, clients, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, transport: str
+) -> None:
     """With `ICE_TRANSPORT_POLICY=relay` the recorder, like the calls, reaches the participants
-    through coturn only: its offer names relay candidates only, and the file holds their picture."""
-    instance = await start_instance(**turn.settings())
+    through coturn only: its offer names relay candidates only, and the file holds their picture.
+    Over UDP, and over TLS (`turns:`, on 443 in a deployment, for hospitals whose firewalls pass
+    nothing else)."""
+    turn = TurnServer(tmp_path, tls=transport == "tls").start()
+    try:
+        if transport == "tls":
+            # The test's CA, trusted by OpenSSL's default context: aiortc's `turns:` on both ends.
+            monkeypatch.setenv("SSL_CERT_FILE", str(turn.tls_ca))
+        # The instance hands out this one address: a relay candidate can only come from it.
+        await _record_through(start_instance, clients, turn, turn.tls_url if transport == "tls" else turn.udp_url)
+    finally:
+        turn.stop()
+
+
+async def _record_through(start_instance, clients, turn: TurnServer, url: str) -> None:
+    instance = await start_instance(**turn.settings(url))
     token = await login(instance.url, "bavi.clinician")
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
         async with http.get(f"{instance.url}/api/ice-servers") as resp:
             network = await resp.json()
+    assert [server["urls"] for server in network["ice_servers"]] == [[url]], network
     clinician = await clients(instance, "bavi.clinician")
     surgeon = await clients(instance, "xanhpon.surgeon")
     await surgeon.next("session:state")
