@@ -63,23 +63,30 @@ class Token:
     expires: int = 0
 
 
+def _decode(secret: str, raw: str, audience: str, required: tuple[str, ...], expired: str, what: str) -> dict[str, Any]:
+    """The claims of a JWT of ours for `audience`, with `required` present; `unauthorized` with
+    `expired` once it has expired, or saying `what` is not valid."""
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            raw,
+            secret,
+            algorithms=[ALGORITHM],
+            audience=audience,
+            issuer=ISSUER,
+            options={"require": [*required, "iss", "aud"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise AppError("unauthorized", expired) from None
+    except jwt.InvalidTokenError:
+        raise AppError("unauthorized", f"{what} is not valid") from None
+    return claims
+
+
 def read_token(secret: str, token: Any) -> Token:
     """What a valid token says; `AppError("unauthorized")` for anything else."""
     if not isinstance(token, str) or not token:
         raise AppError("unauthorized", "a valid token is required")
-    try:
-        claims = jwt.decode(
-            token,
-            secret,
-            algorithms=[ALGORITHM],
-            audience=AUDIENCE,
-            issuer=ISSUER,
-            options={"require": ["exp", "sub", "iss", "aud"]},
-        )
-    except jwt.ExpiredSignatureError:
-        raise AppError("unauthorized", "the token has expired; log in again") from None
-    except jwt.InvalidTokenError:
-        raise AppError("unauthorized", "the token is not valid") from None
+    claims = _decode(secret, token, AUDIENCE, ("exp", "sub"), "the token has expired; log in again", "the token")
     subject = claims.get("sub")
     if not isinstance(subject, str):
         raise AppError("unauthorized", "the token is not valid")
@@ -133,19 +140,8 @@ def issue_playback_ticket(secret: str, recording_id: str, token: Token, now: flo
 def read_playback_ticket(secret: str, ticket: str, recording_id: str) -> PlaybackTicket:
     """What a valid ticket for `recording_id` says; `unauthorized` for an expired or invalid one,
     `forbidden` for a ticket of another recording."""
-    try:
-        claims = jwt.decode(
-            ticket,
-            secret,
-            algorithms=[ALGORITHM],
-            audience=PLAYBACK_AUDIENCE,
-            issuer=ISSUER,
-            options={"require": ["exp", "sub", "rec", "iss", "aud"]},
-        )
-    except jwt.ExpiredSignatureError:
-        raise AppError("unauthorized", "the playback link has expired; ask for a new one") from None
-    except jwt.InvalidTokenError:
-        raise AppError("unauthorized", "the playback link is not valid") from None
+    expired = "the playback link has expired; ask for a new one"
+    claims = _decode(secret, ticket, PLAYBACK_AUDIENCE, ("exp", "sub", "rec"), expired, "the playback link")
     subject, recording, generation, token_id = (claims.get(k) for k in ("sub", "rec", "gen", "sid"))
     if not isinstance(subject, str) or not isinstance(recording, str):
         raise AppError("unauthorized", "the playback link is not valid")
